@@ -1,0 +1,3 @@
+module github.com/nexus-broker/nexus/messages
+
+go 1.26.0

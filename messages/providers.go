@@ -1,0 +1,84 @@
+package messages
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// ProviderType is the kind of credential a provider issues.
+type ProviderType string
+
+const (
+	// ProviderOIDC: OpenID Connect; endpoints come from issuer discovery, and
+	// id_tokens are verified.
+	ProviderOIDC ProviderType = "oidc"
+	// ProviderOAuth2: plain OAuth 2.0 with explicit endpoints.
+	ProviderOAuth2 ProviderType = "oauth2"
+	// ProviderStatic: API keys and other secrets the user types in a hosted form.
+	ProviderStatic ProviderType = "static"
+)
+
+// Client authentication methods at the token endpoint (RFC 6749 section 2.3).
+const (
+	ClientSecretBasic = "client_secret_basic"
+	ClientSecretPost  = "client_secret_post"
+)
+
+// Provider is a provider document as operators register it. ClientSecret is
+// write-only: it is accepted on create and update, handed to the vault, and
+// never stored by admin nor returned; ClientSecretSet says whether the vault
+// holds one.
+type Provider struct {
+	ID      string       `json:"id"`
+	Name    string       `json:"name"`
+	Aliases []string     `json:"aliases"`
+	Type    ProviderType `json:"type"`
+
+	// OAuth2 / OIDC. For OIDC, Issuer alone is enough: discovery fills in the
+	// endpoints at registration (explicit ones, when given, must agree).
+	Issuer                string            `json:"issuer,omitempty"`
+	AuthorizationEndpoint string            `json:"authorization_endpoint,omitempty"`
+	TokenEndpoint         string            `json:"token_endpoint,omitempty"`
+	RevocationEndpoint    string            `json:"revocation_endpoint,omitempty"`
+	JWKSURI               string            `json:"jwks_uri,omitempty"`
+	ClientID              string            `json:"client_id,omitempty"`
+	ClientSecret          string            `json:"client_secret,omitempty"`
+	ClientSecretSet       bool              `json:"client_secret_set"`
+	ClientAuthMethod      string            `json:"client_auth_method,omitempty"`
+	Scopes                []string          `json:"scopes"`
+	AuthorizationParams   map[string]string `json:"authorization_params,omitempty"`
+
+	// Static credentials: the JSON Schema (draft 2020-12) of what the user
+	// supplies, and how the Gateway applies it.
+	CredentialSchema json.RawMessage `json:"credential_schema,omitempty"`
+	Strategy         *Strategy       `json:"strategy,omitempty"`
+
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ProviderRef names a provider by id, name or alias. Body of providers.get and
+// providers.delete.
+type ProviderRef struct {
+	Provider string `json:"provider"`
+}
+
+// ProviderUpdate is the body of providers.update: the provider to change (id,
+// name or alias) and a JSON merge patch (RFC 7396) over its document.
+type ProviderUpdate struct {
+	Provider string          `json:"provider"`
+	Patch    json.RawMessage `json:"patch"`
+}
+
+// ListProvidersRequest is the body of providers.list.
+type ListProvidersRequest struct {
+	Type   ProviderType `json:"type,omitempty"`
+	Limit  int          `json:"limit,omitempty"`
+	Cursor string       `json:"cursor,omitempty"`
+}
+
+// ListProvidersReply is one page of providers.
+type ListProvidersReply struct {
+	Providers  []Provider `json:"providers"`
+	NextCursor string     `json:"next_cursor"`
+}

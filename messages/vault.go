@@ -1,0 +1,77 @@
+package messages
+
+import "log/slog"
+
+// Internal messages between the broker's own services and the vault. They are
+// not part of the Gateway's contract; deploy/nats grants the v1.vault.*
+// subjects to the handshake and admin users only.
+
+// VaultCreateConnection starts a pending connection (handshake -> vault). With
+// ConnectionID set it re-opens that connection for a new consent instead; the
+// vault checks it belongs to the same workspace and provider.
+type VaultCreateConnection struct {
+	ConnectionID string         `json:"connection_id,omitempty"`
+	ProviderID   string         `json:"provider_id"`
+	WorkspaceID  string         `json:"workspace_id"`
+	Scopes       []string       `json:"scopes"`
+	Metadata     map[string]any `json:"metadata,omitempty"`
+}
+
+// VaultExchange asks the vault to redeem an authorization code (handshake ->
+// vault). The code and verifier are single-use secrets; they cross the bus once.
+type VaultExchange struct {
+	ConnectionID string `json:"connection_id"`
+	Code         string `json:"code"`
+	CodeVerifier string `json:"code_verifier"`
+	RedirectURI  string `json:"redirect_uri"`
+	// Nonce is the value sent in the authorization request; an OIDC provider's
+	// id_token must carry it.
+	Nonce string `json:"nonce,omitempty"`
+}
+
+// LogValue keeps the code and verifier out of logs.
+func (v VaultExchange) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("connection_id", v.ConnectionID), slog.String("code", "[redacted]"))
+}
+
+// VaultFailConnection marks a pending connection failed (consent refused,
+// callback rejected).
+type VaultFailConnection struct {
+	ConnectionID string `json:"connection_id"`
+	Reason       Reason `json:"reason"`
+}
+
+// VaultClient is a provider's client registration as the vault needs it to
+// talk to the provider's token and revocation endpoints (admin -> vault).
+// The vault keeps the endpoints with the sealed secret so the secret is only
+// ever sent where it was registered to go. An empty ClientSecret on update
+// keeps the stored one.
+type VaultClient struct {
+	ProviderID         string       `json:"provider_id"`
+	ProviderName       string       `json:"provider_name"`
+	Type               ProviderType `json:"type"`
+	ClientID           string       `json:"client_id,omitempty"`
+	ClientSecret       string       `json:"client_secret,omitempty"`
+	ClientAuthMethod   string       `json:"client_auth_method,omitempty"`
+	Issuer             string       `json:"issuer,omitempty"`
+	TokenEndpoint      string       `json:"token_endpoint,omitempty"`
+	RevocationEndpoint string       `json:"revocation_endpoint,omitempty"`
+	JWKSURI            string       `json:"jwks_uri,omitempty"`
+	Strategy           *Strategy    `json:"strategy,omitempty"`
+}
+
+// LogValue keeps the client secret out of logs.
+func (v VaultClient) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("provider_id", v.ProviderID), slog.String("client_id", v.ClientID), slog.String("client_secret", "[redacted]"))
+}
+
+// VaultClientReply confirms what the vault holds for a provider.
+type VaultClientReply struct {
+	ProviderID      string `json:"provider_id"`
+	ClientSecretSet bool   `json:"client_secret_set"`
+}
+
+// VaultClientRef names a provider's client registration (clients.delete).
+type VaultClientRef struct {
+	ProviderID string `json:"provider_id"`
+}

@@ -1,0 +1,67 @@
+// Package pg connects to PostgreSQL and applies a service's embedded migrations.
+package pg
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/tern/v2/migrate"
+)
+
+// Connect opens a pool and checks the server answers.
+func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres at %s does not answer: %w", redactURL(cfg.ConnConfig), err)
+	}
+	return pool, nil
+}
+
+func redactURL(c *pgx.ConnConfig) string { return fmt.Sprintf("%s:%d/%s", c.Host, c.Port, c.Database) }
+
+// Migrate applies the numbered SQL files in migrations (001_name.sql, ...) to
+// schema, each in its own transaction, recording the version in
+// <schema>.schema_version. Concurrent replicas are serialised by an advisory lock.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations fs.FS) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", schema, err)
+	}
+	defer conn.Release()
+	c := conn.Conn()
+	if _, err := c.Exec(ctx, "select pg_advisory_lock(hashtext($1))", "nexus-migrate-"+schema); err != nil {
+		return fmt.Errorf("migrate %s: lock: %w", schema, err)
+	}
+	defer c.Exec(context.WithoutCancel(ctx), "select pg_advisory_unlock(hashtext($1))", "nexus-migrate-"+schema) //nolint:errcheck
+	if _, err := c.Exec(ctx, "create schema if not exists "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return fmt.Errorf("migrate %s: create schema: %w", schema, err)
+	}
+	m, err := migrate.NewMigrator(ctx, c, schema+".schema_version")
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", schema, err)
+	}
+	if err := m.LoadMigrations(migrations); err != nil {
+		return fmt.Errorf("migrate %s: load: %w", schema, err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate %s: %w", schema, err)
+	}
+	return nil
+}
