@@ -1,0 +1,140 @@
+// Package system runs every Nexus Broker service in one process: the
+// all-in-one launcher behind `make run`, the end-to-end tests and the
+// benchmark all start the broker through Start.
+package system
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/nexus-broker/nexus/services/admin"
+	"github.com/nexus-broker/nexus/services/handshake"
+	"github.com/nexus-broker/nexus/services/vault"
+	"github.com/nexus-broker/nexus/shared/config"
+	"github.com/nexus-broker/nexus/shared/httpserver"
+)
+
+// Lookup reads one configuration variable, like os.LookupEnv.
+type Lookup func(string) (string, bool)
+
+// Overlay returns a lookup that answers from m first, then from base.
+func Overlay(base Lookup, m map[string]string) Lookup {
+	return func(k string) (string, bool) {
+		if v, ok := m[k]; ok {
+			return v, true
+		}
+		if base == nil {
+			return "", false
+		}
+		return base(k)
+	}
+}
+
+// System is a running broker: vault, admin and handshake, each with its own
+// NATS connection and HTTP listener, as if they were separate processes.
+type System struct {
+	Vault     *vault.Service
+	Admin     *admin.Service
+	Handshake *handshake.Service
+
+	// HTTP listeners, by service name.
+	Listeners map[string]net.Listener
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	log    *slog.Logger
+}
+
+// Addrs says where each service's HTTP listener is.
+type Addrs struct {
+	Handshake, Admin, Vault string
+}
+
+// Start validates every service's configuration at once (each service reads
+// only its own variables from env), then starts vault, admin and handshake in
+// that order and serves their HTTP handlers on the listeners given (or on
+// their HTTP_ADDR when a listener is nil).
+func Start(ctx context.Context, env Lookup, listeners map[string]net.Listener, log *slog.Logger) (*System, error) {
+	l := config.FromFunc(env)
+	vcfg := vault.LoadConfig(l)
+	acfg := admin.LoadConfig(l)
+	hcfg := handshake.LoadConfig(l)
+	if err := l.Err(); err != nil {
+		return nil, err
+	}
+	// All three read HTTP_ADDR; in one process each needs its own port.
+	vcfg.HTTPAddr = envOr(env, "VAULT_HTTP_ADDR", "127.0.0.1:8082")
+	acfg.HTTPAddr = envOr(env, "ADMIN_HTTP_ADDR", "127.0.0.1:8081")
+	hcfg.HTTPAddr = envOr(env, "HANDSHAKE_HTTP_ADDR", "127.0.0.1:8080")
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s := &System{cancel: cancel, log: log, Listeners: map[string]net.Listener{}}
+	var err error
+	if s.Vault, err = vault.Start(ctx, vcfg, log.With("service", "vault")); err != nil {
+		return nil, s.fail(fmt.Errorf("vault: %w", err))
+	}
+	if s.Admin, err = admin.Start(ctx, acfg, log.With("service", "admin")); err != nil {
+		return nil, s.fail(fmt.Errorf("admin: %w", err))
+	}
+	if s.Handshake, err = handshake.Start(ctx, hcfg, log.With("service", "handshake")); err != nil {
+		return nil, s.fail(fmt.Errorf("handshake: %w", err))
+	}
+	for _, svc := range []struct {
+		name    string
+		addr    string
+		handler http.Handler
+	}{
+		{"vault", vcfg.HTTPAddr, s.Vault.Handler()},
+		{"admin", acfg.HTTPAddr, s.Admin.Handler()},
+		{"handshake", hcfg.HTTPAddr, s.Handshake.Handler()},
+	} {
+		ln := listeners[svc.name]
+		if ln == nil {
+			if ln, err = net.Listen("tcp", svc.addr); err != nil {
+				return nil, s.fail(fmt.Errorf("%s: listen on %s: %w", svc.name, svc.addr, err))
+			}
+		}
+		s.Listeners[svc.name] = ln
+		s.wg.Add(1)
+		go func(name string, ln net.Listener, h http.Handler) {
+			defer s.wg.Done()
+			if err := httpserver.Serve(runCtx, ln, h, log.With("service", name)); err != nil {
+				log.Error("http server stopped", "service", name, "err", err)
+			}
+		}(svc.name, ln, svc.handler)
+	}
+	return s, nil
+}
+
+func envOr(env Lookup, k, def string) string {
+	if v, ok := env(k); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func (s *System) fail(err error) error {
+	return errors.Join(err, s.Close(context.Background()))
+}
+
+// Close stops the HTTP servers, then the services in reverse order.
+func (s *System) Close(ctx context.Context) error {
+	s.cancel() // Serve shuts each HTTP server down and closes its listener.
+	s.wg.Wait()
+	var errs []error
+	if s.Handshake != nil {
+		errs = append(errs, s.Handshake.Close(ctx))
+	}
+	if s.Admin != nil {
+		errs = append(errs, s.Admin.Close(ctx))
+	}
+	if s.Vault != nil {
+		errs = append(errs, s.Vault.Close(ctx))
+	}
+	return errors.Join(errs...)
+}

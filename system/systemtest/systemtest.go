@@ -1,0 +1,223 @@
+// Package systemtest stands up the whole broker against real infrastructure
+// and a real OAuth2/OIDC provider, and drives it as a Gateway and a browser
+// would. The end-to-end tests and the benchmark use it.
+package systemtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/natsx"
+	"github.com/nexus-broker/nexus/system"
+	"github.com/nexus-broker/nexus/testing/oidcprovider"
+)
+
+// Infra is where the real servers are: an embedded NATS, a fresh PostgreSQL
+// database and Redis.
+type Infra struct {
+	NATSURL     string
+	DatabaseURL string
+	RedisURL    string
+	// Keys, base64 32 bytes each.
+	EncryptionKey string
+	StateKey      string
+	// APIKeys are all valid; the Gateway presents the first.
+	APIKeys []string
+	// Extra environment for the services.
+	Env map[string]string
+	Log *slog.Logger
+}
+
+// Broker is a running broker with its provider and the agent app users return to.
+type Broker struct {
+	Sys      *system.System
+	Provider *oidcprovider.Server
+	// Gateway calls the broker's subjects with the first API key.
+	Gateway *natsx.Client
+	NC      *nats.Conn
+	// PublicURL is the handshake edge; AdminURL the operator API.
+	PublicURL, AdminURL string
+	Agent               *Agent
+	Env                 map[string]string
+
+	closers []func()
+}
+
+// ClientID and ClientSecret are the broker's registration at the test provider.
+const (
+	ClientID     = "nexus-broker"
+	ClientSecret = "client-secret-0f8a1d6e5c4b3a29"
+)
+
+// Start runs provider, agent and broker. The provider's client is registered
+// for the handshake's callback; the caller registers the provider with admin.
+func Start(ctx context.Context, in Infra, popts oidcprovider.Options) (*Broker, error) {
+	b := &Broker{}
+	fail := func(err error) (*Broker, error) { b.Close(); return nil, err }
+
+	p, err := oidcprovider.New(popts)
+	if err != nil {
+		return fail(err)
+	}
+	b.Provider = p
+	b.closers = append(b.closers, p.Close)
+	b.Agent = newAgent()
+	b.closers = append(b.closers, b.Agent.srv.Close)
+
+	listeners := map[string]net.Listener{}
+	for _, name := range []string{"vault", "admin", "handshake"} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fail(err)
+		}
+		listeners[name] = ln
+	}
+	b.PublicURL = "http://" + listeners["handshake"].Addr().String()
+	b.AdminURL = "http://" + listeners["admin"].Addr().String()
+	if err := p.AddClient(oidcprovider.Client{ID: ClientID, Secret: ClientSecret, RedirectURIs: []string{b.PublicURL + "/v1/callback"}}); err != nil {
+		return fail(err)
+	}
+
+	keys := ""
+	for i, k := range in.APIKeys {
+		if i > 0 {
+			keys += ","
+		}
+		keys += k
+	}
+	env := map[string]string{
+		"NATS_URL":            in.NATSURL,
+		"DATABASE_URL":        in.DatabaseURL,
+		"REDIS_URL":           in.RedisURL,
+		"ENCRYPTION_KEY":      in.EncryptionKey,
+		"STATE_KEY":           in.StateKey,
+		"API_KEY":             keys,
+		"PUBLIC_URL":          b.PublicURL,
+		"ALLOWED_RETURN_URLS": b.Agent.URL + "/return",
+		"LOG_LEVEL":           "warn",
+	}
+	for k, v := range in.Env {
+		env[k] = v
+	}
+	b.Env = env
+	log := in.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sys, err := system.Start(ctx, system.Overlay(nil, env), listeners, log)
+	if err != nil {
+		for _, ln := range listeners {
+			ln.Close()
+		}
+		return fail(err)
+	}
+	b.Sys = sys
+	b.closers = append(b.closers, func() { _ = sys.Close(context.Background()) })
+
+	nc, err := nats.Connect(in.NATSURL, nats.Name("gateway"))
+	if err != nil {
+		return fail(err)
+	}
+	b.NC = nc
+	b.closers = append(b.closers, nc.Close)
+	b.Gateway = &natsx.Client{NC: nc, Prefix: messages.DefaultPrefix, APIKey: in.APIKeys[0]}
+	return b, nil
+}
+
+// Close stops everything Start started, in reverse order.
+func (b *Broker) Close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+	b.closers = nil
+}
+
+// RegisterOIDC registers the test provider with admin by issuer alone.
+func (b *Broker) RegisterOIDC(ctx context.Context, name string, aliases ...string) (messages.Provider, error) {
+	var out messages.Provider
+	err := b.Gateway.Request(ctx, messages.SubjectProvidersCreate, messages.Provider{
+		Name:         name,
+		Aliases:      aliases,
+		Type:         messages.ProviderOIDC,
+		Issuer:       b.Provider.Issuer(),
+		ClientID:     ClientID,
+		ClientSecret: ClientSecret,
+		Scopes:       []string{"openid", "offline_access", "profile"},
+	}, &out)
+	return out, err
+}
+
+// Begin starts a consent for workspace on provider, returning to the agent.
+func (b *Broker) Begin(ctx context.Context, provider, workspace string) (messages.BeginReply, error) {
+	var out messages.BeginReply
+	err := b.Gateway.Request(ctx, messages.SubjectHandshakeBegin, messages.BeginRequest{
+		Provider: provider, WorkspaceID: workspace, ReturnURL: b.Agent.URL + "/return?app=1",
+	}, &out)
+	return out, err
+}
+
+// Connect runs a whole consent: begin, then a browser through the provider
+// and back. It returns the query the agent's return_url received.
+func (b *Broker) Connect(ctx context.Context, provider, workspace string) (url.Values, error) {
+	begin, err := b.Begin(ctx, provider, workspace)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := NewBrowser().Get(begin.AuthURL)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.Request.URL.Path != "/return" {
+		body, _ := io.ReadAll(resp.Body)
+		return nil, fmt.Errorf("browser ended at %s (%d): %s", resp.Request.URL.Redacted(), resp.StatusCode, body)
+	}
+	return resp.Request.URL.Query(), nil
+}
+
+// NewBrowser is an HTTP client that keeps cookies and follows redirects, as a
+// browser does.
+func NewBrowser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 20 * time.Second}
+}
+
+// Agent is the agent's web app that users are sent back to.
+type Agent struct {
+	URL string
+	srv *httptest.Server
+
+	mu   sync.Mutex
+	hits []url.Values
+}
+
+func newAgent() *Agent {
+	a := &Agent{}
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		a.hits = append(a.hits, r.URL.Query())
+		a.mu.Unlock()
+		fmt.Fprintln(w, "back at the agent")
+	}))
+	a.URL = a.srv.URL
+	return a
+}
+
+// Hits returns the queries the agent's pages were opened with.
+func (a *Agent) Hits() []url.Values {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]url.Values(nil), a.hits...)
+}
