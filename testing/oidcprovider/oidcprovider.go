@@ -119,6 +119,7 @@ type Server struct {
 	refreshUses     map[string]int
 	revocations     []string
 	authorizeReqs   []url.Values
+	issued          Issued
 	closeOnce       sync.Once
 	serveErrChannel chan error
 }
@@ -428,23 +429,23 @@ func cloneValues(v url.Values) url.Values {
 
 func (s *Server) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                s.issuer,
-		"authorization_endpoint":                s.issuer + "/authorize",
-		"token_endpoint":                        s.issuer + "/token",
-		"revocation_endpoint":                   s.issuer + "/revoke",
-		"introspection_endpoint":                s.issuer + "/introspect",
-		"userinfo_endpoint":                     s.issuer + "/userinfo",
-		"jwks_uri":                              s.issuer + "/jwks",
-		"response_types_supported":              []string{"code"},
-		"response_modes_supported":              []string{"query"},
-		"grant_types_supported":                 []string{"authorization_code", "refresh_token"},
-		"subject_types_supported":               []string{"public"},
-		"code_challenge_methods_supported":      []string{"S256"},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post"},
-		"id_token_signing_alg_values_supported":         []string{"RS256"},
-		"scopes_supported":                              DefaultScopes,
-		"claims_supported":                              []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash"},
+		"issuer":                                         s.issuer,
+		"authorization_endpoint":                         s.issuer + "/authorize",
+		"token_endpoint":                                 s.issuer + "/token",
+		"revocation_endpoint":                            s.issuer + "/revoke",
+		"introspection_endpoint":                         s.issuer + "/introspect",
+		"userinfo_endpoint":                              s.issuer + "/userinfo",
+		"jwks_uri":                                       s.issuer + "/jwks",
+		"response_types_supported":                       []string{"code"},
+		"response_modes_supported":                       []string{"query"},
+		"grant_types_supported":                          []string{"authorization_code", "refresh_token"},
+		"subject_types_supported":                        []string{"public"},
+		"code_challenge_methods_supported":               []string{"S256"},
+		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post"},
+		"revocation_endpoint_auth_methods_supported":     []string{"client_secret_basic", "client_secret_post"},
+		"id_token_signing_alg_values_supported":          []string{"RS256"},
+		"scopes_supported":                               DefaultScopes,
+		"claims_supported":                               []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash"},
 		"authorization_response_iss_parameter_supported": true,
 	})
 }
@@ -670,7 +671,45 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			resp.SetExtra("id_token", tampered)
 		}
 	}
+	s.recordIssued(resp)
 	s.provider.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// Issued lists, in plaintext, every token the provider has handed out, so a
+// test can look for them where they must never be (the bus, the database).
+type Issued struct {
+	AccessTokens, RefreshTokens, IDTokens []string
+}
+
+// Counts summarises an Issued without printing any token.
+func (i Issued) Counts() string {
+	return fmt.Sprintf("%d access, %d refresh, %d id tokens", len(i.AccessTokens), len(i.RefreshTokens), len(i.IDTokens))
+}
+
+func (s *Server) recordIssued(resp fosite.AccessResponder) {
+	m := resp.ToMap()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at := resp.GetAccessToken(); at != "" {
+		s.issued.AccessTokens = append(s.issued.AccessTokens, at)
+	}
+	if rt, ok := m["refresh_token"].(string); ok && rt != "" {
+		s.issued.RefreshTokens = append(s.issued.RefreshTokens, rt)
+	}
+	if it, ok := resp.GetExtra("id_token").(string); ok && it != "" {
+		s.issued.IDTokens = append(s.issued.IDTokens, it)
+	}
+}
+
+// Issued returns a copy of every token issued so far.
+func (s *Server) Issued() Issued {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Issued{
+		AccessTokens:  slices.Clone(s.issued.AccessTokens),
+		RefreshTokens: slices.Clone(s.issued.RefreshTokens),
+		IDTokens:      slices.Clone(s.issued.IDTokens),
+	}
 }
 
 // tamperIDToken applies pending MutateNextIDToken / SignNextIDTokenWithForeignKey
