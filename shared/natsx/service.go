@@ -162,7 +162,17 @@ func (s *Service) fail(subject string, req micro.Request, err error) messages.Er
 		s.cfg.Log.Error("request failed", "subject", subject, "code", e.Code, "err", err)
 	}
 	body, _ := json.Marshal(messages.ErrorBody{Error: e})
-	if rerr := req.Error(strconv.Itoa(e.Code.Status()), e.Message, body); rerr != nil {
+	// Not req.Error: it records the error in the request, which micro reads
+	// for its stats as soon as the (asynchronous) handler has been started,
+	// a data race. The reply is the same: micro's error headers and the body.
+	desc := e.Message
+	if desc == "" {
+		desc = string(e.Code)
+	}
+	if rerr := req.Respond(body, micro.WithHeaders(micro.Headers{
+		micro.ErrorHeader:     {desc},
+		micro.ErrorCodeHeader: {strconv.Itoa(e.Code.Status())},
+	})); rerr != nil {
 		s.cfg.Log.Error("error reply failed", "subject", subject, "err", rerr)
 	}
 	return e.Code

@@ -1,0 +1,119 @@
+// Package api answers the vault's NATS subjects: one file per area
+// (connections, tokens, exchange, clients). Handlers decode and validate the
+// request, call the store, the provider client and the refresher, and map
+// every error to the contract in one place (errors.go).
+package api
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault/internal/cache"
+	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
+	"github.com/nexus-broker/nexus/services/vault/internal/provider"
+	"github.com/nexus-broker/nexus/services/vault/internal/refresh"
+	"github.com/nexus-broker/nexus/services/vault/internal/store"
+	"github.com/nexus-broker/nexus/shared/natsx"
+)
+
+// Store is the storage the handlers use; each file declares its part.
+type Store interface {
+	connectionStore
+	tokenStore
+	exchangeStore
+	clientStore
+}
+
+// Provider is what the handlers ask of providers.
+type Provider interface {
+	Exchange(ctx context.Context, cl store.Client, r provider.ExchangeRequest) (store.Tokens, error)
+	Revoke(ctx context.Context, cl store.Client, token keyring.Secret, hint string) error
+}
+
+// Refresher renews tokens (internal/refresh).
+type Refresher interface {
+	Refresh(ctx context.Context, id, providerID string, need refresh.Need) (refresh.Result, error)
+}
+
+var (
+	_ Store     = (*store.Store)(nil)
+	_ Provider  = (*provider.Client)(nil)
+	_ Refresher = (*refresh.Refresher)(nil)
+)
+
+// Deps are the handlers' collaborators.
+type Deps struct {
+	Store     Store
+	Provider  Provider
+	Refresher Refresher
+	Cache     *cache.Cache
+	// Invalidate drops a connection from every replica's cache (this one's
+	// at once, the others' by broadcast).
+	Invalidate func(id string)
+	Log        *slog.Logger
+	Now        func() time.Time
+}
+
+// Handlers answers the vault's subjects.
+type Handlers struct {
+	Deps
+}
+
+// New returns the handlers.
+func New(d Deps) *Handlers {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Invalidate == nil {
+		d.Invalidate = d.Cache.Invalidate
+	}
+	return &Handlers{Deps: d}
+}
+
+// Register adds every endpoint to svc.
+func (h *Handlers) Register(svc *natsx.Service) error {
+	endpoints := []struct {
+		subject string
+		fn      natsx.Handler
+	}{
+		{messages.SubjectConnectionsGet, h.getConnection},
+		{messages.SubjectConnectionsList, h.listConnections},
+		{messages.SubjectConnectionsRevoke, h.revokeConnection},
+		{messages.SubjectTokensGet, h.getToken},
+		{messages.SubjectTokensRefresh, h.refreshToken},
+		{messages.SubjectVaultConnectionsCreate, h.createConnection},
+		{messages.SubjectVaultConnectionsFail, h.failConnection},
+		{messages.SubjectVaultExchange, h.exchange},
+		{messages.SubjectVaultClientsPut, h.putClient},
+		{messages.SubjectVaultClientsDelete, h.deleteClient},
+	}
+	for _, e := range endpoints {
+		if err := svc.Handle(e.subject, h.mapped(e.fn)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mapped runs fn and turns its error into the contract's (errors.go).
+func (h *Handlers) mapped(fn natsx.Handler) natsx.Handler {
+	return func(ctx context.Context, req micro.Request) (any, error) {
+		reply, err := fn(ctx, req)
+		if err != nil {
+			return nil, h.contractError(err)
+		}
+		return reply, nil
+	}
+}
+
+// inWorkspace answers not_found for a connection of another workspace.
+func inWorkspace(c store.Connection, workspaceID string) error {
+	if workspaceID != "" && c.WorkspaceID != workspaceID {
+		return store.ErrNotFound
+	}
+	return nil
+}

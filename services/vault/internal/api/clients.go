@@ -1,0 +1,129 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/url"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
+	"github.com/nexus-broker/nexus/services/vault/internal/provider"
+	"github.com/nexus-broker/nexus/services/vault/internal/store"
+	"github.com/nexus-broker/nexus/shared/natsx"
+)
+
+type clientStore interface {
+	GetClient(ctx context.Context, providerID string) (store.Client, error)
+	PutClient(ctx context.Context, c store.Client) (store.Client, error)
+	DeleteClient(ctx context.Context, providerID string) error
+}
+
+// vault.clients.put: create or replace a provider's client registration.
+func (h *Handlers) putClient(ctx context.Context, req micro.Request) (any, error) {
+	var r messages.VaultClient
+	if err := natsx.Decode(req.Data(), &r); err != nil {
+		return nil, err
+	}
+	if err := validateClient(&r); err != nil {
+		return nil, err
+	}
+	// The secret may only go where it was registered to go: moving the
+	// token or revocation endpoint to another origin needs the secret again.
+	if r.ClientSecret == "" {
+		old, err := h.Store.GetClient(ctx, r.ProviderID)
+		switch {
+		case err == nil:
+			if old.ClientSecretSet && (origin(old.TokenEndpoint) != origin(r.TokenEndpoint) ||
+				(old.RevocationEndpoint != "" && r.RevocationEndpoint != "" && origin(old.RevocationEndpoint) != origin(r.RevocationEndpoint))) {
+				return nil, messages.Errorf(messages.CodeInvalidRequest, "the token or revocation endpoint moves to another origin: send client_secret again")
+			}
+		case !errors.Is(err, store.ErrProviderNotFound):
+			return nil, err
+		}
+	}
+	c, err := h.Store.PutClient(ctx, store.Client{
+		ProviderID: r.ProviderID, ProviderName: r.ProviderName, Type: r.Type, ClientID: r.ClientID,
+		ClientSecret: keyring.Secret(r.ClientSecret), ClientAuthMethod: r.ClientAuthMethod, Issuer: r.Issuer,
+		TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint, JWKSURI: r.JWKSURI, Strategy: r.Strategy,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.Log.Info("provider client stored", "client", r)
+	return messages.VaultClientReply{ProviderID: c.ProviderID, ClientSecretSet: c.ClientSecretSet}, nil
+}
+
+func validateClient(r *messages.VaultClient) error {
+	bad := func(format string, args ...any) error {
+		return messages.Errorf(messages.CodeInvalidRequest, format, args...)
+	}
+	if r.ProviderID == "" || len(r.ProviderID) > 200 {
+		return bad("provider_id is required (at most 200 characters)")
+	}
+	if r.ProviderName == "" {
+		return bad("provider_name is required")
+	}
+	switch r.Type {
+	case messages.ProviderStatic:
+		return nil
+	case messages.ProviderOAuth2, messages.ProviderOIDC:
+	default:
+		return bad("type must be oidc, oauth2 or static")
+	}
+	if r.ClientID == "" {
+		return bad("client_id is required")
+	}
+	switch r.ClientAuthMethod {
+	case "":
+		r.ClientAuthMethod = messages.ClientSecretBasic
+	case messages.ClientSecretBasic, messages.ClientSecretPost:
+	default:
+		return bad("client_auth_method must be %s or %s", messages.ClientSecretBasic, messages.ClientSecretPost)
+	}
+	urls := []struct {
+		name, value string
+		required    bool
+	}{
+		{"token_endpoint", r.TokenEndpoint, true},
+		{"revocation_endpoint", r.RevocationEndpoint, false},
+		{"issuer", r.Issuer, r.Type == messages.ProviderOIDC},
+		{"jwks_uri", r.JWKSURI, r.Type == messages.ProviderOIDC},
+	}
+	for _, u := range urls {
+		if u.value == "" {
+			if u.required {
+				return bad("%s is required for a %s provider", u.name, r.Type)
+			}
+			continue
+		}
+		if err := provider.CheckURL(u.value); err != nil {
+			return bad("%s: %v", u.name, err)
+		}
+	}
+	return nil
+}
+
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// vault.clients.delete: refused while live connections use the client.
+func (h *Handlers) deleteClient(ctx context.Context, req micro.Request) (any, error) {
+	var r messages.VaultClientRef
+	if err := natsx.Decode(req.Data(), &r); err != nil {
+		return nil, err
+	}
+	if r.ProviderID == "" {
+		return nil, messages.Errorf(messages.CodeInvalidRequest, "provider_id is required")
+	}
+	if err := h.Store.DeleteClient(ctx, r.ProviderID); err != nil {
+		return nil, err
+	}
+	return messages.VaultClientReply{ProviderID: r.ProviderID, ClientSecretSet: false}, nil
+}

@@ -1,0 +1,224 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault/internal/provider"
+	"github.com/nexus-broker/nexus/services/vault/internal/store"
+	"github.com/nexus-broker/nexus/shared/natsx"
+)
+
+type connectionStore interface {
+	GetConnection(ctx context.Context, id string) (store.Connection, error)
+	ListConnections(ctx context.Context, f store.ListFilter) ([]store.Connection, bool, error)
+	CreateConnection(ctx context.Context, n store.NewConnection) (store.Connection, error)
+	ReopenConnection(ctx context.Context, id string, n store.NewConnection) (store.Connection, error)
+	WithLock(ctx context.Context, id string, fn func(ctx context.Context, l *store.Locked) error) (store.Connection, error)
+	GetClient(ctx context.Context, providerID string) (store.Client, error)
+}
+
+// revokeTimeout bounds the call to the provider's revocation endpoint.
+const revokeTimeout = 5 * time.Second
+
+// connections.get
+func (h *Handlers) getConnection(ctx context.Context, req micro.Request) (any, error) {
+	var r messages.ConnectionRef
+	if err := natsx.Decode(req.Data(), &r); err != nil {
+		return nil, err
+	}
+	c, err := h.Store.GetConnection(ctx, r.ConnectionID)
+	if err != nil {
+		return nil, err
+	}
+	if err := inWorkspace(c, r.WorkspaceID); err != nil {
+		return nil, err
+	}
+	return c.Message(), nil
+}
+
+const cursorPrefix = "c1:"
+
+func encodeCursor(id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + id))
+}
+
+func decodeCursor(s string) (string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return "", false
+	}
+	id, ok := strings.CutPrefix(string(b), cursorPrefix)
+	return id, ok && id != ""
+}
+
+// connections.list
+func (h *Handlers) listConnections(ctx context.Context, req micro.Request) (any, error) {
+	var r messages.ListConnectionsRequest
+	if err := natsx.Decode(req.Data(), &r); err != nil {
+		return nil, err
+	}
+	f := store.ListFilter{WorkspaceID: r.WorkspaceID, Provider: r.Provider, Status: r.Status, Limit: r.Limit}
+	switch {
+	case r.Limit < 0:
+		return nil, messages.Errorf(messages.CodeInvalidRequest, "limit must be between 1 and %d", messages.MaxListLimit)
+	case r.Limit == 0:
+		f.Limit = messages.DefaultListLimit
+	case r.Limit > messages.MaxListLimit:
+		f.Limit = messages.MaxListLimit
+	}
+	if r.Status != "" && !r.Status.Valid() {
+		return nil, messages.Errorf(messages.CodeInvalidRequest, "unknown status %q", r.Status)
+	}
+	if r.Cursor != "" {
+		id, ok := decodeCursor(r.Cursor)
+		if !ok {
+			return nil, messages.Errorf(messages.CodeInvalidRequest, "invalid cursor")
+		}
+		f.AfterID = id
+	}
+	conns, more, err := h.Store.ListConnections(ctx, f)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, messages.Errorf(messages.CodeInvalidRequest, "invalid cursor")
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := messages.ListConnectionsReply{Connections: make([]messages.Connection, 0, len(conns))}
+	for _, c := range conns {
+		out.Connections = append(out.Connections, c.Message())
+	}
+	if more {
+		out.NextCursor = encodeCursor(conns[len(conns)-1].ID)
+	}
+	return out, nil
+}
+
+// connections.revoke: revoke at the provider (RFC 7009) when it can, wipe
+// the secrets, mark revoked, and stop every replica serving it.
+func (h *Handlers) revokeConnection(ctx context.Context, req micro.Request) (any, error) {
+	var r messages.ConnectionRef
+	if err := natsx.Decode(req.Data(), &r); err != nil {
+		return nil, err
+	}
+	c, err := h.Store.GetConnection(ctx, r.ConnectionID)
+	if err != nil {
+		return nil, err
+	}
+	if err := inWorkspace(c, r.WorkspaceID); err != nil {
+		return nil, err
+	}
+	if c.Status == messages.StatusRevoked {
+		return c.Message(), nil
+	}
+	cl, clErr := h.Store.GetClient(ctx, c.ProviderID)
+	revoked := false
+	c, err = h.Store.WithLock(ctx, c.ID, func(ctx context.Context, l *store.Locked) error {
+		if l.Conn.Status == messages.StatusRevoked {
+			return nil
+		}
+		if clErr == nil {
+			h.revokeAtProvider(ctx, cl, l)
+		}
+		revoked = true
+		return l.Revoke(ctx)
+	})
+	if revoked {
+		h.Invalidate(c.ID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.Message(), nil
+}
+
+// revokeAtProvider presents the refresh token (or the access token when
+// there is none) to the provider's revocation endpoint. A failure is logged
+// and does not stop the local revocation.
+func (h *Handlers) revokeAtProvider(ctx context.Context, cl store.Client, l *store.Locked) {
+	if cl.RevocationEndpoint == "" {
+		return
+	}
+	t, err := l.Tokens()
+	if err != nil {
+		h.Log.Error("revoke: cannot open the connection's tokens; revoking locally only", "connection_id", l.Conn.ID, "err", err)
+		return
+	}
+	token, hint := t.Refresh, "refresh_token"
+	if token.IsZero() {
+		token, hint = t.Access, "access_token"
+	}
+	if token.IsZero() {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, revokeTimeout)
+	defer cancel()
+	if err := h.Provider.Revoke(rctx, cl, token, hint); err != nil && !errors.Is(err, provider.ErrNoRevocationEndpoint) {
+		h.Log.Warn("revoke at provider failed; revoked locally", "connection_id", l.Conn.ID, "provider_id", cl.ProviderID, "err", err)
+	}
+}
+
+// vault.connections.create: a pending connection, or an existing one
+// prepared for a new consent.
+func (h *Handlers) createConnection(ctx context.Context, req micro.Request) (any, error) {
+	var r messages.VaultCreateConnection
+	if err := natsx.Decode(req.Data(), &r); err != nil {
+		return nil, err
+	}
+	if r.ProviderID == "" || r.WorkspaceID == "" {
+		return nil, messages.Errorf(messages.CodeInvalidRequest, "provider_id and workspace_id are required")
+	}
+	for _, s := range r.Scopes {
+		if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t\r\n") {
+			return nil, messages.Errorf(messages.CodeInvalidRequest, "scopes must be non-empty and contain no spaces")
+		}
+	}
+	n := store.NewConnection{ProviderID: r.ProviderID, WorkspaceID: r.WorkspaceID, Scopes: r.Scopes, Metadata: r.Metadata}
+	var (
+		c   store.Connection
+		err error
+	)
+	if r.ConnectionID != "" {
+		c, err = h.Store.ReopenConnection(ctx, r.ConnectionID, n)
+	} else {
+		c, err = h.Store.CreateConnection(ctx, n)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.Message(), nil
+}
+
+// vault.connections.fail: a pending connection becomes failed. A connection
+// in any other status is returned as it is: a failed re-consent leaves an
+// active or attention_required connection (and its tokens) alone.
+func (h *Handlers) failConnection(ctx context.Context, req micro.Request) (any, error) {
+	var r messages.VaultFailConnection
+	if err := natsx.Decode(req.Data(), &r); err != nil {
+		return nil, err
+	}
+	if r.Reason.Code == "" {
+		r.Reason.Code = "consent_failed"
+	}
+	failed := false
+	c, err := h.Store.WithLock(ctx, r.ConnectionID, func(ctx context.Context, l *store.Locked) error {
+		if l.Conn.Status != messages.StatusPending {
+			return nil
+		}
+		failed = true
+		return l.Fail(ctx, r.Reason)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if failed {
+		h.Invalidate(c.ID)
+	}
+	return c.Message(), nil
+}

@@ -1,0 +1,61 @@
+package api
+
+import (
+	"context"
+	"errors"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault/internal/provider"
+	"github.com/nexus-broker/nexus/services/vault/internal/refresh"
+	"github.com/nexus-broker/nexus/services/vault/internal/store"
+)
+
+// contractError is the one place where the vault's errors become the
+// contract's. What it returns is shown to callers; anything unexpected
+// becomes internal, its detail left to natsx's log.
+func (h *Handlers) contractError(err error) error {
+	var (
+		me  *messages.Error
+		na  *refresh.NotActiveError
+		pe  *provider.Error
+		use *store.InUseError
+	)
+	switch {
+	case errors.As(err, &me):
+		return me
+	case errors.As(err, &na):
+		if na.Conn.Status == messages.StatusAttentionRequired {
+			msg := "the connection needs its user to connect again"
+			if na.Conn.Attention != nil && na.Conn.Attention.Message != "" {
+				msg = na.Conn.Attention.Message
+			}
+			return messages.Errorf(messages.CodeAttentionRequired, "%s", msg)
+		}
+		return messages.Errorf(messages.CodeNotActive, "the connection is %s", na.Conn.Status)
+	case errors.Is(err, store.ErrNotFound):
+		return messages.Errorf(messages.CodeNotFound, "connection not found")
+	case errors.Is(err, store.ErrProviderNotFound):
+		return messages.Errorf(messages.CodeNotFound, "the provider is not registered with the vault")
+	case errors.Is(err, store.ErrProviderMismatch):
+		return messages.Errorf(messages.CodeInvalidRequest, "connection_id belongs to another provider")
+	case errors.Is(err, store.ErrRevoked):
+		return messages.Errorf(messages.CodeNotActive, "the connection is revoked; start a new connection")
+	case errors.As(err, &use):
+		return messages.Errorf(messages.CodeInvalidRequest, "provider %s still has %d pending, active or attention_required connection(s); revoke them first", use.ProviderID, use.Connections)
+	case errors.Is(err, refresh.ErrNoRefreshToken):
+		return messages.Errorf(messages.CodeInvalidRequest, "%v", refresh.ErrNoRefreshToken)
+	case errors.As(err, &pe):
+		switch pe.Kind {
+		case provider.Transient:
+			h.Log.Warn("provider unavailable", "err", pe)
+			return messages.Errorf(messages.CodeUnavailable, "the provider did not answer (%v); try again later", pe)
+		case provider.InvalidIDToken:
+			return messages.Errorf(messages.CodeProviderError, "the provider's id_token failed verification")
+		default:
+			return messages.Errorf(messages.CodeProviderError, "%v", pe)
+		}
+	case errors.Is(err, context.DeadlineExceeded):
+		return messages.Errorf(messages.CodeUnavailable, "the request timed out; try again")
+	}
+	return err
+}

@@ -1,0 +1,106 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault/internal/provider"
+	"github.com/nexus-broker/nexus/services/vault/internal/store"
+	"github.com/nexus-broker/nexus/shared/natsx"
+)
+
+type exchangeStore interface {
+	GetConnection(ctx context.Context, id string) (store.Connection, error)
+	GetClient(ctx context.Context, providerID string) (store.Client, error)
+	WithLock(ctx context.Context, id string, fn func(ctx context.Context, l *store.Locked) error) (store.Connection, error)
+}
+
+// vault.exchange: redeem the authorization code, verify the id_token, seal
+// the tokens, activate the connection. A provider refusal fails a pending
+// connection; a re-consent of a working connection leaves it as it was.
+func (h *Handlers) exchange(ctx context.Context, req micro.Request) (any, error) {
+	var r messages.VaultExchange
+	if err := natsx.Decode(req.Data(), &r); err != nil {
+		return nil, err
+	}
+	if r.Code == "" || r.CodeVerifier == "" || r.RedirectURI == "" {
+		return nil, messages.Errorf(messages.CodeInvalidRequest, "code, code_verifier and redirect_uri are required")
+	}
+	c, err := h.Store.GetConnection(ctx, r.ConnectionID)
+	if err != nil {
+		return nil, err
+	}
+	if c.Status == messages.StatusRevoked {
+		return nil, store.ErrRevoked
+	}
+	cl, err := h.Store.GetClient(ctx, c.ProviderID)
+	if err != nil {
+		return nil, err
+	}
+	if cl.Type == messages.ProviderStatic {
+		return nil, messages.Errorf(messages.CodeInvalidRequest, "provider %s issues static credentials, not authorization codes", cl.ProviderID)
+	}
+	if cl.Type == messages.ProviderOIDC && slices.Contains(c.RequestedScopes, "openid") && r.Nonce == "" {
+		return nil, messages.Errorf(messages.CodeInvalidRequest, "nonce is required for an OpenID Connect provider")
+	}
+	toks, xerr := h.Provider.Exchange(ctx, cl, provider.ExchangeRequest{
+		Code: r.Code, Verifier: r.CodeVerifier, RedirectURI: r.RedirectURI, Nonce: r.Nonce, Scopes: c.RequestedScopes,
+	})
+	if xerr != nil {
+		h.Log.Warn("code exchange failed", "connection_id", c.ID, "provider_id", c.ProviderID, "err", xerr)
+		if _, err := h.failPending(ctx, c.ID, exchangeFailure(xerr)); err != nil {
+			h.Log.Error("cannot record a failed exchange", "connection_id", c.ID, "err", err)
+		}
+		return nil, xerr
+	}
+	c, err = h.Store.WithLock(ctx, c.ID, func(ctx context.Context, l *store.Locked) error {
+		if l.Conn.Status == messages.StatusRevoked {
+			return store.ErrRevoked
+		}
+		return l.Activate(ctx, toks)
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.Invalidate(c.ID) // a re-consent replaces a token other replicas may hold
+	return c.Message(), nil
+}
+
+// failPending marks id failed if it is still pending.
+func (h *Handlers) failPending(ctx context.Context, id string, reason messages.Reason) (store.Connection, error) {
+	failed := false
+	c, err := h.Store.WithLock(ctx, id, func(ctx context.Context, l *store.Locked) error {
+		if l.Conn.Status != messages.StatusPending {
+			return nil
+		}
+		failed = true
+		return l.Fail(ctx, reason)
+	})
+	if failed {
+		h.Invalidate(id)
+	}
+	return c, err
+}
+
+// exchangeFailure is the reason recorded for a failed exchange: the
+// provider's error code, and a message without secrets or provider text.
+func exchangeFailure(err error) messages.Reason {
+	var pe *provider.Error
+	if !errors.As(err, &pe) {
+		return messages.Reason{Code: "exchange_failed", Message: "The authorization code could not be redeemed."}
+	}
+	switch {
+	case pe.Kind == provider.InvalidIDToken:
+		return messages.Reason{Code: "invalid_id_token", Message: "The provider's id_token failed verification."}
+	case pe.Kind == provider.Transient:
+		return messages.Reason{Code: "provider_unavailable", Message: "The provider did not answer while the authorization code was redeemed."}
+	case pe.Code != "":
+		return messages.Reason{Code: pe.Code, Message: "The provider refused to redeem the authorization code."}
+	default:
+		return messages.Reason{Code: "token_error", Message: "The provider refused to redeem the authorization code."}
+	}
+}

@@ -1,0 +1,127 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault/internal/cache"
+	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
+	"github.com/nexus-broker/nexus/services/vault/internal/refresh"
+	"github.com/nexus-broker/nexus/services/vault/internal/store"
+	"github.com/nexus-broker/nexus/shared/natsx"
+)
+
+type tokenStore interface {
+	GetConnection(ctx context.Context, id string) (store.Connection, error)
+	GetWithTokens(ctx context.Context, id string) (store.Connection, store.Tokens, error)
+}
+
+// MaxMinValidSeconds bounds min_valid_seconds: asking for more than a token
+// usually lives would refresh on every request.
+const MaxMinValidSeconds = 3600
+
+func minValidity(v *int) (time.Duration, error) {
+	if v == nil {
+		return messages.DefaultMinValidSeconds * time.Second, nil
+	}
+	if *v < 0 || *v > MaxMinValidSeconds {
+		return 0, messages.Errorf(messages.CodeInvalidRequest, "min_valid_seconds must be between 0 and %d", MaxMinValidSeconds)
+	}
+	return time.Duration(*v) * time.Second, nil
+}
+
+// tokens.get: the hot path. A cached credential is served without touching
+// the database; otherwise the row is read, refreshed first if the token
+// would expire within min_valid_seconds, and (when no refresh was needed)
+// cached for under a second.
+func (h *Handlers) getToken(ctx context.Context, req micro.Request) (any, error) {
+	var r messages.TokenRequest
+	if err := natsx.Decode(req.Data(), &r); err != nil {
+		return nil, err
+	}
+	minValid, err := minValidity(r.MinValidSeconds)
+	if err != nil {
+		return nil, err
+	}
+	need := refresh.Need{MinValid: minValid}
+	now := h.Now()
+	if e, ok := h.Cache.Get(r.ConnectionID); ok {
+		if err := inWorkspace(e.Conn, r.WorkspaceID); err != nil {
+			return nil, err
+		}
+		if refresh.Satisfies(e.Conn, need, now) {
+			return credential(e.Conn, e.AccessToken), nil
+		}
+	}
+	snap := h.Cache.Begin()
+	c, t, err := h.Store.GetWithTokens(ctx, r.ConnectionID)
+	if err != nil {
+		return nil, err
+	}
+	if err := inWorkspace(c, r.WorkspaceID); err != nil {
+		return nil, err
+	}
+	if err := refresh.Serveable(c); err != nil {
+		return nil, err
+	}
+	if refresh.Satisfies(c, need, now) {
+		h.Cache.Put(snap, cache.Entry{Conn: c, AccessToken: t.Access})
+		return credential(c, t.Access), nil
+	}
+	res, err := h.Refresher.Refresh(ctx, c.ID, c.ProviderID, need)
+	if err != nil {
+		return nil, err
+	}
+	return credential(res.Conn, res.AccessToken), nil
+}
+
+// tokens.refresh: a forced refresh. Callers that arrive while one is under
+// way (on any replica) share its result.
+func (h *Handlers) refreshToken(ctx context.Context, req micro.Request) (any, error) {
+	var r messages.TokenRequest
+	if err := natsx.Decode(req.Data(), &r); err != nil {
+		return nil, err
+	}
+	c, err := h.Store.GetConnection(ctx, r.ConnectionID)
+	if err != nil {
+		return nil, err
+	}
+	if err := inWorkspace(c, r.WorkspaceID); err != nil {
+		return nil, err
+	}
+	if err := refresh.Serveable(c); err != nil {
+		return nil, err
+	}
+	res, err := h.Refresher.Refresh(ctx, c.ID, c.ProviderID, refresh.Need{Force: true, SeenVersion: c.TokenVersion})
+	if err != nil {
+		return nil, err
+	}
+	return credential(res.Conn, res.AccessToken), nil
+}
+
+// credential is what the Gateway gets: the access token and how to use it.
+// Never a refresh token, id_token or client secret.
+func credential(c store.Connection, access keyring.Secret) messages.Credential {
+	tt := c.TokenType
+	if tt == "" {
+		tt = "Bearer"
+	}
+	scopes := c.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	return messages.Credential{
+		ConnectionID: c.ID,
+		Provider:     c.ProviderName,
+		AuthType:     messages.AuthOAuth2,
+		TokenType:    tt,
+		AccessToken:  access.Reveal(),
+		Credentials:  map[string]any{},
+		ExpiresAt:    c.ExpiresAt,
+		Scopes:       scopes,
+		Strategy:     messages.Strategy{Type: messages.StrategyOAuth2, Config: map[string]any{}},
+	}
+}

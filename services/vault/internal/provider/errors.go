@@ -1,0 +1,119 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// Kind says what a provider failure means for the connection.
+type Kind int
+
+const (
+	// Transient: timeouts, network errors, 5xx and 429. Retry later (honour
+	// RetryAfter); the connection is fine.
+	Transient Kind = iota + 1
+	// Permanent: the grant is gone (invalid_grant, unauthorized_client). Only
+	// the user can fix it by consenting again.
+	Permanent
+	// Rejected: any other refusal (invalid_client, invalid_request, a
+	// malformed response). Usually a configuration problem.
+	Rejected
+	// InvalidIDToken: the id_token is missing or fails verification.
+	InvalidIDToken
+)
+
+// Sentinels for errors.Is on an *Error's kind.
+var (
+	ErrTransient      = &Error{Kind: Transient}
+	ErrPermanent      = &Error{Kind: Permanent}
+	ErrRejected       = &Error{Kind: Rejected}
+	ErrInvalidIDToken = &Error{Kind: InvalidIDToken}
+)
+
+// Error is a failure talking to a provider. Code is the provider's OAuth
+// error code when it sent one. The message never contains a secret, the
+// response body, or the provider's error description.
+type Error struct {
+	Kind       Kind
+	Endpoint   string // "token" or "revocation"
+	Code       string // e.g. invalid_grant; "" when none
+	Status     int    // HTTP status; 0 when there was no response
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.Kind == InvalidIDToken:
+		return fmt.Sprintf("id_token rejected: %v", e.Err)
+	case e.Code != "":
+		return fmt.Sprintf("provider %s endpoint answered %s (HTTP %d)", e.Endpoint, e.Code, e.Status)
+	case e.Status != 0:
+		return fmt.Sprintf("provider %s endpoint answered HTTP %d", e.Endpoint, e.Status)
+	default:
+		return fmt.Sprintf("provider %s endpoint: %v", e.Endpoint, e.Err)
+	}
+}
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is matches the sentinels by kind.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == "" && t.Endpoint == "" && t.Kind == e.Kind
+}
+
+// PermanentCodes are the OAuth error codes that mean the grant is gone
+// (DESIGN.md invariant 6).
+var PermanentCodes = map[string]bool{"invalid_grant": true, "unauthorized_client": true}
+
+// classify turns an x/oauth2 or transport error into an *Error.
+func classify(endpoint string, err error) *Error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		e := &Error{Endpoint: endpoint, Code: re.ErrorCode, Err: errors.New("provider error response")}
+		if re.Response != nil {
+			e.Status = re.Response.StatusCode
+			e.RetryAfter = retryAfter(re.Response.Header, time.Now())
+		}
+		switch {
+		case e.Status == http.StatusTooManyRequests || e.Status >= 500:
+			e.Kind = Transient
+		case PermanentCodes[re.ErrorCode]:
+			e.Kind = Permanent
+		default:
+			e.Kind = Rejected
+		}
+		return e
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.As(err, &ne) {
+		return &Error{Kind: Transient, Endpoint: endpoint, Err: errors.New("no answer (timeout or network error)")}
+	}
+	// x/oauth2's own errors (an unparseable response, no access_token) carry
+	// no secret, but may quote the response; keep only that it was malformed.
+	return &Error{Kind: Rejected, Endpoint: endpoint, Err: errors.New("malformed response")}
+}
+
+// retryAfter reads a Retry-After header (seconds or an HTTP date).
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

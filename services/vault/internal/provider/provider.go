@@ -1,0 +1,195 @@
+// Package provider talks to OAuth 2.0 / OpenID Connect providers on the
+// vault's behalf: it redeems authorization codes (verifying OIDC id_tokens),
+// refreshes tokens and revokes them (RFC 7009), with x/oauth2 and go-oidc.
+package provider
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
+	"github.com/nexus-broker/nexus/services/vault/internal/store"
+)
+
+// DefaultTimeout bounds every call to a provider.
+const DefaultTimeout = 10 * time.Second
+
+// Client calls providers. It caches one JWKS key set per jwks_uri.
+type Client struct {
+	http *http.Client
+	now  func() time.Time
+
+	mu      sync.Mutex
+	keySets map[string]*oidc.RemoteKeySet
+}
+
+// New returns a client whose HTTP calls time out after timeout (DefaultTimeout
+// when zero). now may be nil.
+func New(timeout time.Duration, now func() time.Time) *Client {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Client{
+		http:    &http.Client{Timeout: timeout},
+		now:     now,
+		keySets: map[string]*oidc.RemoteKeySet{},
+	}
+}
+
+// ExchangeRequest is an authorization code to redeem.
+type ExchangeRequest struct {
+	Code, Verifier, RedirectURI, Nonce string
+	// Scopes requested in the authorization request; the granted scopes when
+	// the provider does not say.
+	Scopes []string
+}
+
+// LogValue keeps the code and verifier out of logs.
+func (r ExchangeRequest) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("redirect_uri", r.RedirectURI), slog.String("code", "[redacted]"))
+}
+
+func (c *Client) config(cl store.Client, redirectURI string, scopes []string) *oauth2.Config {
+	style := oauth2.AuthStyleInHeader
+	if cl.ClientAuthMethod == messages.ClientSecretPost {
+		style = oauth2.AuthStyleInParams
+	}
+	return &oauth2.Config{
+		ClientID:     cl.ClientID,
+		ClientSecret: cl.ClientSecret.Reveal(),
+		Endpoint:     oauth2.Endpoint{TokenURL: cl.TokenEndpoint, AuthStyle: style},
+		RedirectURL:  redirectURI,
+		Scopes:       scopes,
+	}
+}
+
+func (c *Client) ctx(ctx context.Context) context.Context {
+	return context.WithValue(ctx, oauth2.HTTPClient, c.http)
+}
+
+// Exchange redeems an authorization code with its PKCE verifier. For an OIDC
+// provider it verifies the id_token (signature, iss, aud, exp, nonce,
+// at_hash), which it then drops: the id_token is never stored or returned.
+func (c *Client) Exchange(ctx context.Context, cl store.Client, r ExchangeRequest) (store.Tokens, error) {
+	tok, err := c.config(cl, r.RedirectURI, r.Scopes).Exchange(c.ctx(ctx), r.Code, oauth2.VerifierOption(r.Verifier))
+	if err != nil {
+		return store.Tokens{}, classify("token", err)
+	}
+	if cl.Type == messages.ProviderOIDC {
+		raw, _ := tok.Extra("id_token").(string)
+		switch {
+		case raw != "":
+			if err := c.verifyIDToken(ctx, cl, raw, r.Nonce, tok.AccessToken); err != nil {
+				return store.Tokens{}, &Error{Kind: InvalidIDToken, Endpoint: "token", Err: err}
+			}
+		case slices.Contains(r.Scopes, oidc.ScopeOpenID):
+			return store.Tokens{}, &Error{Kind: InvalidIDToken, Endpoint: "token", Err: errors.New("the token response has no id_token although openid was requested")}
+		}
+	}
+	return tokens(tok, r.Scopes), nil
+}
+
+// Refresh redeems a refresh token. A response without a refresh token
+// leaves Tokens.Refresh empty: the caller keeps the old one.
+func (c *Client) Refresh(ctx context.Context, cl store.Client, refresh keyring.Secret) (store.Tokens, error) {
+	if refresh.IsZero() {
+		return store.Tokens{}, &Error{Kind: Permanent, Endpoint: "token", Code: "no_refresh_token", Err: errors.New("no refresh token is stored")}
+	}
+	// An expired token with only a refresh token makes the source refresh.
+	src := c.config(cl, "", nil).TokenSource(c.ctx(ctx), &oauth2.Token{RefreshToken: refresh.Reveal(), Expiry: time.Unix(1, 0)})
+	tok, err := src.Token()
+	if err != nil {
+		return store.Tokens{}, classify("token", err)
+	}
+	t := tokens(tok, nil)
+	if tok.RefreshToken == refresh.Reveal() {
+		t.Refresh = "" // x/oauth2 copies the old one in when none came back
+	}
+	return t, nil
+}
+
+func tokens(tok *oauth2.Token, requested []string) store.Tokens {
+	t := store.Tokens{
+		Access:    keyring.Secret(tok.AccessToken),
+		Refresh:   keyring.Secret(tok.RefreshToken),
+		TokenType: tok.Type(),
+		Scopes:    requested,
+	}
+	if !tok.Expiry.IsZero() {
+		e := tok.Expiry.UTC().Truncate(time.Microsecond)
+		t.ExpiresAt = &e
+	}
+	if s, ok := tok.Extra("scope").(string); ok && strings.TrimSpace(s) != "" {
+		t.Scopes = strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' })
+	}
+	for _, k := range []string{"refresh_token_expires_in", "refresh_expires_in"} {
+		if secs, ok := number(tok.Extra(k)); ok && secs > 0 {
+			e := time.Now().Add(time.Duration(secs) * time.Second).UTC().Truncate(time.Microsecond)
+			t.RefreshExpires = &e
+			break
+		}
+	}
+	return t
+}
+
+func number(v any) (int64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return int64(n), true
+	case string:
+		i, err := strconv.ParseInt(n, 10, 64)
+		return i, err == nil
+	}
+	return 0, false
+}
+
+var signingAlgs = []string{oidc.RS256, oidc.RS384, oidc.RS512, oidc.ES256, oidc.ES384, oidc.ES512, oidc.PS256, oidc.PS384, oidc.PS512, oidc.EdDSA}
+
+func (c *Client) verifyIDToken(ctx context.Context, cl store.Client, raw, nonce, accessToken string) error {
+	if cl.Issuer == "" || cl.JWKSURI == "" {
+		return errors.New("the provider has no issuer or jwks_uri registered")
+	}
+	v := oidc.NewVerifier(cl.Issuer, c.keySet(cl.JWKSURI), &oidc.Config{ClientID: cl.ClientID, SupportedSigningAlgs: signingAlgs, Now: c.now})
+	idt, err := v.Verify(ctx, raw)
+	if err != nil {
+		return err
+	}
+	if nonce == "" || subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
+		return errors.New("nonce does not match the authorization request")
+	}
+	if idt.AccessTokenHash != "" {
+		if err := idt.VerifyAccessToken(accessToken); err != nil {
+			return fmt.Errorf("at_hash: %w", err)
+		}
+	}
+	return nil
+}
+
+// keySet returns the cached key set for jwksURI. It fetches keys lazily and
+// again when an unknown kid shows up (go-oidc's behaviour).
+func (c *Client) keySet(jwksURI string) *oidc.RemoteKeySet {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ks, ok := c.keySets[jwksURI]
+	if !ok {
+		ks = oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), c.http), jwksURI)
+		c.keySets[jwksURI] = ks
+	}
+	return ks
+}

@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
+)
+
+// PutClient creates or replaces a provider's client registration. An empty
+// ClientSecret keeps the stored one. It returns the registration without
+// its secret, ClientSecretSet telling whether one is held.
+func (s *Store) PutClient(ctx context.Context, c Client) (Client, error) {
+	secret, err := s.seal(clientSecretLoc(c.ProviderID), c.ClientSecret)
+	if err != nil {
+		return Client{}, err
+	}
+	now := s.clock()
+	c.ClientSecret = ""
+	err = s.pool.QueryRow(ctx, `insert into vault.provider_clients (provider_id, provider_name, type, client_id, client_secret, client_auth_method,
+		issuer, token_endpoint, revocation_endpoint, jwks_uri, strategy, created_at, updated_at)
+		values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+		on conflict (provider_id) do update set provider_name = excluded.provider_name, type = excluded.type,
+			client_id = excluded.client_id, client_secret = coalesce(excluded.client_secret, provider_clients.client_secret),
+			client_auth_method = excluded.client_auth_method, issuer = excluded.issuer, token_endpoint = excluded.token_endpoint,
+			revocation_endpoint = excluded.revocation_endpoint, jwks_uri = excluded.jwks_uri, strategy = excluded.strategy,
+			updated_at = excluded.updated_at
+		returning client_secret is not null, created_at, updated_at`,
+		c.ProviderID, c.ProviderName, string(c.Type), c.ClientID, secret, c.ClientAuthMethod,
+		c.Issuer, c.TokenEndpoint, c.RevocationEndpoint, c.JWKSURI, c.Strategy, now).Scan(&c.ClientSecretSet, &c.CreatedAt, &c.UpdatedAt)
+	if err != nil {
+		return Client{}, err
+	}
+	return c, nil
+}
+
+// GetClient returns a provider's client registration with its secret opened.
+func (s *Store) GetClient(ctx context.Context, providerID string) (Client, error) {
+	var (
+		c      Client
+		typ    string
+		sealed []byte
+	)
+	err := s.pool.QueryRow(ctx, `select provider_id, provider_name, type, client_id, client_secret, client_auth_method, issuer,
+		token_endpoint, revocation_endpoint, jwks_uri, strategy, created_at, updated_at
+		from vault.provider_clients where provider_id = $1`, providerID).Scan(
+		&c.ProviderID, &c.ProviderName, &typ, &c.ClientID, &sealed, &c.ClientAuthMethod, &c.Issuer,
+		&c.TokenEndpoint, &c.RevocationEndpoint, &c.JWKSURI, &c.Strategy, &c.CreatedAt, &c.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Client{}, ErrProviderNotFound
+	}
+	if err != nil {
+		return Client{}, err
+	}
+	c.Type = messages.ProviderType(typ)
+	c.ClientSecretSet = sealed != nil
+	var secret keyring.Secret
+	if secret, err = s.open(clientSecretLoc(c.ProviderID), sealed); err != nil {
+		return Client{}, err
+	}
+	c.ClientSecret = secret
+	return c, nil
+}
+
+// DeleteClient removes a provider's client registration. It refuses, with an
+// *InUseError, while pending, active or attention_required connections use
+// it. Deleting a registration that does not exist is not an error.
+func (s *Store) DeleteClient(ctx context.Context, providerID string) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer rollback(ctx, tx)
+	// Lock the row first: a concurrent CreateConnection (for share) waits.
+	var exists bool
+	if err := tx.QueryRow(ctx, "select true from vault.provider_clients where provider_id = $1 for update", providerID).Scan(&exists); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return err
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `select count(*) from vault.connections where provider_id = $1
+		and status in ('pending', 'active', 'attention_required')`, providerID).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return &InUseError{ProviderID: providerID, Connections: n}
+	}
+	if _, err := tx.Exec(ctx, "delete from vault.provider_clients where provider_id = $1", providerID); err != nil {
+		return err
+	}
+	return commit(ctx, tx)
+}

@@ -1,0 +1,163 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nexus-broker/nexus/messages"
+)
+
+// Locked is a connection whose row is locked (select ... for update) for the
+// length of a WithLock call. It is how every replica serialises the changes
+// of one connection: refresh, exchange, failure and revocation.
+type Locked struct {
+	s   *Store
+	tx  pgx.Tx
+	uid uuid.UUID
+	// Conn is the connection as read after the lock was taken, updated by
+	// each change made through Locked.
+	Conn                  Connection
+	sealedAccess, sealedR []byte
+	dirty                 bool
+}
+
+// WithLock locks connection id, calls fn, and commits whatever fn changed
+// through l, even when fn returns an error (so a permanent refresh failure is
+// recorded and reported). With no change it rolls back. It returns the
+// connection as fn left it and fn's error.
+func (s *Store) WithLock(ctx context.Context, id string, fn func(ctx context.Context, l *Locked) error) (Connection, error) {
+	uid, ok := parseID(id)
+	if !ok {
+		return Connection{}, ErrNotFound
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return Connection{}, err
+	}
+	defer rollback(ctx, tx)
+	l := &Locked{s: s, tx: tx, uid: uid}
+	l.Conn, err = scanConnection(tx.QueryRow(ctx, "select "+connectionColumns+", c.access_token, c.refresh_token"+connectionFrom+" where c.id = $1 for update of c", uid),
+		&l.sealedAccess, &l.sealedR)
+	if err != nil {
+		return Connection{}, err
+	}
+	ferr := fn(ctx, l)
+	if !l.dirty {
+		return l.Conn, ferr
+	}
+	if err := commit(ctx, tx); err != nil {
+		return Connection{}, fmt.Errorf("commit: %w", err)
+	}
+	return l.Conn, ferr
+}
+
+// Tokens opens the locked connection's tokens.
+func (l *Locked) Tokens() (Tokens, error) {
+	return l.s.openTokens(l.Conn, l.sealedAccess, l.sealedR)
+}
+
+// Activate stores the tokens of a completed consent: status active, event
+// recovered when the connection needed attention, else active.
+func (l *Locked) Activate(ctx context.Context, t Tokens) error {
+	ev := messages.EventActive
+	if l.Conn.Status == messages.StatusAttentionRequired {
+		ev = messages.EventRecovered
+	}
+	if t.Scopes == nil {
+		t.Scopes = l.Conn.RequestedScopes
+	}
+	return l.saveTokens(ctx, t, ev, false)
+}
+
+// SaveRefreshed stores refreshed tokens (the refresh token only when the
+// provider sent a new one) with a refreshed event.
+func (l *Locked) SaveRefreshed(ctx context.Context, t Tokens) error {
+	if t.Scopes == nil {
+		t.Scopes = l.Conn.Scopes
+	}
+	return l.saveTokens(ctx, t, messages.EventRefreshed, true)
+}
+
+func (l *Locked) saveTokens(ctx context.Context, t Tokens, ev messages.EventType, refreshed bool) error {
+	id := l.Conn.ID
+	access, err := l.s.seal(accessTokenLoc(id), t.Access)
+	if err != nil {
+		return err
+	}
+	refresh := l.sealedR
+	if !t.Refresh.IsZero() {
+		if refresh, err = l.s.seal(refreshTokenLoc(id), t.Refresh); err != nil {
+			return err
+		}
+	} else if !refreshed && l.Conn.Status != messages.StatusActive {
+		// A consent that brings no refresh token: keep the old one only if
+		// the connection was working; after attention_required it is dead.
+		refresh = nil
+	}
+	now := l.s.clock()
+	last := l.Conn.LastRefreshedAt
+	if refreshed {
+		last = &now
+	}
+	if t.Scopes == nil {
+		t.Scopes = []string{}
+	}
+	_, err = l.tx.Exec(ctx, `update vault.connections set status = 'active', access_token = $2, refresh_token = $3, token_type = $4,
+		expires_at = $5, refresh_expires_at = $6, scopes = $7, last_refreshed_at = $8, token_version = token_version + 1,
+		attention_code = null, attention_message = null, attention_since = null, failure_code = null, failure_message = null,
+		updated_at = $9 where id = $1`,
+		l.uid, access, refresh, t.TokenType, t.ExpiresAt, t.RefreshExpires, t.Scopes, last, now)
+	if err != nil {
+		return err
+	}
+	l.dirty = true
+	c := &l.Conn
+	c.Status, c.TokenType, c.ExpiresAt, c.RefreshExpires, c.Scopes, c.LastRefreshedAt = messages.StatusActive, t.TokenType, utc(t.ExpiresAt), utc(t.RefreshExpires), t.Scopes, last
+	c.TokenVersion++
+	c.Attention, c.Failure, c.UpdatedAt, c.HasRefreshToken = nil, nil, now, refresh != nil
+	l.sealedAccess, l.sealedR = access, refresh
+	return insertEvent(ctx, l.tx, *c, ev, nil, now)
+}
+
+// Fail marks the connection failed with a reason (event failed).
+func (l *Locked) Fail(ctx context.Context, reason messages.Reason) error {
+	now := l.s.clock()
+	if _, err := l.tx.Exec(ctx, `update vault.connections set status = 'failed', failure_code = $2, failure_message = $3, updated_at = $4 where id = $1`,
+		l.uid, reason.Code, reason.Message, now); err != nil {
+		return err
+	}
+	l.dirty = true
+	l.Conn.Status, l.Conn.Failure, l.Conn.UpdatedAt = messages.StatusFailed, &reason, now
+	return insertEvent(ctx, l.tx, l.Conn, messages.EventFailed, &reason, now)
+}
+
+// RequireAttention records a permanent failure: the user must consent again
+// (event attention_required). The tokens are kept: a re-read shows what
+// failed, and revocation can still present them to the provider.
+func (l *Locked) RequireAttention(ctx context.Context, reason messages.Reason) error {
+	now := l.s.clock()
+	if _, err := l.tx.Exec(ctx, `update vault.connections set status = 'attention_required', attention_code = $2, attention_message = $3,
+		attention_since = $4, updated_at = $4 where id = $1`, l.uid, reason.Code, reason.Message, now); err != nil {
+		return err
+	}
+	l.dirty = true
+	l.Conn.Status, l.Conn.UpdatedAt = messages.StatusAttentionRequired, now
+	l.Conn.Attention = &messages.Attention{Code: reason.Code, Message: reason.Message, Since: now}
+	return insertEvent(ctx, l.tx, l.Conn, messages.EventAttentionRequired, &reason, now)
+}
+
+// Revoke wipes the connection's secrets and marks it revoked (event revoked).
+func (l *Locked) Revoke(ctx context.Context) error {
+	now := l.s.clock()
+	if _, err := l.tx.Exec(ctx, `update vault.connections set status = 'revoked', access_token = null, refresh_token = null,
+		attention_code = null, attention_message = null, attention_since = null, updated_at = $2 where id = $1`, l.uid, now); err != nil {
+		return err
+	}
+	l.dirty = true
+	l.Conn.Status, l.Conn.Attention, l.Conn.UpdatedAt, l.Conn.HasRefreshToken = messages.StatusRevoked, nil, now, false
+	l.sealedAccess, l.sealedR = nil, nil
+	return insertEvent(ctx, l.tx, l.Conn, messages.EventRevoked, nil, now)
+}

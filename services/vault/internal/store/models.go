@@ -1,0 +1,97 @@
+package store
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
+)
+
+// Connection is a connection's state without its secrets.
+type Connection struct {
+	ID              string
+	ProviderID      string
+	ProviderName    string // current name from provider_clients; the id when unregistered
+	WorkspaceID     string
+	Status          messages.ConnectionStatus
+	Scopes          []string
+	RequestedScopes []string
+	Metadata        map[string]any
+	TokenType       string
+	TokenVersion    int64
+	ExpiresAt       *time.Time
+	RefreshExpires  *time.Time
+	LastRefreshedAt *time.Time
+	Attention       *messages.Attention
+	Failure         *messages.Reason
+	HasRefreshToken bool
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// Message is the connection as the contract describes it.
+func (c Connection) Message() messages.Connection {
+	scopes := c.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	md := c.Metadata
+	if md == nil {
+		md = map[string]any{}
+	}
+	return messages.Connection{
+		ConnectionID:    c.ID,
+		Provider:        c.ProviderName,
+		ProviderID:      c.ProviderID,
+		WorkspaceID:     c.WorkspaceID,
+		Status:          c.Status,
+		Scopes:          scopes,
+		CreatedAt:       c.CreatedAt,
+		UpdatedAt:       c.UpdatedAt,
+		LastRefreshedAt: c.LastRefreshedAt,
+		ExpiresAt:       c.ExpiresAt,
+		Attention:       c.Attention,
+		Metadata:        md,
+	}
+}
+
+// Tokens are a connection's tokens in plaintext. Zero Refresh on a save
+// keeps the stored refresh token.
+type Tokens struct {
+	Access         keyring.Secret
+	Refresh        keyring.Secret
+	TokenType      string
+	ExpiresAt      *time.Time
+	RefreshExpires *time.Time
+	// Scopes granted, when known; nil keeps what is stored.
+	Scopes []string
+}
+
+// LogValue keeps the tokens out of logs.
+func (t Tokens) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("token_type", t.TokenType), slog.String("tokens", "[redacted]"))
+}
+
+// Client is a provider's client registration, secret in plaintext.
+type Client struct {
+	ProviderID         string
+	ProviderName       string
+	Type               messages.ProviderType
+	ClientID           string
+	ClientSecret       keyring.Secret
+	ClientSecretSet    bool
+	ClientAuthMethod   string
+	Issuer             string
+	TokenEndpoint      string
+	RevocationEndpoint string
+	JWKSURI            string
+	Strategy           *messages.Strategy
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+// LogValue keeps the client secret out of logs.
+func (c Client) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("provider_id", c.ProviderID), slog.String("client_id", c.ClientID), slog.String("client_secret", "[redacted]"))
+}

@@ -1,0 +1,139 @@
+// Package store keeps connections, provider client registrations and the
+// event outbox in PostgreSQL (schema vault). It is the vault's crypto
+// boundary: secrets go in and come out in plaintext, and are sealed with the
+// keyring, bound to their row and field, on the way to the database.
+package store
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
+	"github.com/nexus-broker/nexus/shared/pg"
+)
+
+// Schema is the PostgreSQL schema the vault owns.
+const Schema = "vault"
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate applies the embedded migrations to schema vault.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	return pg.Migrate(ctx, pool, Schema, sub)
+}
+
+// Errors callers branch on.
+var (
+	// ErrNotFound: no such connection or provider client (an id that is not
+	// a valid connection id is not found either).
+	ErrNotFound = errors.New("store: not found")
+	// ErrProviderNotFound: the provider has no client registration in the vault.
+	ErrProviderNotFound = errors.New("store: provider not registered with the vault")
+	// ErrProviderMismatch: a re-consent names a connection of another provider.
+	ErrProviderMismatch = errors.New("store: connection belongs to another provider")
+	// ErrRevoked: the connection is revoked and cannot be re-opened.
+	ErrRevoked = errors.New("store: connection is revoked")
+)
+
+// InUseError: a provider client still has live connections.
+type InUseError struct {
+	ProviderID  string
+	Connections int
+}
+
+func (e *InUseError) Error() string {
+	return fmt.Sprintf("provider %s still has %d live connection(s)", e.ProviderID, e.Connections)
+}
+
+// Store is the vault's PostgreSQL storage.
+type Store struct {
+	pool *pgxpool.Pool
+	keys *keyring.Keyring
+	now  func() time.Time
+}
+
+// New returns a store over pool that seals with keys. now may be nil.
+func New(pool *pgxpool.Pool, keys *keyring.Keyring, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{pool: pool, keys: keys, now: now}
+}
+
+// Ping checks the database answers (readiness).
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// clock returns the current time at PostgreSQL's precision.
+func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// parseID returns a connection id in canonical form, or false when it is not one.
+func parseID(id string) (uuid.UUID, bool) {
+	if len(id) != 36 {
+		return uuid.UUID{}, false
+	}
+	u, err := uuid.Parse(id)
+	return u, err == nil
+}
+
+// NewID returns a new time-ordered id (UUID v7), for connections and events.
+func NewID() (string, error) {
+	u, err := uuid.NewV7()
+	if err != nil {
+		return "", err
+	}
+	return u.String(), nil
+}
+
+// Storage locations: the additional authenticated data of each sealed column.
+func accessTokenLoc(id string) string  { return "vault.connections/" + id + "/access_token" }
+func refreshTokenLoc(id string) string { return "vault.connections/" + id + "/refresh_token" }
+func clientSecretLoc(providerID string) string {
+	return "vault.provider_clients/" + providerID + "/client_secret"
+}
+
+const canaryLoc = "vault.canary/1/sealed"
+
+func (s *Store) seal(loc string, v keyring.Secret) ([]byte, error) {
+	if v.IsZero() {
+		return nil, nil
+	}
+	return s.keys.Seal(loc, []byte(v.Reveal()))
+}
+
+func (s *Store) open(loc string, sealed []byte) (keyring.Secret, error) {
+	if sealed == nil {
+		return "", nil
+	}
+	pt, err := s.keys.Open(loc, sealed)
+	if err != nil {
+		return "", fmt.Errorf("open %s: %w", loc, err)
+	}
+	return keyring.Secret(pt), nil
+}
+
+// commit commits tx even if the caller's context has just ended: by then the
+// provider may have rotated a token that must not be lost.
+func commit(ctx context.Context, tx pgx.Tx) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return tx.Commit(cctx)
+}
+
+func rollback(ctx context.Context, tx pgx.Tx) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = tx.Rollback(rctx)
+}
