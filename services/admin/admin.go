@@ -1,0 +1,145 @@
+// Package admin is the provider registry service: OAuth2/OIDC and static
+// credential providers, their aliases and public configuration, served on
+// NATS (v1.admin.providers.*) and as an operator HTTP JSON API under
+// /v1/providers. Client secrets go to the vault; admin never stores or
+// returns them.
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nexus-broker/nexus/services/admin/internal/discovery"
+	"github.com/nexus-broker/nexus/services/admin/internal/httpapi"
+	"github.com/nexus-broker/nexus/services/admin/internal/natsapi"
+	"github.com/nexus-broker/nexus/services/admin/internal/registry"
+	"github.com/nexus-broker/nexus/services/admin/internal/store"
+	"github.com/nexus-broker/nexus/shared/apikey"
+	"github.com/nexus-broker/nexus/shared/config"
+	"github.com/nexus-broker/nexus/shared/httpserver"
+	"github.com/nexus-broker/nexus/shared/metrics"
+	"github.com/nexus-broker/nexus/shared/natsx"
+	"github.com/nexus-broker/nexus/shared/pg"
+)
+
+// Version is the micro service version.
+const Version = "0.1.0"
+
+// DefaultHTTPAddr is where the operator API listens unless HTTP_ADDR says otherwise.
+const DefaultHTTPAddr = ":8081"
+
+// Config is admin's configuration.
+type Config struct {
+	config.Common
+	DatabaseURL string // DATABASE_URL
+}
+
+// LoadConfig reads the common variables and DATABASE_URL, nothing else.
+func LoadConfig(l *config.Loader) Config {
+	return Config{
+		Common:      l.Common(DefaultHTTPAddr),
+		DatabaseURL: l.Required("DATABASE_URL", "the PostgreSQL URL; admin keeps its tables in schema admin"),
+	}
+}
+
+// Service is a running admin service.
+type Service struct {
+	log     *slog.Logger
+	pool    *pgxpool.Pool
+	nc      *nats.Conn
+	svc     *natsx.Service
+	handler http.Handler
+}
+
+// Start connects to PostgreSQL (applying admin's migrations) and NATS, and
+// serves the providers.* endpoints. Handler serves the HTTP side.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
+	keys := apikey.New(cfg.APIKeys)
+	if keys.Len() == 0 {
+		return nil, errors.New("admin: API_KEY is required")
+	}
+	s := &Service{log: log}
+	var err error
+	if s.pool, err = pg.Connect(ctx, cfg.DatabaseURL, 8); err != nil {
+		return nil, err
+	}
+	if err := store.Migrate(ctx, s.pool); err != nil {
+		s.pool.Close()
+		return nil, err
+	}
+	if s.nc, err = natsx.Connect(cfg.NATSURL, "nexus-admin", log); err != nil {
+		s.pool.Close()
+		return nil, fmt.Errorf("nats at %s: %w", cfg.NATSURL, err)
+	}
+	reg := registry.New(
+		store.New(s.pool, nil),
+		registry.NATSVault{Client: &natsx.Client{NC: s.nc, Prefix: cfg.Prefix, APIKey: keys.Outgoing()}},
+		discovery.New(nil),
+		log,
+	)
+	prom := metrics.NewRegistry()
+	s.svc, err = natsx.NewService(s.nc, natsx.ServiceConfig{
+		Name:        "admin",
+		Version:     Version,
+		Description: "Nexus Broker provider registry",
+		Prefix:      cfg.Prefix,
+		Keys:        keys,
+		Log:         log,
+		Registerer:  prom,
+	})
+	if err == nil {
+		err = natsapi.Register(s.svc, reg)
+	}
+	if err == nil {
+		// The endpoints are subscribed once Start returns, so a request
+		// sent right after does not meet "no responders".
+		err = s.nc.FlushTimeout(10 * time.Second)
+	}
+	if err != nil {
+		_ = s.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	s.handler = s.routes(reg, keys, prom)
+	return s, nil
+}
+
+func (s *Service) routes(reg *registry.Registry, keys *apikey.Keys, prom *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	api := httpserver.RequireBearer(keys, s.log, httpapi.New(reg, s.log))
+	mux.Handle("/v1/providers", api)
+	mux.Handle("/v1/providers/", api)
+	httpserver.Mount(mux, prom, map[string]httpserver.Check{
+		"postgres": func(ctx context.Context) error { return s.pool.Ping(ctx) },
+		"nats": func(context.Context) error {
+			if !s.nc.IsConnected() {
+				return errors.New("nats not connected")
+			}
+			return nil
+		},
+	})
+	return mux
+}
+
+// Handler serves /v1/providers (bearer API key), /healthz, /readyz and /metrics.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// Close stops the endpoints, drains NATS and closes the pool.
+func (s *Service) Close(ctx context.Context) error {
+	var err error
+	if s.svc != nil {
+		err = s.svc.Stop()
+	}
+	natsx.Drain(ctx, s.nc)
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	return err
+}

@@ -1,0 +1,245 @@
+// Command nexus-admin is a small operator CLI for the admin HTTP API.
+//
+//	nexus-admin create [-f FILE | -name N -type T -issuer URL -client-id ID -client-secret-file FILE -scopes a,b -aliases x,y]
+//	nexus-admin get REF
+//	nexus-admin list [-type T] [-limit N] [-cursor C]
+//	nexus-admin update REF [-f FILE]     (a JSON merge patch; stdin without -f)
+//	nexus-admin delete REF
+//
+// REF is a provider id, name or alias. Documents are read from -f or stdin
+// and replies printed as JSON. ADMIN_URL (http://127.0.0.1:8081) says where
+// the API is; API_KEY (the first key of a comma-separated list) is sent as a
+// bearer token. Pass client secrets in a file or on stdin, never as an
+// argument (arguments are visible to every user of the machine).
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nexus-broker/nexus/messages"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
+}
+
+const usage = `usage: nexus-admin <command> [flags]
+  create [-f FILE]            register a provider (JSON document from FILE or stdin, or the flags below)
+         [-name N -type T -issuer URL -client-id ID -client-secret-file FILE -scopes a,b -aliases x,y]
+  get REF                     show a provider (REF: id, name or alias)
+  list [-type T] [-limit N] [-cursor C]
+  update REF [-f FILE]        apply a JSON merge patch (from FILE or stdin)
+  delete REF                  remove a provider
+environment: ADMIN_URL (default http://127.0.0.1:8081), API_KEY
+`
+
+// cli is one invocation.
+type cli struct {
+	base   string
+	key    string
+	stdin  io.Reader
+	stdout io.Writer
+	http   *http.Client
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	base := getenv("ADMIN_URL")
+	if base == "" {
+		base = "http://127.0.0.1:8081"
+	}
+	key, _, _ := strings.Cut(getenv("API_KEY"), ",")
+	c := &cli{base: strings.TrimSuffix(base, "/"), key: strings.TrimSpace(key), stdin: stdin, stdout: stdout,
+		http: &http.Client{Timeout: 30 * time.Second}}
+	if c.key == "" {
+		fmt.Fprintln(stderr, "nexus-admin: API_KEY is required")
+		return 2
+	}
+	err := c.dispatch(ctx, args[0], args[1:], stderr)
+	var e *messages.Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 2
+	case errors.As(err, &e):
+		fmt.Fprintf(stderr, "nexus-admin: %s: %s\n", e.Code, e.Message)
+	default:
+		fmt.Fprintln(stderr, "nexus-admin:", err)
+	}
+	return 1
+}
+
+func (c *cli) dispatch(ctx context.Context, cmd string, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("f", "", "read the JSON document from this file instead of stdin")
+	switch cmd {
+	case "create":
+		var p messages.Provider
+		var typ, scopes, aliases, secretFile string
+		fs.StringVar(&p.Name, "name", "", "provider name")
+		fs.StringVar(&typ, "type", "", "oidc, oauth2 or static")
+		fs.StringVar(&p.Issuer, "issuer", "", "OIDC issuer URL")
+		fs.StringVar(&p.ClientID, "client-id", "", "OAuth client id")
+		fs.StringVar(&secretFile, "client-secret-file", "", "file holding the OAuth client secret")
+		fs.StringVar(&scopes, "scopes", "", "comma-separated default scopes")
+		fs.StringVar(&aliases, "aliases", "", "comma-separated aliases")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		var body []byte
+		if p.Name == "" && typ == "" {
+			b, err := c.document(*file)
+			if err != nil {
+				return err
+			}
+			body = b
+		} else {
+			p.Type, p.Scopes, p.Aliases = messages.ProviderType(typ), split(scopes), split(aliases)
+			if secretFile != "" {
+				b, err := os.ReadFile(secretFile)
+				if err != nil {
+					return err
+				}
+				p.ClientSecret = strings.TrimSpace(string(b))
+			}
+			b, err := json.Marshal(p)
+			if err != nil {
+				return err
+			}
+			body = b
+		}
+		return c.do(ctx, http.MethodPost, "/v1/providers", "application/json", body)
+	case "get", "delete":
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		ref, err := oneRef(fs)
+		if err != nil {
+			return err
+		}
+		method := map[string]string{"get": http.MethodGet, "delete": http.MethodDelete}[cmd]
+		return c.do(ctx, method, "/v1/providers/"+url.PathEscape(ref), "", nil)
+	case "list":
+		typ := fs.String("type", "", "only providers of this type")
+		limit := fs.Int("limit", 0, "page size (default 50, at most 500)")
+		cursor := fs.String("cursor", "", "next_cursor of the previous page")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		q := url.Values{}
+		if *typ != "" {
+			q.Set("type", *typ)
+		}
+		if *limit != 0 {
+			q.Set("limit", strconv.Itoa(*limit))
+		}
+		if *cursor != "" {
+			q.Set("cursor", *cursor)
+		}
+		path := "/v1/providers"
+		if len(q) > 0 {
+			path += "?" + q.Encode()
+		}
+		return c.do(ctx, http.MethodGet, path, "", nil)
+	case "update":
+		// REF comes first: parse the flags after it.
+		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+			return errors.New("update needs a provider id, name or alias")
+		}
+		ref := args[0]
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		body, err := c.document(*file)
+		if err != nil {
+			return err
+		}
+		return c.do(ctx, http.MethodPatch, "/v1/providers/"+url.PathEscape(ref), "application/merge-patch+json", body)
+	case "help", "-h", "--help":
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// document reads a JSON document from file, or stdin when file is empty.
+func (c *cli) document(file string) ([]byte, error) {
+	if file != "" {
+		return os.ReadFile(file)
+	}
+	return io.ReadAll(io.LimitReader(c.stdin, 1<<20))
+}
+
+// do sends one request and prints the reply, or returns the API's error.
+func (c *cli) do(ctx context.Context, method, path, contentType string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Accept", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var eb messages.ErrorBody
+		if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
+			return eb.Error
+		}
+		return fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, data, "", "  "); err != nil {
+		_, err = c.stdout.Write(data)
+		return err
+	}
+	_, err = fmt.Fprintln(c.stdout, out.String())
+	return err
+}
+
+func oneRef(fs *flag.FlagSet) (string, error) {
+	if fs.NArg() != 1 {
+		return "", fmt.Errorf("%s needs exactly one provider id, name or alias", fs.Name())
+	}
+	return fs.Arg(0), nil
+}
+
+func split(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

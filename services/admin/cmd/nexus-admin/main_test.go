@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/admin"
+	"github.com/nexus-broker/nexus/shared/apikey"
+	"github.com/nexus-broker/nexus/shared/config"
+	"github.com/nexus-broker/nexus/shared/logging"
+	"github.com/nexus-broker/nexus/shared/natsx"
+	"github.com/nexus-broker/nexus/shared/testkit"
+)
+
+const key = "cli-test-key-0123456789"
+
+// TestCLI runs every subcommand against a real admin service (PostgreSQL,
+// NATS) whose vault is a minimal responder on the same NATS.
+func TestCLI(t *testing.T) {
+	natsURL := testkit.NATS(t)
+	nc := testkit.Conn(t, natsURL)
+	vault, err := natsx.NewService(nc, natsx.ServiceConfig{Name: "vault", Version: "0.0.1", Keys: apikey.New([]string{key})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = vault.Stop() })
+	secrets := make(chan string, 10)
+	_ = vault.Handle(messages.SubjectVaultClientsPut, func(_ context.Context, req micro.Request) (any, error) {
+		var c messages.VaultClient
+		if err := natsx.Decode(req.Data(), &c); err != nil {
+			return nil, err
+		}
+		secrets <- c.ClientSecret
+		return messages.VaultClientReply{ProviderID: c.ProviderID, ClientSecretSet: c.ClientSecret != ""}, nil
+	})
+	_ = vault.Handle(messages.SubjectVaultClientsDelete, func(context.Context, micro.Request) (any, error) {
+		return messages.VaultClientReply{}, nil
+	})
+	l := config.FromMap(map[string]string{"NATS_URL": natsURL, "API_KEY": key, "DATABASE_URL": testkit.Postgres(t)})
+	cfg := admin.LoadConfig(l)
+	if err := l.Err(); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := admin.Start(context.Background(), cfg, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close(context.Background()) })
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(srv.Close)
+
+	env := map[string]string{"ADMIN_URL": srv.URL, "API_KEY": key + ",other-key-0123456789"}
+	cli := func(stdin string, args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		code := run(ctx, args, func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+
+	code, out, stderr := cli(`{"name":"github","aliases":["gh"],"type":"oauth2","authorization_endpoint":"https://github.com/login/oauth/authorize",
+		"token_endpoint":"https://github.com/login/oauth/access_token","client_id":"abc","client_secret":"cli-secret-1"}`, "create")
+	var p messages.Provider
+	if code != 0 || json.Unmarshal([]byte(out), &p) != nil || p.Name != "github" || !p.ClientSecretSet {
+		t.Fatalf("create from stdin: %d %s %s", code, out, stderr)
+	}
+	if s := <-secrets; s != "cli-secret-1" {
+		t.Errorf("vault got %q", s)
+	}
+
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretFile, []byte("cli-secret-2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr = cli("", "create", "-name", "gitlab", "-type", "oauth2", "-client-id", "x", "-client-secret-file", secretFile)
+	if code != 1 || !strings.Contains(stderr, "invalid_request") || !strings.Contains(stderr, "token_endpoint: is required") {
+		t.Errorf("create from flags without endpoints: %d %s %s", code, out, stderr)
+	}
+
+	if code, out, _ := cli("", "get", "gh"); code != 0 || !strings.Contains(out, p.ID) {
+		t.Errorf("get: %d %s", code, out)
+	}
+	if code, out, _ := cli("", "list", "-type", "oauth2", "-limit", "10"); code != 0 || !strings.Contains(out, `"github"`) {
+		t.Errorf("list: %d %s", code, out)
+	}
+	if code, out, stderr := cli(`{"name":"github2","client_secret":"cli-secret-3"}`, "update", "gh"); code != 0 || !strings.Contains(out, `"github2"`) || strings.Contains(out, "cli-secret") {
+		t.Errorf("update: %d %s %s", code, out, stderr)
+	}
+	if s := <-secrets; s != "cli-secret-3" {
+		t.Errorf("vault got %q", s)
+	}
+	if code, _, _ := cli("", "delete", "github2"); code != 0 {
+		t.Errorf("delete: %d", code)
+	}
+	if code, _, stderr := cli("", "get", "gh"); code != 1 || !strings.Contains(stderr, "not_found") {
+		t.Errorf("get after delete: %d %s", code, stderr)
+	}
+	if code, _, _ := cli("", "frobnicate"); code != 1 {
+		t.Errorf("unknown command: %d", code)
+	}
+	env["API_KEY"] = ""
+	if code, _, _ := cli("", "list"); code != 2 {
+		t.Errorf("no API_KEY: %d", code)
+	}
+	env["API_KEY"] = "wrong-key-0123456789"
+	if code, _, stderr := cli("", "list"); code != 1 || !strings.Contains(stderr, "unauthorized") {
+		t.Errorf("wrong API_KEY: %d %s", code, stderr)
+	}
+}

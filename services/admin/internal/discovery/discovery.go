@@ -1,0 +1,122 @@
+// Package discovery reads an OpenID Provider's configuration document
+// (OpenID Connect Discovery 1.0) when an OIDC provider is registered.
+package discovery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Timeout bounds one discovery request.
+const Timeout = 10 * time.Second
+
+// maxDocument bounds the size of a discovery document.
+const maxDocument = 1 << 20
+
+// Document is what the broker takes from a discovery document.
+type Document struct {
+	Issuer                        string   `json:"issuer"`
+	AuthorizationEndpoint         string   `json:"authorization_endpoint"`
+	TokenEndpoint                 string   `json:"token_endpoint"`
+	RevocationEndpoint            string   `json:"revocation_endpoint"`
+	JWKSURI                       string   `json:"jwks_uri"`
+	CodeChallengeMethodsSupported []string `json:"code_challenge_methods_supported"`
+}
+
+// Error says, in words an operator can act on, why discovery failed.
+type Error struct {
+	URL    string
+	Reason string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("discovery at %s failed: %s", e.URL, e.Reason) }
+
+// Client fetches discovery documents.
+type Client struct {
+	http *http.Client
+}
+
+// New returns a client that uses hc, or, when hc is nil, an HTTP client with
+// a 10 second timeout that does not follow redirects: the document must be
+// served at the issuer's own well-known URL.
+func New(hc *http.Client) *Client {
+	if hc == nil {
+		hc = &http.Client{
+			Timeout:       Timeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	return &Client{http: hc}
+}
+
+// URL is where the discovery document of issuer lives.
+func URL(issuer string) string {
+	return strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+}
+
+// Discover fetches and checks issuer's discovery document: its issuer must
+// equal issuer exactly; authorization_endpoint, token_endpoint and jwks_uri
+// must be present; code_challenge_methods_supported, when present, must
+// include S256. Every failure is an *Error.
+func (c *Client) Discover(ctx context.Context, issuer string) (Document, error) {
+	u := URL(issuer)
+	fail := func(format string, args ...any) (Document, error) {
+		return Document{}, &Error{URL: u, Reason: fmt.Sprintf(format, args...)}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fail("bad URL: %v", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ue interface{ Unwrap() error }
+		if errors.As(err, &ue) && ue.Unwrap() != nil {
+			err = ue.Unwrap() // drop the `Get "url":` prefix, the URL is already said
+		}
+		return fail("could not fetch the document: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fail("the server answered HTTP %d, not 200", resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocument+1))
+	if err != nil {
+		return fail("reading the document: %v", err)
+	}
+	if len(body) > maxDocument {
+		return fail("the document is larger than 1 MiB")
+	}
+	var doc Document
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return fail("the document is not valid JSON: %v", err)
+	}
+	if doc.Issuer != issuer {
+		return fail("the document's issuer %q does not equal the configured issuer %q", doc.Issuer, issuer)
+	}
+	var missing []string
+	for _, f := range []struct{ name, value string }{
+		{"authorization_endpoint", doc.AuthorizationEndpoint},
+		{"token_endpoint", doc.TokenEndpoint},
+		{"jwks_uri", doc.JWKSURI},
+	} {
+		if f.value == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fail("the document has no %s", strings.Join(missing, ", "))
+	}
+	if doc.CodeChallengeMethodsSupported != nil && !slices.Contains(doc.CodeChallengeMethodsSupported, "S256") {
+		return fail("code_challenge_methods_supported %v does not include S256, which the broker requires (PKCE)",
+			doc.CodeChallengeMethodsSupported)
+	}
+	return doc, nil
+}

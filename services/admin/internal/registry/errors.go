@@ -1,0 +1,46 @@
+package registry
+
+import (
+	"errors"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/admin/internal/store"
+)
+
+// notFound is the reply for a reference that names no provider.
+func notFound(ref string) error {
+	return messages.Errorf(messages.CodeNotFound, "no provider has the id, name or alias %q", ref)
+}
+
+// storeErr turns store errors into the contract's errors. Errors that are
+// already *messages.Error (the vault's, through a push) pass unchanged;
+// anything else is internal.
+func storeErr(err error, ref string) error {
+	var (
+		e     *messages.Error
+		inUse *store.NameInUseError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, store.ErrNotFound):
+		return notFound(ref)
+	case errors.As(err, &inUse) && inUse.Name != "":
+		return messages.Errorf(messages.CodeInvalidRequest, "name or alias already in use: %q", inUse.Name)
+	case errors.Is(err, store.ErrNameInUse):
+		return messages.Errorf(messages.CodeInvalidRequest, "name or alias already in use")
+	case errors.Is(err, store.ErrStale):
+		return messages.Errorf(messages.CodeUnavailable, "the provider is being changed by another request; try again")
+	}
+	return err
+}
+
+// requireRef checks a request names a provider.
+func requireRef(ref string) error {
+	if ref == "" {
+		return messages.Errorf(messages.CodeInvalidRequest, "provider is required (an id, name or alias)")
+	}
+	return nil
+}

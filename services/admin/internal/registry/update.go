@@ -1,0 +1,97 @@
+package registry
+
+import (
+	"context"
+	"errors"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/admin/internal/store"
+)
+
+// maxUpdateAttempts bounds the re-reads when another request changes the
+// provider between our read and our write. A merge patch applies as well to
+// the newer document, so retrying is safe.
+const maxUpdateAttempts = 3
+
+// Update applies an RFC 7396 merge patch to a stored provider, validates the
+// result as on create, and pushes the client registration to the vault. A
+// client_secret in the patch is a new secret; without one the vault keeps
+// the secret it holds.
+//
+// For oidc providers discovery runs again when the issuer or the type
+// changes, or when the patch sets an endpoint to null. On an issuer change,
+// the stored endpoints are dropped and rediscovered, except those the patch
+// sets explicitly (which override discovery, as on create).
+func (r *Registry) Update(ctx context.Context, u messages.ProviderUpdate) (messages.Provider, error) {
+	if err := requireRef(u.Provider); err != nil {
+		return messages.Provider{}, err
+	}
+	patch, err := parsePatch(u.Patch)
+	if err != nil {
+		return messages.Provider{}, err
+	}
+	for attempt := 1; ; attempt++ {
+		cur, err := r.store.Get(ctx, u.Provider)
+		if err != nil {
+			return messages.Provider{}, storeErr(err, u.Provider)
+		}
+		next, sec, err := r.prepare(ctx, cur, patch)
+		if err != nil {
+			return messages.Provider{}, err
+		}
+		out, err := r.store.Update(ctx, next, cur.UpdatedAt, func(ctx context.Context) (bool, error) {
+			return r.put(ctx, next, sec)
+		})
+		if errors.Is(err, store.ErrStale) && attempt < maxUpdateAttempts {
+			continue
+		}
+		if err != nil {
+			return messages.Provider{}, storeErr(err, u.Provider)
+		}
+		r.log.Info("provider updated", "provider_id", out.ID, "name", out.Name, "new_client_secret", sec != "")
+		return out, nil
+	}
+}
+
+// prepare builds and validates the patched document, and takes its new
+// client secret out of it.
+func (r *Registry) prepare(ctx context.Context, cur messages.Provider, patch map[string]any) (messages.Provider, secret, error) {
+	next, err := applyPatch(cur, patch)
+	if err != nil {
+		return messages.Provider{}, "", err
+	}
+	sec := takeSecret(&next)
+	normalize(&next)
+	discover := false
+	if next.Type == messages.ProviderOIDC {
+		reissued := cur.Type != messages.ProviderOIDC || next.Issuer != cur.Issuer
+		discover = reissued
+		for _, f := range discoveredFields {
+			v, inPatch := patch[f]
+			if inPatch && v == nil {
+				discover = true
+			}
+			if reissued && !inPatch {
+				*endpoint(&next, f) = ""
+			}
+		}
+	}
+	if err := r.check(ctx, &next, sec != "", cur.ClientSecretSet, discover).err(); err != nil {
+		return messages.Provider{}, "", err
+	}
+	return next, sec, nil
+}
+
+// endpoint points at the field of p named by one of discoveredFields.
+func endpoint(p *messages.Provider, field string) *string {
+	switch field {
+	case "authorization_endpoint":
+		return &p.AuthorizationEndpoint
+	case "token_endpoint":
+		return &p.TokenEndpoint
+	case "revocation_endpoint":
+		return &p.RevocationEndpoint
+	default:
+		return &p.JWKSURI
+	}
+}

@@ -1,0 +1,215 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nexus-broker/nexus/messages"
+)
+
+// brokerParams are authorization request parameters the broker sets itself;
+// a provider's authorization_params may not override them.
+var brokerParams = []string{"state", "nonce", "code_challenge", "code_challenge_method", "redirect_uri", "client_id", "response_type", "scope"}
+
+// problems collects every field problem of a document, so one reply can list
+// them all.
+type problems []string
+
+func (ps *problems) add(field, format string, args ...any) {
+	*ps = append(*ps, field+": "+fmt.Sprintf(format, args...))
+}
+
+// err is the invalid_request listing every problem, or nil.
+func (ps problems) err() error {
+	if len(ps) == 0 {
+		return nil
+	}
+	return messages.Errorf(messages.CodeInvalidRequest, "invalid provider: %s", strings.Join(ps, "; "))
+}
+
+// normalize fills defaults: empty lists instead of null, client_secret_basic
+// for OAuth types. (Aliases come back from the store sorted.)
+func normalize(p *messages.Provider) {
+	if p.Aliases == nil {
+		p.Aliases = []string{}
+	}
+	if p.Scopes == nil {
+		p.Scopes = []string{}
+	}
+	if len(p.AuthorizationParams) == 0 {
+		p.AuthorizationParams = nil
+	}
+	if isOAuth(p.Type) && p.ClientAuthMethod == "" {
+		p.ClientAuthMethod = messages.ClientSecretBasic
+	}
+}
+
+func isOAuth(t messages.ProviderType) bool {
+	return t == messages.ProviderOIDC || t == messages.ProviderOAuth2
+}
+
+// validate checks a normalized document. newSecret: the request carries a
+// client secret; heldSecret: the vault already holds one. discoveryFailed
+// suppresses "is required" for the fields discovery would have filled.
+func validate(p messages.Provider, newSecret, heldSecret, discoveryFailed bool) problems {
+	var ps problems
+	if prob := nameProblem(p.Name); prob != "" {
+		ps.add("name", "%s", prob)
+	}
+	seen := map[string]bool{}
+	for i, a := range p.Aliases {
+		switch {
+		case nameProblem(a) != "":
+			ps.add(fmt.Sprintf("aliases[%d]", i), "%s", nameProblem(a))
+		case a == p.Name:
+			ps.add("aliases", "%q is the provider's own name", a)
+		case seen[a]:
+			ps.add("aliases", "%q is listed twice", a)
+		}
+		seen[a] = true
+	}
+	switch p.Type {
+	case messages.ProviderOIDC, messages.ProviderOAuth2:
+		validateOAuth(&ps, p, newSecret, heldSecret, discoveryFailed)
+	case messages.ProviderStatic:
+		validateStatic(&ps, p, newSecret)
+	case "":
+		ps.add("type", "is required (oidc, oauth2 or static)")
+	default:
+		ps.add("type", "must be oidc, oauth2 or static")
+	}
+	return ps
+}
+
+func validateOAuth(ps *problems, p messages.Provider, newSecret, heldSecret, discoveryFailed bool) {
+	oidc := p.Type == messages.ProviderOIDC
+	issuerOK := true
+	switch {
+	case p.Issuer == "" && oidc:
+		ps.add("issuer", "is required for oidc providers")
+		issuerOK = false
+	case p.Issuer != "":
+		if prob := issuerProblem(p.Issuer); prob != "" {
+			ps.add("issuer", "%s", prob)
+			issuerOK = false
+		}
+	}
+	// For oidc, a missing endpoint is discovery's fault, already reported.
+	discovered := oidc && (!issuerOK || discoveryFailed)
+	for _, f := range []struct {
+		name, value string
+		required    bool
+	}{
+		{"authorization_endpoint", p.AuthorizationEndpoint, true},
+		{"token_endpoint", p.TokenEndpoint, true},
+		{"revocation_endpoint", p.RevocationEndpoint, false},
+		{"jwks_uri", p.JWKSURI, oidc},
+	} {
+		switch {
+		case f.value == "" && f.required && !discovered:
+			ps.add(f.name, "is required")
+		case f.value != "":
+			if prob := urlProblem(f.value); prob != "" {
+				ps.add(f.name, "%s", prob)
+			}
+		}
+	}
+	if p.ClientID == "" {
+		ps.add("client_id", "is required")
+	}
+	if !newSecret && !heldSecret {
+		ps.add("client_secret", "is required")
+	}
+	if p.ClientAuthMethod != messages.ClientSecretBasic && p.ClientAuthMethod != messages.ClientSecretPost {
+		ps.add("client_auth_method", "must be %s or %s", messages.ClientSecretBasic, messages.ClientSecretPost)
+	}
+	for i, s := range p.Scopes {
+		if !validScope(s) {
+			ps.add(fmt.Sprintf("scopes[%d]", i), "is not a valid scope token")
+		}
+	}
+	keys := make([]string, 0, len(p.AuthorizationParams))
+	for k := range p.AuthorizationParams {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		switch {
+		case k == "":
+			ps.add("authorization_params", "a parameter name is empty")
+		case slices.Contains(brokerParams, strings.ToLower(k)):
+			ps.add("authorization_params", "%q is set by the broker and cannot be configured", k)
+		}
+	}
+	if len(p.CredentialSchema) > 0 {
+		ps.add("credential_schema", "is only for static providers")
+	}
+	if p.Strategy != nil && !validStrategy(p.Strategy.Type) {
+		ps.add("strategy.type", "is not a known strategy")
+	}
+}
+
+// validateStatic is deliberately minimal for now: the credential schema must
+// be a JSON object and the strategy must name a known non-OAuth strategy.
+// Validating the schema as JSON Schema comes later.
+func validateStatic(ps *problems, p messages.Provider, newSecret bool) {
+	if newSecret {
+		ps.add("client_secret", "static providers have no client secret")
+	}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"issuer", p.Issuer != ""},
+		{"authorization_endpoint", p.AuthorizationEndpoint != ""},
+		{"token_endpoint", p.TokenEndpoint != ""},
+		{"revocation_endpoint", p.RevocationEndpoint != ""},
+		{"jwks_uri", p.JWKSURI != ""},
+		{"client_id", p.ClientID != ""},
+		{"client_auth_method", p.ClientAuthMethod != ""},
+		{"scopes", len(p.Scopes) > 0},
+		{"authorization_params", len(p.AuthorizationParams) > 0},
+	} {
+		if f.set {
+			ps.add(f.name, "is not used by static providers")
+		}
+	}
+	var schema map[string]any
+	switch {
+	case len(p.CredentialSchema) == 0:
+		ps.add("credential_schema", "is required for static providers (a JSON Schema object)")
+	case json.Unmarshal(p.CredentialSchema, &schema) != nil || schema == nil:
+		ps.add("credential_schema", "must be a JSON object (a JSON Schema)")
+	}
+	switch {
+	case p.Strategy == nil:
+		ps.add("strategy", "is required for static providers")
+	case p.Strategy.Type == messages.StrategyOAuth2 || !validStrategy(p.Strategy.Type):
+		ps.add("strategy.type", "must be one of header, query_param, basic_auth, aws_sigv4, hmac_payload")
+	}
+}
+
+func validStrategy(t messages.StrategyType) bool {
+	switch t {
+	case messages.StrategyOAuth2, messages.StrategyHeader, messages.StrategyQueryParam, messages.StrategyBasicAuth,
+		messages.StrategyAWSSigV4, messages.StrategyHMACPayload:
+		return true
+	}
+	return false
+}
+
+// validScope: RFC 6749 section 3.3, scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+func validScope(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
