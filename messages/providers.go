@@ -2,6 +2,7 @@ package messages
 
 import (
 	"encoding/json"
+	"log/slog"
 	"time"
 )
 
@@ -55,6 +56,11 @@ type Provider struct {
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// LogValue keeps the client secret out of logs.
+func (p Provider) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", p.ID), slog.String("name", p.Name), slog.String("type", string(p.Type)))
 }
 
 // ProviderRef names a provider by id, name or alias. Body of providers.get and
