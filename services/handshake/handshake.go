@@ -1,0 +1,252 @@
+// Package handshake is the public browser edge of Nexus Broker and the NATS
+// endpoint that starts a consent (handshake.begin). It is the only reader of
+// STATE_KEY. It builds authorization requests (signed state, PKCE S256, OIDC
+// nonce), keeps pending flows sealed and single-use in Redis, receives the
+// provider's callback, has the vault redeem the code and sends the browser
+// back to the app. It never sees a client secret or a refresh token.
+package handshake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nexus-broker/nexus/services/handshake/internal/begin"
+	"github.com/nexus-broker/nexus/services/handshake/internal/discovery"
+	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
+	"github.com/nexus-broker/nexus/services/handshake/internal/keys"
+	"github.com/nexus-broker/nexus/services/handshake/internal/returnurl"
+	"github.com/nexus-broker/nexus/services/handshake/internal/state"
+	"github.com/nexus-broker/nexus/services/handshake/internal/web"
+	"github.com/nexus-broker/nexus/shared/apikey"
+	"github.com/nexus-broker/nexus/shared/config"
+	"github.com/nexus-broker/nexus/shared/httpserver"
+	"github.com/nexus-broker/nexus/shared/metrics"
+	"github.com/nexus-broker/nexus/shared/natsx"
+	"github.com/nexus-broker/nexus/shared/redisx"
+)
+
+// Name and Version identify the service in NATS micro discovery.
+const (
+	Name    = "handshake"
+	Version = "0.1.0"
+)
+
+// DefaultFlowTTL is how long a consent link works.
+const DefaultFlowTTL = 10 * time.Minute
+
+// Config is the handshake's configuration.
+type Config struct {
+	config.Common
+	RedisURL          string        // REDIS_URL
+	StateKey          []byte        // STATE_KEY: 32 bytes; state, browser binding and flow sealing keys derive from it
+	PublicURL         string        // PUBLIC_URL: where browsers reach this service (http or https, absolute)
+	AllowedReturnURLs []string      // ALLOWED_RETURN_URLS: where browsers may be sent back to
+	FlowTTL           time.Duration // FLOW_TTL: how long a consent link works (10m)
+
+	// Now is the clock; nil means time.Now. For tests of expiry.
+	Now func() time.Time
+	// HTTPClient fetches OIDC discovery documents; nil means a client with a
+	// 10 second timeout that does not follow redirects.
+	HTTPClient *http.Client
+}
+
+// LogValue keeps STATE_KEY out of logs.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("nats_url", c.NATSURL), slog.String("prefix", c.Prefix), slog.String("http_addr", c.HTTPAddr),
+		slog.String("public_url", c.PublicURL), slog.Any("allowed_return_urls", c.AllowedReturnURLs),
+		slog.Duration("flow_ttl", c.FlowTTL), slog.String("state_key", "[redacted]"))
+}
+
+// LoadConfig reads the handshake's variables: the common ones, REDIS_URL,
+// STATE_KEY, PUBLIC_URL, ALLOWED_RETURN_URLS and FLOW_TTL. Problems are
+// collected in l.
+func LoadConfig(l *config.Loader) Config {
+	c := Config{
+		Common:            l.Common(":8080"),
+		RedisURL:          l.Required("REDIS_URL", "the Redis server holding pending consent flows"),
+		StateKey:          l.Key32("STATE_KEY"),
+		PublicURL:         l.Required("PUBLIC_URL", "the http(s) URL where browsers reach the handshake, such as https://connect.example.com"),
+		AllowedReturnURLs: l.List("ALLOWED_RETURN_URLS", nil),
+		FlowTTL:           l.Duration("FLOW_TTL", DefaultFlowTTL),
+	}
+	if c.PublicURL != "" {
+		if _, err := parsePublicURL(c.PublicURL); err != nil {
+			l.Problem("PUBLIC_URL", "%v", err)
+		}
+	}
+	if len(c.AllowedReturnURLs) == 0 {
+		l.Problem("ALLOWED_RETURN_URLS", "is required (comma-separated URLs the browser may be sent back to after a consent, such as https://app.example.com/connected)")
+	} else if _, err := returnurl.Parse(c.AllowedReturnURLs); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			l.Problem("ALLOWED_RETURN_URLS", "%s", line)
+		}
+	}
+	if c.FlowTTL < time.Minute || c.FlowTTL > time.Hour {
+		l.Problem("FLOW_TTL", "must be between 1m and 1h")
+	}
+	return c
+}
+
+// parsePublicURL checks PUBLIC_URL: absolute http(s), no userinfo, query or
+// fragment. The result has no trailing slash.
+func parsePublicURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSuffix(raw, "/"))
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, errors.New("must be an absolute http or https URL")
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return nil, errors.New("must not carry userinfo, a query or a fragment")
+	}
+	return u, nil
+}
+
+// Service is a running handshake.
+type Service struct {
+	log      *slog.Logger
+	rdb      redis.UniversalClient
+	nc       *nats.Conn
+	svc      *natsx.Service
+	reg      *prometheus.Registry
+	web      *web.Handler
+	closeErr error
+	once     sync.Once
+}
+
+// Start connects to Redis and NATS and starts answering handshake.begin.
+// Serve Handler() on HTTP_ADDR for the browser edge.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.FlowTTL <= 0 {
+		cfg.FlowTTL = DefaultFlowTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	public, err := parsePublicURL(cfg.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("PUBLIC_URL: %w", err)
+	}
+	allow, err := returnurl.Parse(cfg.AllowedReturnURLs)
+	if err != nil {
+		return nil, fmt.Errorf("ALLOWED_RETURN_URLS: %w", err)
+	}
+	stateKey, err := keys.Derive(cfg.StateKey, keys.InfoState)
+	if err != nil {
+		return nil, err
+	}
+	bindKey, _ := keys.Derive(cfg.StateKey, keys.InfoBinding)
+	flowKey, _ := keys.Derive(cfg.StateKey, keys.InfoFlow)
+
+	s := &Service{log: log, reg: metrics.NewRegistry()}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = s.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	if s.rdb, err = redisx.Connect(ctx, cfg.RedisURL); err != nil {
+		return nil, err
+	}
+	flows, err := flow.NewStore(s.rdb, flowKey)
+	if err != nil {
+		return nil, err
+	}
+	if s.nc, err = natsx.Connect(cfg.NATSURL, "nexus-handshake", log); err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	ks := apikey.New(cfg.APIKeys)
+	client := &natsx.Client{NC: s.nc, Prefix: cfg.Prefix, APIKey: ks.Outgoing()}
+
+	if s.web, err = web.New(web.Deps{
+		Flows:      flows,
+		Vault:      client,
+		Signer:     state.NewSigner(stateKey),
+		Binder:     state.NewBinder(bindKey),
+		PublicURL:  public,
+		Now:        cfg.Now,
+		Log:        log,
+		Registerer: s.reg,
+	}); err != nil {
+		return nil, err
+	}
+	b := begin.New(begin.Deps{
+		Services:   client,
+		Flows:      flows,
+		Discovery:  discovery.New(s.rdb, cfg.HTTPClient, log),
+		ReturnURLs: allow,
+		PublicURL:  public.String(),
+		FlowTTL:    cfg.FlowTTL,
+		Now:        cfg.Now,
+		Log:        log,
+	})
+	if s.svc, err = natsx.NewService(s.nc, natsx.ServiceConfig{
+		Name:        Name,
+		Version:     Version,
+		Description: "Nexus Broker handshake: starts consents and receives provider callbacks",
+		Prefix:      cfg.Prefix,
+		Keys:        ks,
+		Log:         log,
+		Registerer:  s.reg,
+	}); err != nil {
+		return nil, err
+	}
+	if err := b.Register(s.svc); err != nil {
+		return nil, fmt.Errorf("register endpoints: %w", err)
+	}
+	// Make sure the server has the subscriptions before Start returns, so a
+	// request sent right after it finds a responder.
+	if err := s.nc.FlushTimeout(5 * time.Second); err != nil {
+		return nil, fmt.Errorf("nats flush: %w", err)
+	}
+	ok = true
+	log.Info("handshake started", "config", cfg)
+	return s, nil
+}
+
+// Handler serves the browser edge (/v1/connect/{flow}, /v1/callback) and
+// /healthz, /readyz (Redis and NATS) and /metrics.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	s.web.Mount(mux)
+	httpserver.Mount(mux, s.reg, map[string]httpserver.Check{
+		"redis": func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() },
+		"nats": func(context.Context) error {
+			if st := s.nc.Status(); st != nats.CONNECTED {
+				return fmt.Errorf("nats is %s", st)
+			}
+			return nil
+		},
+	})
+	return mux
+}
+
+// Close stops the endpoint (waiting for handlers in flight), drains NATS and
+// closes Redis. It is safe to call more than once.
+func (s *Service) Close(ctx context.Context) error {
+	s.once.Do(func() {
+		var errs []error
+		if s.svc != nil {
+			errs = append(errs, s.svc.Stop())
+		}
+		natsx.Drain(ctx, s.nc)
+		if s.rdb != nil {
+			errs = append(errs, s.rdb.Close())
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}

@@ -1,0 +1,302 @@
+package handshake_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/handshake"
+	"github.com/nexus-broker/nexus/shared/apikey"
+	"github.com/nexus-broker/nexus/shared/config"
+	"github.com/nexus-broker/nexus/shared/natsx"
+	"github.com/nexus-broker/nexus/shared/testkit"
+)
+
+const (
+	apiKey    = "test-api-key-0123456789"
+	clientID  = "hs-test-client"
+	returnURL = "https://app.example.com/connected"
+)
+
+// clock is an adjustable time source for the service under test.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// fakes play admin and the vault on the test's NATS: test doubles of the
+// broker's own services, so the handshake is tested in isolation. The
+// full system test with the real ones lives in system/.
+type fakes struct {
+	mu         sync.Mutex
+	providers  map[string]messages.Provider
+	gets       int
+	creates    []messages.VaultCreateConnection
+	exchanges  []messages.VaultExchange
+	fails      []messages.VaultFailConnection
+	exchangeFn func(messages.VaultExchange) error
+}
+
+func (f *fakes) counts() (gets, creates, exchanges int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gets, len(f.creates), len(f.exchanges)
+}
+
+func (f *fakes) failures() []messages.VaultFailConnection {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]messages.VaultFailConnection(nil), f.fails...)
+}
+
+func (f *fakes) lastExchange() messages.VaultExchange {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.exchanges[len(f.exchanges)-1]
+}
+
+func (f *fakes) serve(t *testing.T, nc *nats.Conn) {
+	t.Helper()
+	keys := apikey.New([]string{apiKey})
+	add := func(name string, handlers map[string]natsx.Handler) {
+		svc, err := natsx.NewService(nc, natsx.ServiceConfig{Name: name, Version: "0.0.1", Keys: keys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { svc.Stop() })
+		for subject, h := range handlers {
+			if err := svc.Handle(subject, h); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	add("admin", map[string]natsx.Handler{
+		messages.SubjectProvidersGet: func(_ context.Context, req micro.Request) (any, error) {
+			var ref messages.ProviderRef
+			if err := natsx.Decode(req.Data(), &ref); err != nil {
+				return nil, err
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.gets++
+			p, ok := f.providers[ref.Provider]
+			if !ok {
+				return nil, messages.Errorf(messages.CodeNotFound, "no provider %q", ref.Provider)
+			}
+			return p, nil
+		},
+	})
+	add("vault", map[string]natsx.Handler{
+		messages.SubjectVaultConnectionsCreate: func(_ context.Context, req micro.Request) (any, error) {
+			var c messages.VaultCreateConnection
+			if err := natsx.Decode(req.Data(), &c); err != nil {
+				return nil, err
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.creates = append(f.creates, c)
+			id := c.ConnectionID
+			if id == "" {
+				id = fmt.Sprintf("conn-%d", len(f.creates))
+			}
+			return messages.Connection{ConnectionID: id, ProviderID: c.ProviderID, WorkspaceID: c.WorkspaceID, Status: messages.StatusPending, Scopes: c.Scopes}, nil
+		},
+		messages.SubjectVaultExchange: func(_ context.Context, req micro.Request) (any, error) {
+			var x messages.VaultExchange
+			if err := natsx.Decode(req.Data(), &x); err != nil {
+				return nil, err
+			}
+			f.mu.Lock()
+			f.exchanges = append(f.exchanges, x)
+			fn := f.exchangeFn
+			f.mu.Unlock()
+			if fn != nil {
+				if err := fn(x); err != nil {
+					return nil, err
+				}
+			}
+			return messages.Connection{ConnectionID: x.ConnectionID, Status: messages.StatusActive}, nil
+		},
+		messages.SubjectVaultConnectionsFail: func(_ context.Context, req micro.Request) (any, error) {
+			var x messages.VaultFailConnection
+			if err := natsx.Decode(req.Data(), &x); err != nil {
+				return nil, err
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.fails = append(f.fails, x)
+			return messages.Connection{ConnectionID: x.ConnectionID, Status: messages.StatusFailed}, nil
+		},
+	})
+}
+
+// idp is a stand-in for a provider's discovery document: the handshake only
+// fetches it and redirects browsers to its authorization endpoint.
+type idp struct {
+	srv         *httptest.Server
+	issSupports bool
+}
+
+func newIDP(t *testing.T, issSupported bool) *idp {
+	t.Helper()
+	p := &idp{issSupports: issSupported}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.well-known/openid-configuration" {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{
+			"issuer":                 p.srv.URL,
+			"authorization_endpoint": p.srv.URL + "/authorize",
+			"token_endpoint":         p.srv.URL + "/token",
+			"jwks_uri":               p.srv.URL + "/jwks",
+			"authorization_response_iss_parameter_supported": p.issSupports,
+		})
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// env is a handshake under test: real NATS, real Redis, fake admin and vault.
+type env struct {
+	t         *testing.T
+	clock     *clock
+	public    string
+	svc       *handshake.Service
+	srv       *httptest.Server
+	client    *natsx.Client
+	nc        *nats.Conn
+	fakes     *fakes
+	idp       *idp
+	idpStrict *idp
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	natsURL := testkit.NATS(t)
+	e := &env{t: t, clock: &clock{t: time.Now().UTC()}, fakes: &fakes{}}
+	e.nc = testkit.Conn(t, natsURL)
+	e.client = &natsx.Client{NC: e.nc, APIKey: apiKey}
+	e.idp = newIDP(t, false)
+	e.idpStrict = newIDP(t, true)
+	e.fakes.providers = map[string]messages.Provider{
+		"oidc": {ID: "prov-oidc", Name: "oidc", Type: messages.ProviderOIDC, Issuer: e.idp.srv.URL, ClientID: clientID,
+			Scopes: []string{"email"}, AuthorizationParams: map[string]string{"access_type": "offline", "state": "evil"}},
+		"strict": {ID: "prov-strict", Name: "strict", Type: messages.ProviderOIDC, Issuer: e.idpStrict.srv.URL, ClientID: clientID},
+		"plain": {ID: "prov-plain", Name: "plain", Type: messages.ProviderOAuth2, ClientID: clientID,
+			AuthorizationEndpoint: "https://github.example.com/login/oauth/authorize?x=1", Scopes: []string{"repo"}},
+		"static": {ID: "prov-static", Name: "static", Type: messages.ProviderStatic},
+	}
+	e.fakes.serve(t, e.nc)
+	if err := e.nc.Flush(); err != nil { // the fakes' subscriptions are in place
+		t.Fatal(err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.public = "http://" + ln.Addr().String()
+	cfg := handshake.LoadConfig(config.FromMap(map[string]string{
+		"NATS_URL":            natsURL,
+		"API_KEY":             apiKey,
+		"REDIS_URL":           testkit.Redis(t),
+		"STATE_KEY":           testkit.Key32(t),
+		"PUBLIC_URL":          e.public,
+		"ALLOWED_RETURN_URLS": returnURL + ",http://localhost:3000",
+	}))
+	cfg.Now = e.clock.Now
+	svc, err := handshake.Start(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close(context.Background()) })
+	e.svc = svc
+	e.srv = httptest.NewUnstartedServer(svc.Handler())
+	e.srv.Listener.Close()
+	e.srv.Listener = ln
+	e.srv.Start()
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+// browser is an HTTP client with its own cookie jar that does not follow
+// redirects, so tests can look at each hop.
+func (e *env) browser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func (e *env) begin(req messages.BeginRequest) (messages.BeginReply, error) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var rep messages.BeginReply
+	err := e.client.Request(ctx, messages.SubjectHandshakeBegin, req, &rep)
+	return rep, err
+}
+
+func (e *env) mustBegin(provider string) messages.BeginReply {
+	e.t.Helper()
+	rep, err := e.begin(messages.BeginRequest{Provider: provider, WorkspaceID: "ws-1", ReturnURL: returnURL})
+	if err != nil {
+		e.t.Fatalf("begin: %v", err)
+	}
+	return rep
+}
+
+func get(t *testing.T, c *http.Client, u string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(body)
+}
+
+// connect opens the auth_url in browser b and returns the provider
+// authorization URL it was redirected to.
+func (e *env) connect(b *http.Client, authURL string) *url.URL {
+	e.t.Helper()
+	resp, body := get(e.t, b, authURL)
+	if resp.StatusCode != http.StatusFound {
+		e.t.Fatalf("connect: HTTP %d: %s", resp.StatusCode, body)
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return loc
+}
+
+// callback plays the provider sending browser b back with params.
+func (e *env) callback(b *http.Client, params url.Values) (*http.Response, string) {
+	e.t.Helper()
+	return get(e.t, b, e.public+"/v1/callback?"+params.Encode())
+}

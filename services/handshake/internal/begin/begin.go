@@ -1,0 +1,180 @@
+// Package begin answers handshake.begin: it checks the request, resolves the
+// provider with admin, has the vault open a pending connection, stores a
+// flow and returns the connect link.
+package begin
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+	"golang.org/x/oauth2"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/handshake/internal/discovery"
+	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
+	"github.com/nexus-broker/nexus/shared/natsx"
+)
+
+// CallbackPath is the redirect URI's path under PUBLIC_URL; ConnectPath the
+// connect link's, followed by the flow id.
+const (
+	CallbackPath = "/v1/callback"
+	ConnectPath  = "/v1/connect/"
+)
+
+// Deps is what the endpoint needs.
+type Deps struct {
+	Services   Requester // admin and vault
+	Flows      FlowStore
+	Discovery  Discoverer
+	ReturnURLs ReturnURLs
+	PublicURL  string // no trailing slash
+	FlowTTL    time.Duration
+	Now        func() time.Time
+	Log        *slog.Logger
+}
+
+// Handler is the handshake.begin endpoint.
+type Handler struct {
+	d Deps
+}
+
+// New returns the endpoint.
+func New(d Deps) *Handler {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{d: d}
+}
+
+// Register adds the endpoint to svc.
+func (h *Handler) Register(svc *natsx.Service) error {
+	return svc.Handle(messages.SubjectHandshakeBegin, func(ctx context.Context, req micro.Request) (any, error) {
+		var br messages.BeginRequest
+		if err := natsx.Decode(req.Data(), &br); err != nil {
+			return nil, err
+		}
+		return h.Begin(ctx, br)
+	})
+}
+
+// Begin starts a consent.
+func (h *Handler) Begin(ctx context.Context, req messages.BeginRequest) (*messages.BeginReply, error) {
+	if err := checkRequest(&req); err != nil {
+		return nil, err
+	}
+	returnURL, err := h.d.ReturnURLs.Check(req.ReturnURL)
+	if err != nil {
+		return nil, messages.Errorf(messages.CodeInvalidRequest, "%v", err)
+	}
+
+	var p messages.Provider
+	if err := h.d.Services.Request(ctx, messages.SubjectProvidersGet, messages.ProviderRef{Provider: req.Provider}, &p); err != nil {
+		return nil, err
+	}
+	f, err := h.authorization(ctx, &p)
+	if err != nil {
+		return nil, err
+	}
+	f.Scopes = scopes(req.Scopes, &p)
+
+	var conn messages.Connection
+	if err := h.d.Services.Request(ctx, messages.SubjectVaultConnectionsCreate, messages.VaultCreateConnection{
+		ConnectionID: req.ConnectionID,
+		ProviderID:   p.ID,
+		WorkspaceID:  req.WorkspaceID,
+		Scopes:       f.Scopes,
+		Metadata:     req.Metadata,
+	}, &conn); err != nil {
+		return nil, err
+	}
+	if conn.ConnectionID == "" {
+		return nil, errors.New("vault created a connection without an id")
+	}
+
+	id := flow.NewID()
+	expires := h.d.Now().Add(h.d.FlowTTL).UTC().Truncate(time.Second)
+	f.ConnectionID = conn.ConnectionID
+	f.WorkspaceID = req.WorkspaceID
+	f.ProviderID = p.ID
+	f.ProviderType = p.Type
+	f.RedirectURI = h.d.PublicURL + CallbackPath
+	f.Verifier = oauth2.GenerateVerifier()
+	if p.Type == messages.ProviderOIDC {
+		f.Nonce = randomToken()
+	}
+	f.ReturnURL = returnURL.String()
+	f.ExpiresAt = expires
+	if err := h.d.Flows.Put(ctx, id, f, h.d.FlowTTL); err != nil {
+		h.d.Log.Error("storing the flow failed", "connection_id", conn.ConnectionID, "err", err)
+		return nil, messages.Errorf(messages.CodeUnavailable, "could not start the consent; try again")
+	}
+	h.d.Log.Info("consent started", "connection_id", conn.ConnectionID, "provider_id", p.ID, "workspace_id", req.WorkspaceID)
+	return &messages.BeginReply{
+		ConnectionID: conn.ConnectionID,
+		AuthURL:      h.d.PublicURL + ConnectPath + id,
+		ExpiresAt:    expires,
+	}, nil
+}
+
+// authorization fills in where and how to send the user: the authorization
+// endpoint, client id, extra parameters and the issuer to expect back.
+func (h *Handler) authorization(ctx context.Context, p *messages.Provider) (flow.Flow, error) {
+	var f flow.Flow
+	switch p.Type {
+	case messages.ProviderOIDC:
+		f.AuthorizationEndpoint = p.AuthorizationEndpoint
+		f.ExpectedIssuer = p.Issuer
+		if p.Issuer == "" {
+			return f, messages.Errorf(messages.CodeInternal, "provider %s has no issuer", p.ID)
+		}
+		doc, err := h.d.Discovery.Get(ctx, p.Issuer)
+		switch {
+		case err == nil:
+			if doc.AuthorizationEndpoint != "" {
+				f.AuthorizationEndpoint = doc.AuthorizationEndpoint
+			}
+			f.IssRequired = doc.IssParameterSupported
+		case f.AuthorizationEndpoint != "":
+			h.d.Log.Warn("discovery failed; using the provider's stored authorization endpoint", "provider_id", p.ID, "err", err)
+		default:
+			h.d.Log.Error("discovery failed", "provider_id", p.ID, "err", err)
+			return f, messages.Errorf(messages.CodeProviderError, "could not read the provider's OpenID configuration; try again later")
+		}
+	case messages.ProviderOAuth2:
+		f.AuthorizationEndpoint = p.AuthorizationEndpoint
+		f.ExpectedIssuer = p.Issuer // RFC 9207 needs one; without it iss cannot be checked
+	case messages.ProviderStatic:
+		return f, messages.Errorf(messages.CodeInvalidRequest, "provider %s is a static-credential provider; its hosted form is not supported yet", p.ID)
+	default:
+		return f, messages.Errorf(messages.CodeInvalidRequest, "provider %s has unsupported type %q", p.ID, p.Type)
+	}
+	if f.AuthorizationEndpoint == "" {
+		return f, messages.Errorf(messages.CodeInternal, "provider %s has no authorization endpoint", p.ID)
+	}
+	if err := discovery.CheckEndpoint(f.AuthorizationEndpoint); err != nil {
+		h.d.Log.Error("provider authorization endpoint refused", "provider_id", p.ID, "err", err)
+		return f, messages.Errorf(messages.CodeInternal, "provider %s has an unusable authorization endpoint", p.ID)
+	}
+	if p.ClientID == "" {
+		return f, messages.Errorf(messages.CodeInternal, "provider %s has no client_id", p.ID)
+	}
+	f.ClientID = p.ClientID
+	f.AuthorizationParams = authParams(p.AuthorizationParams)
+	return f, nil
+}
+
+// randomToken is 32 random bytes, base64url: the OIDC nonce.
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

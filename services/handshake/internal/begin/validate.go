@@ -1,0 +1,102 @@
+package begin
+
+import (
+	"slices"
+
+	"github.com/nexus-broker/nexus/messages"
+)
+
+// Limits on a begin request.
+const (
+	maxScopes   = 100
+	maxScopeLen = 256
+	maxIDLen    = 256
+)
+
+// validScope reports whether s is an RFC 6749 scope-token:
+// 1*( %x21 / %x23-5B / %x5D-7E ).
+func validScope(s string) bool {
+	if s == "" || len(s) > maxScopeLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// checkRequest validates everything that needs no other service, so a bad
+// request creates nothing.
+func checkRequest(req *messages.BeginRequest) error {
+	switch {
+	case req.Provider == "":
+		return messages.Errorf(messages.CodeInvalidRequest, "provider is required")
+	case req.WorkspaceID == "":
+		return messages.Errorf(messages.CodeInvalidRequest, "workspace_id is required")
+	case len(req.Provider) > maxIDLen || len(req.WorkspaceID) > maxIDLen || len(req.ConnectionID) > maxIDLen:
+		return messages.Errorf(messages.CodeInvalidRequest, "provider, workspace_id and connection_id must be at most %d characters", maxIDLen)
+	case req.ReturnURL == "":
+		return messages.Errorf(messages.CodeInvalidRequest, "return_url is required")
+	case len(req.Scopes) > maxScopes:
+		return messages.Errorf(messages.CodeInvalidRequest, "at most %d scopes", maxScopes)
+	}
+	for _, s := range req.Scopes {
+		if !validScope(s) {
+			return messages.Errorf(messages.CodeInvalidRequest, "scope %q is not a valid OAuth 2.0 scope", truncate(s, 64))
+		}
+	}
+	return nil
+}
+
+// scopes is what the authorization request asks for: the request's scopes,
+// or the provider's defaults when it names none, without duplicates, and for
+// OIDC with "openid" first.
+func scopes(requested []string, p *messages.Provider) []string {
+	src := requested
+	if len(src) == 0 {
+		src = p.Scopes
+	}
+	var out []string
+	if p.Type == messages.ProviderOIDC {
+		out = append(out, "openid")
+	}
+	for _, s := range src {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// reservedParams are set by the handshake itself; a provider's
+// authorization_params may not override them.
+var reservedParams = map[string]bool{
+	"response_type": true, "client_id": true, "redirect_uri": true, "scope": true, "state": true,
+	"nonce": true, "code_challenge": true, "code_challenge_method": true, "response_mode": true,
+	"request": true, "request_uri": true,
+}
+
+// authParams returns the provider's extra authorization parameters minus the
+// reserved ones.
+func authParams(in map[string]string) map[string]string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		if !reservedParams[k] {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

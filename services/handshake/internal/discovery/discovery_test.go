@@ -1,0 +1,100 @@
+package discovery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nexus-broker/nexus/shared/redisx"
+	"github.com/nexus-broker/nexus/shared/testkit"
+)
+
+// idp serves a discovery document; doc is called with the server's URL.
+func idp(t *testing.T, doc func(base string) any) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var hits atomic.Int32
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.well-known/openid-configuration" {
+			http.NotFound(w, r)
+			return
+		}
+		hits.Add(1)
+		json.NewEncoder(w).Encode(doc(srv.URL))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &hits
+}
+
+func rdb(t *testing.T) redis.UniversalClient {
+	t.Helper()
+	c, err := redisx.Connect(context.Background(), testkit.Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestGetCaches(t *testing.T) {
+	srv, hits := idp(t, func(base string) any {
+		return map[string]any{"issuer": base, "authorization_endpoint": base + "/auth", "jwks_uri": base + "/jwks",
+			"authorization_response_iss_parameter_supported": true}
+	})
+	r := rdb(t)
+	t.Cleanup(func() { r.Del(context.Background(), Key(srv.URL)) })
+	c := New(r, nil, nil)
+	for range 3 {
+		d, err := c.Get(context.Background(), srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.AuthorizationEndpoint != srv.URL+"/auth" || !d.IssParameterSupported {
+			t.Fatalf("doc = %+v", d)
+		}
+	}
+	if hits.Load() != 1 {
+		t.Fatalf("fetched %d times, want 1 (cached)", hits.Load())
+	}
+	ttl := r.TTL(context.Background(), Key(srv.URL)).Val()
+	if ttl <= 0 || ttl > CacheTTL {
+		t.Fatalf("cache TTL = %v", ttl)
+	}
+}
+
+func TestGetRefusesWrongIssuer(t *testing.T) {
+	srv, _ := idp(t, func(base string) any {
+		return map[string]any{"issuer": base + "/other", "authorization_endpoint": base + "/auth"}
+	})
+	_, err := New(rdb(t), nil, nil).Get(context.Background(), srv.URL)
+	var de *Error
+	if !errors.As(err, &de) {
+		t.Fatalf("err = %v, want *Error", err)
+	}
+}
+
+func TestGetRefusesNonLoopbackHTTP(t *testing.T) {
+	_, err := New(rdb(t), nil, nil).Get(context.Background(), "http://idp.example.com")
+	var de *Error
+	if !errors.As(err, &de) {
+		t.Fatalf("err = %v, want *Error", err)
+	}
+}
+
+func TestCheckEndpoint(t *testing.T) {
+	for raw, ok := range map[string]bool{
+		"https://idp.example.com/auth": true, "http://127.0.0.1:8080/auth": true, "http://localhost/auth": true,
+		"http://[::1]:9/a": true, "http://idp.example.com/auth": false, "ftp://idp.example.com": false,
+		"https://u:p@idp.example.com": false, "/auth": false, "javascript:alert(1)": false,
+	} {
+		if err := CheckEndpoint(raw); (err == nil) != ok {
+			t.Errorf("CheckEndpoint(%q) = %v, want ok=%v", raw, err, ok)
+		}
+	}
+}

@@ -1,0 +1,50 @@
+// Package flow keeps pending consent flows in Redis: sealed, expiring and
+// single-use.
+package flow
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/nexus-broker/nexus/messages"
+)
+
+// Flow is everything the connect page and the callback need to finish one
+// consent. Verifier and Nonce are secrets of the flow: they are sealed at rest
+// and only the verifier's S256 challenge and the nonce leave in the
+// authorization request.
+type Flow struct {
+	ConnectionID string                `json:"connection_id"`
+	WorkspaceID  string                `json:"workspace_id"`
+	ProviderID   string                `json:"provider_id"`
+	ProviderType messages.ProviderType `json:"provider_type"`
+
+	AuthorizationEndpoint string            `json:"authorization_endpoint"`
+	ClientID              string            `json:"client_id"`
+	Scopes                []string          `json:"scopes"`
+	AuthorizationParams   map[string]string `json:"authorization_params,omitempty"`
+	RedirectURI           string            `json:"redirect_uri"`
+
+	Verifier string `json:"verifier"`
+	Nonce    string `json:"nonce,omitempty"`
+
+	// ExpectedIssuer is compared with the callback's iss (RFC 9207); when
+	// IssRequired, the callback must carry one.
+	ExpectedIssuer string `json:"expected_issuer,omitempty"`
+	IssRequired    bool   `json:"iss_required,omitempty"`
+
+	ReturnURL string    `json:"return_url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// LogValue keeps the verifier and nonce out of logs.
+func (f Flow) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("connection_id", f.ConnectionID),
+		slog.String("provider_id", f.ProviderID),
+		slog.Time("expires_at", f.ExpiresAt),
+		slog.String("verifier", "[redacted]"))
+}
+
+// Expired reports whether the flow is past its expiry at now.
+func (f Flow) Expired(now time.Time) bool { return !now.Before(f.ExpiresAt) }

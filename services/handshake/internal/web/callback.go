@@ -1,0 +1,169 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
+	"github.com/nexus-broker/nexus/services/handshake/internal/returnurl"
+	"github.com/nexus-broker/nexus/services/handshake/internal/state"
+)
+
+// Timeouts for the vault calls a callback makes. They do not end with the
+// browser's request: a closed tab must not leave a connection half-done.
+const (
+	exchangeTimeout = 20 * time.Second
+	failTimeout     = 5 * time.Second
+)
+
+// Reason codes the handshake itself gives for a failed consent.
+const (
+	ReasonBrowserMismatch = "browser_mismatch"
+	ReasonIssuerMismatch  = "issuer_mismatch"
+	ReasonMissingCode     = "missing_code"
+)
+
+// callback finishes a consent: it checks state, consumes the flow (once),
+// checks the browser binding and RFC 9207 iss, has the vault redeem the code,
+// and sends the browser back to the app's return_url.
+func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
+	q, err := parseCallbackQuery(r.URL.RawQuery)
+	if err != nil {
+		h.reject(w, pageBadState, "malformed query")
+		return
+	}
+	now := h.d.Now()
+	ref, err := h.d.Signer.Verify(q.State, now)
+	if err != nil || !flow.ValidRef(ref) {
+		reason := "invalid state"
+		if errors.Is(err, state.ErrExpired) {
+			reason = "expired state"
+		}
+		// Never redirect here: without a genuine state there is no trusted return_url.
+		h.reject(w, pageBadState, reason)
+		return
+	}
+	f, err := h.d.Flows.Consume(r.Context(), ref)
+	switch {
+	case errors.Is(err, flow.ErrNotFound):
+		h.reject(w, pageUsed, "flow already used or expired")
+		return
+	case err != nil:
+		h.d.Log.Error("consuming a flow failed", "err", err)
+		h.callbacks.WithLabelValues("rejected").Inc()
+		pageUnavailable.render(w)
+		return
+	}
+	log := h.d.Log.With("connection_id", f.ConnectionID)
+	name := h.d.Binder.CookieName(ref)
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: h.cookie.path, MaxAge: -1,
+		HttpOnly: true, Secure: h.cookie.secure, SameSite: http.SameSiteLaxMode})
+	if f.Expired(now) {
+		h.reject(w, pageUsed, "flow expired")
+		return
+	}
+	if c, err := r.Cookie(name); err != nil || !h.d.Binder.Check(ref, c.Value) {
+		h.fail(f, ReasonBrowserMismatch, "the callback came from a browser other than the one that opened the sign-in link")
+		log.Warn("callback rejected: browser binding cookie missing or wrong")
+		h.reject(w, pageBrowserMismatch, "")
+		return
+	}
+
+	if q.Error != "" {
+		msg := q.ErrorDescription
+		if msg == "" {
+			msg = "the provider returned " + q.Error
+		}
+		h.fail(f, q.Error, msg)
+		log.Info("consent failed at the provider", "error", q.Error)
+		h.back(w, r, f, q.Error)
+		return
+	}
+	if f.ExpectedIssuer != "" && (q.HasIss || f.IssRequired) && q.Iss != f.ExpectedIssuer {
+		// RFC 9207: the response may come from another authorization server
+		// (mix-up); its code must not reach the vault.
+		h.fail(f, ReasonIssuerMismatch, "the authorization response did not come from the expected issuer")
+		log.Warn("callback rejected: iss mismatch", "has_iss", q.HasIss)
+		h.back(w, r, f, ReasonIssuerMismatch)
+		return
+	}
+	if q.Code == "" {
+		h.fail(f, ReasonMissingCode, "the provider's response carried no authorization code")
+		h.back(w, r, f, ReasonMissingCode)
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), exchangeTimeout)
+	defer cancel()
+	var conn messages.Connection
+	err = h.d.Vault.Request(ctx, messages.SubjectVaultExchange, messages.VaultExchange{
+		ConnectionID: f.ConnectionID,
+		Code:         q.Code,
+		CodeVerifier: f.Verifier,
+		RedirectURI:  f.RedirectURI,
+		Nonce:        f.Nonce,
+	}, &conn)
+	if err != nil {
+		code := string(messages.CodeUnavailable)
+		var me *messages.Error
+		if errors.As(err, &me) && me.Code != messages.CodeUnavailable {
+			code = string(me.Code) // the vault answered and has marked the connection failed
+		} else {
+			// The vault did not answer: mark it failed ourselves (best effort).
+			h.fail(f, code, "the broker could not redeem the authorization code in time")
+		}
+		log.Warn("code exchange failed", "code", code, "err", err)
+		h.back(w, r, f, code)
+		return
+	}
+	log.Info("consent completed")
+	h.back(w, r, f, "")
+}
+
+// back sends the browser to the flow's return_url with connection_id and
+// status (and error when errCode is set).
+func (h *Handler) back(w http.ResponseWriter, r *http.Request, f flow.Flow, errCode string) {
+	u, err := url.Parse(f.ReturnURL)
+	if err != nil { // checked at begin; cannot happen
+		h.d.Log.Error("stored return_url does not parse", "connection_id", f.ConnectionID)
+		h.reject(w, pageUnavailable, "bad return_url")
+		return
+	}
+	params := url.Values{"connection_id": {f.ConnectionID}}
+	if errCode == "" {
+		params.Set("status", string(messages.StatusActive))
+		h.callbacks.WithLabelValues("active").Inc()
+	} else {
+		params.Set("status", string(messages.StatusFailed))
+		params.Set("error", errCode)
+		h.callbacks.WithLabelValues("failed").Inc()
+	}
+	http.Redirect(w, r, returnurl.WithParams(u, params), http.StatusSeeOther)
+}
+
+// reject shows an error page.
+func (h *Handler) reject(w http.ResponseWriter, p page, why string) {
+	if why != "" {
+		h.d.Log.Info("callback rejected", "why", why)
+	}
+	h.callbacks.WithLabelValues("rejected").Inc()
+	p.render(w)
+}
+
+// fail marks the flow's connection failed at the vault, best effort: a
+// pending connection that is never marked expires on its own.
+func (h *Handler) fail(f flow.Flow, code, message string) {
+	ctx, cancel := context.WithTimeout(context.Background(), failTimeout)
+	defer cancel()
+	err := h.d.Vault.Request(ctx, messages.SubjectVaultConnectionsFail, messages.VaultFailConnection{
+		ConnectionID: f.ConnectionID,
+		Reason:       messages.Reason{Code: code, Message: message},
+	}, nil)
+	if err != nil {
+		h.d.Log.Warn("marking the connection failed did not work", "connection_id", f.ConnectionID, "reason", code, "err", err)
+	}
+}

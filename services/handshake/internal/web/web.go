@@ -1,0 +1,91 @@
+// Package web is the handshake's browser edge: the connect link that sends a
+// person to the provider, and the callback the provider sends them back to.
+// Everything a person sees is a plain page or a redirect to the app's
+// return_url; nothing a provider says is echoed back.
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
+	"github.com/nexus-broker/nexus/services/handshake/internal/state"
+)
+
+// Requester calls another service's subject (natsx.Client).
+type Requester interface {
+	Request(ctx context.Context, subject string, req, reply any) error
+}
+
+// FlowStore reads flows: Get leaves the flow in place, Consume takes it.
+type FlowStore interface {
+	Get(ctx context.Context, ref string) (flow.Flow, error)
+	Consume(ctx context.Context, ref string) (flow.Flow, error)
+}
+
+var _ FlowStore = (*flow.Store)(nil)
+
+// Deps is what the browser edge needs.
+type Deps struct {
+	Flows     FlowStore
+	Vault     Requester
+	Signer    *state.Signer
+	Binder    *state.Binder
+	PublicURL *url.URL
+	Now       func() time.Time
+	Log       *slog.Logger
+	// Registerer receives the callback outcome counter; nil for none.
+	Registerer prometheus.Registerer
+}
+
+// Handler serves the browser edge.
+type Handler struct {
+	d         Deps
+	cookie    cookieSettings
+	callbacks *prometheus.CounterVec
+}
+
+type cookieSettings struct {
+	path   string
+	secure bool
+}
+
+// New returns the browser edge.
+func New(d Deps) (*Handler, error) {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{
+		d: d,
+		cookie: cookieSettings{
+			path:   strings.TrimSuffix(d.PublicURL.Path, "/") + "/v1/callback",
+			secure: d.PublicURL.Scheme == "https",
+		},
+		callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nexus_handshake_callbacks_total",
+			Help: "Provider callbacks by outcome: active, failed (sent back to the app) or rejected (error page).",
+		}, []string{"result"}),
+	}
+	if d.Registerer != nil {
+		if err := d.Registerer.Register(h.callbacks); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// Mount adds the routes to mux, each wrapped with the security headers.
+func (h *Handler) Mount(mux *http.ServeMux) {
+	mux.Handle("GET /v1/connect/{flow}", secure(http.HandlerFunc(h.connect)))
+	mux.Handle("GET /v1/callback", secure(http.HandlerFunc(h.callback)))
+	mux.Handle("/v1/", secure(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { pageNotFound.render(w) })))
+}
