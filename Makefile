@@ -1,8 +1,8 @@
 # Nexus Broker. `make run` runs the whole broker in one process; `make test` runs every test.
 GO       ?= go
-MODULES  := messages shared services/vault services/handshake services/admin system testing/oidcprovider
+MODULES  := messages shared services/vault services/handshake services/admin services/refresher system testing/oidcprovider
 PKGS     := $(foreach m,$(MODULES),./$(m)/...)
-SERVICES := vault handshake admin
+SERVICES := vault handshake admin refresher
 
 .PHONY: run test services vet build bench fmt tidy
 

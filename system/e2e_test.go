@@ -228,7 +228,7 @@ func TestNoMasterSecretOnTheBus(t *testing.T) {
 	// once, operator -> admin -> vault. Nothing else ever does.
 	allowedOnce := map[string]bool{
 		messages.Subject(messages.DefaultPrefix, messages.SubjectProvidersCreate): true,
-		messages.Subject(messages.DefaultPrefix, messages.SubjectVaultClientsPut):  true,
+		messages.Subject(messages.DefaultPrefix, messages.SubjectVaultClientsPut): true,
 	}
 	crossings := map[string]int{}
 	for _, m := range seen {
