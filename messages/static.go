@@ -1,0 +1,31 @@
+package messages
+
+import "log/slog"
+
+// SubjectVaultStaticStore: the handshake hands the vault the static
+// credentials a user just typed in the hosted form, once (DESIGN.md
+// invariant 1). The vault verifies them if the provider says how, seals them,
+// and activates the connection.
+const SubjectVaultStaticStore = "v1.vault.static.store"
+
+// VaultStoreStatic carries the credentials a user submitted, already
+// validated against the provider's JSON Schema by the handshake. The vault
+// validates them again (it does not trust the bus).
+type VaultStoreStatic struct {
+	ConnectionID string         `json:"connection_id"`
+	Credentials  map[string]any `json:"credentials"`
+}
+
+// LogValue keeps the credentials out of logs.
+func (v VaultStoreStatic) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("connection_id", v.ConnectionID), slog.String("credentials", "[redacted]"))
+}
+
+// Verification is an optional request the vault makes with new static
+// credentials, applied with the provider's strategy, before it accepts them:
+// a 2xx (or ExpectStatus) answer means the credentials work.
+type Verification struct {
+	Method       string `json:"method,omitempty"` // GET by default
+	URL          string `json:"url"`
+	ExpectStatus int    `json:"expect_status,omitempty"`
+}
