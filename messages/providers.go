@@ -48,11 +48,18 @@ type Provider struct {
 	ClientAuthMethod      string            `json:"client_auth_method,omitempty"`
 	Scopes                []string          `json:"scopes"`
 	AuthorizationParams   map[string]string `json:"authorization_params,omitempty"`
+	// DefaultTokenLifetimeSeconds is how long an access token is taken to
+	// live when the provider's token response has no expires_in; 0 means
+	// the vault's default (3600).
+	DefaultTokenLifetimeSeconds int `json:"default_token_lifetime_seconds,omitempty"`
 
 	// Static credentials: the JSON Schema (draft 2020-12) of what the user
 	// supplies, and how the Gateway applies it.
 	CredentialSchema json.RawMessage `json:"credential_schema,omitempty"`
 	Strategy         *Strategy       `json:"strategy,omitempty"`
+	// Verification, when set, is a request the vault makes with newly
+	// submitted credentials before accepting them.
+	Verification *Verification `json:"verification,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`

@@ -17,6 +17,11 @@ const (
 	SubjectVaultOutboxClaim = "v1.vault.outbox.claim"
 	// SubjectVaultOutboxAck: mark events published (JetStream acknowledged them).
 	SubjectVaultOutboxAck = "v1.vault.outbox.ack"
+	// SubjectVaultOutboxNotify is a core-NATS notification (no body, no reply)
+	// the vault publishes after every transaction that wrote an outbox row,
+	// so the refresher relays at once instead of waiting for its next poll.
+	// Losing one costs only latency: the poll still finds the rows.
+	SubjectVaultOutboxNotify = "v1.vault.outbox.notify"
 )
 
 // RefreshClaim asks for up to Limit due connections, leased to Owner for

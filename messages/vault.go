@@ -1,6 +1,9 @@
 package messages
 
-import "log/slog"
+import (
+	"encoding/json"
+	"log/slog"
+)
 
 // Internal messages between the broker's own services and the vault. They are
 // not part of the Gateway's contract; deploy/nats grants the v1.vault.*
@@ -58,6 +61,14 @@ type VaultClient struct {
 	RevocationEndpoint string       `json:"revocation_endpoint,omitempty"`
 	JWKSURI            string       `json:"jwks_uri,omitempty"`
 	Strategy           *Strategy    `json:"strategy,omitempty"`
+	// DefaultTokenLifetimeSeconds is how long an access token is taken to
+	// live when the provider's token response has no expires_in; 0 means
+	// the vault's default (3600).
+	DefaultTokenLifetimeSeconds int `json:"default_token_lifetime_seconds,omitempty"`
+	// Static providers: the JSON Schema credentials must match, and the
+	// optional verification request.
+	CredentialSchema json.RawMessage `json:"credential_schema,omitempty"`
+	Verification     *Verification   `json:"verification,omitempty"`
 }
 
 // LogValue keeps the client secret out of logs.

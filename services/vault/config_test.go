@@ -3,8 +3,10 @@ package vault_test
 import (
 	"bytes"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nexus-broker/nexus/services/vault"
 	"github.com/nexus-broker/nexus/shared/config"
@@ -18,7 +20,7 @@ func TestLoadConfig(t *testing.T) {
 		read = append(read, name)
 		v, ok := map[string]string{
 			"API_KEY": apiKey, "DATABASE_URL": "postgres://u:pw@db/x", "ENCRYPTION_KEY": key, "ENCRYPTION_KEYS_PREVIOUS": prev,
-			"STATE_KEY": "nope", "REDIS_URL": "nope",
+			"REFRESH_LEAD_TIME": "90s", "STATE_KEY": "nope", "REDIS_URL": "nope",
 		}[name]
 		return v, ok
 	})
@@ -26,13 +28,21 @@ func TestLoadConfig(t *testing.T) {
 	if err := l.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.HTTPAddr != ":8082" || len(cfg.EncryptionKey) != 32 || len(cfg.PreviousKeys) != 1 || cfg.DatabaseURL == "" {
+	if cfg.HTTPAddr != ":8082" || len(cfg.EncryptionKey) != 32 || len(cfg.PreviousKeys) != 1 || cfg.DatabaseURL == "" || cfg.RefreshLead != 90*time.Second {
 		t.Fatalf("cfg = %+v", cfg)
 	}
 	for _, name := range read {
 		if name == "STATE_KEY" || name == "REDIS_URL" {
 			t.Fatalf("the vault read %s", name)
 		}
+	}
+	if !slices.Contains(read, "REFRESH_LEAD_TIME") {
+		t.Fatalf("the vault did not read REFRESH_LEAD_TIME: %v", read)
+	}
+	// REFRESH_LEAD_TIME defaults to 5 minutes.
+	l = config.FromMap(map[string]string{"API_KEY": apiKey, "DATABASE_URL": "postgres://db/x", "ENCRYPTION_KEY": key})
+	if cfg := vault.LoadConfig(l); l.Err() != nil || cfg.RefreshLead != 5*time.Minute {
+		t.Fatalf("default REFRESH_LEAD_TIME = %v (%v)", cfg.RefreshLead, l.Err())
 	}
 	var buf bytes.Buffer
 	slog.New(slog.NewTextHandler(&buf, nil)).Info("cfg", "cfg", cfg)
@@ -41,13 +51,13 @@ func TestLoadConfig(t *testing.T) {
 	}
 
 	// Every problem at once, naming the variable, never the key.
-	l = config.FromMap(map[string]string{"ENCRYPTION_KEY": "c2hvcnQ=", "ENCRYPTION_KEYS_PREVIOUS": "!!!"})
+	l = config.FromMap(map[string]string{"ENCRYPTION_KEY": "c2hvcnQ=", "ENCRYPTION_KEYS_PREVIOUS": "!!!", "REFRESH_LEAD_TIME": "0s"})
 	vault.LoadConfig(l)
 	err := l.Err()
 	if err == nil {
 		t.Fatal("no problems reported")
 	}
-	for _, want := range []string{"API_KEY", "DATABASE_URL", "ENCRYPTION_KEY:", "ENCRYPTION_KEYS_PREVIOUS"} {
+	for _, want := range []string{"API_KEY", "DATABASE_URL", "ENCRYPTION_KEY:", "ENCRYPTION_KEYS_PREVIOUS", "REFRESH_LEAD_TIME"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Fatalf("%q does not mention %s", err, want)
 		}

@@ -45,6 +45,10 @@ type Config struct {
 	DatabaseURL   string   // DATABASE_URL
 	EncryptionKey []byte   // ENCRYPTION_KEY: 32 bytes, seals everything
 	PreviousKeys  [][]byte // ENCRYPTION_KEYS_PREVIOUS: open only, during a rotation
+	// RefreshLead is REFRESH_LEAD_TIME (default 5m): how long before expiry
+	// the background refresher renews a token (half the token's life when
+	// that is shorter).
+	RefreshLead time.Duration
 }
 
 // LogValue keeps the keys and the database URL (which may hold a password)
@@ -52,18 +56,25 @@ type Config struct {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("nats_url", c.NATSURL), slog.String("prefix", c.Prefix), slog.String("http_addr", c.HTTPAddr),
-		slog.String("encryption_key", "[redacted]"), slog.Int("previous_keys", len(c.PreviousKeys)))
+		slog.String("encryption_key", "[redacted]"), slog.Int("previous_keys", len(c.PreviousKeys)),
+		slog.Duration("refresh_lead_time", c.RefreshLead))
 }
 
 // LoadConfig reads the vault's variables: the common ones, DATABASE_URL,
-// ENCRYPTION_KEY and ENCRYPTION_KEYS_PREVIOUS. Problems are collected in l.
+// ENCRYPTION_KEY, ENCRYPTION_KEYS_PREVIOUS and REFRESH_LEAD_TIME. Problems
+// are collected in l.
 func LoadConfig(l *config.Loader) Config {
-	return Config{
+	c := Config{
 		Common:        l.Common(":8082"),
 		DatabaseURL:   l.Required("DATABASE_URL", "the PostgreSQL database holding schema vault"),
 		EncryptionKey: l.Key32("ENCRYPTION_KEY"),
 		PreviousKeys:  l.Keys32("ENCRYPTION_KEYS_PREVIOUS"),
+		RefreshLead:   l.Duration("REFRESH_LEAD_TIME", store.DefaultRefreshLead),
 	}
+	if c.RefreshLead <= 0 || c.RefreshLead > 24*time.Hour {
+		l.Problem("REFRESH_LEAD_TIME", "must be between 1s and 24h")
+	}
+	return c
 }
 
 // Service is a running vault.
@@ -105,7 +116,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if err := store.Migrate(ctx, s.pool); err != nil {
 		return nil, err
 	}
-	st := store.New(s.pool, keys, nil)
+	outboxSubject := messages.Subject(cfg.Prefix, messages.SubjectVaultOutboxNotify)
+	st := store.New(s.pool, keys, store.Options{
+		RefreshLead: cfg.RefreshLead,
+		// Tell the relay at once; if this is lost, its poll finds the rows.
+		OnOutbox: func() {
+			if s.nc != nil {
+				_ = s.nc.Publish(outboxSubject, nil)
+			}
+		},
+	})
 	if err := st.CheckCanary(ctx); err != nil {
 		return nil, err
 	}

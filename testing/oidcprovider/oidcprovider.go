@@ -37,6 +37,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -48,6 +49,7 @@ import (
 	"github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
+	foauth2 "github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/token/jwt"
 )
@@ -100,6 +102,8 @@ type Server struct {
 	key      *rsa.PrivateKey
 	kid      string
 	signer   *jwt.DefaultSigner
+	hmac     *foauth2.HMACSHAStrategy
+	config   *fosite.Config
 
 	// grantMu serialises refresh_token grants, revocations and
 	// RevokeAllGrants, so a refresh token's check-and-rotate is atomic.
@@ -113,6 +117,7 @@ type Server struct {
 	omitRefresh     bool
 	delay           time.Duration
 	mutateIDToken   []func(map[string]any)
+	rewriteResponse []func(map[string]any)
 	foreignKey      *rsa.PrivateKey
 	tokenRequests   int
 	refreshGrants   int
@@ -171,8 +176,9 @@ func New(opts Options) (*Server, error) {
 	st := newStore()
 	keyGetter := func(context.Context) (interface{}, error) { return key, nil }
 	signer := &jwt.DefaultSigner{GetPrivateKey: keyGetter}
+	hmac := compose.NewOAuth2HMACStrategy(config)
 	provider := compose.Compose(config, st, &compose.CommonStrategy{
-		CoreStrategy:               compose.NewOAuth2HMACStrategy(config),
+		CoreStrategy:               hmac,
 		OpenIDConnectTokenStrategy: compose.NewOpenIDConnectStrategy(keyGetter, config),
 		Signer:                     signer,
 	},
@@ -194,6 +200,8 @@ func New(opts Options) (*Server, error) {
 		key:             key,
 		kid:             base64.RawURLEncoding.EncodeToString(thumb),
 		signer:          signer,
+		hmac:            hmac,
+		config:          config,
 		sessions:        map[string]string{},
 		refreshUses:     map[string]int{},
 		serveErrChannel: make(chan error, 1),
@@ -337,6 +345,66 @@ func (s *Server) MutateNextIDToken(f func(claims map[string]any)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mutateIDToken = append(s.mutateIDToken, f)
+}
+
+// RewriteNextTokenResponse arranges for the JSON body of the next successful
+// /token response to be passed to f before it is sent, so a test can drop,
+// retype or add members (expires_in as a string, no expires_in, an extra
+// refresh_token_expires_in ...). The tokens themselves are issued and stored
+// as usual. Several calls queue up, one per response.
+func (s *Server) RewriteNextTokenResponse(f func(body map[string]any)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rewriteResponse = append(s.rewriteResponse, f)
+}
+
+// MintRefreshToken stores a new, valid refresh-token grant for clientID with
+// scopes granted to the provider's subject, as a completed consent would,
+// and returns the refresh token: no browser, no code exchange. Benchmarks use
+// it to give many connections real refresh tokens quickly. The grant counts
+// for RevokeAllGrants like any other.
+func (s *Server) MintRefreshToken(clientID string, scopes []string) (string, error) {
+	ctx := context.Background()
+	client, err := s.store.GetClient(ctx, clientID)
+	if err != nil {
+		return "", fmt.Errorf("oidcprovider: client %q: %w", clientID, err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	session := &openid.DefaultSession{
+		Claims: &jwt.IDTokenClaims{
+			Issuer:      s.issuer,
+			Subject:     s.subject,
+			AuthTime:    now,
+			RequestedAt: now,
+		},
+		Headers:  &jwt.Headers{Extra: map[string]interface{}{"kid": s.kid}},
+		Subject:  s.subject,
+		Username: s.subject,
+	}
+	if lifespan := s.config.GetRefreshTokenLifespan(ctx); lifespan > 0 {
+		session.SetExpiresAt(fosite.RefreshToken, now.Add(lifespan))
+	}
+	req := fosite.NewRequest()
+	req.Client = client
+	req.RequestedAt = now
+	req.Session = session
+	for _, sc := range scopes {
+		req.AppendRequestedScope(sc)
+		req.GrantScope(sc)
+	}
+	token, signature, err := s.hmac.GenerateRefreshToken(ctx, req)
+	if err != nil {
+		return "", fmt.Errorf("oidcprovider: generate refresh token: %w", err)
+	}
+	s.grantMu.Lock()
+	defer s.grantMu.Unlock()
+	if err := s.store.CreateRefreshTokenSession(ctx, signature, "", req); err != nil {
+		return "", fmt.Errorf("oidcprovider: store refresh token: %w", err)
+	}
+	s.mu.Lock()
+	s.issued.RefreshTokens = append(s.issued.RefreshTokens, token)
+	s.mu.Unlock()
+	return token, nil
 }
 
 // SignNextIDTokenWithForeignKey makes the next id_token be signed with a fresh
@@ -672,7 +740,30 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.recordIssued(resp)
-	s.provider.WriteAccessResponse(ctx, w, ar, resp)
+	s.mu.Lock()
+	var rewrite func(map[string]any)
+	if len(s.rewriteResponse) > 0 {
+		rewrite = s.rewriteResponse[0]
+		s.rewriteResponse = s.rewriteResponse[1:]
+	}
+	s.mu.Unlock()
+	if rewrite == nil {
+		s.provider.WriteAccessResponse(ctx, w, ar, resp)
+		return
+	}
+	// What fosite's WriteAccessResponse does, over a rewritten body.
+	body := maps.Clone(resp.ToMap())
+	rewrite(body)
+	js, err := json.Marshal(body)
+	if err != nil {
+		s.provider.WriteAccessError(ctx, w, ar, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(js)
 }
 
 // Issued lists, in plaintext, every token the provider has handed out, so a

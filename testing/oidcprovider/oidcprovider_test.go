@@ -662,3 +662,69 @@ func TestAddClientValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestRewriteNextTokenResponse(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, Options{})
+	cfg := addClient(t, s, Client{})
+	f := codeFlow(t, s, cfg)
+
+	s.RewriteNextTokenResponse(func(body map[string]any) {
+		delete(body, "expires_in")
+		body["refresh_token_expires_in"] = "600"
+	})
+	tok, err := refresh(cfg, f.token.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tok.Expiry.IsZero() || tok.Extra("refresh_token_expires_in") != "600" || tok.AccessToken == "" || tok.RefreshToken == "" {
+		t.Fatalf("rewritten response: expiry %v, refresh_token_expires_in %v", tok.Expiry, tok.Extra("refresh_token_expires_in"))
+	}
+	// Only the next response: the one after is fosite's own. The rewritten
+	// response's refresh token was stored and works.
+	tok, err = refresh(cfg, tok.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Expiry.IsZero() || tok.Extra("refresh_token_expires_in") != nil {
+		t.Fatalf("second response rewritten too: expiry %v", tok.Expiry)
+	}
+}
+
+func TestMintRefreshToken(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, Options{})
+	cfg := addClient(t, s, Client{})
+	if _, err := s.MintRefreshToken("no-such-client", []string{"offline_access"}); err == nil {
+		t.Fatal("minted a token for an unknown client")
+	}
+	rt, err := s.MintRefreshToken(cfg.ClientID, []string{"openid", "offline_access", "profile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := refresh(cfg, rt)
+	if err != nil {
+		t.Fatalf("refresh with a minted token: %v", err)
+	}
+	if tok.AccessToken == "" || tok.RefreshToken == "" || tok.RefreshToken == rt || tok.Extra("id_token") == nil {
+		t.Fatalf("refresh response: %+v", tok)
+	}
+	// A minted grant rotates, and is revoked, like any other.
+	_, err = refresh(cfg, rt)
+	wantErrorCode(t, err, "invalid_grant")
+	rt, err = s.MintRefreshToken(cfg.ClientID, []string{"offline_access"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.RevokeAllGrants()
+	_, err = refresh(cfg, rt)
+	wantErrorCode(t, err, "invalid_grant")
+	// Without offline_access (and AlwaysIssueRefreshToken off) fosite refuses it.
+	rt, err = s.MintRefreshToken(cfg.ClientID, []string{"profile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refresh(cfg, rt); err == nil {
+		t.Fatal("a grant without offline_access was refreshed")
+	}
+}

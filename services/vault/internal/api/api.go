@@ -26,6 +26,8 @@ type Store interface {
 	tokenStore
 	exchangeStore
 	clientStore
+	refreshStore
+	outboxStore
 }
 
 // Provider is what the handlers ask of providers.
@@ -90,9 +92,18 @@ func (h *Handlers) Register(svc *natsx.Service) error {
 		{messages.SubjectVaultExchange, h.exchange},
 		{messages.SubjectVaultClientsPut, h.putClient},
 		{messages.SubjectVaultClientsDelete, h.deleteClient},
+		{messages.SubjectVaultRefreshClaim, h.claimRefresh},
+		{messages.SubjectVaultRefreshRun, h.runRefresh},
+		{messages.SubjectVaultRefreshDefer, h.deferRefresh},
+		{messages.SubjectVaultOutboxClaim, h.claimOutbox},
+		{messages.SubjectVaultOutboxAck, h.ackOutbox},
 	}
 	for _, e := range endpoints {
-		if err := svc.Handle(e.subject, h.mapped(e.fn)); err != nil {
+		var fast natsx.FastHandler
+		if e.subject == messages.SubjectTokensGet {
+			fast = h.getTokenFast
+		}
+		if err := svc.HandleFast(e.subject, fast, h.mapped(e.fn)); err != nil {
 			return err
 		}
 	}

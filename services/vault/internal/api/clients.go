@@ -47,6 +47,7 @@ func (h *Handlers) putClient(ctx context.Context, req micro.Request) (any, error
 		ProviderID: r.ProviderID, ProviderName: r.ProviderName, Type: r.Type, ClientID: r.ClientID,
 		ClientSecret: keyring.Secret(r.ClientSecret), ClientAuthMethod: r.ClientAuthMethod, Issuer: r.Issuer,
 		TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint, JWKSURI: r.JWKSURI, Strategy: r.Strategy,
+		DefaultTokenLifetimeSeconds: r.DefaultTokenLifetimeSeconds,
 	})
 	if err != nil {
 		return nil, err
@@ -54,6 +55,9 @@ func (h *Handlers) putClient(ctx context.Context, req micro.Request) (any, error
 	h.Log.Info("provider client stored", "client", r)
 	return messages.VaultClientReply{ProviderID: c.ProviderID, ClientSecretSet: c.ClientSecretSet}, nil
 }
+
+// MaxDefaultTokenLifetimeSeconds bounds default_token_lifetime_seconds (a year).
+const MaxDefaultTokenLifetimeSeconds = 365 * 24 * 3600
 
 func validateClient(r *messages.VaultClient) error {
 	bad := func(format string, args ...any) error {
@@ -64,6 +68,10 @@ func validateClient(r *messages.VaultClient) error {
 	}
 	if r.ProviderName == "" {
 		return bad("provider_name is required")
+	}
+	if r.DefaultTokenLifetimeSeconds < 0 || r.DefaultTokenLifetimeSeconds > MaxDefaultTokenLifetimeSeconds {
+		return bad("default_token_lifetime_seconds must be between 0 (the vault's default, %d) and %d",
+			int(store.DefaultTokenLifetime.Seconds()), MaxDefaultTokenLifetimeSeconds)
 	}
 	switch r.Type {
 	case messages.ProviderStatic:

@@ -33,10 +33,35 @@ func minValidity(v *int) (time.Duration, error) {
 	return time.Duration(*v) * time.Second, nil
 }
 
-// tokens.get: the hot path. A cached credential is served without touching
-// the database; otherwise the row is read, refreshed first if the token
-// would expire within min_valid_seconds, and (when no refresh was needed)
-// cached for under a second.
+// getTokenFast is tokens.get's hot path, run inline on the subscription: a
+// cached credential that meets min_valid_seconds is served without touching
+// the database or starting a goroutine. Anything else (a miss, a token about
+// to expire) goes to getToken in the pool.
+func (h *Handlers) getTokenFast(req micro.Request) (any, error, bool) {
+	var r messages.TokenRequest
+	if err := natsx.Decode(req.Data(), &r); err != nil {
+		return nil, err, true
+	}
+	minValid, err := minValidity(r.MinValidSeconds)
+	if err != nil {
+		return nil, err, true
+	}
+	e, ok := h.Cache.Get(r.ConnectionID)
+	if !ok {
+		return nil, nil, false
+	}
+	if err := inWorkspace(e.Conn, r.WorkspaceID); err != nil {
+		return nil, h.contractError(err), true
+	}
+	if !refresh.Satisfies(e.Conn, refresh.Need{MinValid: minValid}, h.Now()) {
+		return nil, nil, false
+	}
+	return credential(e.Conn, e.AccessToken), nil, true
+}
+
+// tokens.get off the fast path: the row is read, refreshed first if the
+// token would expire within min_valid_seconds, and (when no refresh was
+// needed) cached for under a second.
 func (h *Handlers) getToken(ctx context.Context, req micro.Request) (any, error) {
 	var r messages.TokenRequest
 	if err := natsx.Decode(req.Data(), &r); err != nil {
@@ -48,14 +73,6 @@ func (h *Handlers) getToken(ctx context.Context, req micro.Request) (any, error)
 	}
 	need := refresh.Need{MinValid: minValid}
 	now := h.Now()
-	if e, ok := h.Cache.Get(r.ConnectionID); ok {
-		if err := inWorkspace(e.Conn, r.WorkspaceID); err != nil {
-			return nil, err
-		}
-		if refresh.Satisfies(e.Conn, need, now) {
-			return credential(e.Conn, e.AccessToken), nil
-		}
-	}
 	snap := h.Cache.Begin()
 	c, t, err := h.Store.GetWithTokens(ctx, r.ConnectionID)
 	if err != nil {

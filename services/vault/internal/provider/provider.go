@@ -102,7 +102,7 @@ func (c *Client) Exchange(ctx context.Context, cl store.Client, r ExchangeReques
 			return store.Tokens{}, &Error{Kind: InvalidIDToken, Endpoint: "token", Err: errors.New("the token response has no id_token although openid was requested")}
 		}
 	}
-	return tokens(tok, r.Scopes), nil
+	return tokens(tok, r.Scopes, cl.TokenLifetime(), c.now()), nil
 }
 
 // Refresh redeems a refresh token. A response without a refresh token
@@ -117,22 +117,35 @@ func (c *Client) Refresh(ctx context.Context, cl store.Client, refresh keyring.S
 	if err != nil {
 		return store.Tokens{}, classify("token", err)
 	}
-	t := tokens(tok, nil)
+	t := tokens(tok, nil, cl.TokenLifetime(), c.now())
 	if tok.RefreshToken == refresh.Reveal() {
 		t.Refresh = "" // x/oauth2 copies the old one in when none came back
 	}
 	return t, nil
 }
 
-func tokens(tok *oauth2.Token, requested []string) store.Tokens {
+// tokens turns x/oauth2's token into the vault's. x/oauth2 reads expires_in
+// given as a JSON number or as a string of digits ("3600") into Expiry, and
+// leaves Expiry zero when expires_in is missing, null or 0. A renewable
+// token (one that came with a refresh token) is then taken to live for the
+// provider's default lifetime, so it is refreshed in time rather than used
+// until the API refuses it. A token without expires_in nor refresh token
+// keeps no expiry: such providers (GitHub OAuth apps) issue tokens that
+// live until revoked, and inventing an expiry would send the connection to
+// attention_required for nothing.
+func tokens(tok *oauth2.Token, requested []string, defaultLifetime time.Duration, now time.Time) store.Tokens {
 	t := store.Tokens{
 		Access:    keyring.Secret(tok.AccessToken),
 		Refresh:   keyring.Secret(tok.RefreshToken),
 		TokenType: tok.Type(),
 		Scopes:    requested,
 	}
-	if !tok.Expiry.IsZero() {
-		e := tok.Expiry.UTC().Truncate(time.Microsecond)
+	exp := tok.Expiry
+	if exp.IsZero() && tok.RefreshToken != "" {
+		exp = now.Add(defaultLifetime)
+	}
+	if !exp.IsZero() {
+		e := exp.UTC().Truncate(time.Microsecond)
 		t.ExpiresAt = &e
 	}
 	if s, ok := tok.Extra("scope").(string); ok && strings.TrimSpace(s) != "" {
@@ -140,7 +153,7 @@ func tokens(tok *oauth2.Token, requested []string) store.Tokens {
 	}
 	for _, k := range []string{"refresh_token_expires_in", "refresh_expires_in"} {
 		if secs, ok := number(tok.Extra(k)); ok && secs > 0 {
-			e := time.Now().Add(time.Duration(secs) * time.Second).UTC().Truncate(time.Microsecond)
+			e := now.Add(time.Duration(secs) * time.Second).UTC().Truncate(time.Microsecond)
 			t.RefreshExpires = &e
 			break
 		}

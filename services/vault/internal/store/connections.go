@@ -17,7 +17,7 @@ const connectionColumns = `c.id::text, c.provider_id, coalesce(p.provider_name, 
 	c.status, c.scopes, c.requested_scopes, c.metadata, c.token_type, c.token_version,
 	c.expires_at, c.refresh_expires_at, c.last_refreshed_at,
 	c.attention_code, c.attention_message, c.attention_since, c.failure_code, c.failure_message,
-	c.refresh_token is not null, c.created_at, c.updated_at`
+	c.refresh_token is not null, c.refresh_due_at, c.refresh_attempts, c.created_at, c.updated_at`
 
 const connectionFrom = ` from vault.connections c left join vault.provider_clients p on p.provider_id = c.provider_id`
 
@@ -34,7 +34,7 @@ func scanConnection(row pgx.Row, extra ...any) (Connection, error) {
 		&status, &c.Scopes, &c.RequestedScopes, &c.Metadata, &c.TokenType, &c.TokenVersion,
 		&c.ExpiresAt, &c.RefreshExpires, &c.LastRefreshedAt,
 		&attCode, &attMsg, &attSince, &failCode, &failMsg,
-		&c.HasRefreshToken, &c.CreatedAt, &c.UpdatedAt}
+		&c.HasRefreshToken, &c.RefreshDue, &c.RefreshAttempts, &c.CreatedAt, &c.UpdatedAt}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return Connection{}, ErrNotFound
@@ -49,7 +49,7 @@ func scanConnection(row pgx.Row, extra ...any) (Connection, error) {
 		c.Failure = &messages.Reason{Code: *failCode, Message: deref(failMsg)}
 	}
 	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
-	c.ExpiresAt, c.RefreshExpires, c.LastRefreshedAt = utc(c.ExpiresAt), utc(c.RefreshExpires), utc(c.LastRefreshedAt)
+	c.ExpiresAt, c.RefreshExpires, c.LastRefreshedAt, c.RefreshDue = utc(c.ExpiresAt), utc(c.RefreshExpires), utc(c.LastRefreshedAt), utc(c.RefreshDue)
 	return c, nil
 }
 
@@ -215,6 +215,7 @@ func (s *Store) CreateConnection(ctx context.Context, n NewConnection) (Connecti
 	if err := commit(ctx, tx); err != nil {
 		return Connection{}, err
 	}
+	s.outboxWritten()
 	return c, nil
 }
 

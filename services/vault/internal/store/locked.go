@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -22,6 +23,7 @@ type Locked struct {
 	Conn                  Connection
 	sealedAccess, sealedR []byte
 	dirty                 bool
+	events                int // outbox rows written
 }
 
 // WithLock locks connection id, calls fn, and commits whatever fn changed
@@ -50,6 +52,9 @@ func (s *Store) WithLock(ctx context.Context, id string, fn func(ctx context.Con
 	}
 	if err := commit(ctx, tx); err != nil {
 		return Connection{}, fmt.Errorf("commit: %w", err)
+	}
+	if l.events > 0 {
+		s.outboxWritten()
 	}
 	return l.Conn, ferr
 }
@@ -105,11 +110,17 @@ func (l *Locked) saveTokens(ctx context.Context, t Tokens, ev messages.EventType
 	if t.Scopes == nil {
 		t.Scopes = []string{}
 	}
+	if t.Refresh.IsZero() && refresh != nil && t.RefreshExpires == nil {
+		// The old refresh token is kept, and with it its expiry.
+		t.RefreshExpires = l.Conn.RefreshExpires
+	}
+	due := RefreshDue(now, t, refresh != nil, l.s.lead)
 	_, err = l.tx.Exec(ctx, `update vault.connections set status = 'active', access_token = $2, refresh_token = $3, token_type = $4,
 		expires_at = $5, refresh_expires_at = $6, scopes = $7, last_refreshed_at = $8, token_version = token_version + 1,
 		attention_code = null, attention_message = null, attention_since = null, failure_code = null, failure_message = null,
+		refresh_due_at = $10, refresh_attempts = 0, refresh_lease_owner = null,
 		updated_at = $9 where id = $1`,
-		l.uid, access, refresh, t.TokenType, t.ExpiresAt, t.RefreshExpires, t.Scopes, last, now)
+		l.uid, access, refresh, t.TokenType, t.ExpiresAt, t.RefreshExpires, t.Scopes, last, now, due)
 	if err != nil {
 		return err
 	}
@@ -118,8 +129,9 @@ func (l *Locked) saveTokens(ctx context.Context, t Tokens, ev messages.EventType
 	c.Status, c.TokenType, c.ExpiresAt, c.RefreshExpires, c.Scopes, c.LastRefreshedAt = messages.StatusActive, t.TokenType, utc(t.ExpiresAt), utc(t.RefreshExpires), t.Scopes, last
 	c.TokenVersion++
 	c.Attention, c.Failure, c.UpdatedAt, c.HasRefreshToken = nil, nil, now, refresh != nil
+	c.RefreshDue, c.RefreshAttempts = due, 0
 	l.sealedAccess, l.sealedR = access, refresh
-	return insertEvent(ctx, l.tx, *c, ev, nil, now)
+	return l.event(ctx, ev, nil, now)
 }
 
 // Fail marks the connection failed with a reason (event failed).
@@ -131,7 +143,7 @@ func (l *Locked) Fail(ctx context.Context, reason messages.Reason) error {
 	}
 	l.dirty = true
 	l.Conn.Status, l.Conn.Failure, l.Conn.UpdatedAt = messages.StatusFailed, &reason, now
-	return insertEvent(ctx, l.tx, l.Conn, messages.EventFailed, &reason, now)
+	return l.event(ctx, messages.EventFailed, &reason, now)
 }
 
 // RequireAttention records a permanent failure: the user must consent again
@@ -140,24 +152,36 @@ func (l *Locked) Fail(ctx context.Context, reason messages.Reason) error {
 func (l *Locked) RequireAttention(ctx context.Context, reason messages.Reason) error {
 	now := l.s.clock()
 	if _, err := l.tx.Exec(ctx, `update vault.connections set status = 'attention_required', attention_code = $2, attention_message = $3,
-		attention_since = $4, updated_at = $4 where id = $1`, l.uid, reason.Code, reason.Message, now); err != nil {
+		attention_since = $4, updated_at = $4, refresh_due_at = null, refresh_lease_owner = null where id = $1`,
+		l.uid, reason.Code, reason.Message, now); err != nil {
 		return err
 	}
 	l.dirty = true
-	l.Conn.Status, l.Conn.UpdatedAt = messages.StatusAttentionRequired, now
+	l.Conn.Status, l.Conn.UpdatedAt, l.Conn.RefreshDue = messages.StatusAttentionRequired, now, nil
 	l.Conn.Attention = &messages.Attention{Code: reason.Code, Message: reason.Message, Since: now}
-	return insertEvent(ctx, l.tx, l.Conn, messages.EventAttentionRequired, &reason, now)
+	return l.event(ctx, messages.EventAttentionRequired, &reason, now)
 }
 
 // Revoke wipes the connection's secrets and marks it revoked (event revoked).
 func (l *Locked) Revoke(ctx context.Context) error {
 	now := l.s.clock()
 	if _, err := l.tx.Exec(ctx, `update vault.connections set status = 'revoked', access_token = null, refresh_token = null,
-		attention_code = null, attention_message = null, attention_since = null, updated_at = $2 where id = $1`, l.uid, now); err != nil {
+		attention_code = null, attention_message = null, attention_since = null, refresh_due_at = null, refresh_lease_owner = null,
+		updated_at = $2 where id = $1`, l.uid, now); err != nil {
 		return err
 	}
 	l.dirty = true
-	l.Conn.Status, l.Conn.Attention, l.Conn.UpdatedAt, l.Conn.HasRefreshToken = messages.StatusRevoked, nil, now, false
+	l.Conn.Status, l.Conn.Attention, l.Conn.UpdatedAt, l.Conn.HasRefreshToken, l.Conn.RefreshDue = messages.StatusRevoked, nil, now, false, nil
 	l.sealedAccess, l.sealedR = nil, nil
-	return insertEvent(ctx, l.tx, l.Conn, messages.EventRevoked, nil, now)
+	return l.event(ctx, messages.EventRevoked, nil, now)
+}
+
+// event writes the locked connection's lifecycle event to the outbox, in
+// the lock's transaction.
+func (l *Locked) event(ctx context.Context, t messages.EventType, reason *messages.Reason, at time.Time) error {
+	if err := insertEvent(ctx, l.tx, l.Conn, t, reason, at); err != nil {
+		return err
+	}
+	l.events++
+	return nil
 }

@@ -26,6 +26,10 @@ type Connection struct {
 	Attention       *messages.Attention
 	Failure         *messages.Reason
 	HasRefreshToken bool
+	// RefreshDue is when the background refresher renews the token (nil:
+	// never); RefreshAttempts counts transient failures since the last success.
+	RefreshDue      *time.Time
+	RefreshAttempts int
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 }
@@ -87,8 +91,23 @@ type Client struct {
 	RevocationEndpoint string
 	JWKSURI            string
 	Strategy           *messages.Strategy
-	CreatedAt          time.Time
-	UpdatedAt          time.Time
+	// DefaultTokenLifetimeSeconds: how long an access token lives when the
+	// token response has no expires_in; 0 = DefaultTokenLifetime.
+	DefaultTokenLifetimeSeconds int
+	CreatedAt                   time.Time
+	UpdatedAt                   time.Time
+}
+
+// DefaultTokenLifetime is assumed for an access token whose provider said
+// nothing about its lifetime and registered no default of its own.
+const DefaultTokenLifetime = time.Hour
+
+// TokenLifetime is how long an access token without expires_in lives.
+func (c Client) TokenLifetime() time.Duration {
+	if c.DefaultTokenLifetimeSeconds > 0 {
+		return time.Duration(c.DefaultTokenLifetimeSeconds) * time.Second
+	}
+	return DefaultTokenLifetime
 }
 
 // LogValue keeps the client secret out of logs.

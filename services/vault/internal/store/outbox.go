@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nexus-broker/nexus/messages"
@@ -29,4 +30,59 @@ func insertEvent(ctx context.Context, tx pgx.Tx, c Connection, t messages.EventT
 	_, err = tx.Exec(ctx, "insert into vault.outbox (id, connection_id, type, payload, created_at) values ($1, $2, $3, $4, $5)",
 		id, c.ID, string(t), ev, at)
 	return err
+}
+
+// claimOutboxSQL leases up to $2 unpublished events to $1 for $3 seconds
+// at time $4, oldest first. An event leased to a relay that died is handed
+// out again once its lease runs out.
+const claimOutboxSQL = `with c as (
+	select id from vault.outbox
+	where published_at is null and (lease_until is null or lease_until < $4)
+	order by created_at, id limit $2
+	for update skip locked
+), leased as (
+	update vault.outbox o set lease_until = $4 + make_interval(secs => $3), lease_owner = $1
+	from c where o.id = c.id
+	returning o.id, o.created_at, o.payload
+)
+select payload from leased order by created_at, id`
+
+// ClaimOutbox leases up to limit unpublished events to owner for lease and
+// returns them, oldest first.
+func (s *Store) ClaimOutbox(ctx context.Context, owner string, limit int, lease time.Duration) ([]messages.Event, error) {
+	rows, err := s.pool.Query(ctx, claimOutboxSQL, owner, limit, lease.Seconds(), s.clock())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]messages.Event, 0, limit)
+	for rows.Next() {
+		var ev messages.Event
+		if err := rows.Scan(&ev); err != nil {
+			return nil, err
+		}
+		ev.OccurredAt = ev.OccurredAt.UTC()
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}
+
+// AckOutbox marks events published and returns how many were not already.
+// Ids that are not event ids are ignored.
+func (s *Store) AckOutbox(ctx context.Context, ids []string) (int, error) {
+	uids := make([]uuid.UUID, 0, len(ids))
+	for _, id := range ids {
+		if u, ok := parseID(id); ok {
+			uids = append(uids, u)
+		}
+	}
+	if len(uids) == 0 {
+		return 0, nil
+	}
+	tag, err := s.pool.Exec(ctx, `update vault.outbox set published_at = $2, lease_until = null
+		where id = any($1) and published_at is null`, uids, s.clock())
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
 }

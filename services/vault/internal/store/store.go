@@ -60,17 +60,40 @@ func (e *InUseError) Error() string {
 
 // Store is the vault's PostgreSQL storage.
 type Store struct {
-	pool *pgxpool.Pool
-	keys *keyring.Keyring
-	now  func() time.Time
+	pool     *pgxpool.Pool
+	keys     *keyring.Keyring
+	now      func() time.Time
+	lead     time.Duration
+	onOutbox func()
 }
 
-// New returns a store over pool that seals with keys. now may be nil.
-func New(pool *pgxpool.Pool, keys *keyring.Keyring, now func() time.Time) *Store {
-	if now == nil {
-		now = time.Now
+// Options tune a Store; the zero value gives the defaults.
+type Options struct {
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// RefreshLead is REFRESH_LEAD_TIME (DefaultRefreshLead when zero); see RefreshDue.
+	RefreshLead time.Duration
+	// OnOutbox, when set, is called after every committed transaction that
+	// wrote an outbox event, so the relay can be told at once.
+	OnOutbox func()
+}
+
+// New returns a store over pool that seals with keys.
+func New(pool *pgxpool.Pool, keys *keyring.Keyring, o Options) *Store {
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	return &Store{pool: pool, keys: keys, now: now}
+	if o.RefreshLead <= 0 {
+		o.RefreshLead = DefaultRefreshLead
+	}
+	return &Store{pool: pool, keys: keys, now: o.Now, lead: o.RefreshLead, onOutbox: o.OnOutbox}
+}
+
+// outboxWritten tells the relay that committed events are waiting.
+func (s *Store) outboxWritten() {
+	if s.onOutbox != nil {
+		s.onOutbox()
+	}
 }
 
 // Ping checks the database answers (readiness).

@@ -1,0 +1,148 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault/internal/provider"
+	"github.com/nexus-broker/nexus/services/vault/internal/refresh"
+	"github.com/nexus-broker/nexus/services/vault/internal/store"
+	"github.com/nexus-broker/nexus/shared/natsx"
+)
+
+type refreshStore interface {
+	GetConnection(ctx context.Context, id string) (store.Connection, error)
+	ClaimRefresh(ctx context.Context, owner string, limit int, lease time.Duration) ([]store.DueConnection, error)
+	RecordRefreshFailure(ctx context.Context, id string) (int, error)
+	DeferRefresh(ctx context.Context, id string, until time.Time) error
+	ClearRefreshDue(ctx context.Context, id string) error
+}
+
+// Bounds of the refresher's and the relay's claims.
+const (
+	MaxClaimLimit   = 1000
+	MaxLeaseSeconds = 3600
+	maxOwnerLength  = 200
+	maxDefer        = 30 * 24 * time.Hour
+)
+
+func validateClaim(owner string, limit, leaseSeconds int) error {
+	switch {
+	case owner == "" || len(owner) > maxOwnerLength:
+		return messages.Errorf(messages.CodeInvalidRequest, "owner is required (at most %d characters)", maxOwnerLength)
+	case limit < 1 || limit > MaxClaimLimit:
+		return messages.Errorf(messages.CodeInvalidRequest, "limit must be between 1 and %d", MaxClaimLimit)
+	case leaseSeconds < 1 || leaseSeconds > MaxLeaseSeconds:
+		return messages.Errorf(messages.CodeInvalidRequest, "lease_seconds must be between 1 and %d", MaxLeaseSeconds)
+	}
+	return nil
+}
+
+// vault.refresh.claim: lease the most urgent due connections to the caller.
+func (h *Handlers) claimRefresh(ctx context.Context, req micro.Request) (any, error) {
+	var r messages.RefreshClaim
+	if err := natsx.Decode(req.Data(), &r); err != nil {
+		return nil, err
+	}
+	if err := validateClaim(r.Owner, r.Limit, r.LeaseSeconds); err != nil {
+		return nil, err
+	}
+	due, err := h.Store.ClaimRefresh(ctx, r.Owner, r.Limit, time.Duration(r.LeaseSeconds)*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	out := messages.RefreshClaimReply{Items: make([]messages.RefreshItem, 0, len(due))}
+	for _, d := range due {
+		it := messages.RefreshItem{ConnectionID: d.ID, ProviderID: d.ProviderID, TokenVersion: d.TokenVersion, Attempts: d.Attempts}
+		if d.ExpiresAt != nil {
+			it.ExpiresAt = *d.ExpiresAt
+		}
+		out.Items = append(out.Items, it)
+	}
+	return out, nil
+}
+
+// vault.refresh.run: refresh one claimed connection unless another caller
+// already did (its token version moved). The reply says what happened and
+// never carries a token.
+func (h *Handlers) runRefresh(ctx context.Context, req micro.Request) (any, error) {
+	var r messages.RefreshRun
+	if err := natsx.Decode(req.Data(), &r); err != nil {
+		return nil, err
+	}
+	c, err := h.Store.GetConnection(ctx, r.ConnectionID)
+	if err != nil {
+		return nil, err
+	}
+	reply := messages.RefreshRunReply{ConnectionID: c.ID}
+	if c.Status != messages.StatusActive || c.TokenVersion != r.TokenVersion {
+		reply.Outcome = messages.RefreshNotNeeded
+		return reply, nil
+	}
+	res, err := h.Refresher.Refresh(ctx, c.ID, c.ProviderID, refresh.Need{Force: true, SeenVersion: r.TokenVersion})
+	var (
+		na *refresh.NotActiveError
+		pe *provider.Error
+	)
+	switch {
+	case err == nil && !res.Refreshed:
+		reply.Outcome = messages.RefreshNotNeeded // the version moved while we waited for the lock
+	case err == nil:
+		reply.Outcome = messages.RefreshDone
+		reply.ExpiresAt = res.Conn.ExpiresAt
+	case errors.As(err, &na) && na.Cause != nil:
+		reply.Outcome = messages.RefreshAttention
+		reply.Reason = &messages.Reason{Code: "attention_required", Message: "the connection needs its user to connect again"}
+		if a := na.Conn.Attention; a != nil {
+			reply.Reason = &messages.Reason{Code: a.Code, Message: a.Message}
+		}
+	case errors.As(err, &na):
+		reply.Outcome = messages.RefreshNotNeeded // revoked, or moved to attention_required by another caller
+	case errors.Is(err, refresh.ErrNoRefreshToken):
+		// Nothing to renew with; stop scheduling it (tokens.get still
+		// serves the access token until it expires).
+		if err := h.Store.ClearRefreshDue(ctx, c.ID); err != nil {
+			return nil, err
+		}
+		reply.Outcome = messages.RefreshNotNeeded
+	case errors.As(err, &pe) && pe.Kind != provider.Permanent:
+		// Timeouts, 5xx and 429, but also a refusal that is not about the
+		// grant (invalid_client: a registration problem an operator must
+		// fix). Neither is the user's to fix: keep the connection active
+		// and let the refresher back off.
+		n, ferr := h.Store.RecordRefreshFailure(ctx, c.ID)
+		if ferr != nil {
+			return nil, ferr
+		}
+		reply.Outcome = messages.RefreshTransient
+		reply.Attempts = n
+		reply.RetryAfterSeconds = int(math.Ceil(pe.RetryAfter.Seconds()))
+		if pe.Kind != provider.Transient {
+			h.Log.Warn("background refresh refused by the provider; retrying with backoff", "connection_id", c.ID, "provider_id", c.ProviderID, "err", pe)
+			reply.Reason = &messages.Reason{Code: "provider_error", Message: pe.Error()}
+		}
+	default:
+		return nil, err
+	}
+	return reply, nil
+}
+
+// vault.refresh.defer: the refresher's backoff after a transient failure.
+func (h *Handlers) deferRefresh(ctx context.Context, req micro.Request) (any, error) {
+	var r messages.RefreshDefer
+	if err := natsx.Decode(req.Data(), &r); err != nil {
+		return nil, err
+	}
+	if r.Until.IsZero() || r.Until.After(h.Now().Add(maxDefer)) {
+		return nil, messages.Errorf(messages.CodeInvalidRequest, "until is required and at most %s ahead", maxDefer)
+	}
+	if err := h.Store.DeferRefresh(ctx, r.ConnectionID, r.Until); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}

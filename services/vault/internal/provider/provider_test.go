@@ -1,0 +1,75 @@
+package provider_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
+	"github.com/nexus-broker/nexus/services/vault/internal/provider"
+	"github.com/nexus-broker/nexus/services/vault/internal/store"
+	"github.com/nexus-broker/nexus/testing/oidcprovider"
+)
+
+// TestExpiresInForms pins what x/oauth2 makes of expires_in as real
+// providers send it (a number, a string of digits, nothing) and what the
+// vault stores for each, against a real provider.
+func TestExpiresInForms(t *testing.T) {
+	t.Parallel()
+	op, err := oidcprovider.New(oidcprovider.Options{AlwaysIssueRefreshToken: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(op.Close)
+	if err := op.AddClient(oidcprovider.Client{ID: "c", Secret: "s", RedirectURIs: []string{"http://127.0.0.1:1/cb"}}); err != nil {
+		t.Fatal(err)
+	}
+	cl := store.Client{ProviderID: "p", Type: messages.ProviderOAuth2, ClientID: "c", ClientSecret: "s", TokenEndpoint: op.Issuer() + "/token"}
+	tests := []struct {
+		name        string
+		rewrite     func(map[string]any)
+		lifetimeSec int
+		want        time.Duration // 0: no expiry
+		wantRefresh time.Duration // refresh_token_expires_in; 0: none
+	}{
+		{name: "number", rewrite: func(b map[string]any) { b["expires_in"] = 120 }, want: 120 * time.Second},
+		{name: "string", rewrite: func(b map[string]any) { b["expires_in"] = "120" }, want: 120 * time.Second},
+		{name: "missing: vault default", rewrite: func(b map[string]any) { delete(b, "expires_in") }, want: time.Hour},
+		{name: "missing: provider default", rewrite: func(b map[string]any) { delete(b, "expires_in") }, lifetimeSec: 900, want: 15 * time.Minute},
+		{name: "null", rewrite: func(b map[string]any) { b["expires_in"] = nil }, want: time.Hour},
+		{name: "zero", rewrite: func(b map[string]any) { b["expires_in"] = 0 }, want: time.Hour},
+		{name: "refresh_token_expires_in as string", rewrite: func(b map[string]any) { b["refresh_token_expires_in"] = "600" }, want: time.Hour, wantRefresh: 10 * time.Minute},
+		{name: "refresh_expires_in (Keycloak)", rewrite: func(b map[string]any) { b["refresh_expires_in"] = 600 }, want: time.Hour, wantRefresh: 10 * time.Minute},
+	}
+	p := provider.New(0, nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rt, err := op.MintRefreshToken("c", []string{"offline_access"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl := cl
+			cl.DefaultTokenLifetimeSeconds = tt.lifetimeSec
+			// Serial per provider: the rewrite applies to the next response.
+			op.RewriteNextTokenResponse(tt.rewrite)
+			before := time.Now()
+			got, err := p.Refresh(context.Background(), cl, keyring.Secret(rt))
+			if err != nil {
+				t.Fatal(err)
+			}
+			near := func(at *time.Time, d time.Duration) bool {
+				return at != nil && !at.Before(before.Add(d-time.Second)) && !at.After(time.Now().Add(d+time.Second))
+			}
+			if !near(got.ExpiresAt, tt.want) {
+				t.Fatalf("expires_at = %v, want now + %v", got.ExpiresAt, tt.want)
+			}
+			if tt.wantRefresh == 0 && got.RefreshExpires != nil || tt.wantRefresh != 0 && !near(got.RefreshExpires, tt.wantRefresh) {
+				t.Fatalf("refresh_expires = %v, want now + %v", got.RefreshExpires, tt.wantRefresh)
+			}
+			if got.Refresh.IsZero() || got.Access.IsZero() {
+				t.Fatal("tokens missing")
+			}
+		})
+	}
+}
