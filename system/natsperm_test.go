@@ -14,7 +14,7 @@ import (
 // checks that the Gateway cannot reach the vault's internal subjects nor
 // admin, while the services can do their jobs.
 func TestDeployNATSPermissions(t *testing.T) {
-	for _, u := range []string{"VAULT", "HANDSHAKE", "ADMIN", "GATEWAY", "OPERATOR"} {
+	for _, u := range []string{"VAULT", "HANDSHAKE", "ADMIN", "GATEWAY", "OPERATOR", "REFRESHER"} {
 		t.Setenv("NATS_"+u+"_PASSWORD", "pw-"+u)
 	}
 	t.Setenv("NATS_SERVER_NAME", "test")
