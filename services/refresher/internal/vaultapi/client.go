@@ -1,0 +1,71 @@
+// Package vaultapi calls the vault's internal refresh and outbox subjects
+// (messages/refresh.go). The refresher holds no secrets and no database: this
+// is its only way to the connections.
+package vaultapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/natsx"
+)
+
+// DefaultTimeout bounds a call. A refresh run includes the provider's token
+// endpoint; the vault gives up on it earlier than this.
+const DefaultTimeout = 30 * time.Second
+
+// Client is the vault as the refresher sees it.
+type Client struct {
+	NATS    *natsx.Client
+	Timeout time.Duration
+}
+
+func (c *Client) call(ctx context.Context, subject string, req, reply any) error {
+	t := c.Timeout
+	if t <= 0 {
+		t = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, t)
+	defer cancel()
+	return c.NATS.Request(ctx, subject, req, reply)
+}
+
+// ClaimRefresh leases due connections.
+func (c *Client) ClaimRefresh(ctx context.Context, r messages.RefreshClaim) ([]messages.RefreshItem, error) {
+	var reply messages.RefreshClaimReply
+	if err := c.call(ctx, messages.SubjectVaultRefreshClaim, r, &reply); err != nil {
+		return nil, err
+	}
+	return reply.Items, nil
+}
+
+// RunRefresh refreshes one claimed connection.
+func (c *Client) RunRefresh(ctx context.Context, r messages.RefreshRun) (messages.RefreshRunReply, error) {
+	var reply messages.RefreshRunReply
+	err := c.call(ctx, messages.SubjectVaultRefreshRun, r, &reply)
+	return reply, err
+}
+
+// DeferRefresh schedules the next attempt no sooner than r.Until.
+func (c *Client) DeferRefresh(ctx context.Context, r messages.RefreshDefer) error {
+	return c.call(ctx, messages.SubjectVaultRefreshDefer, r, nil)
+}
+
+// ClaimOutbox leases unpublished events.
+func (c *Client) ClaimOutbox(ctx context.Context, r messages.OutboxClaim) ([]messages.Event, error) {
+	var reply messages.OutboxClaimReply
+	if err := c.call(ctx, messages.SubjectVaultOutboxClaim, r, &reply); err != nil {
+		return nil, err
+	}
+	return reply.Events, nil
+}
+
+// AckOutbox marks events published.
+func (c *Client) AckOutbox(ctx context.Context, ids []string) (int, error) {
+	var reply messages.OutboxAckReply
+	if err := c.call(ctx, messages.SubjectVaultOutboxAck, messages.OutboxAck{IDs: ids}, &reply); err != nil {
+		return 0, err
+	}
+	return reply.Acked, nil
+}
