@@ -12,6 +12,8 @@ replace github.com/nexus-broker/nexus/services/handshake => ../services/handshak
 
 replace github.com/nexus-broker/nexus/services/admin => ../services/admin
 
+replace github.com/nexus-broker/nexus/services/refresher => ../services/refresher
+
 replace github.com/nexus-broker/nexus/testing/oidcprovider => ../testing/oidcprovider
 
 require (
@@ -21,6 +23,7 @@ require (
 	github.com/nexus-broker/nexus/messages v0.0.0
 	github.com/nexus-broker/nexus/services/admin v0.0.0
 	github.com/nexus-broker/nexus/services/handshake v0.0.0
+	github.com/nexus-broker/nexus/services/refresher v0.0.0
 	github.com/nexus-broker/nexus/services/vault v0.0.0
 	github.com/nexus-broker/nexus/shared v0.0.0
 	github.com/nexus-broker/nexus/testing/oidcprovider v0.0.0
@@ -87,6 +90,7 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/redis/go-redis/v9 v9.23.0 // indirect
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/seatgeek/logrus-gelf-formatter v0.0.0-20210414080842-5b05eb8ff761 // indirect
 	github.com/shopspring/decimal v1.4.0 // indirect
 	github.com/sirupsen/logrus v1.9.3 // indirect

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nexus-broker/nexus/services/admin"
 	"github.com/nexus-broker/nexus/services/handshake"
+	"github.com/nexus-broker/nexus/services/refresher"
 	"github.com/nexus-broker/nexus/services/vault"
 	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/shared/httpserver"
@@ -35,12 +36,13 @@ func Overlay(base Lookup, m map[string]string) Lookup {
 	}
 }
 
-// System is a running broker: vault, admin and handshake, each with its own
+// System is a running broker: vault, admin, handshake and refresher, each with its own
 // NATS connection and HTTP listener, as if they were separate processes.
 type System struct {
 	Vault     *vault.Service
 	Admin     *admin.Service
 	Handshake *handshake.Service
+	Refresher *refresher.Service
 
 	// HTTP listeners, by service name.
 	Listeners map[string]net.Listener
@@ -56,14 +58,15 @@ type Addrs struct {
 }
 
 // Start validates every service's configuration at once (each service reads
-// only its own variables from env), then starts vault, admin and handshake in
-// that order and serves their HTTP handlers on the listeners given (or on
+// only its own variables from env), then starts vault, admin, handshake and
+// refresher in that order and serves their HTTP handlers on the listeners given (or on
 // their HTTP_ADDR when a listener is nil).
 func Start(ctx context.Context, env Lookup, listeners map[string]net.Listener, log *slog.Logger) (*System, error) {
 	l := config.FromFunc(env)
 	vcfg := vault.LoadConfig(l)
 	acfg := admin.LoadConfig(l)
 	hcfg := handshake.LoadConfig(l)
+	rcfg := refresher.LoadConfig(l)
 	if err := l.Err(); err != nil {
 		return nil, err
 	}
@@ -71,6 +74,7 @@ func Start(ctx context.Context, env Lookup, listeners map[string]net.Listener, l
 	vcfg.HTTPAddr = envOr(env, "VAULT_HTTP_ADDR", "127.0.0.1:8082")
 	acfg.HTTPAddr = envOr(env, "ADMIN_HTTP_ADDR", "127.0.0.1:8081")
 	hcfg.HTTPAddr = envOr(env, "HANDSHAKE_HTTP_ADDR", "127.0.0.1:8080")
+	rcfg.HTTPAddr = envOr(env, "REFRESHER_HTTP_ADDR", "127.0.0.1:8083")
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &System{cancel: cancel, log: log, Listeners: map[string]net.Listener{}}
@@ -84,6 +88,9 @@ func Start(ctx context.Context, env Lookup, listeners map[string]net.Listener, l
 	if s.Handshake, err = handshake.Start(ctx, hcfg, log.With("service", "handshake")); err != nil {
 		return nil, s.fail(fmt.Errorf("handshake: %w", err))
 	}
+	if s.Refresher, err = refresher.Start(ctx, rcfg, log.With("service", "refresher")); err != nil {
+		return nil, s.fail(fmt.Errorf("refresher: %w", err))
+	}
 	for _, svc := range []struct {
 		name    string
 		addr    string
@@ -92,6 +99,7 @@ func Start(ctx context.Context, env Lookup, listeners map[string]net.Listener, l
 		{"vault", vcfg.HTTPAddr, s.Vault.Handler()},
 		{"admin", acfg.HTTPAddr, s.Admin.Handler()},
 		{"handshake", hcfg.HTTPAddr, s.Handshake.Handler()},
+		{"refresher", rcfg.HTTPAddr, s.Refresher.Handler()},
 	} {
 		ln := listeners[svc.name]
 		if ln == nil {
@@ -127,6 +135,9 @@ func (s *System) Close(ctx context.Context) error {
 	s.cancel() // Serve shuts each HTTP server down and closes its listener.
 	s.wg.Wait()
 	var errs []error
+	if s.Refresher != nil {
+		errs = append(errs, s.Refresher.Close(ctx))
+	}
 	if s.Handshake != nil {
 		errs = append(errs, s.Handshake.Close(ctx))
 	}
