@@ -136,4 +136,3 @@ func TestLifecycleEvents(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
-
