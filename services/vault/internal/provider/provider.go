@@ -46,7 +46,12 @@ func New(timeout time.Duration, now func() time.Time) *Client {
 		now = time.Now
 	}
 	return &Client{
-		http:    &http.Client{Timeout: timeout},
+		// Never follow redirects: a token, revocation or JWKS endpoint that
+		// answers 3xx would otherwise have Go re-send the refresh token, the
+		// code and verifier, or the client secret to whatever host it names.
+		http: &http.Client{Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}},
 		now:     now,
 		keySets: map[string]*oidc.RemoteKeySet{},
 	}

@@ -2,6 +2,9 @@ package provider_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,5 +74,31 @@ func TestExpiresInForms(t *testing.T) {
 				t.Fatal("tokens missing")
 			}
 		})
+	}
+}
+
+// TestNoRedirects: a token endpoint that redirects must not get the refresh
+// token and client secret re-sent to the host it names.
+func TestNoRedirects(t *testing.T) {
+	var leaked atomic.Bool
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked.Store(true)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"access_token":"x","token_type":"Bearer"}`))
+	}))
+	defer evil.Close()
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, evil.URL+"/token", http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+
+	c := provider.New(5*time.Second, nil)
+	cl := store.Client{ProviderID: "p", Type: messages.ProviderOAuth2, ClientID: "cid", ClientSecret: "client-secret",
+		ClientAuthMethod: messages.ClientSecretPost, TokenEndpoint: redirector.URL + "/token"}
+	if _, err := c.Refresh(context.Background(), cl, keyring.Secret("refresh-token")); err == nil {
+		t.Fatal("a redirected token request succeeded")
+	}
+	if leaked.Load() {
+		t.Fatal("the refresh token and client secret followed a redirect to another host")
 	}
 }
