@@ -75,7 +75,7 @@ type Config struct {
 // LogValue prints the configuration without the API keys.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("nats_url", c.NATSURL), slog.String("prefix", c.Prefix), slog.String("http_addr", c.HTTPAddr),
+		slog.String("nats_url", c.RedactedNATSURL()), slog.String("prefix", c.Prefix), slog.String("http_addr", c.HTTPAddr),
 		slog.Int("concurrency", c.Concurrency), slog.Int("batch", c.Batch), slog.Duration("poll_interval", c.PollInterval),
 		slog.Duration("lease", c.Lease), slog.Duration("backoff_base", c.BackoffBase), slog.Duration("backoff_max", c.BackoffMax),
 		slog.Duration("events_max_age", c.EventsMaxAge), slog.Int("events_replicas", c.EventsReplicas),

@@ -55,7 +55,7 @@ type Config struct {
 // out of logs.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("nats_url", c.NATSURL), slog.String("prefix", c.Prefix), slog.String("http_addr", c.HTTPAddr),
+		slog.String("nats_url", c.RedactedNATSURL()), slog.String("prefix", c.Prefix), slog.String("http_addr", c.HTTPAddr),
 		slog.String("encryption_key", "[redacted]"), slog.Int("previous_keys", len(c.PreviousKeys)),
 		slog.Duration("refresh_lead_time", c.RefreshLead))
 }

@@ -1,6 +1,11 @@
 package config
 
-import "github.com/nexus-broker/nexus/messages"
+import (
+	"net/url"
+	"strings"
+
+	"github.com/nexus-broker/nexus/messages"
+)
 
 // Common is the configuration every service reads.
 type Common struct {
@@ -33,4 +38,22 @@ func (l *Loader) Common(httpAddr string) Common {
 		}
 	}
 	return c
+}
+
+// RedactedNATSURL is NATS_URL with any password replaced, for logs and errors.
+func (c Common) RedactedNATSURL() string { return RedactURL(c.NATSURL) }
+
+// RedactURL hides the password of every URL in a comma-separated list
+// (NATS accepts several servers), keeping the user name and hosts.
+func RedactURL(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil {
+			parts[i] = "[unparseable URL]"
+			continue
+		}
+		parts[i] = u.Redacted()
+	}
+	return strings.Join(parts, ",")
 }

@@ -1,0 +1,38 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRedactURL(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"nats://vault:s3cret@nats:4222", "nats://vault:xxxxx@nats:4222"},
+		{"nats://a:p1@n1:4222,nats://a:p2@n2:4222", "nats://a:xxxxx@n1:4222,nats://a:xxxxx@n2:4222"},
+	} {
+		if got := RedactURL(tc.in); got != tc.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestLoaderReportsEveryProblem(t *testing.T) {
+	l := FromMap(map[string]string{"ENCRYPTION_KEY": "c2hvcnQ=", "API_KEY": "short"})
+	l.Key32("ENCRYPTION_KEY")
+	l.Key32("STATE_KEY")
+	l.Required("DATABASE_URL", "PostgreSQL")
+	l.Common(":0")
+	err := l.Err()
+	if err == nil {
+		t.Fatal("no error for a bad configuration")
+	}
+	for _, name := range []string{"ENCRYPTION_KEY", "STATE_KEY", "DATABASE_URL", "API_KEY"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("the error does not name %s:\n%v", name, err)
+		}
+	}
+	if strings.Contains(err.Error(), "c2hvcnQ=") {
+		t.Error("the error shows a key's value")
+	}
+}
