@@ -3,7 +3,8 @@
 // STATE_KEY. It builds authorization requests (signed state, PKCE S256, OIDC
 // nonce), keeps pending flows sealed and single-use in Redis, receives the
 // provider's callback, has the vault redeem the code and sends the browser
-// back to the app. It never sees a client secret or a refresh token.
+// back to the app. For static-credential providers it serves the hosted form
+// and hands what the person typed to the vault, once. It never sees a client secret or a refresh token.
 package handshake
 
 import (
@@ -150,6 +151,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	bindKey, _ := keys.Derive(cfg.StateKey, keys.InfoBinding)
 	flowKey, _ := keys.Derive(cfg.StateKey, keys.InfoFlow)
+	csrfKey, _ := keys.Derive(cfg.StateKey, keys.InfoCSRF)
 
 	s := &Service{log: log, reg: metrics.NewRegistry()}
 	ok := false
@@ -176,6 +178,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Vault:      client,
 		Signer:     state.NewSigner(stateKey),
 		Binder:     state.NewBinder(bindKey),
+		CSRF:       state.NewCSRF(csrfKey),
 		PublicURL:  public,
 		Now:        cfg.Now,
 		Log:        log,

@@ -141,8 +141,8 @@ func TestBeginRefusesBadRequestsBeforeCreatingAnything(t *testing.T) {
 	if _, err := e.begin(messages.BeginRequest{Provider: "nope", WorkspaceID: "ws", ReturnURL: returnURL}); !errors.Is(err, messages.ErrNotFound) {
 		t.Errorf("unknown provider: err = %v, want not_found", err)
 	}
-	if _, err := e.begin(messages.BeginRequest{Provider: "static", WorkspaceID: "ws", ReturnURL: returnURL}); !errors.Is(err, messages.ErrInvalidRequest) {
-		t.Errorf("static provider: err = %v, want invalid_request", err)
+	if _, err := e.begin(messages.BeginRequest{Provider: "static", WorkspaceID: "ws", ReturnURL: returnURL}); !errors.Is(err, messages.ErrInternal) {
+		t.Errorf("static provider without a usable schema: err = %v, want internal", err)
 	}
 	if _, creates, _ := e.fakes.counts(); creates != 0 {
 		t.Fatalf("vault create called %d times, want 0", creates)

@@ -55,7 +55,12 @@ type fakes struct {
 	exchanges  []messages.VaultExchange
 	fails      []messages.VaultFailConnection
 	exchangeFn func(messages.VaultExchange) error
+	// stores holds each static.store body as it arrived on the wire.
+	stores  []json.RawMessage
+	storeFn func(messages.VaultStoreStatic) error
 }
+
+func (f *fakes) storeCount() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.stores) }
 
 func (f *fakes) counts() (gets, creates, exchanges int) {
 	f.mu.Lock()
@@ -137,6 +142,22 @@ func (f *fakes) serve(t *testing.T, nc *nats.Conn) {
 			}
 			return messages.Connection{ConnectionID: x.ConnectionID, Status: messages.StatusActive}, nil
 		},
+		messages.SubjectVaultStaticStore: func(_ context.Context, req micro.Request) (any, error) {
+			var x messages.VaultStoreStatic
+			if err := natsx.Decode(req.Data(), &x); err != nil {
+				return nil, err
+			}
+			f.mu.Lock()
+			f.stores = append(f.stores, append(json.RawMessage(nil), req.Data()...))
+			fn := f.storeFn
+			f.mu.Unlock()
+			if fn != nil {
+				if err := fn(x); err != nil {
+					return nil, err
+				}
+			}
+			return messages.Connection{ConnectionID: x.ConnectionID, Status: messages.StatusActive}, nil
+		},
 		messages.SubjectVaultConnectionsFail: func(_ context.Context, req micro.Request) (any, error) {
 			var x messages.VaultFailConnection
 			if err := natsx.Decode(req.Data(), &x); err != nil {
@@ -205,7 +226,14 @@ func newEnv(t *testing.T) *env {
 		"strict": {ID: "prov-strict", Name: "strict", Type: messages.ProviderOIDC, Issuer: e.idpStrict.srv.URL, ClientID: clientID},
 		"plain": {ID: "prov-plain", Name: "plain", Type: messages.ProviderOAuth2, ClientID: clientID,
 			AuthorizationEndpoint: "https://github.example.com/login/oauth/authorize?x=1", Scopes: []string{"repo"}},
-		"static": {ID: "prov-static", Name: "static", Type: messages.ProviderStatic},
+		"static": {ID: "prov-static", Name: "static", Type: messages.ProviderStatic}, // no usable schema
+	}
+	for _, p := range staticProviders() {
+		e.fakes.providers[p.ID] = p
+		e.fakes.providers[p.Name] = p
+		for _, a := range p.Aliases {
+			e.fakes.providers[a] = p
+		}
 	}
 	e.fakes.serve(t, e.nc)
 	if err := e.nc.Flush(); err != nil { // the fakes' subscriptions are in place

@@ -137,3 +137,22 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestOrderedMergeKeepsKeyOrder(t *testing.T) {
+	tests := []struct{ target, patch, want string }{
+		{`{"z":1,"a":{"y":1,"b":2},"m":3}`, `{"a":{"b":null,"c":4},"n":5,"z":null}`, `{"a":{"y":1,"c":4},"m":3,"n":5}`},
+		{``, `{"b":1,"a":{"x":null,"w":2}}`, `{"b":1,"a":{"w":2}}`},
+		{`{"a":1}`, `[1,{"b":2}]`, `[1,{"b":2}]`},
+		{`{"a":[1,2]}`, `{"a":{"q":"x"}}`, `{"a":{"q":"x"}}`},
+		{`{"n":1.50,"s":"\u00e9"}`, `{"t":true}`, `{"n":1.50,"s":"é","t":true}`},
+	}
+	for _, tc := range tests {
+		got, err := orderedMerge(json.RawMessage(tc.target), json.RawMessage(tc.patch))
+		if err != nil || string(got) != tc.want {
+			t.Errorf("orderedMerge(%s, %s) = %s, %v; want %s", tc.target, tc.patch, got, err, tc.want)
+		}
+	}
+	if _, err := orderedMerge(nil, json.RawMessage(`{"a":1} x`)); err == nil {
+		t.Error("trailing data accepted")
+	}
+}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	"github.com/nexus-broker/nexus/messages"
@@ -30,12 +31,13 @@ func (r *Registry) Update(ctx context.Context, u messages.ProviderUpdate) (messa
 	if err != nil {
 		return messages.Provider{}, err
 	}
+	schemaPatch := rawMember(u.Patch, "credential_schema")
 	for attempt := 1; ; attempt++ {
 		cur, err := r.store.Get(ctx, u.Provider)
 		if err != nil {
 			return messages.Provider{}, storeErr(err, u.Provider)
 		}
-		next, sec, err := r.prepare(ctx, cur, patch)
+		next, sec, err := r.prepare(ctx, cur, patch, schemaPatch)
 		if err != nil {
 			return messages.Provider{}, err
 		}
@@ -54,11 +56,17 @@ func (r *Registry) Update(ctx context.Context, u messages.ProviderUpdate) (messa
 }
 
 // prepare builds and validates the patched document, and takes its new
-// client secret out of it.
-func (r *Registry) prepare(ctx context.Context, cur messages.Provider, patch map[string]any) (messages.Provider, secret, error) {
+// client secret out of it. schemaPatch is the patch's credential_schema as
+// sent, merged again so that the schema keeps its key order.
+func (r *Registry) prepare(ctx context.Context, cur messages.Provider, patch map[string]any, schemaPatch json.RawMessage) (messages.Provider, secret, error) {
 	next, err := applyPatch(cur, patch)
 	if err != nil {
 		return messages.Provider{}, "", err
+	}
+	if len(schemaPatch) > 0 && len(next.CredentialSchema) > 0 {
+		if merged, err := orderedMerge(cur.CredentialSchema, schemaPatch); err == nil {
+			next.CredentialSchema = merged
+		}
 	}
 	sec := takeSecret(&next)
 	normalize(&next)
@@ -94,4 +102,13 @@ func endpoint(p *messages.Provider, field string) *string {
 	default:
 		return &p.JWKSURI
 	}
+}
+
+// rawMember is the member name of a JSON object as sent, or nil.
+func rawMember(raw json.RawMessage, name string) json.RawMessage {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(raw, &members) != nil {
+		return nil
+	}
+	return members[name]
 }

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -146,14 +145,18 @@ func validateOAuth(ps *problems, p messages.Provider, newSecret, heldSecret, dis
 	if len(p.CredentialSchema) > 0 {
 		ps.add("credential_schema", "is only for static providers")
 	}
+	if p.Verification != nil {
+		ps.add("verification", "is only for static providers")
+	}
 	if p.Strategy != nil && !validStrategy(p.Strategy.Type) {
 		ps.add("strategy.type", "is not a known strategy")
 	}
 }
 
-// validateStatic is deliberately minimal for now: the credential schema must
-// be a JSON object and the strategy must name a known non-OAuth strategy.
-// Validating the schema as JSON Schema comes later.
+// validateStatic checks a static provider: no OAuth settings, a credential
+// schema the hosted form can render (schema.go), a strategy whose settings
+// are valid and whose fields the schema requires, and an optional
+// verification request.
 func validateStatic(ps *problems, p messages.Provider, newSecret bool) {
 	if newSecret {
 		ps.add("client_secret", "static providers have no client secret")
@@ -176,19 +179,22 @@ func validateStatic(ps *problems, p messages.Provider, newSecret bool) {
 			ps.add(f.name, "is not used by static providers")
 		}
 	}
-	var schema map[string]any
-	switch {
-	case len(p.CredentialSchema) == 0:
-		ps.add("credential_schema", "is required for static providers (a JSON Schema object)")
-	case json.Unmarshal(p.CredentialSchema, &schema) != nil || schema == nil:
-		ps.add("credential_schema", "must be a JSON object (a JSON Schema)")
-	}
 	switch {
 	case p.Strategy == nil:
 		ps.add("strategy", "is required for static providers")
-	case p.Strategy.Type == messages.StrategyOAuth2 || !validStrategy(p.Strategy.Type):
+	case p.Strategy.Type == messages.StrategyOAuth2:
 		ps.add("strategy.type", "must be one of header, query_param, basic_auth, aws_sigv4, hmac_payload")
+	default:
+		if err := p.Strategy.Validate(); err != nil {
+			*ps = append(*ps, err.Error()) // its messages name their strategy.* field
+		}
 	}
+	if len(p.CredentialSchema) == 0 {
+		ps.add("credential_schema", "is required for static providers (a JSON Schema object)")
+	} else {
+		validateSchema(ps, p.CredentialSchema, p.Strategy)
+	}
+	validateVerification(ps, p.Verification)
 }
 
 func validStrategy(t messages.StrategyType) bool {

@@ -46,6 +46,8 @@ func vaultClient(p messages.Provider, sec secret) messages.VaultClient {
 		RevocationEndpoint: p.RevocationEndpoint,
 		JWKSURI:            p.JWKSURI,
 		Strategy:           p.Strategy,
+		CredentialSchema:   p.CredentialSchema,
+		Verification:       p.Verification,
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/handshake/internal/discovery"
 	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
+	"github.com/nexus-broker/nexus/services/handshake/internal/form"
 	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
@@ -80,7 +81,12 @@ func (h *Handler) Begin(ctx context.Context, req messages.BeginRequest) (*messag
 	if err := h.d.Services.Request(ctx, messages.SubjectProvidersGet, messages.ProviderRef{Provider: req.Provider}, &p); err != nil {
 		return nil, err
 	}
-	f, err := h.authorization(ctx, &p)
+	var f flow.Flow
+	if p.Type == messages.ProviderStatic {
+		f, err = h.static(&p)
+	} else {
+		f, err = h.authorization(ctx, &p)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -106,8 +112,10 @@ func (h *Handler) Begin(ctx context.Context, req messages.BeginRequest) (*messag
 	f.WorkspaceID = req.WorkspaceID
 	f.ProviderID = p.ID
 	f.ProviderType = p.Type
-	f.RedirectURI = h.d.PublicURL + CallbackPath
-	f.Verifier = oauth2.GenerateVerifier()
+	if p.Type != messages.ProviderStatic {
+		f.RedirectURI = h.d.PublicURL + CallbackPath
+		f.Verifier = oauth2.GenerateVerifier()
+	}
 	if p.Type == messages.ProviderOIDC {
 		f.Nonce = randomToken()
 	}
@@ -152,8 +160,6 @@ func (h *Handler) authorization(ctx context.Context, p *messages.Provider) (flow
 	case messages.ProviderOAuth2:
 		f.AuthorizationEndpoint = p.AuthorizationEndpoint
 		f.ExpectedIssuer = p.Issuer // RFC 9207 needs one; without it iss cannot be checked
-	case messages.ProviderStatic:
-		return f, messages.Errorf(messages.CodeInvalidRequest, "provider %s is a static-credential provider; its hosted form is not supported yet", p.ID)
 	default:
 		return f, messages.Errorf(messages.CodeInvalidRequest, "provider %s has unsupported type %q", p.ID, p.Type)
 	}
@@ -170,6 +176,18 @@ func (h *Handler) authorization(ctx context.Context, p *messages.Provider) (flow
 	f.ClientID = p.ClientID
 	f.AuthorizationParams = authParams(p.AuthorizationParams)
 	return f, nil
+}
+
+// static prepares the hosted form's flow: the provider's credential schema
+// travels with the flow, so the page and the checks on what is submitted use
+// the schema of the time the consent began. The schema must compile and
+// render here, before a connection is opened.
+func (h *Handler) static(p *messages.Provider) (flow.Flow, error) {
+	if _, err := form.Parse(p.CredentialSchema); err != nil {
+		h.d.Log.Error("provider credential schema unusable", "provider_id", p.ID, "err", err)
+		return flow.Flow{}, messages.Errorf(messages.CodeInternal, "provider %s has an unusable credential schema", p.ID)
+	}
+	return flow.Flow{ProviderName: p.Name, CredentialSchema: p.CredentialSchema}, nil
 }
 
 // randomToken is 32 random bytes, base64url: the OIDC nonce.

@@ -53,8 +53,11 @@ func checkRequest(req *messages.BeginRequest) error {
 
 // scopes is what the authorization request asks for: the request's scopes,
 // or the provider's defaults when it names none, without duplicates, and for
-// OIDC with "openid" first.
+// OIDC with "openid" first. Static providers have none.
 func scopes(requested []string, p *messages.Provider) []string {
+	if p.Type == messages.ProviderStatic {
+		return []string{} // static credentials have no scopes
+	}
 	src := requested
 	if len(src) == 0 {
 		src = p.Scopes

@@ -3,6 +3,7 @@
 package flow
 
 import (
+	"encoding/json"
 	"log/slog"
 	"time"
 
@@ -32,6 +33,12 @@ type Flow struct {
 	// IssRequired, the callback must carry one.
 	ExpectedIssuer string `json:"expected_issuer,omitempty"`
 	IssRequired    bool   `json:"iss_required,omitempty"`
+
+	// Static providers: the provider's name for the page, and the credential
+	// schema the hosted form is generated from and validated against (the
+	// schema of the time the consent began, so the page and its checks agree).
+	ProviderName     string          `json:"provider_name,omitempty"`
+	CredentialSchema json.RawMessage `json:"credential_schema,omitempty"`
 
 	ReturnURL string    `json:"return_url"`
 	ExpiresAt time.Time `json:"expires_at"`

@@ -1,5 +1,5 @@
 // Package keys derives the handshake's purpose-specific keys from STATE_KEY,
-// so that no two mechanisms (state signing, browser binding, flow sealing)
+// so that no two mechanisms (state signing, browser binding, flow sealing, form CSRF tokens)
 // ever share a key.
 package keys
 
@@ -15,6 +15,7 @@ const (
 	InfoState   = "nexus-handshake-state"
 	InfoBinding = "nexus-handshake-binding"
 	InfoFlow    = "nexus-handshake-flow"
+	InfoCSRF    = "nexus-handshake-csrf"
 )
 
 // Derive returns a 32-byte key for info from the 32-byte STATE_KEY

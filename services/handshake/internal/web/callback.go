@@ -125,24 +125,38 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 }
 
 // back sends the browser to the flow's return_url with connection_id and
-// status (and error when errCode is set).
+// status (and error when errCode is set), counting the callback's outcome.
 func (h *Handler) back(w http.ResponseWriter, r *http.Request, f flow.Flow, errCode string) {
+	if !h.redirectBack(w, r, f, errCode) {
+		h.callbacks.WithLabelValues("rejected").Inc()
+		return
+	}
+	if errCode == "" {
+		h.callbacks.WithLabelValues("active").Inc()
+	} else {
+		h.callbacks.WithLabelValues("failed").Inc()
+	}
+}
+
+// redirectBack sends the browser to the flow's return_url with
+// connection_id and status (and error when errCode is set). It reports false
+// when it showed an error page instead.
+func (h *Handler) redirectBack(w http.ResponseWriter, r *http.Request, f flow.Flow, errCode string) bool {
 	u, err := url.Parse(f.ReturnURL)
 	if err != nil { // checked at begin; cannot happen
 		h.d.Log.Error("stored return_url does not parse", "connection_id", f.ConnectionID)
-		h.reject(w, pageUnavailable, "bad return_url")
-		return
+		pageUnavailable.render(w)
+		return false
 	}
 	params := url.Values{"connection_id": {f.ConnectionID}}
 	if errCode == "" {
 		params.Set("status", string(messages.StatusActive))
-		h.callbacks.WithLabelValues("active").Inc()
 	} else {
 		params.Set("status", string(messages.StatusFailed))
 		params.Set("error", errCode)
-		h.callbacks.WithLabelValues("failed").Inc()
 	}
 	http.Redirect(w, r, returnurl.WithParams(u, params), http.StatusSeeOther)
+	return true
 }
 
 // reject shows an error page.

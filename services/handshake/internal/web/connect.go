@@ -8,12 +8,15 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
+	"github.com/nexus-broker/nexus/services/handshake/internal/form"
 )
 
 // connect sends the browser to the provider's authorization endpoint with a
 // signed state, the PKCE S256 challenge and, for OIDC, the nonce, and binds
-// the flow to this browser with a cookie.
+// the flow to this browser with a cookie. For a static provider it shows the
+// hosted credential form instead (form.go).
 func (h *Handler) connect(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("flow")
 	if !flow.ValidID(id) {
@@ -34,6 +37,16 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request) {
 	now := h.d.Now()
 	if f.Expired(now) {
 		pageExpiredLink.render(w)
+		return
+	}
+	if f.ProviderType == messages.ProviderStatic {
+		fm, err := form.Parse(f.CredentialSchema)
+		if err != nil {
+			h.d.Log.Error("the flow's credential schema is unusable", "connection_id", f.ConnectionID, "err", err)
+			pageUnavailable.render(w)
+			return
+		}
+		h.showForm(w, id, ref, f, fm, http.StatusOK, nil, nil)
 		return
 	}
 

@@ -1,5 +1,6 @@
 // Package web is the handshake's browser edge: the connect link that sends a
-// person to the provider, and the callback the provider sends them back to.
+// person to the provider (or shows the hosted form for static credentials),
+// and the callback the provider sends them back to.
 // Everything a person sees is a plain page or a redirect to the app's
 // return_url; nothing a provider says is echoed back.
 package web
@@ -37,10 +38,11 @@ type Deps struct {
 	Vault     Requester
 	Signer    *state.Signer
 	Binder    *state.Binder
+	CSRF      *state.CSRF
 	PublicURL *url.URL
 	Now       func() time.Time
 	Log       *slog.Logger
-	// Registerer receives the callback outcome counter; nil for none.
+	// Registerer receives the callback and form outcome counters; nil for none.
 	Registerer prometheus.Registerer
 }
 
@@ -49,6 +51,7 @@ type Handler struct {
 	d         Deps
 	cookie    cookieSettings
 	callbacks *prometheus.CounterVec
+	forms     *prometheus.CounterVec
 }
 
 type cookieSettings struct {
@@ -74,10 +77,16 @@ func New(d Deps) (*Handler, error) {
 			Name: "nexus_handshake_callbacks_total",
 			Help: "Provider callbacks by outcome: active, failed (sent back to the app) or rejected (error page).",
 		}, []string{"result"}),
+		forms: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nexus_handshake_credential_forms_total",
+			Help: "Credential form submissions by outcome: active, failed (sent back to the app), invalid (shown again with errors) or refused (error page).",
+		}, []string{"result"}),
 	}
 	if d.Registerer != nil {
-		if err := d.Registerer.Register(h.callbacks); err != nil {
-			return nil, err
+		for _, c := range []prometheus.Collector{h.callbacks, h.forms} {
+			if err := d.Registerer.Register(c); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return h, nil
@@ -86,6 +95,7 @@ func New(d Deps) (*Handler, error) {
 // Mount adds the routes to mux, each wrapped with the security headers.
 func (h *Handler) Mount(mux *http.ServeMux) {
 	mux.Handle("GET /v1/connect/{flow}", secure(http.HandlerFunc(h.connect)))
+	mux.Handle("POST /v1/connect/{flow}", secure(http.HandlerFunc(h.submit)))
 	mux.Handle("GET /v1/callback", secure(http.HandlerFunc(h.callback)))
 	mux.Handle("/v1/", secure(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { pageNotFound.render(w) })))
 }
