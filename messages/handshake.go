@@ -20,3 +20,7 @@ type BeginReply struct {
 	AuthURL      string    `json:"auth_url"`
 	ExpiresAt    time.Time `json:"expires_at"`
 }
+
+// MaxMetadataBytes bounds a connection's metadata as JSON, so that a page
+// of connections.list always fits in one NATS message.
+const MaxMetadataBytes = 8 << 10

@@ -75,6 +75,7 @@ func Start(ctx context.Context, env Lookup, listeners map[string]net.Listener, l
 	acfg.HTTPAddr = envOr(env, "ADMIN_HTTP_ADDR", "127.0.0.1:8081")
 	hcfg.HTTPAddr = envOr(env, "HANDSHAKE_HTTP_ADDR", "127.0.0.1:8080")
 	rcfg.HTTPAddr = envOr(env, "REFRESHER_HTTP_ADDR", "127.0.0.1:8083")
+	hcfg.InternalHTTPAddr = envOr(env, "HANDSHAKE_INTERNAL_HTTP_ADDR", "127.0.0.1:9080")
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &System{cancel: cancel, log: log, Listeners: map[string]net.Listener{}}
@@ -99,6 +100,7 @@ func Start(ctx context.Context, env Lookup, listeners map[string]net.Listener, l
 		{"vault", vcfg.HTTPAddr, s.Vault.Handler()},
 		{"admin", acfg.HTTPAddr, s.Admin.Handler()},
 		{"handshake", hcfg.HTTPAddr, s.Handshake.Handler()},
+		{"handshake-internal", hcfg.InternalHTTPAddr, s.Handshake.InternalHandler()},
 		{"refresher", rcfg.HTTPAddr, s.Refresher.Handler()},
 	} {
 		ln := listeners[svc.name]

@@ -49,7 +49,11 @@ func TestCreateOAuth2ExplicitEndpointsAndStatic(t *testing.T) {
 	p := oauth2Provider("github", "gh-secret")
 	p.ClientAuthMethod = messages.ClientSecretPost
 	p.RevocationEndpoint = "https://auth.example.com/revoke"
+	p.DefaultTokenLifetimeSeconds = 900
 	got := e.create(p)
+	if vc := e.vault.lastPut(t); got.DefaultTokenLifetimeSeconds != 900 || vc.DefaultTokenLifetimeSeconds != 900 {
+		t.Errorf("default token lifetime: stored %d, sent to the vault %d, want 900", got.DefaultTokenLifetimeSeconds, vc.DefaultTokenLifetimeSeconds)
+	}
 	if got.TokenEndpoint != p.TokenEndpoint || got.AuthorizationEndpoint != p.AuthorizationEndpoint || got.RevocationEndpoint != p.RevocationEndpoint ||
 		got.ClientAuthMethod != messages.ClientSecretPost || got.AuthorizationParams["prompt"] != "consent" || !got.ClientSecretSet {
 		t.Errorf("oauth2: %+v", got)

@@ -54,6 +54,9 @@ type Config struct {
 	PublicURL         string        // PUBLIC_URL: where browsers reach this service (http or https, absolute)
 	AllowedReturnURLs []string      // ALLOWED_RETURN_URLS: where browsers may be sent back to
 	FlowTTL           time.Duration // FLOW_TTL: how long a consent link works (10m)
+	// InternalHTTPAddr (INTERNAL_HTTP_ADDR, default :9080) serves /readyz and
+	// /metrics for probes and Prometheus, away from the public edge.
+	InternalHTTPAddr string
 
 	// Now is the clock; nil means time.Now. For tests of expiry.
 	Now func() time.Time
@@ -65,7 +68,7 @@ type Config struct {
 // LogValue keeps STATE_KEY out of logs.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("nats_url", c.NATSURL), slog.String("prefix", c.Prefix), slog.String("http_addr", c.HTTPAddr),
+		slog.String("nats_url", c.RedactedNATSURL()), slog.String("prefix", c.Prefix), slog.String("http_addr", c.HTTPAddr),
 		slog.String("public_url", c.PublicURL), slog.Any("allowed_return_urls", c.AllowedReturnURLs),
 		slog.Duration("flow_ttl", c.FlowTTL), slog.String("state_key", "[redacted]"))
 }
@@ -81,6 +84,7 @@ func LoadConfig(l *config.Loader) Config {
 		PublicURL:         l.Required("PUBLIC_URL", "the http(s) URL where browsers reach the handshake, such as https://connect.example.com"),
 		AllowedReturnURLs: l.List("ALLOWED_RETURN_URLS", nil),
 		FlowTTL:           l.Duration("FLOW_TTL", DefaultFlowTTL),
+		InternalHTTPAddr:  l.String("INTERNAL_HTTP_ADDR", ":9080"),
 	}
 	if c.PublicURL != "" {
 		if _, err := parsePublicURL(c.PublicURL); err != nil {
@@ -220,11 +224,22 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	return s, nil
 }
 
-// Handler serves the browser edge (/v1/connect/{flow}, /v1/callback) and
-// /healthz, /readyz (Redis and NATS) and /metrics.
+// Handler serves the public browser edge: /v1/connect/{flow}, /v1/callback
+// and /healthz. Readiness and metrics are on InternalHandler, so the
+// internet sees neither dependency health nor traffic figures.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.web.Mount(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		httpserver.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	return mux
+}
+
+// InternalHandler serves /healthz, /readyz (Redis and NATS) and /metrics on
+// INTERNAL_HTTP_ADDR.
+func (s *Service) InternalHandler() http.Handler {
+	mux := http.NewServeMux()
 	httpserver.Mount(mux, s.reg, map[string]httpserver.Check{
 		"redis": func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() },
 		"nats": func(context.Context) error {

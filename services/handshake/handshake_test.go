@@ -230,13 +230,20 @@ func TestCallbackRejections(t *testing.T) {
 	})
 
 	t.Run("missing cookie", func(t *testing.T) {
+		owner := e.browser()
 		rep := e.mustBegin("oidc")
-		loc := e.connect(e.browser(), rep.AuthURL)
-		resp, body := e.callback(e.browser(), url.Values{"code": {"c"}, "state": {loc.Query().Get("state")}})
+		loc := e.connect(owner, rep.AuthURL)
+		q := url.Values{"code": {"c"}, "state": {loc.Query().Get("state")}}
+		resp, body := e.callback(e.browser(), q)
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "different browser") {
 			t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
 		}
-		assertFailed(t, e, rep.ConnectionID, "browser_mismatch")
+		// Another browser must not burn the owner's consent: the flow is
+		// still there and the owner's callback completes it.
+		resp, _ = e.callback(owner, q)
+		if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "status=active") {
+			t.Fatalf("the owner's callback after a foreign one: HTTP %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
 	})
 
 	t.Run("access denied", func(t *testing.T) {
@@ -334,13 +341,22 @@ func TestConnectUnknownAndHealth(t *testing.T) {
 		}
 		checkSecurityHeaders(t, resp)
 	}
-	for _, path := range []string{"/healthz", "/readyz"} {
-		if resp, body := get(t, b, e.public+path); resp.StatusCode != http.StatusOK {
-			t.Errorf("%s: HTTP %d %s", path, resp.StatusCode, body)
+	if resp, body := get(t, b, e.public+"/healthz"); resp.StatusCode != http.StatusOK {
+		t.Errorf("public /healthz: HTTP %d %s", resp.StatusCode, body)
+	}
+	// Readiness and metrics are internal: the public edge does not serve them.
+	for _, path := range []string{"/readyz", "/metrics"} {
+		if resp, _ := get(t, b, e.public+path); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("public %s: HTTP %d, want 404", path, resp.StatusCode)
 		}
 	}
-	if resp, body := get(t, b, e.public+"/metrics"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "go_goroutines") {
-		t.Errorf("/metrics: HTTP %d", resp.StatusCode)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if resp, body := get(t, b, e.internal+path); resp.StatusCode != http.StatusOK {
+			t.Errorf("internal %s: HTTP %d %s", path, resp.StatusCode, body)
+		}
+	}
+	if resp, body := get(t, b, e.internal+"/metrics"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("internal /metrics: HTTP %d", resp.StatusCode)
 	}
 }
 

@@ -203,6 +203,7 @@ type env struct {
 	t         *testing.T
 	clock     *clock
 	public    string
+	internal  string
 	svc       *handshake.Service
 	srv       *httptest.Server
 	client    *natsx.Client
@@ -265,6 +266,9 @@ func newEnv(t *testing.T) *env {
 	e.srv.Listener = ln
 	e.srv.Start()
 	t.Cleanup(e.srv.Close)
+	in := httptest.NewServer(svc.InternalHandler())
+	t.Cleanup(in.Close)
+	e.internal = in.URL
 	return e
 }
 

@@ -77,7 +77,7 @@ func Start(ctx context.Context, in Infra, popts oidcprovider.Options) (*Broker, 
 	b.closers = append(b.closers, b.Agent.srv.Close)
 
 	listeners := map[string]net.Listener{}
-	for _, name := range []string{"vault", "admin", "handshake", "refresher"} {
+	for _, name := range []string{"vault", "admin", "handshake", "handshake-internal", "refresher"} {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return fail(err)

@@ -80,8 +80,8 @@ func run(dataDir string, natsPort int) error {
 		return err
 	}
 	public, _ := lookup("PUBLIC_URL")
-	fmt.Printf("Nexus Broker is running.\n  NATS (embedded)     %s\n  handshake (public)  %s  (listening on %s)\n  admin API           http://%s/v1/providers\n  vault               http://%s/healthz\n  refresher           http://%s/healthz\nPress Ctrl-C to stop.\n",
-		ns.ClientURL(), public, sys.Listeners["handshake"].Addr(), sys.Listeners["admin"].Addr(), sys.Listeners["vault"].Addr(), sys.Listeners["refresher"].Addr())
+	fmt.Printf("Nexus Broker is running.\n  NATS (embedded)     %s\n  handshake (public)  %s  (listening on %s; metrics on %s)\n  admin API           http://%s/v1/providers\n  vault               http://%s/healthz\n  refresher           http://%s/healthz\nPress Ctrl-C to stop.\n",
+		ns.ClientURL(), public, sys.Listeners["handshake"].Addr(), sys.Listeners["handshake-internal"].Addr(), sys.Listeners["admin"].Addr(), sys.Listeners["vault"].Addr(), sys.Listeners["refresher"].Addr())
 	<-ctx.Done()
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -142,6 +142,9 @@ func validateOAuth(ps *problems, p messages.Provider, newSecret, heldSecret, dis
 			ps.add("authorization_params", "%q is set by the broker and cannot be configured", k)
 		}
 	}
+	if p.DefaultTokenLifetimeSeconds < 0 || p.DefaultTokenLifetimeSeconds > 365*24*3600 {
+		ps.add("default_token_lifetime_seconds", "must be between 0 (the vault's default, one hour) and one year")
+	}
 	if len(p.CredentialSchema) > 0 {
 		ps.add("credential_schema", "is only for static providers")
 	}

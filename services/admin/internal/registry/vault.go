@@ -48,6 +48,8 @@ func vaultClient(p messages.Provider, sec secret) messages.VaultClient {
 		Strategy:           p.Strategy,
 		CredentialSchema:   p.CredentialSchema,
 		Verification:       p.Verification,
+
+		DefaultTokenLifetimeSeconds: p.DefaultTokenLifetimeSeconds,
 	}
 }
 

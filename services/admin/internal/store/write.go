@@ -31,8 +31,8 @@ func (s *Store) Create(ctx context.Context, p messages.Provider, push Push) (mes
 		}
 		_, err := tx.Exec(ctx, `insert into admin.providers (id, name, type, issuer, authorization_endpoint, token_endpoint,
 			revocation_endpoint, jwks_uri, client_id, client_auth_method, scopes, authorization_params, credential_schema,
-			strategy, verification, client_secret_set, created_at, updated_at)
-			values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16, false, $15, $15)`,
+			strategy, verification, client_secret_set, created_at, updated_at, default_token_lifetime_seconds)
+			values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16, false, $15, $15, $17)`,
 			columns(p, now)...)
 		if err != nil {
 			return uniqueViolation(err)
@@ -72,7 +72,7 @@ func (s *Store) Update(ctx context.Context, p messages.Provider, readAt time.Tim
 		_, err = tx.Exec(ctx, `update admin.providers set name = $2, type = $3, issuer = $4, authorization_endpoint = $5,
 			token_endpoint = $6, revocation_endpoint = $7, jwks_uri = $8, client_id = $9, client_auth_method = $10,
 			scopes = $11, authorization_params = $12, credential_schema = $13, strategy = $14, updated_at = $15,
-			verification = $16
+			verification = $16, default_token_lifetime_seconds = $17
 			where id = $1`, columns(p, now)...)
 		if err != nil {
 			return uniqueViolation(err)
@@ -143,7 +143,8 @@ func columns(p messages.Provider, now time.Time) []any {
 		schema = string(p.CredentialSchema)
 	}
 	return []any{p.ID, p.Name, string(p.Type), p.Issuer, p.AuthorizationEndpoint, p.TokenEndpoint,
-		p.RevocationEndpoint, p.JWKSURI, p.ClientID, p.ClientAuthMethod, scopes, params, schema, p.Strategy, now, p.Verification}
+		p.RevocationEndpoint, p.JWKSURI, p.ClientID, p.ClientAuthMethod, scopes, params, schema, p.Strategy, now, p.Verification,
+		p.DefaultTokenLifetimeSeconds}
 }
 
 // nameLockKey names the transaction-scoped advisory lock that serialises

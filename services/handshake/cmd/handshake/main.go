@@ -39,7 +39,18 @@ func main() {
 		_ = svc.Close(context.Background())
 		os.Exit(1)
 	}
-	log.Info("handshake listening", "http_addr", ln.Addr().String())
+	internal, err := net.Listen("tcp", cfg.InternalHTTPAddr)
+	if err != nil {
+		log.Error("listen", "addr", cfg.InternalHTTPAddr, "err", err)
+		_ = svc.Close(context.Background())
+		os.Exit(1)
+	}
+	log.Info("handshake listening", "http_addr", ln.Addr().String(), "internal_http_addr", internal.Addr().String())
+	go func() {
+		if err := httpserver.Serve(ctx, internal, svc.InternalHandler(), log); err != nil {
+			log.Error("internal http server", "err", err)
+		}
+	}()
 	serveErr := httpserver.Serve(ctx, ln, svc.Handler(), log)
 	cctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

@@ -144,19 +144,19 @@ func (h *Handler) authorization(ctx context.Context, p *messages.Provider) (flow
 		if p.Issuer == "" {
 			return f, messages.Errorf(messages.CodeInternal, "provider %s has no issuer", p.ID)
 		}
+		// Fail closed when discovery is unreachable: the document says
+		// whether the provider sends iss (RFC 9207), and falling back to the
+		// stored endpoint without it would let whoever can block discovery
+		// switch the mix-up check off.
 		doc, err := h.d.Discovery.Get(ctx, p.Issuer)
-		switch {
-		case err == nil:
-			if doc.AuthorizationEndpoint != "" {
-				f.AuthorizationEndpoint = doc.AuthorizationEndpoint
-			}
-			f.IssRequired = doc.IssParameterSupported
-		case f.AuthorizationEndpoint != "":
-			h.d.Log.Warn("discovery failed; using the provider's stored authorization endpoint", "provider_id", p.ID, "err", err)
-		default:
+		if err != nil {
 			h.d.Log.Error("discovery failed", "provider_id", p.ID, "err", err)
 			return f, messages.Errorf(messages.CodeProviderError, "could not read the provider's OpenID configuration; try again later")
 		}
+		if doc.AuthorizationEndpoint != "" {
+			f.AuthorizationEndpoint = doc.AuthorizationEndpoint
+		}
+		f.IssRequired = doc.IssParameterSupported
 	case messages.ProviderOAuth2:
 		f.AuthorizationEndpoint = p.AuthorizationEndpoint
 		f.ExpectedIssuer = p.Issuer // RFC 9207 needs one; without it iss cannot be checked

@@ -1,6 +1,7 @@
 package begin
 
 import (
+	"encoding/json"
 	"slices"
 
 	"github.com/nexus-broker/nexus/messages"
@@ -46,6 +47,11 @@ func checkRequest(req *messages.BeginRequest) error {
 	for _, s := range req.Scopes {
 		if !validScope(s) {
 			return messages.Errorf(messages.CodeInvalidRequest, "scope %q is not a valid OAuth 2.0 scope", truncate(s, 64))
+		}
+	}
+	if len(req.Metadata) > 0 {
+		if b, err := json.Marshal(req.Metadata); err != nil || len(b) > messages.MaxMetadataBytes {
+			return messages.Errorf(messages.CodeInvalidRequest, "metadata must be a JSON object of at most %d bytes", messages.MaxMetadataBytes)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package begin
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/nexus-broker/nexus/messages"
@@ -21,6 +22,9 @@ func TestCheckRequest(t *testing.T) {
 		"quote scope":   func(r *messages.BeginRequest) { r.Scopes = []string{`a"`} },
 		"empty scope":   func(r *messages.BeginRequest) { r.Scopes = []string{""} },
 		"many scopes":   func(r *messages.BeginRequest) { r.Scopes = make([]string, 101) },
+		"huge metadata": func(r *messages.BeginRequest) {
+			r.Metadata = map[string]any{"blob": strings.Repeat("x", messages.MaxMetadataBytes)}
+		},
 	} {
 		r := ok
 		mutate(&r)

@@ -22,9 +22,8 @@ const (
 
 // Reason codes the handshake itself gives for a failed consent.
 const (
-	ReasonBrowserMismatch = "browser_mismatch"
-	ReasonIssuerMismatch  = "issuer_mismatch"
-	ReasonMissingCode     = "missing_code"
+	ReasonIssuerMismatch = "issuer_mismatch"
+	ReasonMissingCode    = "missing_code"
 )
 
 // callback finishes a consent: it checks state, consumes the flow (once),
@@ -47,31 +46,31 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, pageBadState, reason)
 		return
 	}
-	f, err := h.d.Flows.Consume(r.Context(), ref)
-	switch {
-	case errors.Is(err, flow.ErrNotFound):
-		h.reject(w, pageUsed, "flow already used or expired")
-		return
-	case err != nil:
-		h.d.Log.Error("consuming a flow failed", "err", err)
-		h.callbacks.WithLabelValues("rejected").Inc()
-		pageUnavailable.render(w)
+	// Read the flow and check the browser binding before consuming it: a
+	// callback URL replayed from another browser (or built from a state seen
+	// in a provider's logs) must not burn the owner's consent.
+	f, err := h.d.Flows.Get(r.Context(), ref)
+	if !h.flowUsable(w, err) {
 		return
 	}
-	log := h.d.Log.With("connection_id", f.ConnectionID)
-	name := h.d.Binder.CookieName(ref)
-	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: h.cookie.path, MaxAge: -1,
-		HttpOnly: true, Secure: h.cookie.secure, SameSite: http.SameSiteLaxMode})
 	if f.Expired(now) {
 		h.reject(w, pageUsed, "flow expired")
 		return
 	}
+	name := h.d.Binder.CookieName(ref)
 	if c, err := r.Cookie(name); err != nil || !h.d.Binder.Check(ref, c.Value) {
-		h.fail(f, ReasonBrowserMismatch, "the callback came from a browser other than the one that opened the sign-in link")
-		log.Warn("callback rejected: browser binding cookie missing or wrong")
+		h.d.Log.Warn("callback rejected: browser binding cookie missing or wrong", "connection_id", f.ConnectionID)
 		h.reject(w, pageBrowserMismatch, "")
 		return
 	}
+	// Now take it, once: of two racing callbacks only one gets here.
+	f, err = h.d.Flows.Consume(r.Context(), ref)
+	if !h.flowUsable(w, err) {
+		return
+	}
+	log := h.d.Log.With("connection_id", f.ConnectionID)
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: h.cookie.path, MaxAge: -1,
+		HttpOnly: true, Secure: h.cookie.secure, SameSite: http.SameSiteLaxMode})
 
 	if q.Error != "" {
 		msg := q.ErrorDescription
@@ -122,6 +121,21 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	log.Info("consent completed")
 	h.back(w, r, f, "")
+}
+
+// flowUsable renders the right page when a flow could not be read.
+func (h *Handler) flowUsable(w http.ResponseWriter, err error) bool {
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, flow.ErrNotFound):
+		h.reject(w, pageUsed, "flow already used or expired")
+	default:
+		h.d.Log.Error("reading a flow failed", "err", err)
+		h.callbacks.WithLabelValues("rejected").Inc()
+		pageUnavailable.render(w)
+	}
+	return false
 }
 
 // back sends the browser to the flow's return_url with connection_id and
