@@ -107,6 +107,20 @@ func (s Strategy) Fields() []StrategyField {
 	return out
 }
 
+// Field is the credential field a strategy setting names ("field",
+// "username_field", "session_token_field" ...), or its default; "" for a
+// setting that names no field.
+func (s Strategy) Field(setting string) string {
+	def, ok := strategyFieldDefaults[s.Type][setting]
+	if !ok {
+		return ""
+	}
+	if v, ok := s.Config[setting].(string); ok && v != "" {
+		return v
+	}
+	return def
+}
+
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {

@@ -20,7 +20,7 @@ var allSubjects = []string{
 	messages.SubjectConnectionsGet, messages.SubjectConnectionsList, messages.SubjectConnectionsRevoke,
 	messages.SubjectTokensGet, messages.SubjectTokensRefresh,
 	messages.SubjectVaultConnectionsCreate, messages.SubjectVaultConnectionsFail, messages.SubjectVaultExchange,
-	messages.SubjectVaultClientsPut, messages.SubjectVaultClientsDelete,
+	messages.SubjectVaultClientsPut, messages.SubjectVaultClientsDelete, messages.SubjectVaultStaticStore,
 }
 
 func raw(t *testing.T, e *env, subject string, body []byte, key string) error {
@@ -92,7 +92,7 @@ func TestUnknownIDsAndWorkspaces(t *testing.T) {
 		t.Fatalf("a request from another workspace changed the connection: %s", got.Status)
 	}
 	// Re-consent: another workspace is not found, another provider invalid.
-	e.putClient(messages.VaultClient{ProviderID: "other", ProviderName: "other", Type: messages.ProviderStatic})
+	e.putClient(apiKeyClient("other", "other"))
 	wantCode(t, e.call(messages.SubjectVaultConnectionsCreate, messages.VaultCreateConnection{ConnectionID: c.ConnectionID, ProviderID: providerID, WorkspaceID: "ws-other"}, nil), messages.ErrNotFound)
 	wantCode(t, e.call(messages.SubjectVaultConnectionsCreate, messages.VaultCreateConnection{ConnectionID: c.ConnectionID, ProviderID: "other", WorkspaceID: workspace}, nil), messages.ErrInvalidRequest)
 	wantCode(t, e.call(messages.SubjectVaultConnectionsCreate, messages.VaultCreateConnection{ProviderID: "unknown", WorkspaceID: workspace}, nil), messages.ErrNotFound)
@@ -146,7 +146,7 @@ func TestListConnections(t *testing.T) {
 		}
 		ids = append(ids, e.create(ws).ConnectionID)
 	}
-	e.putClient(messages.VaultClient{ProviderID: "static-1", ProviderName: "keys", Type: messages.ProviderStatic})
+	e.putClient(apiKeyClient("static-1", "keys"))
 	var other messages.Connection
 	e.mustCall(messages.SubjectVaultConnectionsCreate, messages.VaultCreateConnection{ProviderID: "static-1", WorkspaceID: "ws-a"}, &other)
 	var failed messages.Connection
@@ -198,7 +198,7 @@ func TestListConnections(t *testing.T) {
 		t.Fatalf("huge limit: %d", len(r.Connections))
 	}
 	// A rename shows up at once.
-	e.putClient(messages.VaultClient{ProviderID: "static-1", ProviderName: "renamed", Type: messages.ProviderStatic})
+	e.putClient(apiKeyClient("static-1", "renamed"))
 	if got := e.get(other.ConnectionID); got.Provider != "renamed" {
 		t.Fatalf("provider after rename = %q", got.Provider)
 	}

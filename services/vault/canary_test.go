@@ -18,6 +18,8 @@ func TestCanaryAndKeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.putClient(apiKeyClient(staticProviderID, "keys"))
+	sc := e.connectStatic(staticProviderID, map[string]any{"api_key": "rotated-key-value"})
 	keyA, keyB := e.key, randomKey(t)
 	if err := e.svc.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -46,7 +48,8 @@ func TestCanaryAndKeyRotation(t *testing.T) {
 	var n int
 	idB := keyring.IDOf(keyB)
 	if err := e.pool.QueryRow(context.Background(), `select
-		(select count(*) from vault.connections where substring(access_token from 2 for 4) <> $1 or substring(refresh_token from 2 for 4) <> $1) +
+		(select count(*) from vault.connections where substring(access_token from 2 for 4) <> $1 or substring(refresh_token from 2 for 4) <> $1
+			or substring(static_credentials from 2 for 4) <> $1) +
 		(select count(*) from vault.provider_clients where substring(client_secret from 2 for 4) <> $1) +
 		(select count(*) from vault.canary where substring(sealed from 2 for 4) <> $1)`, idB[:]).Scan(&n); err != nil {
 		t.Fatal(err)
@@ -63,6 +66,9 @@ func TestCanaryAndKeyRotation(t *testing.T) {
 	got, err := e.token(c.ConnectionID, intp(0))
 	if err != nil || got.AccessToken != cred.AccessToken {
 		t.Fatalf("after rotation: %v", err)
+	}
+	if got, err := e.token(sc.ConnectionID, nil); err != nil || got.Credentials["api_key"] != "rotated-key-value" {
+		t.Fatalf("static credentials after rotation: %v", err)
 	}
 	var r messages.Credential
 	e.mustCall(messages.SubjectTokensRefresh, messages.TokenRequest{ConnectionID: c.ConnectionID}, &r) // client secret and refresh token open

@@ -1,8 +1,9 @@
 // Package vault is the custody service of Nexus Broker: the only process that
-// holds ENCRYPTION_KEY and the only one that sees refresh tokens and client
-// secrets in plaintext. It stores connections and sealed tokens in
-// PostgreSQL (schema vault), answers the Gateway's token requests, and
-// performs code exchange, refresh and revocation against providers.
+// holds ENCRYPTION_KEY and the only one that sees refresh tokens, client
+// secrets and static credentials in plaintext. It stores connections and
+// sealed secrets in PostgreSQL (schema vault), answers the Gateway's token
+// requests, performs code exchange, refresh and revocation against
+// providers, and checks (and optionally verifies) static credentials.
 package vault
 
 import (
@@ -24,6 +25,7 @@ import (
 	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
 	"github.com/nexus-broker/nexus/services/vault/internal/refresh"
+	"github.com/nexus-broker/nexus/services/vault/internal/static"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
 	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/config"
@@ -158,7 +160,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	prov := provider.New(provider.DefaultTimeout, nil)
 	ref := refresh.New(st, prov, log, nil)
 	ref.OnChange = invalidate
-	h := api.New(api.Deps{Store: st, Provider: prov, Refresher: ref, Cache: c, Invalidate: invalidate, Log: log})
+	h := api.New(api.Deps{Store: st, Provider: prov, Refresher: ref, Cache: c, Invalidate: invalidate, Log: log,
+		Verifier: static.NewVerifier(static.DefaultVerifyTimeout, nil), Schemas: static.NewSchemas()})
 
 	if s.svc, err = natsx.NewService(s.nc, natsx.ServiceConfig{
 		Name:        Name,

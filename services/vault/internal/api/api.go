@@ -16,6 +16,7 @@ import (
 	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
 	"github.com/nexus-broker/nexus/services/vault/internal/refresh"
+	"github.com/nexus-broker/nexus/services/vault/internal/static"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
 	"github.com/nexus-broker/nexus/shared/natsx"
 )
@@ -28,12 +29,18 @@ type Store interface {
 	clientStore
 	refreshStore
 	outboxStore
+	staticStore
 }
 
 // Provider is what the handlers ask of providers.
 type Provider interface {
 	Exchange(ctx context.Context, cl store.Client, r provider.ExchangeRequest) (store.Tokens, error)
 	Revoke(ctx context.Context, cl store.Client, token keyring.Secret, hint string) error
+}
+
+// Verifier makes a static provider's verification request (internal/static).
+type Verifier interface {
+	Verify(ctx context.Context, v messages.Verification, st messages.Strategy, creds map[string]any) error
 }
 
 // Refresher renews tokens (internal/refresh).
@@ -45,6 +52,7 @@ var (
 	_ Store     = (*store.Store)(nil)
 	_ Provider  = (*provider.Client)(nil)
 	_ Refresher = (*refresh.Refresher)(nil)
+	_ Verifier  = (*static.Verifier)(nil)
 )
 
 // Deps are the handlers' collaborators.
@@ -52,7 +60,10 @@ type Deps struct {
 	Store     Store
 	Provider  Provider
 	Refresher Refresher
-	Cache     *cache.Cache
+	// Verifier and Schemas serve static credentials (defaults when nil).
+	Verifier Verifier
+	Schemas  *static.Schemas
+	Cache    *cache.Cache
 	// Invalidate drops a connection from every replica's cache (this one's
 	// at once, the others' by broadcast).
 	Invalidate func(id string)
@@ -69,6 +80,12 @@ type Handlers struct {
 func New(d Deps) *Handlers {
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Verifier == nil {
+		d.Verifier = static.NewVerifier(0, d.Now)
+	}
+	if d.Schemas == nil {
+		d.Schemas = static.NewSchemas()
 	}
 	if d.Invalidate == nil {
 		d.Invalidate = d.Cache.Invalidate
@@ -90,6 +107,7 @@ func (h *Handlers) Register(svc *natsx.Service) error {
 		{messages.SubjectVaultConnectionsCreate, h.createConnection},
 		{messages.SubjectVaultConnectionsFail, h.failConnection},
 		{messages.SubjectVaultExchange, h.exchange},
+		{messages.SubjectVaultStaticStore, h.storeStatic},
 		{messages.SubjectVaultClientsPut, h.putClient},
 		{messages.SubjectVaultClientsDelete, h.deleteClient},
 		{messages.SubjectVaultRefreshClaim, h.claimRefresh},

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/url"
 
 	"github.com/nats-io/nats.go/micro"
@@ -10,6 +11,7 @@ import (
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
+	"github.com/nexus-broker/nexus/services/vault/internal/static"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
 	"github.com/nexus-broker/nexus/shared/natsx"
 )
@@ -31,7 +33,7 @@ func (h *Handlers) putClient(ctx context.Context, req micro.Request) (any, error
 	}
 	// The secret may only go where it was registered to go: moving the
 	// token or revocation endpoint to another origin needs the secret again.
-	if r.ClientSecret == "" {
+	if r.ClientSecret == "" && r.Type != messages.ProviderStatic {
 		old, err := h.Store.GetClient(ctx, r.ProviderID)
 		switch {
 		case err == nil:
@@ -48,6 +50,7 @@ func (h *Handlers) putClient(ctx context.Context, req micro.Request) (any, error
 		ClientSecret: keyring.Secret(r.ClientSecret), ClientAuthMethod: r.ClientAuthMethod, Issuer: r.Issuer,
 		TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint, JWKSURI: r.JWKSURI, Strategy: r.Strategy,
 		DefaultTokenLifetimeSeconds: r.DefaultTokenLifetimeSeconds,
+		CredentialSchema:            r.CredentialSchema, Verification: r.Verification,
 	})
 	if err != nil {
 		return nil, err
@@ -75,10 +78,18 @@ func validateClient(r *messages.VaultClient) error {
 	}
 	switch r.Type {
 	case messages.ProviderStatic:
-		return nil
+		return validateStatic(r)
 	case messages.ProviderOAuth2, messages.ProviderOIDC:
 	default:
 		return bad("type must be oidc, oauth2 or static")
+	}
+	switch {
+	case len(r.CredentialSchema) > 0:
+		return bad("credential_schema is only for static providers")
+	case r.Verification != nil:
+		return bad("verification is only for static providers")
+	case r.Strategy != nil && r.Strategy.Type != messages.StrategyOAuth2:
+		return bad("strategy.type must be oauth2 for a %s provider", r.Type)
 	}
 	if r.ClientID == "" {
 		return bad("client_id is required")
@@ -108,6 +119,56 @@ func validateClient(r *messages.VaultClient) error {
 		}
 		if err := provider.CheckURL(u.value); err != nil {
 			return bad("%s: %v", u.name, err)
+		}
+	}
+	return nil
+}
+
+// MaxSchemaBytes bounds a static provider's credential schema.
+const MaxSchemaBytes = 64 << 10
+
+// validateStatic checks a static provider: a valid strategy, a credential
+// schema that compiles (draft 2020-12), an optional verification request to
+// an https (or loopback) URL, and no client secret.
+func validateStatic(r *messages.VaultClient) error {
+	bad := func(format string, args ...any) error {
+		return messages.Errorf(messages.CodeInvalidRequest, format, args...)
+	}
+	if r.ClientSecret != "" {
+		return bad("static providers have no client secret")
+	}
+	switch {
+	case r.Strategy == nil:
+		return bad("strategy is required for a static provider")
+	case r.Strategy.Type == messages.StrategyOAuth2:
+		return bad("strategy.type must be one of header, query_param, basic_auth, aws_sigv4, hmac_payload")
+	}
+	if err := r.Strategy.Validate(); err != nil {
+		return bad("%v", err)
+	}
+	switch {
+	case len(r.CredentialSchema) == 0 || string(r.CredentialSchema) == "null":
+		return bad("credential_schema is required for a static provider (a JSON Schema object)")
+	case len(r.CredentialSchema) > MaxSchemaBytes:
+		return bad("credential_schema must be at most %d KiB", MaxSchemaBytes>>10)
+	}
+	if _, err := static.Compile(r.CredentialSchema); err != nil {
+		return bad("credential_schema is not a valid JSON Schema (draft 2020-12): %v", err)
+	}
+	if v := r.Verification; v != nil {
+		if v.URL == "" {
+			return bad("verification.url is required")
+		}
+		if err := provider.CheckURL(v.URL); err != nil {
+			return bad("verification.url: %v", err)
+		}
+		switch v.Method {
+		case "", http.MethodGet, http.MethodPost, http.MethodHead:
+		default:
+			return bad("verification.method must be GET, POST or HEAD")
+		}
+		if v.ExpectStatus != 0 && (v.ExpectStatus < 100 || v.ExpectStatus > 599) {
+			return bad("verification.expect_status must be an HTTP status between 100 and 599")
 		}
 	}
 	return nil

@@ -123,7 +123,8 @@ func (h *Handlers) revokeConnection(ctx context.Context, req micro.Request) (any
 		if l.Conn.Status == messages.StatusRevoked {
 			return nil
 		}
-		if clErr == nil {
+		// Static credentials have no revocation endpoint: wiping them is all.
+		if clErr == nil && cl.Type != messages.ProviderStatic {
 			h.revokeAtProvider(ctx, cl, l)
 		}
 		revoked = true

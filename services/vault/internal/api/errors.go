@@ -7,6 +7,7 @@ import (
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
 	"github.com/nexus-broker/nexus/services/vault/internal/refresh"
+	"github.com/nexus-broker/nexus/services/vault/internal/static"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
 )
 
@@ -19,6 +20,8 @@ func (h *Handlers) contractError(err error) error {
 		na  *refresh.NotActiveError
 		pe  *provider.Error
 		use *store.InUseError
+		inv *static.InvalidError
+		ver *static.VerifyError
 	)
 	switch {
 	case errors.As(err, &me):
@@ -32,6 +35,13 @@ func (h *Handlers) contractError(err error) error {
 			return messages.Errorf(messages.CodeAttentionRequired, "%s", msg)
 		}
 		return messages.Errorf(messages.CodeNotActive, "the connection is %s", na.Conn.Status)
+	case errors.As(err, &inv):
+		return messages.Errorf(messages.CodeInvalidRequest, "%v", inv)
+	case errors.As(err, &ver):
+		if ver.Transient {
+			return messages.Errorf(messages.CodeUnavailable, "%v; try again later", ver)
+		}
+		return messages.Errorf(messages.CodeProviderError, "the credentials were not accepted: %v", ver)
 	case errors.Is(err, store.ErrNotFound):
 		return messages.Errorf(messages.CodeNotFound, "connection not found")
 	case errors.Is(err, store.ErrProviderNotFound):

@@ -80,7 +80,8 @@ func (h *Handlers) runRefresh(ctx context.Context, req micro.Request) (any, erro
 		return nil, err
 	}
 	reply := messages.RefreshRunReply{ConnectionID: c.ID}
-	if c.Status != messages.StatusActive || c.TokenVersion != r.TokenVersion {
+	// Static credentials do not expire (and are never scheduled).
+	if c.Status != messages.StatusActive || c.TokenVersion != r.TokenVersion || c.ProviderType == messages.ProviderStatic {
 		reply.Outcome = messages.RefreshNotNeeded
 		return reply, nil
 	}

@@ -53,6 +53,9 @@ func (h *Handlers) getTokenFast(req micro.Request) (any, error, bool) {
 	if err := inWorkspace(e.Conn, r.WorkspaceID); err != nil {
 		return nil, h.contractError(err), true
 	}
+	if e.Conn.ProviderType == messages.ProviderStatic {
+		return staticCredential(e.Conn, e.Credentials), nil, true
+	}
 	if !refresh.Satisfies(e.Conn, refresh.Need{MinValid: minValid}, h.Now()) {
 		return nil, nil, false
 	}
@@ -84,6 +87,9 @@ func (h *Handlers) getToken(ctx context.Context, req micro.Request) (any, error)
 	if err := refresh.Serveable(c); err != nil {
 		return nil, err
 	}
+	if c.ProviderType == messages.ProviderStatic {
+		return h.serveStatic(ctx, snap, c, t)
+	}
 	if refresh.Satisfies(c, need, now) {
 		h.Cache.Put(snap, cache.Entry{Conn: c, AccessToken: t.Access})
 		return credential(c, t.Access), nil
@@ -108,6 +114,9 @@ func (h *Handlers) refreshToken(ctx context.Context, req micro.Request) (any, er
 	}
 	if err := inWorkspace(c, r.WorkspaceID); err != nil {
 		return nil, err
+	}
+	if c.ProviderType == messages.ProviderStatic {
+		return nil, messages.Errorf(messages.CodeInvalidRequest, "static credentials do not expire; there is nothing to refresh")
 	}
 	if err := refresh.Serveable(c); err != nil {
 		return nil, err

@@ -20,15 +20,18 @@ import (
 // DefaultTTL is the hard lifetime of an entry.
 const DefaultTTL = 900 * time.Millisecond
 
-// Entry is what tokens.get needs to answer without the database.
+// Entry is what tokens.get needs to answer without the database: an OAuth
+// connection's access token, or the static credentials its strategy uses.
 type Entry struct {
 	Conn        store.Connection
 	AccessToken keyring.Secret
+	// Credentials are a static connection's served fields (read only).
+	Credentials map[string]any
 }
 
-// LogValue keeps the token out of logs.
+// LogValue keeps the secrets out of logs.
 func (e Entry) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("connection_id", e.Conn.ID), slog.String("access_token", "[redacted]"))
+	return slog.GroupValue(slog.String("connection_id", e.Conn.ID), slog.String("secrets", "[redacted]"))
 }
 
 type item struct {

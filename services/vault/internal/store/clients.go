@@ -20,17 +20,23 @@ func (s *Store) PutClient(ctx context.Context, c Client) (Client, error) {
 	}
 	now := s.clock()
 	c.ClientSecret = ""
+	var schema any // NULL unless set
+	if len(c.CredentialSchema) > 0 {
+		schema = c.CredentialSchema
+	}
 	err = s.pool.QueryRow(ctx, `insert into vault.provider_clients (provider_id, provider_name, type, client_id, client_secret, client_auth_method,
-		issuer, token_endpoint, revocation_endpoint, jwks_uri, strategy, default_token_lifetime_seconds, created_at, updated_at)
-		values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $12, $12)
+		issuer, token_endpoint, revocation_endpoint, jwks_uri, strategy, default_token_lifetime_seconds, credential_schema, verification, created_at, updated_at)
+		values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $14, $15, $12, $12)
 		on conflict (provider_id) do update set provider_name = excluded.provider_name, type = excluded.type,
 			client_id = excluded.client_id, client_secret = coalesce(excluded.client_secret, provider_clients.client_secret),
 			client_auth_method = excluded.client_auth_method, issuer = excluded.issuer, token_endpoint = excluded.token_endpoint,
 			revocation_endpoint = excluded.revocation_endpoint, jwks_uri = excluded.jwks_uri, strategy = excluded.strategy,
-			default_token_lifetime_seconds = excluded.default_token_lifetime_seconds, updated_at = excluded.updated_at
+			default_token_lifetime_seconds = excluded.default_token_lifetime_seconds,
+			credential_schema = excluded.credential_schema, verification = excluded.verification, updated_at = excluded.updated_at
 		returning client_secret is not null, created_at, updated_at`,
 		c.ProviderID, c.ProviderName, string(c.Type), c.ClientID, secret, c.ClientAuthMethod,
-		c.Issuer, c.TokenEndpoint, c.RevocationEndpoint, c.JWKSURI, c.Strategy, now, c.DefaultTokenLifetimeSeconds).Scan(&c.ClientSecretSet, &c.CreatedAt, &c.UpdatedAt)
+		c.Issuer, c.TokenEndpoint, c.RevocationEndpoint, c.JWKSURI, c.Strategy, now, c.DefaultTokenLifetimeSeconds,
+		schema, c.Verification).Scan(&c.ClientSecretSet, &c.CreatedAt, &c.UpdatedAt)
 	if err != nil {
 		return Client{}, err
 	}
@@ -45,10 +51,11 @@ func (s *Store) GetClient(ctx context.Context, providerID string) (Client, error
 		sealed []byte
 	)
 	err := s.pool.QueryRow(ctx, `select provider_id, provider_name, type, client_id, client_secret, client_auth_method, issuer,
-		token_endpoint, revocation_endpoint, jwks_uri, strategy, default_token_lifetime_seconds, created_at, updated_at
+		token_endpoint, revocation_endpoint, jwks_uri, strategy, default_token_lifetime_seconds, credential_schema, verification, created_at, updated_at
 		from vault.provider_clients where provider_id = $1`, providerID).Scan(
 		&c.ProviderID, &c.ProviderName, &typ, &c.ClientID, &sealed, &c.ClientAuthMethod, &c.Issuer,
-		&c.TokenEndpoint, &c.RevocationEndpoint, &c.JWKSURI, &c.Strategy, &c.DefaultTokenLifetimeSeconds, &c.CreatedAt, &c.UpdatedAt)
+		&c.TokenEndpoint, &c.RevocationEndpoint, &c.JWKSURI, &c.Strategy, &c.DefaultTokenLifetimeSeconds,
+		&c.CredentialSchema, &c.Verification, &c.CreatedAt, &c.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Client{}, ErrProviderNotFound
 	}

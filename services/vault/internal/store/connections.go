@@ -17,7 +17,11 @@ const connectionColumns = `c.id::text, c.provider_id, coalesce(p.provider_name, 
 	c.status, c.scopes, c.requested_scopes, c.metadata, c.token_type, c.token_version,
 	c.expires_at, c.refresh_expires_at, c.last_refreshed_at,
 	c.attention_code, c.attention_message, c.attention_since, c.failure_code, c.failure_message,
-	c.refresh_token is not null, c.refresh_due_at, c.refresh_attempts, c.created_at, c.updated_at`
+	c.refresh_token is not null, c.refresh_due_at, c.refresh_attempts, c.created_at, c.updated_at,
+	coalesce(p.type, ''), p.strategy, c.static_credentials is not null, coalesce(c.credential_schema_hash, '')`
+
+// secretColumns follow connectionColumns where the secrets are read.
+const secretColumns = `, c.access_token, c.refresh_token, c.static_credentials`
 
 const connectionFrom = ` from vault.connections c left join vault.provider_clients p on p.provider_id = c.provider_id`
 
@@ -29,12 +33,14 @@ func scanConnection(row pgx.Row, extra ...any) (Connection, error) {
 		attCode, attMsg   *string
 		attSince          *time.Time
 		failCode, failMsg *string
+		providerType      string
 	)
 	dest := []any{&c.ID, &c.ProviderID, &c.ProviderName, &c.WorkspaceID,
 		&status, &c.Scopes, &c.RequestedScopes, &c.Metadata, &c.TokenType, &c.TokenVersion,
 		&c.ExpiresAt, &c.RefreshExpires, &c.LastRefreshedAt,
 		&attCode, &attMsg, &attSince, &failCode, &failMsg,
-		&c.HasRefreshToken, &c.RefreshDue, &c.RefreshAttempts, &c.CreatedAt, &c.UpdatedAt}
+		&c.HasRefreshToken, &c.RefreshDue, &c.RefreshAttempts, &c.CreatedAt, &c.UpdatedAt,
+		&providerType, &c.Strategy, &c.HasStaticCredentials, &c.CredentialSchemaHash}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return Connection{}, ErrNotFound
@@ -42,6 +48,7 @@ func scanConnection(row pgx.Row, extra ...any) (Connection, error) {
 		return Connection{}, err
 	}
 	c.Status = messages.ConnectionStatus(status)
+	c.ProviderType = messages.ProviderType(providerType)
 	if attCode != nil && attSince != nil {
 		c.Attention = &messages.Attention{Code: *attCode, Message: deref(attMsg), Since: attSince.UTC()}
 	}
@@ -83,25 +90,36 @@ func (s *Store) GetWithTokens(ctx context.Context, id string) (Connection, Token
 	if !ok {
 		return Connection{}, Tokens{}, ErrNotFound
 	}
-	var access, refresh []byte
-	c, err := scanConnection(s.pool.QueryRow(ctx, "select "+connectionColumns+", c.access_token, c.refresh_token"+connectionFrom+" where c.id = $1", uid), &access, &refresh)
+	var sealed sealedSecrets
+	c, err := scanConnection(s.pool.QueryRow(ctx, "select "+connectionColumns+secretColumns+connectionFrom+" where c.id = $1", uid), sealed.dest()...)
 	if err != nil {
 		return Connection{}, Tokens{}, err
 	}
-	t, err := s.openTokens(c, access, refresh)
+	t, err := s.openTokens(c, sealed)
 	return c, t, err
 }
 
-func (s *Store) openTokens(c Connection, access, refresh []byte) (Tokens, error) {
-	a, err := s.open(accessTokenLoc(c.ID), access)
+// sealedSecrets are a connection's sealed columns, as read (secretColumns).
+type sealedSecrets struct {
+	access, refresh, static []byte
+}
+
+func (x *sealedSecrets) dest() []any { return []any{&x.access, &x.refresh, &x.static} }
+
+func (s *Store) openTokens(c Connection, x sealedSecrets) (Tokens, error) {
+	a, err := s.open(accessTokenLoc(c.ID), x.access)
 	if err != nil {
 		return Tokens{}, err
 	}
-	r, err := s.open(refreshTokenLoc(c.ID), refresh)
+	r, err := s.open(refreshTokenLoc(c.ID), x.refresh)
 	if err != nil {
 		return Tokens{}, err
 	}
-	return Tokens{Access: a, Refresh: r, TokenType: c.TokenType, ExpiresAt: c.ExpiresAt, RefreshExpires: c.RefreshExpires, Scopes: c.Scopes}, nil
+	st, err := s.open(staticCredentialsLoc(c.ID), x.static)
+	if err != nil {
+		return Tokens{}, err
+	}
+	return Tokens{Access: a, Refresh: r, Static: st, TokenType: c.TokenType, ExpiresAt: c.ExpiresAt, RefreshExpires: c.RefreshExpires, Scopes: c.Scopes}, nil
 }
 
 // ListFilter selects connections; every field is optional.

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 )
 
 // Locked is a connection whose row is locked (select ... for update) for the
@@ -20,10 +21,10 @@ type Locked struct {
 	uid uuid.UUID
 	// Conn is the connection as read after the lock was taken, updated by
 	// each change made through Locked.
-	Conn                  Connection
-	sealedAccess, sealedR []byte
-	dirty                 bool
-	events                int // outbox rows written
+	Conn   Connection
+	sealed sealedSecrets
+	dirty  bool
+	events int // outbox rows written
 }
 
 // WithLock locks connection id, calls fn, and commits whatever fn changed
@@ -41,8 +42,8 @@ func (s *Store) WithLock(ctx context.Context, id string, fn func(ctx context.Con
 	}
 	defer rollback(ctx, tx)
 	l := &Locked{s: s, tx: tx, uid: uid}
-	l.Conn, err = scanConnection(tx.QueryRow(ctx, "select "+connectionColumns+", c.access_token, c.refresh_token"+connectionFrom+" where c.id = $1 for update of c", uid),
-		&l.sealedAccess, &l.sealedR)
+	l.Conn, err = scanConnection(tx.QueryRow(ctx, "select "+connectionColumns+secretColumns+connectionFrom+" where c.id = $1 for update of c", uid),
+		l.sealed.dest()...)
 	if err != nil {
 		return Connection{}, err
 	}
@@ -61,7 +62,7 @@ func (s *Store) WithLock(ctx context.Context, id string, fn func(ctx context.Con
 
 // Tokens opens the locked connection's tokens.
 func (l *Locked) Tokens() (Tokens, error) {
-	return l.s.openTokens(l.Conn, l.sealedAccess, l.sealedR)
+	return l.s.openTokens(l.Conn, l.sealed)
 }
 
 // Activate stores the tokens of a completed consent: status active, event
@@ -92,7 +93,7 @@ func (l *Locked) saveTokens(ctx context.Context, t Tokens, ev messages.EventType
 	if err != nil {
 		return err
 	}
-	refresh := l.sealedR
+	refresh := l.sealed.refresh
 	if !t.Refresh.IsZero() {
 		if refresh, err = l.s.seal(refreshTokenLoc(id), t.Refresh); err != nil {
 			return err
@@ -130,7 +131,7 @@ func (l *Locked) saveTokens(ctx context.Context, t Tokens, ev messages.EventType
 	c.TokenVersion++
 	c.Attention, c.Failure, c.UpdatedAt, c.HasRefreshToken = nil, nil, now, refresh != nil
 	c.RefreshDue, c.RefreshAttempts = due, 0
-	l.sealedAccess, l.sealedR = access, refresh
+	l.sealed.access, l.sealed.refresh = access, refresh
 	return l.event(ctx, ev, nil, now)
 }
 
@@ -162,17 +163,61 @@ func (l *Locked) RequireAttention(ctx context.Context, reason messages.Reason) e
 	return l.event(ctx, messages.EventAttentionRequired, &reason, now)
 }
 
+// StoreStatic seals a static connection's credentials (a JSON object),
+// replacing any stored, and activates it: event recovered when it needed
+// attention, else active. schemaHash names the provider schema they were
+// validated against. Static credentials do not expire: nothing is scheduled
+// for refresh.
+func (l *Locked) StoreStatic(ctx context.Context, creds keyring.Secret, schemaHash string) error {
+	if creds.IsZero() {
+		return fmt.Errorf("store: empty static credentials")
+	}
+	ev := messages.EventActive
+	if l.Conn.Status == messages.StatusAttentionRequired {
+		ev = messages.EventRecovered
+	}
+	sealed, err := l.s.seal(staticCredentialsLoc(l.Conn.ID), creds)
+	if err != nil {
+		return err
+	}
+	now := l.s.clock()
+	scopes := l.Conn.RequestedScopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	_, err = l.tx.Exec(ctx, `update vault.connections set status = 'active', static_credentials = $2, credential_schema_hash = $3,
+		access_token = null, refresh_token = null, token_type = '', expires_at = null, refresh_expires_at = null,
+		scopes = $4, token_version = token_version + 1,
+		attention_code = null, attention_message = null, attention_since = null, failure_code = null, failure_message = null,
+		refresh_due_at = null, refresh_attempts = 0, refresh_lease_owner = null, updated_at = $5 where id = $1`,
+		l.uid, sealed, schemaHash, scopes, now)
+	if err != nil {
+		return err
+	}
+	l.dirty = true
+	c := &l.Conn
+	c.Status, c.TokenType, c.ExpiresAt, c.RefreshExpires, c.Scopes = messages.StatusActive, "", nil, nil, scopes
+	c.TokenVersion++
+	c.Attention, c.Failure, c.UpdatedAt, c.HasRefreshToken = nil, nil, now, false
+	c.HasStaticCredentials, c.CredentialSchemaHash = true, schemaHash
+	c.RefreshDue, c.RefreshAttempts = nil, 0
+	l.sealed = sealedSecrets{static: sealed}
+	return l.event(ctx, ev, nil, now)
+}
+
 // Revoke wipes the connection's secrets and marks it revoked (event revoked).
 func (l *Locked) Revoke(ctx context.Context) error {
 	now := l.s.clock()
 	if _, err := l.tx.Exec(ctx, `update vault.connections set status = 'revoked', access_token = null, refresh_token = null,
+		static_credentials = null, credential_schema_hash = null,
 		attention_code = null, attention_message = null, attention_since = null, refresh_due_at = null, refresh_lease_owner = null,
 		updated_at = $2 where id = $1`, l.uid, now); err != nil {
 		return err
 	}
 	l.dirty = true
 	l.Conn.Status, l.Conn.Attention, l.Conn.UpdatedAt, l.Conn.HasRefreshToken, l.Conn.RefreshDue = messages.StatusRevoked, nil, now, false, nil
-	l.sealedAccess, l.sealedR = nil, nil
+	l.Conn.HasStaticCredentials, l.Conn.CredentialSchemaHash = false, ""
+	l.sealed = sealedSecrets{}
 	return l.event(ctx, messages.EventRevoked, nil, now)
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"log/slog"
 	"time"
 
@@ -26,6 +27,16 @@ type Connection struct {
 	Attention       *messages.Attention
 	Failure         *messages.Reason
 	HasRefreshToken bool
+	// ProviderType and Strategy are the provider's current ones ("" and nil
+	// when its registration is gone). Strategy is how the Gateway applies a
+	// static provider's credentials.
+	ProviderType messages.ProviderType
+	Strategy     *messages.Strategy
+	// HasStaticCredentials: sealed static credentials are stored;
+	// CredentialSchemaHash is the hash of the provider's schema they were
+	// validated against (static.SchemaHash).
+	HasStaticCredentials bool
+	CredentialSchemaHash string
 	// RefreshDue is when the background refresher renews the token (nil:
 	// never); RefreshAttempts counts transient failures since the last success.
 	RefreshDue      *time.Time
@@ -70,6 +81,9 @@ type Tokens struct {
 	RefreshExpires *time.Time
 	// Scopes granted, when known; nil keeps what is stored.
 	Scopes []string
+	// Static is a static connection's credentials, a JSON object (read only:
+	// saving tokens never touches them; see Locked.StoreStatic).
+	Static keyring.Secret
 }
 
 // LogValue keeps the tokens out of logs.
@@ -94,8 +108,12 @@ type Client struct {
 	// DefaultTokenLifetimeSeconds: how long an access token lives when the
 	// token response has no expires_in; 0 = DefaultTokenLifetime.
 	DefaultTokenLifetimeSeconds int
-	CreatedAt                   time.Time
-	UpdatedAt                   time.Time
+	// Static providers: the JSON Schema (draft 2020-12) credentials must
+	// match, and the optional verification request.
+	CredentialSchema json.RawMessage
+	Verification     *messages.Verification
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // DefaultTokenLifetime is assumed for an access token whose provider said

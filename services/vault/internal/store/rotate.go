@@ -18,9 +18,10 @@ type RotateStats struct {
 const rotateBatch = 500
 
 // Rotate re-seals, under the active key, every sealed value that names
-// another key: the canary, client secrets and connection tokens. Each row is
-// re-sealed in its own transaction under its row lock, so replicas may rotate
-// at the same time and an interrupted rotation resumes on the next start.
+// another key: the canary, client secrets, connection tokens and static
+// credentials. Each row is re-sealed in its own transaction under its row
+// lock, so replicas may rotate at the same time and an interrupted rotation
+// resumes on the next start.
 // Rows that cannot be opened are logged (ids only) and counted, not fatal.
 func (s *Store) Rotate(ctx context.Context, log *slog.Logger) (RotateStats, error) {
 	var st RotateStats
@@ -62,7 +63,8 @@ func (s *Store) Rotate(ctx context.Context, log *slog.Logger) (RotateStats, erro
 	for {
 		rows, err := s.pool.Query(ctx, `select id from vault.connections where id > $1 and (
 			(access_token is not null and substring(access_token from 2 for 4) <> $2) or
-			(refresh_token is not null and substring(refresh_token from 2 for 4) <> $2))
+			(refresh_token is not null and substring(refresh_token from 2 for 4) <> $2) or
+			(static_credentials is not null and substring(static_credentials from 2 for 4) <> $2))
 			order by id limit $3`, after, active[:], rotateBatch)
 		if err != nil {
 			return st, fmt.Errorf("rotate: %w", err)
@@ -85,7 +87,7 @@ func (s *Store) Rotate(ctx context.Context, log *slog.Logger) (RotateStats, erro
 			switch {
 			case err != nil:
 				st.Failed++
-				log.Error("key rotation: cannot re-seal a connection's tokens", "connection_id", id.String(), "err", err)
+				log.Error("key rotation: cannot re-seal a connection's secrets", "connection_id", id.String(), "err", err)
 			case done:
 				st.Connections++
 			}
@@ -163,8 +165,8 @@ func (s *Store) rotateConnection(ctx context.Context, id uuid.UUID) (bool, error
 		return false, err
 	}
 	defer rollback(ctx, tx)
-	var access, refresh []byte
-	if err := tx.QueryRow(ctx, "select access_token, refresh_token from vault.connections where id = $1 for update", id).Scan(&access, &refresh); err != nil {
+	var access, refresh, static []byte
+	if err := tx.QueryRow(ctx, "select access_token, refresh_token, static_credentials from vault.connections where id = $1 for update", id).Scan(&access, &refresh, &static); err != nil {
 		return false, err
 	}
 	a, ca, err := s.reseal(accessTokenLoc(id.String()), access)
@@ -175,11 +177,15 @@ func (s *Store) rotateConnection(ctx context.Context, id uuid.UUID) (bool, error
 	if err != nil {
 		return false, err
 	}
-	if !ca && !cr {
+	st, cs, err := s.reseal(staticCredentialsLoc(id.String()), static)
+	if err != nil {
+		return false, err
+	}
+	if !ca && !cr && !cs {
 		return false, nil
 	}
-	// token_version is not bumped: the tokens are the same, only their seal changed.
-	if _, err := tx.Exec(ctx, "update vault.connections set access_token = $2, refresh_token = $3 where id = $1", id, a, r); err != nil {
+	// token_version is not bumped: the secrets are the same, only their seal changed.
+	if _, err := tx.Exec(ctx, "update vault.connections set access_token = $2, refresh_token = $3, static_credentials = $4 where id = $1", id, a, r, st); err != nil {
 		return false, err
 	}
 	return true, commit(ctx, tx)

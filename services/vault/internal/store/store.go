@@ -123,6 +123,9 @@ func NewID() (string, error) {
 // Storage locations: the additional authenticated data of each sealed column.
 func accessTokenLoc(id string) string  { return "vault.connections/" + id + "/access_token" }
 func refreshTokenLoc(id string) string { return "vault.connections/" + id + "/refresh_token" }
+func staticCredentialsLoc(id string) string {
+	return "vault.connections/" + id + "/static_credentials"
+}
 func clientSecretLoc(providerID string) string {
 	return "vault.provider_clients/" + providerID + "/client_secret"
 }

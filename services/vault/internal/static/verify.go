@@ -1,0 +1,90 @@
+package static
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/nexus-broker/nexus/messages"
+)
+
+// DefaultVerifyTimeout bounds a verification request.
+const DefaultVerifyTimeout = 10 * time.Second
+
+// VerifyError: the verification request did not accept the credentials.
+// It carries the HTTP status only: never the response body, the URL (a
+// query_param strategy puts the credential in it) or a credential.
+type VerifyError struct {
+	Status int // 0 when there was no answer
+	// Transient: no answer (timeout, network error), or 5xx or 429, which
+	// say nothing about the credentials.
+	Transient bool
+}
+
+func (e *VerifyError) Error() string {
+	if e.Status == 0 {
+		return "the provider's verification request got no answer (timeout or network error)"
+	}
+	return fmt.Sprintf("the provider's verification request answered HTTP %d", e.Status)
+}
+
+// Verifier makes providers' verification requests.
+type Verifier struct {
+	http *http.Client
+	now  func() time.Time
+}
+
+// NewVerifier returns a Verifier whose requests time out after timeout
+// (DefaultVerifyTimeout when zero). now may be nil.
+func NewVerifier(timeout time.Duration, now func() time.Time) *Verifier {
+	if timeout <= 0 {
+		timeout = DefaultVerifyTimeout
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Verifier{
+		// Never follow a redirect: Go would re-send the applied credentials
+		// (headers, query) to whatever host it names.
+		http: &http.Client{Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}},
+		now: now,
+	}
+}
+
+// Verify makes v's request with creds (as Select returned them) applied
+// with st. It succeeds on v.ExpectStatus, or any 2xx when that is unset;
+// anything else is a *VerifyError.
+func (x *Verifier) Verify(ctx context.Context, v messages.Verification, st messages.Strategy, creds map[string]any) error {
+	method := v.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequestWithContext(ctx, method, v.URL, http.NoBody)
+	if err != nil {
+		return fmt.Errorf("verification request: invalid method or URL")
+	}
+	req.Header.Set("User-Agent", "nexus-broker-vault")
+	if err := Apply(ctx, req, st, creds, x.now()); err != nil {
+		return err
+	}
+	resp, err := x.http.Do(req)
+	if err != nil {
+		// err quotes the URL, which may hold the credential: drop it.
+		return &VerifyError{Transient: true}
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	if v.ExpectStatus != 0 {
+		ok = resp.StatusCode == v.ExpectStatus
+	}
+	if ok {
+		return nil
+	}
+	return &VerifyError{Status: resp.StatusCode,
+		Transient: resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests}
+}
