@@ -512,10 +512,12 @@ func TestStaticVaultRefuses(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
 		t.Fatalf("HTTP %d, Location %q: %s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
-	if f := e.fakes.failures(); len(f) != 0 {
-		t.Errorf("the handshake marked the connection failed itself (the vault does): %+v", f)
+	// The flow is spent, so the handshake asks the vault to fail the
+	// connection (a no-op for one the vault already failed).
+	if f := e.fakes.failures(); len(f) != 1 || f[0].ConnectionID != rep.ConnectionID || f[0].Reason.Code != "invalid_request" {
+		t.Errorf("failures sent to the vault: %+v, want one invalid_request for %s", f, rep.ConnectionID)
 	}
-	// The vault failing unexpectedly: it answered, so it has marked the connection.
+	// The vault failing unexpectedly.
 	e.fakes.mu.Lock()
 	e.fakes.storeFn = func(messages.VaultStoreStatic) error { return errors.New("boom") }
 	e.fakes.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -242,6 +243,24 @@ func TestClients(t *testing.T) {
 	moved.ClientSecret = "new-secret"
 	e.putClient(moved)
 
+	// A revocation endpoint added, removed-then-added or moved without the
+	// secret would make the vault send the secret somewhere new.
+	noRevoke := messages.VaultClient{ProviderID: "p3", ProviderName: "p3", Type: messages.ProviderOAuth2, ClientID: "cid", ClientSecret: "s3cret-3",
+		TokenEndpoint: "https://auth.example.com/token"}
+	e.putClient(noRevoke)
+	added := noRevoke
+	added.ClientSecret = ""
+	added.RevocationEndpoint = "https://evil.example.com/revoke"
+	wantCode(t, e.call(messages.SubjectVaultClientsPut, added, nil), messages.ErrInvalidRequest)
+	added.RevocationEndpoint = "https://auth.example.com/revoke" // same origin as the token endpoint's registration
+	wantCode(t, e.call(messages.SubjectVaultClientsPut, added, nil), messages.ErrInvalidRequest)
+	added.ClientSecret = "s3cret-3"
+	e.putClient(added)
+	sameOrigin := added
+	sameOrigin.ClientSecret = ""
+	sameOrigin.RevocationEndpoint = "https://auth.example.com/oauth/revoke"
+	e.putClient(sameOrigin) // a new path on the registered origin is fine
+
 	bad := func(mut func(c *messages.VaultClient)) messages.VaultClient { c := good; mut(&c); return c }
 	for name, c := range map[string]messages.VaultClient{
 		"no id":           bad(func(c *messages.VaultClient) { c.ProviderID = "" }),
@@ -306,5 +325,20 @@ func TestHealthAndReadiness(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz after Close: %d", resp.StatusCode)
+	}
+}
+
+// TestMetadataLimit: metadata is bounded so a page of connections.list fits
+// in one NATS message.
+func TestMetadataLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	big := map[string]any{"blob": strings.Repeat("x", messages.MaxMetadataBytes)}
+	err := e.call(messages.SubjectVaultConnectionsCreate, messages.VaultCreateConnection{ProviderID: providerID, WorkspaceID: "w", Metadata: big}, nil)
+	wantCode(t, err, messages.ErrInvalidRequest)
+	var c messages.Connection
+	e.mustCall(messages.SubjectVaultConnectionsCreate, messages.VaultCreateConnection{ProviderID: providerID, WorkspaceID: "w", Metadata: map[string]any{"agent": "a-1"}}, &c)
+	if c.Metadata["agent"] != "a-1" {
+		t.Fatalf("metadata = %v", c.Metadata)
 	}
 }

@@ -109,12 +109,13 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		code := string(messages.CodeUnavailable)
 		var me *messages.Error
-		if errors.As(err, &me) && me.Code != messages.CodeUnavailable {
-			code = string(me.Code) // the vault answered and has marked the connection failed
-		} else {
-			// The vault did not answer: mark it failed ourselves (best effort).
-			h.fail(f, code, "the broker could not redeem the authorization code in time")
+		if errors.As(err, &me) {
+			code = string(me.Code)
 		}
+		// The code is spent either way. The vault marks most failures itself;
+		// this covers the rest (and a vault that did not answer). Its fail
+		// only ever moves a pending connection.
+		h.fail(f, code, "the authorization code could not be redeemed ("+code+")")
 		log.Warn("code exchange failed", "code", code, "err", err)
 		h.back(w, r, f, code)
 		return

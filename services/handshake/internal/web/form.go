@@ -259,11 +259,12 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		code := string(messages.CodeUnavailable)
 		var me *messages.Error
-		if errors.As(err, &me) && me.Code != messages.CodeUnavailable {
-			code = string(me.Code) // the vault answered and has marked the connection failed
-		} else {
-			h.fail(f, code, "the broker could not store the credentials in time")
+		if errors.As(err, &me) {
+			code = string(me.Code)
 		}
+		// The flow is spent, so a pending connection would otherwise wait
+		// for expiry; the vault's fail only ever moves a pending one.
+		h.fail(f, code, "the credentials could not be stored ("+code+")")
 		log.Warn("storing static credentials failed", "code", code, "err", err)
 		h.forms.WithLabelValues("failed").Inc()
 		h.redirectBack(w, r, f, code)

@@ -37,8 +37,10 @@ func (h *Handlers) putClient(ctx context.Context, req micro.Request) (any, error
 		old, err := h.Store.GetClient(ctx, r.ProviderID)
 		switch {
 		case err == nil:
+			// Adding a revocation endpoint where there was none counts as a
+			// move: the secret would start going somewhere new.
 			if old.ClientSecretSet && (origin(old.TokenEndpoint) != origin(r.TokenEndpoint) ||
-				(old.RevocationEndpoint != "" && r.RevocationEndpoint != "" && origin(old.RevocationEndpoint) != origin(r.RevocationEndpoint))) {
+				(r.RevocationEndpoint != "" && origin(old.RevocationEndpoint) != origin(r.RevocationEndpoint))) {
 				return nil, messages.Errorf(messages.CodeInvalidRequest, "the token or revocation endpoint moves to another origin: send client_secret again")
 			}
 		case !errors.Is(err, store.ErrProviderNotFound):

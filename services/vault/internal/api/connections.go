@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -178,6 +179,11 @@ func (h *Handlers) createConnection(ctx context.Context, req micro.Request) (any
 	for _, s := range r.Scopes {
 		if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t\r\n") {
 			return nil, messages.Errorf(messages.CodeInvalidRequest, "scopes must be non-empty and contain no spaces")
+		}
+	}
+	if len(r.Metadata) > 0 {
+		if b, err := json.Marshal(r.Metadata); err != nil || len(b) > messages.MaxMetadataBytes {
+			return nil, messages.Errorf(messages.CodeInvalidRequest, "metadata must be a JSON object of at most %d bytes", messages.MaxMetadataBytes)
 		}
 	}
 	n := store.NewConnection{ProviderID: r.ProviderID, WorkspaceID: r.WorkspaceID, Scopes: r.Scopes, Metadata: r.Metadata}
