@@ -6,6 +6,7 @@ package systemtest
 import (
 	"context"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -220,4 +223,49 @@ func (a *Agent) Hits() []url.Values {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]url.Values(nil), a.hits...)
+}
+
+var (
+	formAction = regexp.MustCompile(`<form method="post" action="([^"]+)"`)
+	formHidden = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+)
+
+// FillForm opens a static provider's hosted form in br, fills in fields and
+// submits it as a browser would (same-origin POST with the page's hidden
+// token), following the redirect back to the agent. It returns the last
+// response and its body.
+func FillForm(br *http.Client, authURL string, fields url.Values) (*http.Response, string, error) {
+	resp, err := br.Get(authURL)
+	if err != nil {
+		return nil, "", err
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return resp, string(page), fmt.Errorf("form page: HTTP %d", resp.StatusCode)
+	}
+	a, h := formAction.FindSubmatch(page), formHidden.FindSubmatch(page)
+	if a == nil || h == nil {
+		return resp, string(page), fmt.Errorf("no form with a hidden token on the page")
+	}
+	form := url.Values{}
+	for k, v := range fields {
+		form[k] = v
+	}
+	form.Set(html.UnescapeString(string(h[1])), html.UnescapeString(string(h[2])))
+	action, err := resp.Request.URL.Parse(html.UnescapeString(string(a[1])))
+	if err != nil {
+		return resp, string(page), err
+	}
+	req, _ := http.NewRequest(http.MethodPost, action.String(), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", action.Scheme+"://"+action.Host)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err = br.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body), nil
 }
