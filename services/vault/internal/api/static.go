@@ -160,8 +160,7 @@ func (h *Handlers) serveStatic(ctx context.Context, snap cache.Snapshot, c store
 	if len(missing) > 0 {
 		return h.staticIncomplete(ctx, c.ID)
 	}
-	h.Cache.Put(snap, cache.Entry{Conn: c, Credentials: used})
-	return staticCredential(c, used), nil
+	return h.cacheReply(snap, c, staticCredential(c, used))
 }
 
 // staticFields opens a static connection's credentials and selects those

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
@@ -53,13 +54,21 @@ func (h *Handlers) getTokenFast(req micro.Request) (any, error, bool) {
 	if err := inWorkspace(e.Conn, r.WorkspaceID); err != nil {
 		return nil, h.contractError(err), true
 	}
-	if e.Conn.ProviderType == messages.ProviderStatic {
-		return staticCredential(e.Conn, e.Credentials), nil, true
-	}
-	if !refresh.Satisfies(e.Conn, refresh.Need{MinValid: minValid}, h.Now()) {
+	if e.Conn.ProviderType != messages.ProviderStatic && !refresh.Satisfies(e.Conn, refresh.Need{MinValid: minValid}, h.Now()) {
 		return nil, nil, false
 	}
-	return credential(e.Conn, e.AccessToken), nil, true
+	return json.RawMessage(e.Reply), nil, true
+}
+
+// cacheReply caches what tokens.get serves for c, encoded once, and returns
+// the encoded reply.
+func (h *Handlers) cacheReply(snap cache.Snapshot, c store.Connection, cred messages.Credential) (json.RawMessage, error) {
+	reply, err := json.Marshal(cred)
+	if err != nil {
+		return nil, err
+	}
+	h.Cache.Put(snap, cache.Entry{Conn: c, Reply: reply})
+	return reply, nil
 }
 
 // tokens.get off the fast path: the row is read, refreshed first if the
@@ -91,8 +100,7 @@ func (h *Handlers) getToken(ctx context.Context, req micro.Request) (any, error)
 		return h.serveStatic(ctx, snap, c, t)
 	}
 	if refresh.Satisfies(c, need, now) {
-		h.Cache.Put(snap, cache.Entry{Conn: c, AccessToken: t.Access})
-		return credential(c, t.Access), nil
+		return h.cacheReply(snap, c, credential(c, t.Access))
 	}
 	res, err := h.Refresher.Refresh(ctx, c.ID, c.ProviderID, need)
 	if err != nil {

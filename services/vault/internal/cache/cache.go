@@ -13,25 +13,23 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
 )
 
 // DefaultTTL is the hard lifetime of an entry.
 const DefaultTTL = 900 * time.Millisecond
 
-// Entry is what tokens.get needs to answer without the database: an OAuth
-// connection's access token, or the static credentials its strategy uses.
+// Entry is what tokens.get needs to answer without the database: the
+// connection (for status, workspace and expiry checks) and the encoded
+// Credential, made once when the entry is cached. Reply holds a secret.
 type Entry struct {
-	Conn        store.Connection
-	AccessToken keyring.Secret
-	// Credentials are a static connection's served fields (read only).
-	Credentials map[string]any
+	Conn  store.Connection
+	Reply []byte
 }
 
-// LogValue keeps the secrets out of logs.
+// LogValue keeps the reply, and its secret, out of logs.
 func (e Entry) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("connection_id", e.Conn.ID), slog.String("secrets", "[redacted]"))
+	return slog.GroupValue(slog.String("connection_id", e.Conn.ID), slog.String("reply", "[redacted]"))
 }
 
 type item struct {

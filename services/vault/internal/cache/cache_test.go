@@ -11,7 +11,9 @@ type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
 
-func entry(id string) Entry { return Entry{Conn: store.Connection{ID: id}, AccessToken: "tok"} }
+func entry(id string) Entry {
+	return Entry{Conn: store.Connection{ID: id}, Reply: []byte(`{"access_token":"tok"}`)}
+}
 
 func TestTTL(t *testing.T) {
 	clk := &clock{t: time.Unix(1000, 0)}
