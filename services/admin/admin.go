@@ -118,12 +118,7 @@ func (s *Service) routes(reg *registry.Registry, keys *apikey.Keys, prom *promet
 	mux.Handle("/v1/providers/", api)
 	httpserver.Mount(mux, prom, map[string]httpserver.Check{
 		"postgres": func(ctx context.Context) error { return s.pool.Ping(ctx) },
-		"nats": func(context.Context) error {
-			if !s.nc.IsConnected() {
-				return errors.New("nats not connected")
-			}
-			return nil
-		},
+		"nats":     natsx.Ready(s.nc),
 	})
 	return mux
 }

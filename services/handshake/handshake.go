@@ -242,12 +242,7 @@ func (s *Service) InternalHandler() http.Handler {
 	mux := http.NewServeMux()
 	httpserver.Mount(mux, s.reg, map[string]httpserver.Check{
 		"redis": func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() },
-		"nats": func(context.Context) error {
-			if st := s.nc.Status(); st != nats.CONNECTED {
-				return fmt.Errorf("nats is %s", st)
-			}
-			return nil
-		},
+		"nats":  natsx.Ready(s.nc),
 	})
 	return mux
 }

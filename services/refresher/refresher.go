@@ -264,12 +264,7 @@ func newOwner() (string, error) {
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	httpserver.Mount(mux, s.reg, map[string]httpserver.Check{
-		"nats": func(context.Context) error {
-			if st := s.nc.Status(); st != nats.CONNECTED {
-				return fmt.Errorf("nats is %s", st)
-			}
-			return nil
-		},
+		"nats": natsx.Ready(s.nc),
 		"stream": func(ctx context.Context) error {
 			_, err := s.js.Stream(ctx, messages.StreamEvents)
 			return err

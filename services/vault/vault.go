@@ -209,12 +209,7 @@ func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	httpserver.Mount(mux, s.reg, map[string]httpserver.Check{
 		"postgres": func(ctx context.Context) error { return s.pool.Ping(ctx) },
-		"nats": func(context.Context) error {
-			if st := s.nc.Status(); st != nats.CONNECTED {
-				return fmt.Errorf("nats is %s", st)
-			}
-			return nil
-		},
+		"nats":     natsx.Ready(s.nc),
 	})
 	return mux
 }

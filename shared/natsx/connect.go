@@ -6,6 +6,7 @@ package natsx
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -50,5 +51,15 @@ func Drain(ctx context.Context, nc *nats.Conn) {
 	case <-closed:
 	case <-ctx.Done():
 		nc.Close()
+	}
+}
+
+// Ready is a readiness check: nil while nc is connected.
+func Ready(nc *nats.Conn) func(context.Context) error {
+	return func(context.Context) error {
+		if st := nc.Status(); st != nats.CONNECTED {
+			return fmt.Errorf("nats is %s", st)
+		}
+		return nil
 	}
 }

@@ -36,10 +36,15 @@ func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, er
 
 func redactURL(c *pgx.ConnConfig) string { return fmt.Sprintf("%s:%d/%s", c.Host, c.Port, c.Database) }
 
-// Migrate applies the numbered SQL files in migrations (001_name.sql, ...) to
+// Migrate applies the numbered SQL files (001_name.sql, ...) in the
+// migrations/ directory of fsys (a service's //go:embed migrations/*.sql) to
 // schema, each in its own transaction, recording the version in
 // <schema>.schema_version. Concurrent replicas are serialised by an advisory lock.
-func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations fs.FS) error {
+func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS) error {
+	migrations, err := fs.Sub(fsys, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", schema, err)
+	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", schema, err)

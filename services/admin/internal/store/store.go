@@ -8,7 +8,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,11 +25,7 @@ var migrations embed.FS
 
 // Migrate applies the embedded migrations to schema admin.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	return pg.Migrate(ctx, pool, Schema, sub)
+	return pg.Migrate(ctx, pool, Schema, migrations)
 }
 
 // Errors callers branch on.
