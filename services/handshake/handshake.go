@@ -23,7 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nexus-broker/nexus/services/handshake/internal/begin"
-	"github.com/nexus-broker/nexus/services/handshake/internal/discovery"
+	"github.com/nexus-broker/nexus/services/handshake/internal/discocache"
 	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
 	"github.com/nexus-broker/nexus/services/handshake/internal/keys"
 	"github.com/nexus-broker/nexus/services/handshake/internal/returnurl"
@@ -193,7 +193,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	b := begin.New(begin.Deps{
 		Services:   client,
 		Flows:      flows,
-		Discovery:  discovery.New(s.rdb, cfg.HTTPClient, log),
+		Discovery:  discocache.New(s.rdb, cfg.HTTPClient, log),
 		ReturnURLs: allow,
 		PublicURL:  public.String(),
 		FlowTTL:    cfg.FlowTTL,

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/nexus-broker/nexus/messages"
-	"github.com/nexus-broker/nexus/services/admin/internal/discovery"
 	"github.com/nexus-broker/nexus/services/admin/internal/store"
+	"github.com/nexus-broker/nexus/shared/discovery"
 )
 
 // Store is the persistence the registry needs (implemented by *store.Store).

@@ -15,9 +15,9 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/nexus-broker/nexus/messages"
-	"github.com/nexus-broker/nexus/services/handshake/internal/discovery"
 	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
 	"github.com/nexus-broker/nexus/services/handshake/internal/form"
+	"github.com/nexus-broker/nexus/shared/discovery"
 	"github.com/nexus-broker/nexus/shared/natsx"
 )
 

@@ -5,8 +5,9 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/nexus-broker/nexus/services/handshake/internal/discovery"
+	"github.com/nexus-broker/nexus/services/handshake/internal/discocache"
 	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
+	"github.com/nexus-broker/nexus/shared/discovery"
 )
 
 // Requester calls another service's subject (natsx.Client).
@@ -31,5 +32,5 @@ type ReturnURLs interface {
 
 var (
 	_ FlowStore  = (*flow.Store)(nil)
-	_ Discoverer = (*discovery.Cache)(nil)
+	_ Discoverer = (*discocache.Cache)(nil)
 )

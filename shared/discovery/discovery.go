@@ -1,5 +1,7 @@
-// Package discovery reads an OpenID Provider's configuration document
-// (OpenID Connect Discovery 1.0) when an OIDC provider is registered.
+// Package discovery reads OpenID Provider configuration documents (OpenID
+// Connect Discovery 1.0) and holds the rule every provider URL follows. Admin
+// discovers a provider when it is registered; the handshake re-reads (and
+// caches) the document for each consent.
 package discovery
 
 import (
@@ -28,6 +30,9 @@ type Document struct {
 	RevocationEndpoint            string   `json:"revocation_endpoint"`
 	JWKSURI                       string   `json:"jwks_uri"`
 	CodeChallengeMethodsSupported []string `json:"code_challenge_methods_supported"`
+	// IssParameterSupported: the provider sends iss in every authorization
+	// response (RFC 9207), so a callback without one is refused.
+	IssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
 }
 
 // Error says, in words an operator can act on, why discovery failed.
@@ -61,14 +66,18 @@ func URL(issuer string) string {
 	return strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
 }
 
-// Discover fetches and checks issuer's discovery document: its issuer must
-// equal issuer exactly; authorization_endpoint, token_endpoint and jwks_uri
-// must be present; code_challenge_methods_supported, when present, must
-// include S256. Every failure is an *Error.
+// Discover fetches and checks issuer's discovery document: the issuer and
+// every endpoint follow CheckEndpoint; the document's issuer must equal
+// issuer exactly; authorization_endpoint, token_endpoint and jwks_uri must be
+// present; code_challenge_methods_supported, when present, must include
+// S256. Every failure is an *Error.
 func (c *Client) Discover(ctx context.Context, issuer string) (Document, error) {
 	u := URL(issuer)
 	fail := func(format string, args ...any) (Document, error) {
 		return Document{}, &Error{URL: u, Reason: fmt.Sprintf(format, args...)}
+	}
+	if err := CheckEndpoint(issuer); err != nil {
+		return fail("the issuer %v", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -113,6 +122,19 @@ func (c *Client) Discover(ctx context.Context, issuer string) (Document, error) 
 	}
 	if len(missing) > 0 {
 		return fail("the document has no %s", strings.Join(missing, ", "))
+	}
+	for _, f := range []struct{ name, value string }{
+		{"authorization_endpoint", doc.AuthorizationEndpoint},
+		{"token_endpoint", doc.TokenEndpoint},
+		{"jwks_uri", doc.JWKSURI},
+		{"revocation_endpoint", doc.RevocationEndpoint},
+	} {
+		if f.value == "" {
+			continue
+		}
+		if err := CheckEndpoint(f.value); err != nil {
+			return fail("%s %v", f.name, err)
+		}
 	}
 	if doc.CodeChallengeMethodsSupported != nil && !slices.Contains(doc.CodeChallengeMethodsSupported, "S256") {
 		return fail("code_challenge_methods_supported %v does not include S256, which the broker requires (PKCE)",

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nexus-broker/nexus/services/admin/internal/discovery"
+	"github.com/nexus-broker/nexus/shared/discovery"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
 
