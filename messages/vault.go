@@ -50,8 +50,11 @@ type VaultFailConnection struct {
 // ever sent where it was registered to go. An empty ClientSecret on update
 // keeps the stored one.
 type VaultClient struct {
-	ProviderID         string       `json:"provider_id"`
-	ProviderName       string       `json:"provider_name"`
+	ProviderID   string `json:"provider_id"`
+	ProviderName string `json:"provider_name"`
+	// Aliases are the provider's other names, so the vault can resolve a
+	// provider named by alias (connections.list's filter).
+	Aliases            []string     `json:"aliases,omitempty"`
 	Type               ProviderType `json:"type"`
 	ClientID           string       `json:"client_id,omitempty"`
 	ClientSecret       string       `json:"client_secret,omitempty"`

@@ -125,6 +125,20 @@ func TestOIDCEndToEnd(t *testing.T) {
 	if len(list.Connections) != 1 || list.Connections[0].ConnectionID != id {
 		t.Fatalf("connections.list = %+v", list)
 	}
+	// Every place that takes a provider takes its id, name or alias.
+	for _, ref := range []string{prov.ID, "acme", "acme-prod"} {
+		var byProvider messages.ListConnectionsReply
+		if err := b.Gateway.Request(ctx, messages.SubjectConnectionsList, messages.ListConnectionsRequest{Provider: ref}, &byProvider); err != nil {
+			t.Fatal(err)
+		}
+		if len(byProvider.Connections) != 1 || byProvider.Connections[0].ConnectionID != id {
+			t.Errorf("connections.list with provider %q = %d connections", ref, len(byProvider.Connections))
+		}
+	}
+	var none messages.ListConnectionsReply
+	if err := b.Gateway.Request(ctx, messages.SubjectConnectionsList, messages.ListConnectionsRequest{Provider: "nobody"}, &none); err != nil || len(none.Connections) != 0 {
+		t.Errorf("connections.list with an unknown provider = %+v, %v", none.Connections, err)
+	}
 
 	// Another workspace cannot see it.
 	err = b.Gateway.Request(ctx, messages.SubjectTokensGet, messages.TokenRequest{ConnectionID: id, WorkspaceID: "ws-2"}, &cred)

@@ -37,6 +37,7 @@ func vaultClient(p messages.Provider, sec secret) messages.VaultClient {
 	return messages.VaultClient{
 		ProviderID:         p.ID,
 		ProviderName:       p.Name,
+		Aliases:            p.Aliases,
 		Type:               p.Type,
 		ClientID:           p.ClientID,
 		ClientSecret:       string(sec),

@@ -48,7 +48,7 @@ func (h *Handlers) putClient(ctx context.Context, req micro.Request) (any, error
 		}
 	}
 	c, err := h.Store.PutClient(ctx, store.Client{
-		ProviderID: r.ProviderID, ProviderName: r.ProviderName, Type: r.Type, ClientID: r.ClientID,
+		ProviderID: r.ProviderID, ProviderName: r.ProviderName, Aliases: r.Aliases, Type: r.Type, ClientID: r.ClientID,
 		ClientSecret: keyring.Secret(r.ClientSecret), ClientAuthMethod: r.ClientAuthMethod, Issuer: r.Issuer,
 		TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint, JWKSURI: r.JWKSURI, Strategy: r.Strategy,
 		DefaultTokenLifetimeSeconds: r.DefaultTokenLifetimeSeconds,

@@ -25,18 +25,19 @@ func (s *Store) PutClient(ctx context.Context, c Client) (Client, error) {
 		schema = c.CredentialSchema
 	}
 	err = s.pool.QueryRow(ctx, `insert into vault.provider_clients (provider_id, provider_name, type, client_id, client_secret, client_auth_method,
-		issuer, token_endpoint, revocation_endpoint, jwks_uri, strategy, default_token_lifetime_seconds, credential_schema, verification, created_at, updated_at)
-		values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $14, $15, $12, $12)
+		issuer, token_endpoint, revocation_endpoint, jwks_uri, strategy, default_token_lifetime_seconds, credential_schema, verification, created_at, updated_at, aliases)
+		values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $14, $15, $12, $12, $16)
 		on conflict (provider_id) do update set provider_name = excluded.provider_name, type = excluded.type,
 			client_id = excluded.client_id, client_secret = coalesce(excluded.client_secret, provider_clients.client_secret),
 			client_auth_method = excluded.client_auth_method, issuer = excluded.issuer, token_endpoint = excluded.token_endpoint,
 			revocation_endpoint = excluded.revocation_endpoint, jwks_uri = excluded.jwks_uri, strategy = excluded.strategy,
 			default_token_lifetime_seconds = excluded.default_token_lifetime_seconds,
-			credential_schema = excluded.credential_schema, verification = excluded.verification, updated_at = excluded.updated_at
+			credential_schema = excluded.credential_schema, verification = excluded.verification, updated_at = excluded.updated_at,
+			aliases = excluded.aliases
 		returning client_secret is not null, created_at, updated_at`,
 		c.ProviderID, c.ProviderName, string(c.Type), c.ClientID, secret, c.ClientAuthMethod,
 		c.Issuer, c.TokenEndpoint, c.RevocationEndpoint, c.JWKSURI, c.Strategy, now, c.DefaultTokenLifetimeSeconds,
-		schema, c.Verification).Scan(&c.ClientSecretSet, &c.CreatedAt, &c.UpdatedAt)
+		schema, c.Verification, aliases(c.Aliases)).Scan(&c.ClientSecretSet, &c.CreatedAt, &c.UpdatedAt)
 	if err != nil {
 		return Client{}, err
 	}
@@ -101,4 +102,12 @@ func (s *Store) DeleteClient(ctx context.Context, providerID string) error {
 		return err
 	}
 	return commit(ctx, tx)
+}
+
+// aliases is never NULL in the database.
+func aliases(a []string) []string {
+	if a == nil {
+		return []string{}
+	}
+	return a
 }

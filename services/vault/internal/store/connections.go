@@ -146,7 +146,7 @@ func (s *Store) ListConnections(ctx context.Context, f ListFilter) ([]Connection
 	}
 	if f.Provider != "" {
 		a := arg(f.Provider)
-		where = append(where, "c.provider_id in (select provider_id from vault.provider_clients where provider_id = "+a+" or provider_name = "+a+" union all select "+a+")")
+		where = append(where, "c.provider_id in (select provider_id from vault.provider_clients where provider_id = "+a+" or provider_name = "+a+" or aliases @> array["+a+"::text] union all select "+a+")")
 	}
 	if f.Status != "" {
 		where = append(where, "c.status = "+arg(string(f.Status)))

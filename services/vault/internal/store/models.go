@@ -95,6 +95,7 @@ func (t Tokens) LogValue() slog.Value {
 type Client struct {
 	ProviderID         string
 	ProviderName       string
+	Aliases            []string // other names admin knows the provider by
 	Type               messages.ProviderType
 	ClientID           string
 	ClientSecret       keyring.Secret
