@@ -342,3 +342,29 @@ func TestMetadataLimit(t *testing.T) {
 		t.Fatalf("metadata = %v", c.Metadata)
 	}
 }
+
+// TestPendingConsentsExpire: a consent started and never finished becomes
+// expired; one still within its flow's lifetime stays pending.
+func TestPendingConsentsExpire(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	stale, fresh := e.create("w-expire"), e.create("w-expire")
+	if _, err := e.pool.Exec(context.Background(), "update vault.connections set updated_at = now() - interval '2 hours' where id = $1", stale.ConnectionID); err != nil {
+		t.Fatal(err)
+	}
+	// Any replica sweeps when it starts, then every minute.
+	second := e.start(e.key)
+	t.Cleanup(func() { second.Close(context.Background()) })
+	deadline := time.Now().Add(10 * time.Second)
+	for e.get(stale.ConnectionID).Status != messages.StatusExpired {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stale pending connection is %s, want expired", e.get(stale.ConnectionID).Status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := e.get(fresh.ConnectionID).Status; st != messages.StatusPending {
+		t.Fatalf("a fresh pending connection is %s, want pending", st)
+	}
+	_, err := e.token(stale.ConnectionID, nil)
+	wantCode(t, err, messages.ErrNotActive)
+}

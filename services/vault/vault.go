@@ -185,7 +185,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 
 	sctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		t := time.NewTicker(5 * time.Second)
@@ -196,6 +196,24 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 				return
 			case <-t.C:
 				c.Sweep()
+			}
+		}
+	}()
+	// Consents started and never finished become expired (DESIGN.md section 3).
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			if n, err := st.ExpirePending(sctx, store.PendingLifetime); err != nil && sctx.Err() == nil {
+				log.Warn("expiring pending connections failed", "err", err)
+			} else if n > 0 {
+				log.Info("pending connections expired", "count", n)
+			}
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
 			}
 		}
 	}()

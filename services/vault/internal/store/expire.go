@@ -1,0 +1,23 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// PendingLifetime is how long a consent may stay pending before it is
+// expired: the longest a handshake flow can live (FLOW_TTL is at most an
+// hour), with room to finish the code exchange.
+const PendingLifetime = time.Hour + 5*time.Minute
+
+// ExpirePending moves connections pending for longer than olderThan (a
+// consent that was started and never finished) to expired, and returns how
+// many it moved. Any replica may run it; it is idempotent.
+func (s *Store) ExpirePending(ctx context.Context, olderThan time.Duration) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `update vault.connections set status = 'expired', updated_at = $1
+		where status = 'pending' and updated_at < $2`, s.clock(), s.clock().Add(-olderThan))
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
