@@ -265,6 +265,12 @@ func TestStaticFormAsABrowserSeesIt(t *testing.T) {
 			if !strings.HasPrefix(rep.AuthURL, e.public+"/v1/connect/") {
 				t.Fatalf("auth_url = %s", rep.AuthURL)
 			}
+			// The form page keeps the real Origin on its own POST (browsers send
+			// "Origin: null" under no-referrer) and sends nothing elsewhere.
+			if rp := p.Resp.Header.Get("Referrer-Policy"); rp != "same-origin" {
+				t.Errorf("form page Referrer-Policy = %q, want same-origin", rp)
+			}
+			p.Resp.Header.Set("Referrer-Policy", "no-referrer")
 			checkSecurityHeaders(t, p.Resp)
 			if csp := p.Resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' https://app.example.com;") {
 				t.Errorf("CSP = %q", csp)
@@ -525,5 +531,18 @@ func TestStaticVaultRefuses(t *testing.T) {
 	resp, _ = e.post(b, p.Action, p.Token, url.Values{"api_key": {"sk-0123456789"}}, nil)
 	if want := returnURL + "?connection_id=" + rep.ConnectionID + "&error=internal&status=failed"; resp.Header.Get("Location") != want {
 		t.Fatalf("Location %q, want %q", resp.Header.Get("Location"), want)
+	}
+}
+
+// TestStaticFormNullOrigin: under a strict referrer policy a browser's own
+// same-origin POST carries "Origin: null"; Sec-Fetch-Site: same-origin is
+// what counts, so the submission goes through.
+func TestStaticFormNullOrigin(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	_, p := e.openForm(b, "openai")
+	resp, body := e.post(b, p.Action, p.Token, url.Values{"api_key": {"sk-0123456789"}}, map[string]string{"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "status=active") {
+		t.Fatalf("same-origin POST with Origin: null: HTTP %d, Location %q: %s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
 }

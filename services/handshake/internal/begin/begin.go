@@ -187,7 +187,13 @@ func (h *Handler) static(p *messages.Provider) (flow.Flow, error) {
 		h.d.Log.Error("provider credential schema unusable", "provider_id", p.ID, "err", err)
 		return flow.Flow{}, messages.Errorf(messages.CodeInternal, "provider %s has an unusable credential schema", p.ID)
 	}
-	return flow.Flow{ProviderName: p.Name, CredentialSchema: p.CredentialSchema}, nil
+	var secret []string
+	if p.Strategy != nil {
+		for _, f := range p.Strategy.Fields() {
+			secret = append(secret, f.Name)
+		}
+	}
+	return flow.Flow{ProviderName: p.Name, CredentialSchema: p.CredentialSchema, SecretFields: secret}, nil
 }
 
 // randomToken is 32 random bytes, base64url: the OIDC nonce.

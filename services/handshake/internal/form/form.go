@@ -86,8 +86,11 @@ func (noLoader) Load(url string) (any, error) {
 // disagree.
 var ErrUnusable = errors.New("form: unusable credential schema")
 
-// Parse compiles raw (draft 2020-12, format assertions on) and builds the form.
-func Parse(raw json.RawMessage) (*Form, error) {
+// Parse compiles raw (draft 2020-12, format assertions on) and builds the
+// form. Properties named in secret (the fields the provider's strategy
+// applies: they are the credential) are masked like any other secret,
+// unless the schema says writeOnly: false.
+func Parse(raw json.RawMessage, secret ...string) (*Form, error) {
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnusable, err)
@@ -123,7 +126,7 @@ func Parse(raw json.RawMessage) (*Form, error) {
 	f := &Form{schema: sch}
 	for _, name := range order {
 		p, _ := props[name].(map[string]any)
-		field, err := newField(name, p, required[name])
+		field, err := newField(name, p, required[name], slices.Contains(secret, name))
 		if err != nil {
 			return nil, err
 		}
@@ -133,7 +136,7 @@ func Parse(raw json.RawMessage) (*Form, error) {
 	return f, nil
 }
 
-func newField(name string, p map[string]any, required bool) (Field, error) {
+func newField(name string, p map[string]any, required, strategyField bool) (Field, error) {
 	typ, _ := p["type"].(string)
 	f := Field{Name: name, Label: name, Type: typ, Required: required}
 	if s, ok := p["title"].(string); ok && strings.TrimSpace(s) != "" {
@@ -143,7 +146,7 @@ func newField(name string, p map[string]any, required bool) (Field, error) {
 	switch typ {
 	case "string":
 		f.Kind = KindText
-		f.Secret = isSecret(name, p)
+		f.Secret = isSecret(name, p, strategyField)
 		if f.Secret {
 			f.Kind = KindPassword
 		}
@@ -179,12 +182,13 @@ func newField(name string, p map[string]any, required bool) (Field, error) {
 // secretWords mark a property as a secret by its name.
 var secretWords = []string{"secret", "password", "passwd", "key", "token"}
 
-// isSecret applies the rule in the package comment.
-func isSecret(name string, p map[string]any) bool {
+// isSecret applies the rule in the package comment; a field the strategy
+// applies is a secret unless writeOnly: false says otherwise.
+func isSecret(name string, p map[string]any, strategyField bool) bool {
 	if w, ok := p["writeOnly"].(bool); ok {
 		return w
 	}
-	if p["format"] == "password" {
+	if strategyField || p["format"] == "password" {
 		return true
 	}
 	lower := strings.ToLower(name)

@@ -44,22 +44,30 @@ func TestOrder(t *testing.T) {
 
 func TestSecretRule(t *testing.T) {
 	tests := []struct {
-		prop   string
-		schema string
-		secret bool
+		prop     string
+		schema   string
+		strategy bool // the strategy applies this field
+		secret   bool
 	}{
-		{"api_key", `{"type":"string"}`, true},
-		{"ClientSecret", `{"type":"string"}`, true},
-		{"password", `{"type":"string"}`, true},
-		{"refresh_token", `{"type":"string"}`, true},
-		{"pin", `{"type":"string","writeOnly":true}`, true},
-		{"pin", `{"type":"string","format":"password"}`, true},
-		{"access_key_id", `{"type":"string","writeOnly":false}`, false},
-		{"username", `{"type":"string"}`, false},
-		{"token_count", `{"type":"integer"}`, false},
+		{"api_key", `{"type":"string"}`, false, true},
+		{"ClientSecret", `{"type":"string"}`, false, true},
+		{"password", `{"type":"string"}`, false, true},
+		{"refresh_token", `{"type":"string"}`, false, true},
+		{"pin", `{"type":"string","writeOnly":true}`, false, true},
+		{"pin", `{"type":"string","format":"password"}`, false, true},
+		{"access_key_id", `{"type":"string","writeOnly":false}`, false, false},
+		{"username", `{"type":"string"}`, false, false},
+		{"token_count", `{"type":"integer"}`, false, false},
+		{"pat", `{"type":"string"}`, true, true},
+		{"credential", `{"type":"string"}`, true, true},
+		{"access_key_id", `{"type":"string","writeOnly":false}`, true, false},
 	}
 	for _, tc := range tests {
-		f, err := Parse(json.RawMessage(fmt.Sprintf(`{"type":"object","properties":{%q:%s}}`, tc.prop, tc.schema)))
+		var strategy []string
+		if tc.strategy {
+			strategy = []string{tc.prop}
+		}
+		f, err := Parse(json.RawMessage(fmt.Sprintf(`{"type":"object","properties":{%q:%s}}`, tc.prop, tc.schema)), strategy...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -40,7 +40,7 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.ProviderType == messages.ProviderStatic {
-		fm, err := form.Parse(f.CredentialSchema)
+		fm, err := form.Parse(f.CredentialSchema, f.SecretFields...)
 		if err != nil {
 			h.d.Log.Error("the flow's credential schema is unusable", "connection_id", f.ConnectionID, "err", err)
 			pageUnavailable.render(w)

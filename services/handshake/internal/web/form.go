@@ -150,6 +150,10 @@ func (h *Handler) showForm(w http.ResponseWriter, id, ref string, f flow.Flow, f
 	}
 	hd := w.Header()
 	hd.Set("Content-Security-Policy", formCSP(formActionSources(f.ReturnURL)))
+	// With no-referrer, browsers send "Origin: null" on the form's own
+	// same-origin POST; same-origin keeps the real Origin there and still
+	// sends nothing to other origins (the app, after the redirect).
+	hd.Set("Referrer-Policy", "same-origin")
 	hd.Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
@@ -220,7 +224,7 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, pageFormToken, "")
 		return
 	}
-	fm, err := form.Parse(f.CredentialSchema)
+	fm, err := form.Parse(f.CredentialSchema, f.SecretFields...)
 	if err != nil {
 		log.Error("the flow's credential schema is unusable", "err", err)
 		pageUnavailable.render(w)
@@ -291,12 +295,16 @@ func (h *Handler) clearFormCookies(w http.ResponseWriter, id, ref string) {
 	}
 }
 
-// crossSite reports whether the request says it comes from another site:
-// Sec-Fetch-Site other than same-origin (or none: typed by the person), or
-// an Origin or Referer that is not the handshake's own.
+// crossSite reports whether a form submission comes from another site. A
+// browser's Sec-Fetch-Site is decisive: same-origin passes (Origin may then
+// be "null" under a strict referrer policy), anything else but none fails.
+// Without it (older browsers), the Origin or Referer must be the
+// handshake's own; "null" fails.
 func crossSite(r *http.Request, public *url.URL) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
+	case "same-origin":
+		return false
+	case "", "none":
 	default:
 		return true
 	}
