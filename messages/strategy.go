@@ -29,6 +29,11 @@ var strategyFieldDefaults = map[StrategyType]map[string]string{
 // optionalFields are field settings whose credential may be absent.
 var optionalFields = map[string]bool{"session_token_field": true}
 
+// publicFields are field settings whose credential identifies rather than
+// authenticates (a user name, an access key id); every other field a
+// strategy applies is a secret.
+var publicFields = map[string]bool{"username_field": true, "access_key_id_field": true}
+
 var strategyRequired = map[StrategyType][]string{
 	StrategyHeader:      {"header"},
 	StrategyQueryParam:  {"param"},
@@ -49,6 +54,7 @@ var strategyAllowed = map[StrategyType][]string{
 type StrategyField struct {
 	Name     string // the credential's property name
 	Optional bool   // may be absent (an AWS session token)
+	Secret   bool   // authenticates (a key, a password), as opposed to a user name or key id
 }
 
 // Validate checks a static strategy's type and configuration, reporting
@@ -102,7 +108,7 @@ func (s Strategy) Fields() []StrategyField {
 		if v, ok := s.Config[k].(string); ok && v != "" {
 			name = v
 		}
-		out = append(out, StrategyField{Name: name, Optional: optionalFields[k]})
+		out = append(out, StrategyField{Name: name, Optional: optionalFields[k], Secret: !publicFields[k]})
 	}
 	return out
 }

@@ -190,7 +190,9 @@ func (h *Handler) static(p *messages.Provider) (flow.Flow, error) {
 	var secret []string
 	if p.Strategy != nil {
 		for _, f := range p.Strategy.Fields() {
-			secret = append(secret, f.Name)
+			if f.Secret {
+				secret = append(secret, f.Name)
+			}
 		}
 	}
 	return flow.Flow{ProviderName: p.Name, CredentialSchema: p.CredentialSchema, SecretFields: secret}, nil

@@ -39,8 +39,8 @@ type Flow struct {
 	// schema of the time the consent began, so the page and its checks agree).
 	ProviderName     string          `json:"provider_name,omitempty"`
 	CredentialSchema json.RawMessage `json:"credential_schema,omitempty"`
-	// SecretFields are the credential fields the provider's strategy applies;
-	// the form masks them.
+	// SecretFields are the secret credential fields the provider's strategy
+	// applies (messages.StrategyField.Secret); the form masks them.
 	SecretFields []string `json:"secret_fields,omitempty"`
 
 	ReturnURL string    `json:"return_url"`

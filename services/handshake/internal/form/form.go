@@ -87,9 +87,9 @@ func (noLoader) Load(url string) (any, error) {
 var ErrUnusable = errors.New("form: unusable credential schema")
 
 // Parse compiles raw (draft 2020-12, format assertions on) and builds the
-// form. Properties named in secret (the fields the provider's strategy
-// applies: they are the credential) are masked like any other secret,
-// unless the schema says writeOnly: false.
+// form. Properties named in secret (the secret fields the provider's
+// strategy applies) are masked like any other secret, unless the schema says
+// writeOnly: false.
 func Parse(raw json.RawMessage, secret ...string) (*Form, error) {
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
@@ -182,8 +182,8 @@ func newField(name string, p map[string]any, required, strategyField bool) (Fiel
 // secretWords mark a property as a secret by its name.
 var secretWords = []string{"secret", "password", "passwd", "key", "token"}
 
-// isSecret applies the rule in the package comment; a field the strategy
-// applies is a secret unless writeOnly: false says otherwise.
+// isSecret applies the rule in the package comment; a secret field the
+// strategy applies is masked unless writeOnly: false says otherwise.
 func isSecret(name string, p map[string]any, strategyField bool) bool {
 	if w, ok := p["writeOnly"].(bool); ok {
 		return w
