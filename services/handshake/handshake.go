@@ -54,6 +54,9 @@ type Config struct {
 	PublicURL         string        // PUBLIC_URL: where browsers reach this service (http or https, absolute)
 	AllowedReturnURLs []string      // ALLOWED_RETURN_URLS: where browsers may be sent back to
 	FlowTTL           time.Duration // FLOW_TTL: how long a consent link works (10m)
+	// RedisKeyPrefix (REDIS_KEY_PREFIX, default "nexus:hs:") is where flows
+	// and cached discovery documents live, so deployments can share a Redis.
+	RedisKeyPrefix string
 	// InternalHTTPAddr (INTERNAL_HTTP_ADDR, default :9080) serves /readyz and
 	// /metrics for probes and Prometheus, away from the public edge.
 	InternalHTTPAddr string
@@ -85,6 +88,7 @@ func LoadConfig(l *config.Loader) Config {
 		AllowedReturnURLs: l.List("ALLOWED_RETURN_URLS", nil),
 		FlowTTL:           l.Duration("FLOW_TTL", DefaultFlowTTL),
 		InternalHTTPAddr:  l.String("INTERNAL_HTTP_ADDR", ":9080"),
+		RedisKeyPrefix:    l.String("REDIS_KEY_PREFIX", flow.DefaultPrefix),
 	}
 	if c.PublicURL != "" {
 		if _, err := parsePublicURL(c.PublicURL); err != nil {
@@ -167,7 +171,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if s.rdb, err = redisx.Connect(ctx, cfg.RedisURL); err != nil {
 		return nil, err
 	}
-	flows, err := flow.NewStore(s.rdb, flowKey)
+	flows, err := flow.NewStore(s.rdb, flowKey, cfg.RedisKeyPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +197,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	b := begin.New(begin.Deps{
 		Services:   client,
 		Flows:      flows,
-		Discovery:  discocache.New(s.rdb, cfg.HTTPClient, log),
+		Discovery:  discocache.New(s.rdb, cfg.HTTPClient, log, cfg.RedisKeyPrefix),
 		ReturnURLs: allow,
 		PublicURL:  public.String(),
 		FlowTTL:    cfg.FlowTTL,

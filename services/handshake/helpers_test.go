@@ -253,6 +253,8 @@ func newEnv(t *testing.T) *env {
 		"STATE_KEY":           testkit.Key32(t),
 		"PUBLIC_URL":          e.public,
 		"ALLOWED_RETURN_URLS": returnURL + ",http://localhost:3000",
+		// Test providers reuse loopback ports: keep each test's Redis keys apart.
+		"REDIS_KEY_PREFIX": "nexus:test:" + testkit.RandomHex(t, 6) + ":",
 	}))
 	cfg.Now = e.clock.Now
 	svc, err := handshake.Start(context.Background(), cfg, nil)

@@ -155,6 +155,9 @@ func TestRateLimitAndOutageBackOffWithoutAttention(t *testing.T) {
 	if got := counter(t, s, "nexus_refresher_backoff_delay_seconds", nil); got < 3 {
 		t.Fatalf("backoff delays observed sum to %vs, want >= 3", got)
 	}
+	// The provider counts a request when it arrives and a grant when it has
+	// answered: wait for the answer.
+	eventually(t, 5*time.Second, "the refresh after Retry-After to be granted", func() bool { return e.op.RefreshGrants() >= 1 })
 	if e.op.RefreshGrants() != 1 {
 		t.Fatalf("refresh grants after the 429 = %d", e.op.RefreshGrants())
 	}

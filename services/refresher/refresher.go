@@ -97,6 +97,14 @@ func LoadConfig(l *config.Loader) Config {
 		EventsReplicas:        l.Int("EVENTS_REPLICAS", 1, 1),
 		EventsDuplicateWindow: l.Duration("EVENTS_DUPLICATE_WINDOW", 15*time.Minute),
 	}
+	// The vault refuses claims outside these bounds; refusing them here
+	// keeps a typo from silently switching background refresh off.
+	if c.Batch > 1000 {
+		l.Problem("REFRESH_BATCH", "must be at most 1000")
+	}
+	if c.Lease > time.Hour {
+		l.Problem("REFRESH_LEASE", "must be at most 1h")
+	}
 	if c.PollInterval < 10*time.Millisecond {
 		l.Problem("REFRESH_POLL_INTERVAL", "must be at least 10ms")
 	}

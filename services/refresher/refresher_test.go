@@ -51,6 +51,16 @@ func TestLoadConfig(t *testing.T) {
 			}
 		}
 	})
+	t.Run("beyond what the vault accepts", func(t *testing.T) {
+		l := config.FromMap(map[string]string{"API_KEY": apiKey, "REFRESH_BATCH": "5000", "REFRESH_LEASE": "2h"})
+		LoadConfig(l)
+		err := l.Err()
+		for _, name := range []string{"REFRESH_BATCH", "REFRESH_LEASE"} {
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("err = %v, want it to name %s", err, name)
+			}
+		}
+	})
 	t.Run("duplicate window longer than max age", func(t *testing.T) {
 		l := config.FromMap(map[string]string{"API_KEY": apiKey, "EVENTS_MAX_AGE": "10m", "EVENTS_DUPLICATE_WINDOW": "15m"})
 		LoadConfig(l)

@@ -368,3 +368,39 @@ func TestPendingConsentsExpire(t *testing.T) {
 	_, err := e.token(stale.ConnectionID, nil)
 	wantCode(t, err, messages.ErrNotActive)
 }
+
+// TestOutboxPrune: events published more than a day ago leave the outbox;
+// unpublished and recent ones stay.
+func TestOutboxPrune(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	c := e.create("w-prune")
+	ctx := context.Background()
+	count := func(where string) int {
+		var n int
+		if err := e.pool.QueryRow(ctx, "select count(*) from vault.outbox where connection_id = $1 and "+where, c.ConnectionID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if count("true") == 0 {
+		t.Fatal("creating a connection wrote no event")
+	}
+	if _, err := e.pool.Exec(ctx, "update vault.outbox set published_at = now() - interval '25 hours' where connection_id = $1", c.ConnectionID); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh, unpublished event.
+	e.mustCall(messages.SubjectVaultConnectionsFail, messages.VaultFailConnection{ConnectionID: c.ConnectionID, Reason: messages.Reason{Code: "access_denied", Message: "denied"}}, nil)
+	second := e.start(e.key) // sweeps at start
+	t.Cleanup(func() { second.Close(context.Background()) })
+	deadline := time.Now().Add(10 * time.Second)
+	for count("published_at is not null") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("events published a day ago are still in the outbox")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if count("published_at is null") == 0 {
+		t.Fatal("the prune removed an unpublished event")
+	}
+}

@@ -69,9 +69,20 @@ func TestTokensGetRefreshesShortLivedTokenAndPersistsRotation(t *testing.T) {
 	if got.LastRefreshedAt == nil || got.Status != messages.StatusActive {
 		t.Fatalf("after refresh: %+v", got)
 	}
-	// The rotated token works: fosite would answer invalid_grant to rt0.
-	if _, err := e.token(c.ConnectionID, nil); err != nil {
+	// Asking again for more than a fresh token gives does not refresh again
+	// at once: the token just refreshed is as good as it gets.
+	third, err := e.token(c.ConnectionID, nil)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if e.op.RefreshGrants() != 1 || third.AccessToken != second.AccessToken {
+		t.Fatalf("a second request right after a refresh refreshed again (grants %d)", e.op.RefreshGrants())
+	}
+	// The rotated token works: fosite would answer invalid_grant to rt0.
+	var forced messages.Credential
+	e.mustCall(messages.SubjectTokensRefresh, messages.TokenRequest{ConnectionID: c.ConnectionID}, &forced)
+	if e.op.RefreshGrants() != 2 || forced.AccessToken == second.AccessToken {
+		t.Fatalf("forced refresh with the rotated token: grants %d", e.op.RefreshGrants())
 	}
 	if got := eventTypes(e.events(c.ConnectionID)); !slices.Equal(got, []string{"created", "active", "refreshed", "refreshed"}) {
 		t.Fatalf("events = %v", got)

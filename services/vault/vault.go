@@ -199,7 +199,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 			}
 		}
 	}()
-	// Consents started and never finished become expired (DESIGN.md section 3).
+	// Housekeeping, on every replica (each step is idempotent): consents
+	// started and never finished become expired (DESIGN.md section 3), and
+	// long-published events leave the outbox.
 	go func() {
 		defer s.wg.Done()
 		t := time.NewTicker(time.Minute)
@@ -209,6 +211,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 				log.Warn("expiring pending connections failed", "err", err)
 			} else if n > 0 {
 				log.Info("pending connections expired", "count", n)
+			}
+			if _, err := st.PruneOutbox(sctx, store.PublishedRetention); err != nil && sctx.Err() == nil {
+				log.Warn("pruning the outbox failed", "err", err)
 			}
 			select {
 			case <-sctx.Done():

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,13 +13,22 @@ import (
 	"github.com/jackc/tern/v2/migrate"
 )
 
-// Connect opens a pool and checks the server answers.
+// DefaultMaxConns sizes a service's pool when DATABASE_URL does not
+// (pool_max_conns=N): pgxpool's own default, max(4, cores), is smaller than
+// the refreshes a vault may hold open at once while providers answer.
+const DefaultMaxConns = 32
+
+// Connect opens a pool and checks the server answers. maxConns 0 means
+// DefaultMaxConns; a pool_max_conns in the URL wins over both.
 func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	if maxConns > 0 {
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
+	}
+	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = maxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -5,6 +5,8 @@ package systemtest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"html"
 	"io"
@@ -109,7 +111,10 @@ func Start(ctx context.Context, in Infra, popts oidcprovider.Options) (*Broker, 
 		"API_KEY":             keys,
 		"PUBLIC_URL":          b.PublicURL,
 		"ALLOWED_RETURN_URLS": b.Agent.URL + "/return",
-		"LOG_LEVEL":           "warn",
+		// Test providers reuse loopback ports, so issuer URLs repeat across
+		// runs: keep each broker's Redis keys (the discovery cache) apart.
+		"REDIS_KEY_PREFIX": "nexus:test:" + randomHex(6) + ":",
+		"LOG_LEVEL":        "warn",
 	}
 	for k, v := range in.Env {
 		env[k] = v
@@ -268,4 +273,10 @@ func FillForm(br *http.Client, authURL string, fields url.Values) (*http.Respons
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp, string(body), nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

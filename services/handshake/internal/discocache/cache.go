@@ -18,39 +18,38 @@ import (
 	"github.com/nexus-broker/nexus/shared/discovery"
 )
 
-// Defaults.
-const (
-	CacheTTL  = time.Hour
-	KeyPrefix = "nexus:hs:disco:"
-)
+// CacheTTL is how long a document is kept.
+const CacheTTL = time.Hour
 
 // Cache fetches discovery documents and keeps them in Redis.
 type Cache struct {
 	rdb    redis.UniversalClient
 	client *discovery.Client
+	prefix string
 	ttl    time.Duration
 	log    *slog.Logger
 }
 
-// New returns a Cache. hc nil means discovery's default client (10 second
-// timeout, no redirects followed).
-func New(rdb redis.UniversalClient, hc *http.Client, log *slog.Logger) *Cache {
+// New returns a Cache keeping documents under prefix + "disco:" (the
+// handshake's REDIS_KEY_PREFIX). hc nil means discovery's default client
+// (10 second timeout, no redirects followed).
+func New(rdb redis.UniversalClient, hc *http.Client, log *slog.Logger, prefix string) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Cache{rdb: rdb, client: discovery.New(hc), ttl: CacheTTL, log: log}
+	return &Cache{rdb: rdb, client: discovery.New(hc), prefix: prefix + "disco:", ttl: CacheTTL, log: log}
 }
 
 // Key is the Redis key of issuer's cached document.
-func Key(issuer string) string {
+func (c *Cache) Key(issuer string) string {
 	sum := sha256.Sum256([]byte(issuer))
-	return KeyPrefix + hex.EncodeToString(sum[:])
+	return c.prefix + hex.EncodeToString(sum[:])
 }
 
 // Get returns issuer's document, from Redis when cached. Redis trouble only
 // costs a fetch; every fetch failure is a *discovery.Error.
 func (c *Cache) Get(ctx context.Context, issuer string) (discovery.Document, error) {
-	key := Key(issuer)
+	key := c.Key(issuer)
 	if raw, err := c.rdb.Get(ctx, key).Bytes(); err == nil {
 		var d discovery.Document
 		if json.Unmarshal(raw, &d) == nil && d.Issuer == issuer {

@@ -49,8 +49,8 @@ func TestGetCaches(t *testing.T) {
 			"authorization_response_iss_parameter_supported": true}
 	})
 	r := rdb(t)
-	t.Cleanup(func() { r.Del(context.Background(), Key(srv.URL)) })
-	c := New(r, nil, nil)
+	c := New(r, nil, nil, testPrefix(t))
+	t.Cleanup(func() { r.Del(context.Background(), c.Key(srv.URL)) })
 	for range 3 {
 		d, err := c.Get(context.Background(), srv.URL)
 		if err != nil {
@@ -63,7 +63,7 @@ func TestGetCaches(t *testing.T) {
 	if hits.Load() != 1 {
 		t.Fatalf("fetched %d times, want 1 (cached)", hits.Load())
 	}
-	ttl := r.TTL(context.Background(), Key(srv.URL)).Val()
+	ttl := r.TTL(context.Background(), c.Key(srv.URL)).Val()
 	if ttl <= 0 || ttl > CacheTTL {
 		t.Fatalf("cache TTL = %v", ttl)
 	}
@@ -73,7 +73,7 @@ func TestGetRefusesWrongIssuer(t *testing.T) {
 	srv, _ := idp(t, func(base string) any {
 		return map[string]any{"issuer": base + "/other", "authorization_endpoint": base + "/auth"}
 	})
-	_, err := New(rdb(t), nil, nil).Get(context.Background(), srv.URL)
+	_, err := New(rdb(t), nil, nil, testPrefix(t)).Get(context.Background(), srv.URL)
 	var de *discovery.Error
 	if !errors.As(err, &de) {
 		t.Fatalf("err = %v, want *Error", err)
@@ -81,9 +81,13 @@ func TestGetRefusesWrongIssuer(t *testing.T) {
 }
 
 func TestGetRefusesNonLoopbackHTTP(t *testing.T) {
-	_, err := New(rdb(t), nil, nil).Get(context.Background(), "http://idp.example.com")
+	_, err := New(rdb(t), nil, nil, testPrefix(t)).Get(context.Background(), "http://idp.example.com")
 	var de *discovery.Error
 	if !errors.As(err, &de) {
 		t.Fatalf("err = %v, want *Error", err)
 	}
 }
+
+// testPrefix keeps each test's cache apart: test providers reuse loopback
+// ports, so issuer URLs repeat across tests and runs.
+func testPrefix(t *testing.T) string { return "nexus:test:" + testkit.RandomHex(t, 6) + ":" }

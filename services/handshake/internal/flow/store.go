@@ -10,8 +10,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// KeyPrefix is where flows live in Redis: KeyPrefix + Ref(id).
-const KeyPrefix = "nexus:hs:flow:"
+// DefaultPrefix is the handshake's Redis key prefix (REDIS_KEY_PREFIX);
+// flows live at prefix + "flow:" + Ref(id).
+const DefaultPrefix = "nexus:hs:"
 
 // ErrNotFound: no such flow, it expired, or it was already consumed.
 var ErrNotFound = errors.New("flow: not found")
@@ -20,19 +21,24 @@ var ErrNotFound = errors.New("flow: not found")
 type Store struct {
 	rdb    redis.UniversalClient
 	sealer *sealer
+	prefix string
 }
 
-// NewStore returns a Store sealing with key (derived with keys.InfoFlow).
-func NewStore(rdb redis.UniversalClient, key []byte) (*Store, error) {
+// NewStore returns a Store sealing with key (derived with keys.InfoFlow),
+// keeping flows under prefix ("" means DefaultPrefix).
+func NewStore(rdb redis.UniversalClient, key []byte, prefix string) (*Store, error) {
 	s, err := newSealer(key)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{rdb: rdb, sealer: s}, nil
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return &Store{rdb: rdb, sealer: s, prefix: prefix + "flow:"}, nil
 }
 
 // Key is the Redis key of the flow with reference ref.
-func Key(ref string) string { return KeyPrefix + ref }
+func (s *Store) Key(ref string) string { return s.prefix + ref }
 
 // Put stores f under id for ttl. An existing flow with the same id (which a
 // 256-bit random id makes impossible in practice) is not overwritten.
@@ -44,7 +50,7 @@ func (s *Store) Put(ctx context.Context, id string, f Flow, ttl time.Duration) e
 	if err != nil {
 		return fmt.Errorf("flow: encode: %w", err)
 	}
-	key := Key(Ref(id))
+	key := s.Key(Ref(id))
 	ok, err := s.rdb.SetNX(ctx, key, s.sealer.seal(body, key), ttl).Result()
 	if err != nil {
 		return fmt.Errorf("flow: store: %w", err)
@@ -57,7 +63,7 @@ func (s *Store) Put(ctx context.Context, id string, f Flow, ttl time.Duration) e
 
 // Get returns the flow with reference ref without consuming it.
 func (s *Store) Get(ctx context.Context, ref string) (Flow, error) {
-	key := Key(ref)
+	key := s.Key(ref)
 	raw, err := s.rdb.Get(ctx, key).Bytes()
 	return s.decode(key, raw, err)
 }
@@ -65,7 +71,7 @@ func (s *Store) Get(ctx context.Context, ref string) (Flow, error) {
 // Consume atomically reads and deletes the flow with reference ref (GETDEL):
 // of any number of concurrent callers, exactly one gets it.
 func (s *Store) Consume(ctx context.Context, ref string) (Flow, error) {
-	key := Key(ref)
+	key := s.Key(ref)
 	raw, err := s.rdb.GetDel(ctx, key).Bytes()
 	return s.decode(key, raw, err)
 }

@@ -26,7 +26,7 @@ func newStore(t *testing.T) (*Store, redis.UniversalClient) {
 	t.Cleanup(func() { rdb.Close() })
 	k := make([]byte, 32)
 	rand.Read(k)
-	s, err := NewStore(rdb, k)
+	s, err := NewStore(rdb, k, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestPutGetConsume(t *testing.T) {
 	if err := s.Put(ctx, id, f, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	key := Key(Ref(id))
+	key := s.Key(Ref(id))
 	raw, err := rdb.Get(ctx, key).Bytes()
 	if err != nil {
 		t.Fatal(err)
@@ -97,21 +97,21 @@ func TestSealedValueIsBoundToKeyAndStateKey(t *testing.T) {
 	if err := s.Put(ctx, a, sample(), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := rdb.Get(ctx, Key(Ref(a))).Bytes()
+	raw, _ := rdb.Get(ctx, s.Key(Ref(a))).Bytes()
 	// Moved to another flow's key, the value does not open.
-	rdb.Set(ctx, Key(Ref(b)), raw, time.Minute)
-	t.Cleanup(func() { rdb.Del(context.Background(), Key(Ref(a)), Key(Ref(b))) })
+	rdb.Set(ctx, s.Key(Ref(b)), raw, time.Minute)
+	t.Cleanup(func() { rdb.Del(context.Background(), s.Key(Ref(a)), s.Key(Ref(b))) })
 	if _, err := s.Get(ctx, Ref(b)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("swapped value opened: %v", err)
 	}
 	// Under another STATE_KEY it does not open either.
-	other, _ := NewStore(rdb, bytes.Repeat([]byte{7}, 32))
+	other, _ := NewStore(rdb, bytes.Repeat([]byte{7}, 32), "")
 	if _, err := other.Get(ctx, Ref(a)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("opened under another key: %v", err)
 	}
 	// Tampered.
 	raw[len(raw)-1] ^= 1
-	rdb.Set(ctx, Key(Ref(a)), raw, time.Minute)
+	rdb.Set(ctx, s.Key(Ref(a)), raw, time.Minute)
 	if _, err := s.Get(ctx, Ref(a)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("tampered value opened: %v", err)
 	}

@@ -116,7 +116,11 @@ func (h *Handlers) runRefresh(ctx context.Context, req micro.Request) (any, erro
 		// grant (invalid_client: a registration problem an operator must
 		// fix). Neither is the user's to fix: keep the connection active
 		// and let the refresher back off.
-		n, ferr := h.Store.RecordRefreshFailure(ctx, c.ID)
+		// The refresh may have used up the request's deadline; counting the
+		// attempt must not be lost with it, or the backoff would be.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		n, ferr := h.Store.RecordRefreshFailure(rctx, c.ID)
+		cancel()
 		if ferr != nil {
 			return nil, ferr
 		}

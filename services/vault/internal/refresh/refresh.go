@@ -37,6 +37,14 @@ var (
 	_ Provider = (*provider.Client)(nil)
 )
 
+// flightBudget bounds a refresh from the first caller's arrival: waiting
+// for the row lock, the provider call (provider.DefaultTimeout) and storing
+// the result (saveMargin).
+const (
+	flightBudget = 30 * time.Second
+	saveMargin   = 5 * time.Second
+)
+
 // Need says when the stored access token is good enough.
 type Need struct {
 	// MinValid: the token must stay valid at least this long.
@@ -86,12 +94,22 @@ func Serveable(c store.Connection) error {
 	return nil
 }
 
+// RecentRefresh: a token refreshed this recently is as good as a refresh
+// can make it, so it satisfies any min_valid_seconds while it is still
+// valid. Without this, asking for more validity than the provider ever
+// grants (min_valid_seconds at or above the token's lifetime) would refresh
+// on every request.
+const RecentRefresh = time.Minute
+
 // Satisfies reports whether c's current token meets need at now.
 func Satisfies(c store.Connection, need Need, now time.Time) bool {
 	if need.Force {
 		return c.TokenVersion != need.SeenVersion
 	}
-	return c.ExpiresAt == nil || c.ExpiresAt.After(now.Add(need.MinValid))
+	if c.ExpiresAt == nil || c.ExpiresAt.After(now.Add(need.MinValid)) {
+		return true
+	}
+	return c.LastRefreshedAt != nil && now.Sub(*c.LastRefreshedAt) < RecentRefresh && c.ExpiresAt.After(now)
 }
 
 // Refresher renews tokens. OnChange, when set, is called with the id of every
@@ -127,7 +145,7 @@ func (r *Refresher) Refresh(ctx context.Context, id, providerID string, need Nee
 	v, err, _ := r.flights.Do(key, func() (any, error) {
 		// Detach from the first caller's cancellation: the others share this
 		// flight, and a rotated token must be stored once fetched.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flightBudget)
 		defer cancel()
 		return r.refresh(fctx, id, providerID, need)
 	})
@@ -175,6 +193,13 @@ func (r *Refresher) refresh(ctx context.Context, id, providerID string, need Nee
 				return err
 			}
 			return &NotActiveError{Conn: l.Conn}
+		}
+		// A provider that rotates the refresh token and answers just as our
+		// budget runs out would leave the rotated token unsaved, and the next
+		// refresh would fail with invalid_grant. After a long wait for the
+		// lock, give up before calling rather than risk that.
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < provider.DefaultTimeout+saveMargin {
+			return &provider.Error{Kind: provider.Transient, Endpoint: "token", Err: errors.New("too little time left to refresh and store the result")}
 		}
 		// We hold the row lock, so the stored refresh token cannot change
 		// under us: an invalid_grant is about the token we presented, not

@@ -21,3 +21,19 @@ func (s *Store) ExpirePending(ctx context.Context, olderThan time.Duration) (int
 	}
 	return tag.RowsAffected(), nil
 }
+
+// PublishedRetention is how long a published event stays in the outbox:
+// far longer than JetStream's duplicate window, so a late re-publish is
+// still de-duplicated, and short enough that the table does not grow forever.
+const PublishedRetention = 24 * time.Hour
+
+// PruneOutbox deletes events published longer ago than olderThan, at most
+// 10,000 a call, and returns how many it deleted.
+func (s *Store) PruneOutbox(ctx context.Context, olderThan time.Duration) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `delete from vault.outbox where id in (
+		select id from vault.outbox where published_at < $1 limit 10000)`, s.clock().Add(-olderThan))
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
