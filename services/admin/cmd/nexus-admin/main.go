@@ -62,6 +62,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
 	base := getenv("ADMIN_URL")
 	if base == "" {
 		base = "http://127.0.0.1:8081"

@@ -117,3 +117,13 @@ func TestCLI(t *testing.T) {
 		t.Errorf("wrong API_KEY: %d %s", code, stderr)
 	}
 }
+
+// TestHelpNeedsNoKey: help is available before anything is configured.
+func TestHelpNeedsNoKey(t *testing.T) {
+	for _, arg := range []string{"-h", "--help", "help"} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), []string{arg}, func(string) string { return "" }, strings.NewReader(""), &out, &errOut); code != 0 || !strings.Contains(out.String(), "usage: nexus-admin") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", arg, code, out.String(), errOut.String())
+		}
+	}
+}
