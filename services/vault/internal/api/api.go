@@ -139,6 +139,19 @@ func (h *Handlers) mapped(fn natsx.Handler) natsx.Handler {
 	}
 }
 
+// connection reads a connection named in a request; with workspaceID set,
+// one of another workspace is not_found.
+func (h *Handlers) connection(ctx context.Context, id, workspaceID string) (store.Connection, error) {
+	c, err := h.Store.GetConnection(ctx, id)
+	if err != nil {
+		return store.Connection{}, err
+	}
+	if err := inWorkspace(c, workspaceID); err != nil {
+		return store.Connection{}, err
+	}
+	return c, nil
+}
+
 // inWorkspace answers not_found for a connection of another workspace.
 func inWorkspace(c store.Connection, workspaceID string) error {
 	if workspaceID != "" && c.WorkspaceID != workspaceID {

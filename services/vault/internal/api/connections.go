@@ -34,11 +34,8 @@ func (h *Handlers) getConnection(ctx context.Context, req micro.Request) (any, e
 	if err := natsx.Decode(req.Data(), &r); err != nil {
 		return nil, err
 	}
-	c, err := h.Store.GetConnection(ctx, r.ConnectionID)
+	c, err := h.connection(ctx, r.ConnectionID, r.WorkspaceID)
 	if err != nil {
-		return nil, err
-	}
-	if err := inWorkspace(c, r.WorkspaceID); err != nil {
 		return nil, err
 	}
 	return c.Message(), nil
@@ -108,11 +105,8 @@ func (h *Handlers) revokeConnection(ctx context.Context, req micro.Request) (any
 	if err := natsx.Decode(req.Data(), &r); err != nil {
 		return nil, err
 	}
-	c, err := h.Store.GetConnection(ctx, r.ConnectionID)
+	c, err := h.connection(ctx, r.ConnectionID, r.WorkspaceID)
 	if err != nil {
-		return nil, err
-	}
-	if err := inWorkspace(c, r.WorkspaceID); err != nil {
 		return nil, err
 	}
 	if c.Status == messages.StatusRevoked {

@@ -116,11 +116,8 @@ func (h *Handlers) refreshToken(ctx context.Context, req micro.Request) (any, er
 	if err := natsx.Decode(req.Data(), &r); err != nil {
 		return nil, err
 	}
-	c, err := h.Store.GetConnection(ctx, r.ConnectionID)
+	c, err := h.connection(ctx, r.ConnectionID, r.WorkspaceID)
 	if err != nil {
-		return nil, err
-	}
-	if err := inWorkspace(c, r.WorkspaceID); err != nil {
 		return nil, err
 	}
 	if c.ProviderType == messages.ProviderStatic {
