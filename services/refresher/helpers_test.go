@@ -4,16 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
-	"net/http/cookiejar"
-	"net/url"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/oauth2"
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault"
@@ -154,31 +149,13 @@ func (e *env) connect() messages.Connection {
 	e.mustCall(messages.SubjectVaultConnectionsCreate, messages.VaultCreateConnection{
 		ProviderID: providerID, WorkspaceID: workspace, Scopes: []string{"openid", "offline_access", "profile"},
 	}, &c)
-	verifier, nonce := oauth2.GenerateVerifier(), oauth2.GenerateVerifier()
-	oc := oauth2.Config{ClientID: clientID, RedirectURL: redirectURI, Scopes: c.Scopes, Endpoint: oauth2.Endpoint{AuthURL: e.op.Issuer() + "/authorize"}}
-	u := oc.AuthCodeURL(oauth2.GenerateVerifier(), oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", nonce))
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, Timeout: 5 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if strings.HasPrefix(req.URL.String(), redirectURI) {
-			return http.ErrUseLastResponse
-		}
-		if len(via) > 10 {
-			return errors.New("too many redirects")
-		}
-		return nil
-	}}
-	resp, err := browser.Get(u)
+	consent, err := e.op.Consent(clientID, redirectURI, c.Scopes)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || loc.Query().Get("code") == "" {
-		e.t.Fatalf("authorize: status %d, location %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
 	var active messages.Connection
 	e.mustCall(messages.SubjectVaultExchange, messages.VaultExchange{
-		ConnectionID: c.ConnectionID, Code: loc.Query().Get("code"), CodeVerifier: verifier, RedirectURI: redirectURI, Nonce: nonce,
+		ConnectionID: c.ConnectionID, Code: consent.Code, CodeVerifier: consent.Verifier, RedirectURI: redirectURI, Nonce: consent.Nonce,
 	}, &active)
 	if active.Status != messages.StatusActive {
 		e.t.Fatalf("status after exchange = %s", active.Status)

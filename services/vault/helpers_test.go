@@ -5,16 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
-	"golang.org/x/oauth2"
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault"
@@ -150,32 +146,11 @@ type authorization struct {
 
 func (e *env) authorize(scopes []string) authorization {
 	e.t.Helper()
-	a := authorization{verifier: oauth2.GenerateVerifier(), nonce: oauth2.GenerateVerifier()}
-	cfg := oauth2.Config{ClientID: clientID, RedirectURL: redirectURI, Scopes: scopes, Endpoint: oauth2.Endpoint{AuthURL: e.op.Issuer() + "/authorize"}}
-	u := cfg.AuthCodeURL(oauth2.GenerateVerifier(), oauth2.S256ChallengeOption(a.verifier), oauth2.SetAuthURLParam("nonce", a.nonce))
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, Timeout: 5 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if strings.HasPrefix(req.URL.String(), redirectURI) {
-			return http.ErrUseLastResponse
-		}
-		if len(via) > 10 {
-			return errors.New("too many redirects")
-		}
-		return nil
-	}}
-	resp, err := browser.Get(u)
+	c, err := e.op.Consent(clientID, redirectURI, scopes)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || !strings.HasPrefix(loc.String(), redirectURI) {
-		e.t.Fatalf("authorize: status %d, location %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	if a.code = loc.Query().Get("code"); a.code == "" {
-		e.t.Fatalf("authorize: no code in %s", loc)
-	}
-	return a
+	return authorization{code: c.Code, verifier: c.Verifier, nonce: c.Nonce}
 }
 
 func (e *env) exchange(id string, a authorization) (messages.Connection, error) {

@@ -728,3 +728,27 @@ func TestMintRefreshToken(t *testing.T) {
 		t.Fatal("a grant without offline_access was refreshed")
 	}
 }
+
+// TestConsentHelper: the helper's code redeems with its verifier, and the
+// verified id_token carries its nonce.
+func TestConsentHelper(t *testing.T) {
+	s := newServer(t, Options{})
+	cfg := addClient(t, s, Client{})
+	c, err := s.Consent(cfg.ClientID, redirectURL, cfg.Scopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tok, err := cfg.Exchange(ctx, c.Code, oauth2.VerifierOption(c.Verifier))
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := verifier(t, s, cfg.ClientID).Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("id_token: %v", err)
+	}
+	if idt.Nonce != c.Nonce {
+		t.Fatalf("id_token nonce %q, want the helper's %q", idt.Nonce, c.Nonce)
+	}
+}
