@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -332,3 +333,18 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
+
+// refuseCreate checks that creating p is an invalid_request whose message
+// mentions every one of want.
+func (e *env) refuseCreate(t *testing.T, p messages.Provider, want ...string) {
+	t.Helper()
+	err := e.request(messages.SubjectProvidersCreate, p, nil)
+	if !errors.Is(err, messages.ErrInvalidRequest) {
+		t.Fatalf("err = %v, want invalid_request", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+}
