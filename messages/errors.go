@@ -13,6 +13,7 @@ const (
 	CodeUnauthorized      ErrorCode = "unauthorized"
 	CodeForbidden         ErrorCode = "forbidden"
 	CodeNotFound          ErrorCode = "not_found"
+	CodeConflict          ErrorCode = "conflict"
 	CodeNotActive         ErrorCode = "not_active"
 	CodeAttentionRequired ErrorCode = "attention_required"
 	CodeProviderError     ErrorCode = "provider_error"
@@ -31,7 +32,7 @@ func (c ErrorCode) Status() int {
 		return 403
 	case CodeNotFound:
 		return 404
-	case CodeNotActive, CodeAttentionRequired:
+	case CodeConflict, CodeNotActive, CodeAttentionRequired:
 		return 409
 	case CodeProviderError:
 		return 502
@@ -81,6 +82,7 @@ var (
 	ErrUnauthorized      = &Error{Code: CodeUnauthorized}
 	ErrForbidden         = &Error{Code: CodeForbidden}
 	ErrNotFound          = &Error{Code: CodeNotFound}
+	ErrConflict          = &Error{Code: CodeConflict}
 	ErrNotActive         = &Error{Code: CodeNotActive}
 	ErrAttentionRequired = &Error{Code: CodeAttentionRequired}
 	ErrProviderError     = &Error{Code: CodeProviderError}

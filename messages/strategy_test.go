@@ -38,3 +38,15 @@ func TestStrategyValidateAndFields(t *testing.T) {
 		})
 	}
 }
+
+func TestValidScope(t *testing.T) {
+	for s, want := range map[string]bool{
+		"openid": true, "https://www.googleapis.com/auth/gmail.readonly": true, "repo:status": true,
+		"": false, "two words": false, "tab\t": false, `quote"`: false, `back\slash`: false, "é": false,
+		string(make([]byte, MaxScopeLen+1)): false,
+	} {
+		if got := ValidScope(s); got != want {
+			t.Errorf("ValidScope(%.20q) = %v, want %v", s, got, want)
+		}
+	}
+}

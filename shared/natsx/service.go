@@ -223,19 +223,52 @@ func (s *Service) Stop() error {
 	return err
 }
 
-// Decode reads a JSON request body into v. Malformed JSON, an empty body, a
-// body that is not what v expects, or trailing data is an invalid_request.
+// Decode reads a JSON request body into v. An empty body is read as {} (a
+// request whose fields are all optional needs none); malformed JSON, a body
+// that is not an object, a field v does not have, a value of the wrong type,
+// or trailing data is an invalid_request naming what is wrong.
 func Decode(data []byte, v any) error {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return messages.Errorf(messages.CodeInvalidRequest, "empty request body; expected a JSON object")
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		data = emptyObject
 	}
-	// Unmarshal also rejects anything after the first value.
-	if err := json.Unmarshal(data, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return messages.Errorf(messages.CodeInvalidRequest, "field %q: expected %s", te.Field, te.Type)
-		}
-		return messages.Errorf(messages.CodeInvalidRequest, "malformed JSON request body")
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if dec.InputOffset() != int64(len(data)) {
+		return messages.Errorf(messages.CodeInvalidRequest, "the request body holds more than one JSON value")
 	}
 	return nil
+}
+
+var emptyObject = []byte("{}")
+
+// maxFieldName bounds a field name quoted back in an error.
+const maxFieldName = 64
+
+func decodeError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field == "" {
+			return messages.Errorf(messages.CodeInvalidRequest, "the request body must be a JSON object")
+		}
+		return messages.Errorf(messages.CodeInvalidRequest, "field %q: expected %s", clip(te.Field), te.Type)
+	}
+	// encoding/json reports an unknown field only in its message.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if unq, err := strconv.Unquote(name); err == nil {
+			name = unq
+		}
+		return messages.Errorf(messages.CodeInvalidRequest, "unknown field %q", clip(name))
+	}
+	return messages.Errorf(messages.CodeInvalidRequest, "malformed JSON request body")
+}
+
+func clip(s string) string {
+	if len(s) > maxFieldName {
+		return s[:maxFieldName] + "..."
+	}
+	return s
 }

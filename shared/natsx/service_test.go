@@ -2,6 +2,7 @@ package natsx
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/nexus-broker/nexus/messages"
@@ -17,9 +18,10 @@ func TestDecode(t *testing.T) {
 		ok       bool
 	}{
 		{"object", `{"connection_id":"a"}`, true},
-		{"unknown fields are tolerated", `{"connection_id":"a","new_field":1}`, true},
-		{"empty", ``, false},
-		{"blank", "  \n", false},
+		{"unknown field", `{"connection_id":"a","new_field":1}`, false},
+		{"empty is an empty object", ``, true},
+		{"blank is an empty object", "  \n", true},
+		{"null", `null`, true},
 		{"truncated", `{"connection_id":`, false},
 		{"trailing value", `{"connection_id":"a"} {"b":1}`, false},
 		{"not an object", `[1,2]`, false},
@@ -36,6 +38,26 @@ func TestDecode(t *testing.T) {
 				t.Fatalf("Decode(%q) = %v, want invalid_request", tc.in, err)
 			}
 		})
+	}
+}
+
+func TestDecodeNamesTheProblem(t *testing.T) {
+	type body struct {
+		ID  string `json:"connection_id"`
+		Min *int   `json:"min_valid_seconds"`
+	}
+	for _, tc := range []struct{ in, want string }{
+		{`{"connection_id":"a","workspace":"w"}`, `unknown field "workspace"`},
+		{`{"min_valid_seconds":"soon"}`, `field "min_valid_seconds": expected int`},
+		{`[1]`, "must be a JSON object"},
+		{`{"connection_id":"a"} {}`, "more than one JSON value"},
+		{`{"` + strings.Repeat("x", 500) + `":1}`, strings.Repeat("x", 64) + `..."`},
+	} {
+		var b body
+		err := Decode([]byte(tc.in), &b)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Decode(%.40q) = %v, want it to say %q", tc.in, err, tc.want)
+		}
 	}
 }
 
