@@ -4,25 +4,8 @@ import "time"
 
 // Internal messages between the refresher and the vault. The refresher finds
 // work and publishes events; the vault holds the secrets and the database, so
-// the refresher never touches either directly.
-
-const (
-	// SubjectVaultRefreshClaim: lease a batch of connections whose refresh is due.
-	SubjectVaultRefreshClaim = "v1.vault.refresh.claim"
-	// SubjectVaultRefreshRun: refresh one claimed connection now.
-	SubjectVaultRefreshRun = "v1.vault.refresh.run"
-	// SubjectVaultRefreshDefer: after a transient failure, try again no sooner than a time.
-	SubjectVaultRefreshDefer = "v1.vault.refresh.defer"
-	// SubjectVaultOutboxClaim: lease a batch of unpublished lifecycle events.
-	SubjectVaultOutboxClaim = "v1.vault.outbox.claim"
-	// SubjectVaultOutboxAck: mark events published (JetStream acknowledged them).
-	SubjectVaultOutboxAck = "v1.vault.outbox.ack"
-	// SubjectVaultOutboxNotify is a core-NATS notification (no body, no reply)
-	// the vault publishes after every transaction that wrote an outbox row,
-	// so the refresher relays at once instead of waiting for its next poll.
-	// Losing one costs only latency: the poll still finds the rows.
-	SubjectVaultOutboxNotify = "v1.vault.outbox.notify"
-)
+// the refresher never touches either directly. Their subjects are in
+// subjects.go.
 
 // RefreshClaim asks for up to Limit due connections, leased to Owner for
 // Lease: no other claim returns them until the lease runs out, so a replica

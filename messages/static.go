@@ -2,12 +2,6 @@ package messages
 
 import "log/slog"
 
-// SubjectVaultStaticStore: the handshake hands the vault the static
-// credentials a user just typed in the hosted form, once (DESIGN.md
-// invariant 1). The vault verifies them if the provider says how, seals them,
-// and activates the connection.
-const SubjectVaultStaticStore = "v1.vault.static.store"
-
 // VaultStoreStatic carries the credentials a user submitted, already
 // validated against the provider's JSON Schema by the handshake. The vault
 // validates them again (it does not trust the bus).

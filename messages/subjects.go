@@ -7,7 +7,11 @@ package messages
 // DefaultPrefix is the first token of every subject unless configured otherwise.
 const DefaultPrefix = "nexus"
 
-// Request/reply subjects, relative to the prefix. Use Subject to build the full name.
+// Every subject of the broker is in this file: the contract's, the internal
+// ones between the broker's own services, and the event subjects. Names are
+// relative to the prefix; Subject builds the full name.
+
+// Request/reply subjects.
 const (
 	// Gateway-facing.
 	SubjectHandshakeBegin    = "v1.handshake.begin"
@@ -24,17 +28,43 @@ const (
 	SubjectProvidersUpdate = "v1.admin.providers.update"
 	SubjectProvidersDelete = "v1.admin.providers.delete"
 
-	// Internal: service to vault. Not for the Gateway; deploy/nats grants them
-	// only to the handshake and admin users.
+	// Internal, handshake -> vault (vault.go): start, fail and complete a
+	// consent. Not for the Gateway; deploy/nats grants them to the handshake.
 	SubjectVaultConnectionsCreate = "v1.vault.connections.create"
 	SubjectVaultConnectionsFail   = "v1.vault.connections.fail"
 	SubjectVaultExchange          = "v1.vault.exchange"
-	SubjectVaultClientsPut        = "v1.vault.clients.put"
-	SubjectVaultClientsDelete     = "v1.vault.clients.delete"
+	// SubjectVaultStaticStore: the static credentials a user just typed in
+	// the hosted form, handed to the vault once (static.go).
+	SubjectVaultStaticStore = "v1.vault.static.store"
 
-	// SubjectVaultInvalidate is a core-NATS broadcast (no reply) that every vault
-	// replica listens to, carrying a connection id whose cached state must go.
+	// Internal, admin -> vault (vault.go): provider client registrations and
+	// their secrets.
+	SubjectVaultClientsPut    = "v1.vault.clients.put"
+	SubjectVaultClientsDelete = "v1.vault.clients.delete"
+
+	// Internal, refresher -> vault (refresh.go).
+	// SubjectVaultRefreshClaim: lease a batch of connections whose refresh is due.
+	SubjectVaultRefreshClaim = "v1.vault.refresh.claim"
+	// SubjectVaultRefreshRun: refresh one claimed connection now.
+	SubjectVaultRefreshRun = "v1.vault.refresh.run"
+	// SubjectVaultRefreshDefer: after a transient failure, try again no sooner than a time.
+	SubjectVaultRefreshDefer = "v1.vault.refresh.defer"
+	// SubjectVaultOutboxClaim: lease a batch of unpublished lifecycle events.
+	SubjectVaultOutboxClaim = "v1.vault.outbox.claim"
+	// SubjectVaultOutboxAck: mark events published (JetStream acknowledged them).
+	SubjectVaultOutboxAck = "v1.vault.outbox.ack"
+)
+
+// Broadcasts: core NATS, no body beyond what is said, no reply.
+const (
+	// SubjectVaultInvalidate: every vault replica listens (no queue group)
+	// and drops what it caches for the connection id in the body, or for
+	// every connection of the provider when the body is "provider:<id>".
 	SubjectVaultInvalidate = "v1.vault.invalidate"
+	// SubjectVaultOutboxNotify: the vault publishes it (no body) after every
+	// transaction that wrote an outbox event, so a refresher relays at once
+	// instead of at its next poll. Losing one costs only latency.
+	SubjectVaultOutboxNotify = "v1.vault.outbox.notify"
 )
 
 // Subject joins a prefix and a relative subject: Subject("nexus", SubjectTokensGet)

@@ -47,15 +47,17 @@ type Strategy struct {
 // usage secrets a strategy needs. Never a refresh token, id token, client
 // secret or PKCE verifier.
 type Credential struct {
-	ConnectionID string         `json:"connection_id"`
-	Provider     string         `json:"provider"`
-	AuthType     AuthType       `json:"auth_type"`
-	TokenType    string         `json:"token_type"`
-	AccessToken  string         `json:"access_token,omitempty"`
-	Credentials  map[string]any `json:"credentials"`
-	ExpiresAt    *time.Time     `json:"expires_at,omitempty"`
-	Scopes       []string       `json:"scopes"`
-	Strategy     Strategy       `json:"strategy"`
+	ConnectionID string   `json:"connection_id"`
+	Provider     string   `json:"provider"`
+	AuthType     AuthType `json:"auth_type"`
+	// TokenType is the OAuth token type ("Bearer"); static credentials
+	// have none, and the field is left out.
+	TokenType   string         `json:"token_type,omitempty"`
+	AccessToken string         `json:"access_token,omitempty"`
+	Credentials map[string]any `json:"credentials"`
+	ExpiresAt   *time.Time     `json:"expires_at,omitempty"`
+	Scopes      []string       `json:"scopes"`
+	Strategy    Strategy       `json:"strategy"`
 }
 
 // LogValue keeps a Credential's secrets out of logs: only its identity is printed.

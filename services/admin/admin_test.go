@@ -526,6 +526,13 @@ func TestMalformedJSON(t *testing.T) {
 		messages.SubjectProvidersUpdate, messages.SubjectProvidersDelete} {
 		for _, body := range []string{`{bad`, ``, `[1]`, `{"provider": 5, "limit": "x", "name": 5}`, `{} {}`} {
 			err := e.request(subject, []byte(body), nil)
+			if body == "" && subject == messages.SubjectProvidersList {
+				// An empty body is {}: the first page of every provider.
+				if err != nil {
+					t.Errorf("%s with an empty body: %v", subject, err)
+				}
+				continue
+			}
 			if !errors.Is(err, messages.ErrInvalidRequest) {
 				t.Errorf("%s %q: %v, want invalid_request", subject, body, err)
 			}

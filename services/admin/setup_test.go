@@ -16,7 +16,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/admin"
@@ -257,15 +256,11 @@ func startVaultDouble(t *testing.T, nc *nats.Conn) *vaultDouble {
 	}
 	v.svc = svc
 	t.Cleanup(func() { _ = svc.Stop() })
-	err = svc.Handle(messages.SubjectVaultClientsPut, func(_ context.Context, req micro.Request) (any, error) {
-		var c messages.VaultClient
-		if err := natsx.Decode(req.Data(), &c); err != nil {
-			return nil, err
-		}
+	err = natsx.Endpoint(svc, messages.SubjectVaultClientsPut, func(_ context.Context, c messages.VaultClient) (messages.VaultClientReply, error) {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		if v.putErr != nil {
-			return nil, v.putErr
+			return messages.VaultClientReply{}, v.putErr
 		}
 		v.puts = append(v.puts, c)
 		if c.ClientSecret != "" {
@@ -276,15 +271,11 @@ func startVaultDouble(t *testing.T, nc *nats.Conn) *vaultDouble {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = svc.Handle(messages.SubjectVaultClientsDelete, func(_ context.Context, req micro.Request) (any, error) {
-		var ref messages.VaultClientRef
-		if err := natsx.Decode(req.Data(), &ref); err != nil {
-			return nil, err
-		}
+	err = natsx.Endpoint(svc, messages.SubjectVaultClientsDelete, func(_ context.Context, ref messages.VaultClientRef) (messages.VaultClientReply, error) {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		if v.delErr != nil {
-			return nil, v.delErr
+			return messages.VaultClientReply{}, v.delErr
 		}
 		v.deletes = append(v.deletes, ref.ProviderID)
 		delete(v.secrets, ref.ProviderID)

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/handshake"
@@ -83,92 +82,75 @@ func (f *fakes) lastExchange() messages.VaultExchange {
 func (f *fakes) serve(t *testing.T, nc *nats.Conn) {
 	t.Helper()
 	keys := apikey.New([]string{apiKey})
-	add := func(name string, handlers map[string]natsx.Handler) {
+	service := func(name string) *natsx.Service {
 		svc, err := natsx.NewService(nc, natsx.ServiceConfig{Name: name, Version: "0.0.1", Keys: keys})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { svc.Stop() })
-		for subject, h := range handlers {
-			if err := svc.Handle(subject, h); err != nil {
-				t.Fatal(err)
-			}
+		return svc
+	}
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
-	add("admin", map[string]natsx.Handler{
-		messages.SubjectProvidersGet: func(_ context.Context, req micro.Request) (any, error) {
-			var ref messages.ProviderRef
-			if err := natsx.Decode(req.Data(), &ref); err != nil {
-				return nil, err
+	admin, vault := service("admin"), service("vault")
+	must(natsx.Endpoint(admin, messages.SubjectProvidersGet, func(_ context.Context, ref messages.ProviderRef) (messages.Provider, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.gets++
+		p, ok := f.providers[ref.Provider]
+		if !ok {
+			return messages.Provider{}, messages.Errorf(messages.CodeNotFound, "no provider %q", ref.Provider)
+		}
+		return p, nil
+	}))
+	must(natsx.Endpoint(vault, messages.SubjectVaultConnectionsCreate, func(_ context.Context, c messages.VaultCreateConnection) (messages.Connection, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.creates = append(f.creates, c)
+		id := c.ConnectionID
+		if id == "" {
+			id = fmt.Sprintf("conn-%d", len(f.creates))
+		}
+		return messages.Connection{ConnectionID: id, ProviderID: c.ProviderID, WorkspaceID: c.WorkspaceID, Status: messages.StatusPending, Scopes: c.Scopes}, nil
+	}))
+	must(natsx.Endpoint(vault, messages.SubjectVaultExchange, func(_ context.Context, x messages.VaultExchange) (messages.Connection, error) {
+		f.mu.Lock()
+		f.exchanges = append(f.exchanges, x)
+		fn := f.exchangeFn
+		f.mu.Unlock()
+		if fn != nil {
+			if err := fn(x); err != nil {
+				return messages.Connection{}, err
 			}
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			f.gets++
-			p, ok := f.providers[ref.Provider]
-			if !ok {
-				return nil, messages.Errorf(messages.CodeNotFound, "no provider %q", ref.Provider)
+		}
+		return messages.Connection{ConnectionID: x.ConnectionID, Status: messages.StatusActive}, nil
+	}))
+	// The raw body, to check what crossed the bus exactly.
+	must(natsx.Endpoint(vault, messages.SubjectVaultStaticStore, func(_ context.Context, raw json.RawMessage) (messages.Connection, error) {
+		var x messages.VaultStoreStatic
+		if err := json.Unmarshal(raw, &x); err != nil {
+			return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "%v", err)
+		}
+		f.mu.Lock()
+		f.stores = append(f.stores, append(json.RawMessage(nil), raw...))
+		fn := f.storeFn
+		f.mu.Unlock()
+		if fn != nil {
+			if err := fn(x); err != nil {
+				return messages.Connection{}, err
 			}
-			return p, nil
-		},
-	})
-	add("vault", map[string]natsx.Handler{
-		messages.SubjectVaultConnectionsCreate: func(_ context.Context, req micro.Request) (any, error) {
-			var c messages.VaultCreateConnection
-			if err := natsx.Decode(req.Data(), &c); err != nil {
-				return nil, err
-			}
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			f.creates = append(f.creates, c)
-			id := c.ConnectionID
-			if id == "" {
-				id = fmt.Sprintf("conn-%d", len(f.creates))
-			}
-			return messages.Connection{ConnectionID: id, ProviderID: c.ProviderID, WorkspaceID: c.WorkspaceID, Status: messages.StatusPending, Scopes: c.Scopes}, nil
-		},
-		messages.SubjectVaultExchange: func(_ context.Context, req micro.Request) (any, error) {
-			var x messages.VaultExchange
-			if err := natsx.Decode(req.Data(), &x); err != nil {
-				return nil, err
-			}
-			f.mu.Lock()
-			f.exchanges = append(f.exchanges, x)
-			fn := f.exchangeFn
-			f.mu.Unlock()
-			if fn != nil {
-				if err := fn(x); err != nil {
-					return nil, err
-				}
-			}
-			return messages.Connection{ConnectionID: x.ConnectionID, Status: messages.StatusActive}, nil
-		},
-		messages.SubjectVaultStaticStore: func(_ context.Context, req micro.Request) (any, error) {
-			var x messages.VaultStoreStatic
-			if err := natsx.Decode(req.Data(), &x); err != nil {
-				return nil, err
-			}
-			f.mu.Lock()
-			f.stores = append(f.stores, append(json.RawMessage(nil), req.Data()...))
-			fn := f.storeFn
-			f.mu.Unlock()
-			if fn != nil {
-				if err := fn(x); err != nil {
-					return nil, err
-				}
-			}
-			return messages.Connection{ConnectionID: x.ConnectionID, Status: messages.StatusActive}, nil
-		},
-		messages.SubjectVaultConnectionsFail: func(_ context.Context, req micro.Request) (any, error) {
-			var x messages.VaultFailConnection
-			if err := natsx.Decode(req.Data(), &x); err != nil {
-				return nil, err
-			}
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			f.fails = append(f.fails, x)
-			return messages.Connection{ConnectionID: x.ConnectionID, Status: messages.StatusFailed}, nil
-		},
-	})
+		}
+		return messages.Connection{ConnectionID: x.ConnectionID, Status: messages.StatusActive}, nil
+	}))
+	must(natsx.Endpoint(vault, messages.SubjectVaultConnectionsFail, func(_ context.Context, x messages.VaultFailConnection) (messages.Connection, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.fails = append(f.fails, x)
+		return messages.Connection{ConnectionID: x.ConnectionID, Status: messages.StatusFailed}, nil
+	}))
 }
 
 // idp is a stand-in for a provider's discovery document: the handshake only

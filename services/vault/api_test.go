@@ -44,11 +44,26 @@ func TestMalformedRequestsAndAuth(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{noProvider: true})
 	for _, subject := range allSubjects {
-		for _, body := range []string{"", "{", "[]", `{"connection_id":5,"workspace_id":5,"provider_id":5}`, `{} {}`, "null x"} {
+		for _, body := range []string{"{", "[]", `{"connection_id":5,"workspace_id":5,"provider_id":5}`, `{} {}`, "null x", `{"connection_id":"x","unknown_field":1}`} {
 			t.Run(fmt.Sprintf("%s %q", subject, body), func(t *testing.T) {
 				wantCode(t, raw(t, e, subject, []byte(body), apiKey), messages.ErrInvalidRequest)
 			})
 		}
+		// An empty body is {}: fine where every field is optional, else it
+		// names the field that is missing.
+		t.Run(subject+" empty body", func(t *testing.T) {
+			err := raw(t, e, subject, nil, apiKey)
+			if subject == messages.SubjectConnectionsList {
+				if err != nil {
+					t.Fatalf("connections.list with an empty body: %v", err)
+				}
+				return
+			}
+			wantCode(t, err, messages.ErrInvalidRequest)
+			if !strings.Contains(err.Error(), "required") {
+				t.Fatalf("the error does not say what is missing: %v", err)
+			}
+		})
 		t.Run(subject+" without key", func(t *testing.T) {
 			wantCode(t, raw(t, e, subject, []byte(`{}`), ""), messages.ErrUnauthorized)
 		})
@@ -63,13 +78,17 @@ func TestUnknownIDsAndWorkspaces(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	c := e.connect(workspace)
 	for _, id := range []string{"", "nope", "0190b5c4-0000-7000-8000-000000000000", "../../etc", "0190B5C4-0000-7000-8000-00000000000Z", c.ConnectionID + "x"} {
+		want := messages.ErrNotFound
+		if id == "" {
+			want = messages.ErrInvalidRequest // connection_id is required
+		}
 		for _, subject := range []string{messages.SubjectConnectionsGet, messages.SubjectConnectionsRevoke, messages.SubjectTokensGet, messages.SubjectTokensRefresh, messages.SubjectVaultConnectionsFail} {
 			t.Run(subject+" "+id, func(t *testing.T) {
-				wantCode(t, e.call(subject, map[string]any{"connection_id": id}, nil), messages.ErrNotFound)
+				wantCode(t, e.call(subject, map[string]any{"connection_id": id}, nil), want)
 			})
 		}
 		t.Run("exchange "+id, func(t *testing.T) {
-			wantCode(t, e.call(messages.SubjectVaultExchange, messages.VaultExchange{ConnectionID: id, Code: "c", CodeVerifier: "v", RedirectURI: redirectURI}, nil), messages.ErrNotFound)
+			wantCode(t, e.call(messages.SubjectVaultExchange, messages.VaultExchange{ConnectionID: id, Code: "c", CodeVerifier: "v", RedirectURI: redirectURI}, nil), want)
 		})
 	}
 	// Another workspace: not_found, served from the cache or not.
@@ -340,67 +359,5 @@ func TestMetadataLimit(t *testing.T) {
 	e.mustCall(messages.SubjectVaultConnectionsCreate, messages.VaultCreateConnection{ProviderID: providerID, WorkspaceID: "w", Metadata: map[string]any{"agent": "a-1"}}, &c)
 	if c.Metadata["agent"] != "a-1" {
 		t.Fatalf("metadata = %v", c.Metadata)
-	}
-}
-
-// TestPendingConsentsExpire: a consent started and never finished becomes
-// expired; one still within its flow's lifetime stays pending.
-func TestPendingConsentsExpire(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOptions{})
-	stale, fresh := e.create("w-expire"), e.create("w-expire")
-	if _, err := e.pool.Exec(context.Background(), "update vault.connections set updated_at = now() - interval '2 hours' where id = $1", stale.ConnectionID); err != nil {
-		t.Fatal(err)
-	}
-	// Any replica sweeps when it starts, then every minute.
-	second := e.start(e.key)
-	t.Cleanup(func() { second.Close(context.Background()) })
-	deadline := time.Now().Add(10 * time.Second)
-	for e.get(stale.ConnectionID).Status != messages.StatusExpired {
-		if time.Now().After(deadline) {
-			t.Fatalf("the stale pending connection is %s, want expired", e.get(stale.ConnectionID).Status)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if st := e.get(fresh.ConnectionID).Status; st != messages.StatusPending {
-		t.Fatalf("a fresh pending connection is %s, want pending", st)
-	}
-	_, err := e.token(stale.ConnectionID, nil)
-	wantCode(t, err, messages.ErrNotActive)
-}
-
-// TestOutboxPrune: events published more than a day ago leave the outbox;
-// unpublished and recent ones stay.
-func TestOutboxPrune(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOptions{})
-	c := e.create("w-prune")
-	ctx := context.Background()
-	count := func(where string) int {
-		var n int
-		if err := e.pool.QueryRow(ctx, "select count(*) from vault.outbox where connection_id = $1 and "+where, c.ConnectionID).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	if count("true") == 0 {
-		t.Fatal("creating a connection wrote no event")
-	}
-	if _, err := e.pool.Exec(ctx, "update vault.outbox set published_at = now() - interval '25 hours' where connection_id = $1", c.ConnectionID); err != nil {
-		t.Fatal(err)
-	}
-	// A fresh, unpublished event.
-	e.mustCall(messages.SubjectVaultConnectionsFail, messages.VaultFailConnection{ConnectionID: c.ConnectionID, Reason: messages.Reason{Code: "access_denied", Message: "denied"}}, nil)
-	second := e.start(e.key) // sweeps at start
-	t.Cleanup(func() { second.Close(context.Background()) })
-	deadline := time.Now().Add(10 * time.Second)
-	for count("published_at is not null") != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("events published a day ago are still in the outbox")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if count("published_at is null") == 0 {
-		t.Fatal("the prune removed an unpublished event")
 	}
 }

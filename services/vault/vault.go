@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,6 +80,40 @@ func LoadConfig(l *config.Loader) Config {
 	return c
 }
 
+// invalidator empties the tokens.get caches of every replica: this one's at
+// once, the others' by a core-NATS broadcast on the invalidate subject (a
+// connection id, or "provider:" and a provider id). A lost broadcast costs at
+// most the cache's lifetime, under a second.
+type invalidator struct {
+	nc      *nats.Conn
+	cache   *cache.Cache
+	subject string
+	log     *slog.Logger
+}
+
+const providerPrefix = "provider:"
+
+func (i invalidator) changed(c store.Change) {
+	body := c.ConnectionID
+	if c.ConnectionID != "" {
+		i.cache.Invalidate(c.ConnectionID)
+	} else {
+		i.cache.InvalidateProvider(c.ProviderID)
+		body = providerPrefix + c.ProviderID
+	}
+	if err := i.nc.Publish(i.subject, []byte(body)); err != nil {
+		i.log.Warn("invalidation broadcast failed; other replicas' caches expire within a second", "change", body, "err", err)
+	}
+}
+
+func (i invalidator) received(m *nats.Msg) {
+	if id, ok := strings.CutPrefix(string(m.Data), providerPrefix); ok {
+		i.cache.InvalidateProvider(id)
+		return
+	}
+	i.cache.Invalidate(string(m.Data))
+}
+
 // Service is a running vault.
 type Service struct {
 	log      *slog.Logger
@@ -118,15 +153,19 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if err := store.Migrate(ctx, s.pool); err != nil {
 		return nil, err
 	}
+	if s.nc, err = natsx.Connect(cfg.NATSURL, "nexus-vault", log); err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	c := cache.New(cache.DefaultTTL, nil)
+	inv := invalidator{nc: s.nc, cache: c, subject: messages.Subject(cfg.Prefix, messages.SubjectVaultInvalidate), log: log}
 	outboxSubject := messages.Subject(cfg.Prefix, messages.SubjectVaultOutboxNotify)
 	st := store.New(s.pool, keys, store.Options{
 		RefreshLead: cfg.RefreshLead,
+		// Every commit that changes what is served empties the caches of
+		// every replica: the one place that does it.
+		Changed: inv.changed,
 		// Tell the relay at once; if this is lost, its poll finds the rows.
-		OnOutbox: func() {
-			if s.nc != nil {
-				_ = s.nc.Publish(outboxSubject, nil)
-			}
-		},
+		OnOutbox: func() { _ = s.nc.Publish(outboxSubject, nil) },
 	})
 	if err := st.CheckCanary(ctx); err != nil {
 		return nil, err
@@ -142,25 +181,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		}
 	}
 
-	if s.nc, err = natsx.Connect(cfg.NATSURL, "nexus-vault", log); err != nil {
-		return nil, fmt.Errorf("nats: %w", err)
-	}
-	c := cache.New(cache.DefaultTTL, nil)
-	invalidateSubject := messages.Subject(cfg.Prefix, messages.SubjectVaultInvalidate)
 	// Plain subscription, not a queue group: every replica drops its entry.
-	if s.sub, err = s.nc.Subscribe(invalidateSubject, func(m *nats.Msg) { c.Invalidate(string(m.Data)) }); err != nil {
-		return nil, fmt.Errorf("subscribe %s: %w", invalidateSubject, err)
+	if s.sub, err = s.nc.Subscribe(inv.subject, inv.received); err != nil {
+		return nil, fmt.Errorf("subscribe %s: %w", inv.subject, err)
 	}
-	invalidate := func(id string) {
-		c.Invalidate(id)
-		if err := s.nc.Publish(invalidateSubject, []byte(id)); err != nil {
-			log.Warn("invalidation broadcast failed; other replicas' caches expire within a second", "connection_id", id, "err", err)
-		}
-	}
-	prov := provider.New(provider.DefaultTimeout, nil)
-	ref := refresh.New(st, prov, log, nil)
-	ref.OnChange = invalidate
-	h := api.New(api.Deps{Store: st, Provider: prov, Refresher: ref, Cache: c, Invalidate: invalidate, Log: log,
+	prov := providers{provider.New(provider.DefaultTimeout, nil)}
+	h := api.New(api.Deps{Store: st, Provider: prov, Refresher: refresh.New(st, prov, log, nil), Cache: c, Log: log,
 		Verifier: static.NewVerifier(static.DefaultVerifyTimeout, nil), Schemas: static.NewSchemas()})
 
 	if s.svc, err = natsx.NewService(s.nc, natsx.ServiceConfig{
@@ -169,6 +195,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Description: "Nexus Broker vault: custody of connections and their secrets",
 		Prefix:      cfg.Prefix,
 		Keys:        apikey.New(cfg.APIKeys),
+		Errors:      h.ContractError,
 		Log:         log,
 		Registerer:  s.reg,
 	}); err != nil {
@@ -186,42 +213,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	sctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTicker(5 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-sctx.Done():
-				return
-			case <-t.C:
-				c.Sweep()
-			}
-		}
-	}()
-	// Housekeeping, on every replica (each step is idempotent): consents
-	// started and never finished become expired (DESIGN.md section 3), and
-	// long-published events leave the outbox.
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			if n, err := st.ExpirePending(sctx, store.PendingLifetime); err != nil && sctx.Err() == nil {
-				log.Warn("expiring pending connections failed", "err", err)
-			} else if n > 0 {
-				log.Info("pending connections expired", "count", n)
-			}
-			if _, err := st.PruneOutbox(sctx, store.PublishedRetention); err != nil && sctx.Err() == nil {
-				log.Warn("pruning the outbox failed", "err", err)
-			}
-			select {
-			case <-sctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	go func() { defer s.wg.Done(); runCacheSweep(sctx, c, cacheSweepInterval) }()
+	go func() { defer s.wg.Done(); runHousekeeping(sctx, st, housekeepingInterval, time.Now, log) }()
 	ok = true
 	log.Info("vault started", "keys", keys)
 	return s, nil

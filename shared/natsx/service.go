@@ -21,18 +21,6 @@ import (
 	"github.com/nexus-broker/nexus/shared/apikey"
 )
 
-// Handler answers one request. It returns the reply body (encoded as JSON) or
-// an error; a *messages.Error goes to the caller as is, anything else as
-// "internal" with the detail only in the log.
-type Handler func(ctx context.Context, req micro.Request) (any, error)
-
-// FastHandler answers a request at once, without blocking (no I/O, no
-// locks held for long), or says it cannot (handled false) and the request
-// goes to the Handler in the pool. Answering inline on the subscription's
-// goroutine lets NATS batch the replies into fewer writes: it is how a hot
-// path stays close to the floor of a do-nothing responder.
-type FastHandler func(req micro.Request) (reply any, err error, handled bool)
-
 // ServiceConfig describes a micro service.
 type ServiceConfig struct {
 	Name        string // service kind: "vault", "handshake", "admin"
@@ -42,7 +30,12 @@ type ServiceConfig struct {
 	// Keys are the API keys every request must carry in Nexus-Api-Key. A nil
 	// or empty set rejects every request: there is no unauthenticated mode.
 	Keys *apikey.Keys
-	Log  *slog.Logger
+	// Errors maps the service's own errors to the contract's, the one place
+	// per service where that happens: it returns a *messages.Error, or the
+	// error unchanged when it is unexpected (the caller then gets internal
+	// and the log gets the detail). Nil leaves errors as they are.
+	Errors func(error) error
+	Log    *slog.Logger
 	// Concurrency bounds the handlers running at once (default 512). When
 	// full, the subscription waits, which pushes back on callers.
 	Concurrency int
@@ -60,6 +53,25 @@ type Service struct {
 	sem      chan struct{}
 	wg       sync.WaitGroup
 	duration *prometheus.HistogramVec
+
+	mu     sync.Mutex
+	counts map[string]*endpointCounts // by endpoint name
+}
+
+// endpointCounts are an endpoint's error replies by contract code. micro
+// counts an error only when the handler answers it before returning, which
+// an endpoint that answers from a pool cannot do; these go in the endpoint's
+// $SRV.STATS data so every error is seen there too.
+type endpointCounts struct {
+	mu     sync.Mutex
+	errors map[messages.ErrorCode]int
+}
+
+// EndpointStats is the data of an endpoint in $SRV.STATS: every error reply
+// by contract code, including those micro's own num_errors cannot see
+// (answered from the handler pool).
+type EndpointStats struct {
+	Errors map[messages.ErrorCode]int `json:"errors"`
 }
 
 // NewService registers a micro service on nc.
@@ -76,17 +88,19 @@ func NewService(nc *nats.Conn, cfg ServiceConfig) (*Service, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	s := &Service{cfg: cfg, sem: make(chan struct{}, cfg.Concurrency), counts: map[string]*endpointCounts{}}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        cfg.Name,
 		Version:     cfg.Version,
 		Description: cfg.Description,
 		// Every endpoint of every replica shares one queue group per service kind.
-		QueueGroup: "nexus-" + cfg.Name,
+		QueueGroup:   "nexus-" + cfg.Name,
+		StatsHandler: s.stats,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("add micro service %s: %w", cfg.Name, err)
 	}
-	s := &Service{cfg: cfg, svc: svc, sem: make(chan struct{}, cfg.Concurrency)}
+	s.svc = svc
 	if cfg.Registerer != nil {
 		s.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nexus_nats_request_duration_seconds",
@@ -100,16 +114,37 @@ func NewService(nc *nats.Conn, cfg ServiceConfig) (*Service, error) {
 	return s, nil
 }
 
-// Handle adds an endpoint for subject (relative to the prefix, such as
-// messages.SubjectTokensGet). The group is everything before the last token,
-// so $SRV.INFO lists endpoints by area.
-func (s *Service) Handle(subject string, h Handler) error {
-	return s.HandleFast(subject, nil, h)
+func (s *Service) stats(e *micro.Endpoint) any {
+	s.mu.Lock()
+	c := s.counts[e.Name]
+	s.mu.Unlock()
+	out := EndpointStats{Errors: map[messages.ErrorCode]int{}}
+	if c != nil {
+		c.mu.Lock()
+		for code, n := range c.errors {
+			out.Errors[code] = n
+		}
+		c.mu.Unlock()
+	}
+	return out
 }
 
-// HandleFast is Handle with a fast path tried first on the subscription's
-// goroutine; see FastHandler.
-func (s *Service) HandleFast(subject string, fast FastHandler, h Handler) error {
+// Endpoint adds a request/reply endpoint for subject (relative to the prefix,
+// such as messages.SubjectTokensGet): the request body is decoded into Req
+// (Decode's rules), h runs in the service's handler pool, and its Reply goes
+// back as JSON (a json.RawMessage as it is). The group is everything before
+// the subject's last token, so $SRV.INFO lists endpoints by area.
+func Endpoint[Req, Reply any](s *Service, subject string, h func(context.Context, Req) (Reply, error)) error {
+	return FastEndpoint(s, subject, nil, h)
+}
+
+// FastEndpoint is Endpoint with a fast path tried first, inline on the
+// subscription's goroutine, with the decoded request: fast answers at once
+// without blocking (no I/O, no locks held for long) and reports handled, or
+// reports not handled and the request goes on to h in the pool. Answering
+// inline lets NATS batch the replies into fewer writes: it is how a hot path
+// stays close to the floor of a do-nothing responder.
+func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(Req) (reply Reply, handled bool, err error), h func(context.Context, Req) (Reply, error)) error {
 	i := strings.LastIndexByte(subject, '.')
 	if i < 0 {
 		return fmt.Errorf("subject %q has no group", subject)
@@ -117,16 +152,26 @@ func (s *Service) HandleFast(subject string, fast FastHandler, h Handler) error 
 	group, last := subject[:i], subject[i+1:]
 	name := strings.ReplaceAll(strings.TrimPrefix(subject, "v1."), ".", "-")
 	full := messages.Subject(s.cfg.Prefix, subject)
+	s.mu.Lock()
+	counts := &endpointCounts{errors: map[messages.ErrorCode]int{}}
+	s.counts[name] = counts
+	s.mu.Unlock()
+	e := &endpoint{s: s, subject: full, counts: counts}
 	g := s.svc.AddGroup(messages.Subject(s.cfg.Prefix, group))
 	return g.AddEndpoint(name, micro.HandlerFunc(func(req micro.Request) {
 		start := time.Now()
 		if !s.cfg.Keys.Valid(req.Headers().Get(messages.HeaderAPIKey)) {
-			s.finish(full, req, start, nil, messages.Errorf(messages.CodeUnauthorized, "missing or invalid %s header", messages.HeaderAPIKey))
+			e.finish(req, start, nil, messages.Errorf(messages.CodeUnauthorized, "missing or invalid %s header", messages.HeaderAPIKey), true)
+			return
+		}
+		var in Req
+		if err := Decode(req.Data(), &in); err != nil {
+			e.finish(req, start, nil, err, true)
 			return
 		}
 		if fast != nil {
-			if reply, err, handled := s.callFast(full, req, fast); handled {
-				s.finish(full, req, start, reply, err)
+			if reply, handled, err := callFast(e, in, fast); handled {
+				e.finish(req, start, reply, err, true)
 				return
 			}
 		}
@@ -135,74 +180,98 @@ func (s *Service) HandleFast(subject string, fast FastHandler, h Handler) error 
 		go func() {
 			defer func() { <-s.sem; s.wg.Done() }()
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
-			reply, err := s.call(ctx, full, req, h)
+			reply, err := call(ctx, e, in, h)
 			cancel()
-			s.finish(full, req, start, reply, err)
+			e.finish(req, start, reply, err, false)
 		}()
 	}), micro.WithEndpointSubject(last))
 }
 
-func (s *Service) callFast(subject string, req micro.Request, fast FastHandler) (reply any, err error, handled bool) {
+// endpoint is one subject's handling state.
+type endpoint struct {
+	s       *Service
+	subject string
+	counts  *endpointCounts
+}
+
+func callFast[Req, Reply any](e *endpoint, in Req, fast func(Req) (Reply, bool, error)) (reply any, handled bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.cfg.Log.Error("handler panic", "subject", subject, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			reply, err, handled = nil, fmt.Errorf("panic in handler"), true
+			e.s.cfg.Log.Error("handler panic", "subject", e.subject, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			reply, handled, err = nil, true, fmt.Errorf("panic in handler")
 		}
 	}()
-	return fast(req)
+	rep, handled, err := fast(in)
+	return rep, handled, err
 }
 
-// finish sends the reply or the error and records the duration.
-func (s *Service) finish(subject string, req micro.Request, start time.Time, reply any, err error) {
-	code := "ok"
-	if err != nil {
-		code = string(s.fail(subject, req, err))
-	} else if rerr := respondJSON(req, reply); rerr != nil {
-		s.cfg.Log.Error("reply failed", "subject", subject, "err", rerr)
-	}
-	if s.duration != nil {
-		s.duration.WithLabelValues(subject, code).Observe(time.Since(start).Seconds())
-	}
-}
-
-func (s *Service) call(ctx context.Context, subject string, req micro.Request, h Handler) (reply any, err error) {
+func call[Req, Reply any](ctx context.Context, e *endpoint, in Req, h func(context.Context, Req) (Reply, error)) (reply any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.cfg.Log.Error("handler panic", "subject", subject, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			e.s.cfg.Log.Error("handler panic", "subject", e.subject, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			reply, err = nil, fmt.Errorf("panic in handler")
 		}
 	}()
-	return h(ctx, req)
+	return h(ctx, in)
+}
+
+// finish sends the reply or the error and records the duration. inline says
+// the subscription's goroutine is answering, before micro's handler returns:
+// only then may micro's own error bookkeeping (req.Error) be used.
+func (e *endpoint) finish(req micro.Request, start time.Time, reply any, err error, inline bool) {
+	code := "ok"
+	if err != nil {
+		code = string(e.fail(req, err, inline))
+	} else if rerr := respondJSON(req, reply); rerr != nil {
+		e.s.cfg.Log.Error("reply failed", "subject", e.subject, "err", rerr)
+	}
+	if e.s.duration != nil {
+		e.s.duration.WithLabelValues(e.subject, code).Observe(time.Since(start).Seconds())
+	}
 }
 
 // fail is the one place where errors become the contract's error replies.
-func (s *Service) fail(subject string, req micro.Request, err error) messages.ErrorCode {
-	var e *messages.Error
+func (e *endpoint) fail(req micro.Request, err error, inline bool) messages.ErrorCode {
+	if e.s.cfg.Errors != nil {
+		err = e.s.cfg.Errors(err)
+	}
+	var me *messages.Error
 	switch {
-	case errors.As(err, &e):
+	case errors.As(err, &me):
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		e = messages.Errorf(messages.CodeUnavailable, "the request timed out; try again")
+		me = messages.Errorf(messages.CodeUnavailable, "the request timed out; try again")
 	default:
-		e = messages.Errorf(messages.CodeInternal, "internal error")
+		me = messages.Errorf(messages.CodeInternal, "internal error")
 	}
-	if e.Code == messages.CodeInternal || e.Code == messages.CodeUnavailable {
-		s.cfg.Log.Error("request failed", "subject", subject, "code", e.Code, "err", err)
+	if me.Code == messages.CodeInternal || me.Code == messages.CodeUnavailable {
+		e.s.cfg.Log.Error("request failed", "subject", e.subject, "code", me.Code, "err", err)
 	}
-	body, _ := json.Marshal(messages.ErrorBody{Error: e})
-	// Not req.Error: it records the error in the request, which micro reads
-	// for its stats as soon as the (asynchronous) handler has been started,
-	// a data race. The reply is the same: micro's error headers and the body.
-	desc := e.Message
+	e.counts.mu.Lock()
+	e.counts.errors[me.Code]++
+	e.counts.mu.Unlock()
+	body, _ := json.Marshal(messages.ErrorBody{Error: me})
+	desc := me.Message
 	if desc == "" {
-		desc = string(e.Code)
+		desc = string(me.Code)
 	}
-	if rerr := req.Respond(body, micro.WithHeaders(micro.Headers{
-		micro.ErrorHeader:     {desc},
-		micro.ErrorCodeHeader: {strconv.Itoa(e.Code.Status())},
-	})); rerr != nil {
-		s.cfg.Log.Error("error reply failed", "subject", subject, "err", rerr)
+	status := strconv.Itoa(me.Code.Status())
+	var rerr error
+	if inline {
+		// micro counts this error in its own stats (num_errors, last_error).
+		rerr = req.Error(status, desc, body)
+	} else {
+		// From the pool, req.Error would race with micro reading the
+		// request's error once the handler returned. The reply is the same:
+		// micro's error headers and the body.
+		rerr = req.Respond(body, micro.WithHeaders(micro.Headers{
+			micro.ErrorHeader:     {desc},
+			micro.ErrorCodeHeader: {status},
+		}))
 	}
-	return e.Code
+	if rerr != nil {
+		e.s.cfg.Log.Error("error reply failed", "subject", e.subject, "err", rerr)
+	}
+	return me.Code
 }
 
 func respondJSON(req micro.Request, v any) error {
@@ -215,6 +284,9 @@ func respondJSON(req micro.Request, v any) error {
 	}
 	return req.Respond(body)
 }
+
+// Stats is micro's view of the service: what $SRV.STATS answers.
+func (s *Service) Stats() micro.Stats { return s.svc.Stats() }
 
 // Stop removes the endpoints and waits for the handlers in flight.
 func (s *Service) Stop() error {

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/micro"
-
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/admin"
 	"github.com/nexus-broker/nexus/shared/apikey"
@@ -35,15 +33,11 @@ func TestCLI(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = vault.Stop() })
 	secrets := make(chan string, 10)
-	_ = vault.Handle(messages.SubjectVaultClientsPut, func(_ context.Context, req micro.Request) (any, error) {
-		var c messages.VaultClient
-		if err := natsx.Decode(req.Data(), &c); err != nil {
-			return nil, err
-		}
+	_ = natsx.Endpoint(vault, messages.SubjectVaultClientsPut, func(_ context.Context, c messages.VaultClient) (messages.VaultClientReply, error) {
 		secrets <- c.ClientSecret
 		return messages.VaultClientReply{ProviderID: c.ProviderID, ClientSecretSet: c.ClientSecret != ""}, nil
 	})
-	_ = vault.Handle(messages.SubjectVaultClientsDelete, func(context.Context, micro.Request) (any, error) {
+	_ = natsx.Endpoint(vault, messages.SubjectVaultClientsDelete, func(context.Context, messages.VaultClientRef) (messages.VaultClientReply, error) {
 		return messages.VaultClientReply{}, nil
 	})
 	l := config.FromMap(map[string]string{"NATS_URL": natsURL, "API_KEY": key, "DATABASE_URL": testkit.Postgres(t)})

@@ -5,8 +5,7 @@ package natsapi
 
 import (
 	"context"
-
-	"github.com/nats-io/nats.go/micro"
+	"errors"
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/shared/natsx"
@@ -23,27 +22,11 @@ type Registry interface {
 
 // Register adds the providers.* endpoints to svc.
 func Register(svc *natsx.Service, reg Registry) error {
-	for subject, h := range map[string]natsx.Handler{
-		messages.SubjectProvidersCreate: handle(reg.Create),
-		messages.SubjectProvidersGet:    handle(reg.Get),
-		messages.SubjectProvidersList:   handle(reg.List),
-		messages.SubjectProvidersUpdate: handle(reg.Update),
-		messages.SubjectProvidersDelete: handle(reg.Delete),
-	} {
-		if err := svc.Handle(subject, h); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// handle decodes the request body into Req and calls f.
-func handle[Req, Reply any](f func(context.Context, Req) (Reply, error)) natsx.Handler {
-	return func(ctx context.Context, req micro.Request) (any, error) {
-		var in Req
-		if err := natsx.Decode(req.Data(), &in); err != nil {
-			return nil, err
-		}
-		return f(ctx, in)
-	}
+	return errors.Join(
+		natsx.Endpoint(svc, messages.SubjectProvidersCreate, reg.Create),
+		natsx.Endpoint(svc, messages.SubjectProvidersGet, reg.Get),
+		natsx.Endpoint(svc, messages.SubjectProvidersList, reg.List),
+		natsx.Endpoint(svc, messages.SubjectProvidersUpdate, reg.Update),
+		natsx.Endpoint(svc, messages.SubjectProvidersDelete, reg.Delete),
+	)
 }

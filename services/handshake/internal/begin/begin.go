@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go/micro"
 	"golang.org/x/oauth2"
 
 	"github.com/nexus-broker/nexus/messages"
@@ -58,13 +57,7 @@ func New(d Deps) *Handler {
 
 // Register adds the endpoint to svc.
 func (h *Handler) Register(svc *natsx.Service) error {
-	return svc.Handle(messages.SubjectHandshakeBegin, func(ctx context.Context, req micro.Request) (any, error) {
-		var br messages.BeginRequest
-		if err := natsx.Decode(req.Data(), &br); err != nil {
-			return nil, err
-		}
-		return h.Begin(ctx, br)
-	})
+	return natsx.Endpoint(svc, messages.SubjectHandshakeBegin, h.Begin)
 }
 
 // Begin starts a consent.

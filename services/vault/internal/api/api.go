@@ -1,21 +1,21 @@
 // Package api answers the vault's NATS subjects: one file per area
-// (connections, tokens, exchange, clients). Handlers decode and validate the
-// request, call the store, the provider client and the refresher, and map
-// every error to the contract in one place (errors.go).
+// (connections, tokens, exchange, static, clients, refresh, outbox). Each
+// handler takes its typed request (natsx decodes it) and returns its typed
+// reply; it validates, calls the store, the provider and the refresher, and
+// its errors become the contract's in one place (errors.go).
 package api
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go/micro"
-
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault/internal/cache"
-	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
 	"github.com/nexus-broker/nexus/services/vault/internal/refresh"
+	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 	"github.com/nexus-broker/nexus/services/vault/internal/static"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
 	"github.com/nexus-broker/nexus/shared/natsx"
@@ -32,10 +32,11 @@ type Store interface {
 	staticStore
 }
 
-// Provider is what the handlers ask of providers.
+// Provider is what the handlers ask of providers, in the vault's own terms
+// (the vault package adapts internal/provider to it).
 type Provider interface {
 	Exchange(ctx context.Context, cl store.Client, r provider.ExchangeRequest) (store.Tokens, error)
-	Revoke(ctx context.Context, cl store.Client, token keyring.Secret, hint string) error
+	Revoke(ctx context.Context, cl store.Client, token secret.Value, hint string) error
 }
 
 // Verifier makes a static provider's verification request (internal/static).
@@ -50,7 +51,6 @@ type Refresher interface {
 
 var (
 	_ Store     = (*store.Store)(nil)
-	_ Provider  = (*provider.Client)(nil)
 	_ Refresher = (*refresh.Refresher)(nil)
 	_ Verifier  = (*static.Verifier)(nil)
 )
@@ -63,12 +63,12 @@ type Deps struct {
 	// Verifier and Schemas serve static credentials (defaults when nil).
 	Verifier Verifier
 	Schemas  *static.Schemas
-	Cache    *cache.Cache
-	// Invalidate drops a connection from every replica's cache (this one's
-	// at once, the others' by broadcast).
-	Invalidate func(id string)
-	Log        *slog.Logger
-	Now        func() time.Time
+	// Cache holds what tokens.get served. The handlers read and fill it;
+	// the store's commit hook empties it (vault.go), so no handler has to
+	// remember to.
+	Cache *cache.Cache
+	Log   *slog.Logger
+	Now   func() time.Time
 }
 
 // Handlers answers the vault's subjects.
@@ -81,67 +81,55 @@ func New(d Deps) *Handlers {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
 	if d.Verifier == nil {
 		d.Verifier = static.NewVerifier(0, d.Now)
 	}
 	if d.Schemas == nil {
 		d.Schemas = static.NewSchemas()
 	}
-	if d.Invalidate == nil {
-		d.Invalidate = d.Cache.Invalidate
-	}
 	return &Handlers{Deps: d}
 }
 
-// Register adds every endpoint to svc.
+// Register adds every endpoint to svc, which must map errors with
+// ContractError.
 func (h *Handlers) Register(svc *natsx.Service) error {
-	endpoints := []struct {
-		subject string
-		fn      natsx.Handler
-	}{
-		{messages.SubjectConnectionsGet, h.getConnection},
-		{messages.SubjectConnectionsList, h.listConnections},
-		{messages.SubjectConnectionsRevoke, h.revokeConnection},
-		{messages.SubjectTokensGet, h.getToken},
-		{messages.SubjectTokensRefresh, h.refreshToken},
-		{messages.SubjectVaultConnectionsCreate, h.createConnection},
-		{messages.SubjectVaultConnectionsFail, h.failConnection},
-		{messages.SubjectVaultExchange, h.exchange},
-		{messages.SubjectVaultStaticStore, h.storeStatic},
-		{messages.SubjectVaultClientsPut, h.putClient},
-		{messages.SubjectVaultClientsDelete, h.deleteClient},
-		{messages.SubjectVaultRefreshClaim, h.claimRefresh},
-		{messages.SubjectVaultRefreshRun, h.runRefresh},
-		{messages.SubjectVaultRefreshDefer, h.deferRefresh},
-		{messages.SubjectVaultOutboxClaim, h.claimOutbox},
-		{messages.SubjectVaultOutboxAck, h.ackOutbox},
-	}
-	for _, e := range endpoints {
-		var fast natsx.FastHandler
-		if e.subject == messages.SubjectTokensGet {
-			fast = h.getTokenFast
-		}
-		if err := svc.HandleFast(e.subject, fast, h.mapped(e.fn)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return errors.Join(
+		natsx.Endpoint(svc, messages.SubjectConnectionsGet, h.getConnection),
+		natsx.Endpoint(svc, messages.SubjectConnectionsList, h.listConnections),
+		natsx.Endpoint(svc, messages.SubjectConnectionsRevoke, h.revokeConnection),
+		natsx.FastEndpoint(svc, messages.SubjectTokensGet, h.getTokenFast, h.getToken),
+		natsx.Endpoint(svc, messages.SubjectTokensRefresh, h.refreshToken),
+		natsx.Endpoint(svc, messages.SubjectVaultConnectionsCreate, h.createConnection),
+		natsx.Endpoint(svc, messages.SubjectVaultConnectionsFail, h.failConnection),
+		natsx.Endpoint(svc, messages.SubjectVaultExchange, h.exchange),
+		natsx.Endpoint(svc, messages.SubjectVaultStaticStore, h.storeStatic),
+		natsx.Endpoint(svc, messages.SubjectVaultClientsPut, h.putClient),
+		natsx.Endpoint(svc, messages.SubjectVaultClientsDelete, h.deleteClient),
+		natsx.Endpoint(svc, messages.SubjectVaultRefreshClaim, h.claimRefresh),
+		natsx.Endpoint(svc, messages.SubjectVaultRefreshRun, h.runRefresh),
+		natsx.Endpoint(svc, messages.SubjectVaultRefreshDefer, h.deferRefresh),
+		natsx.Endpoint(svc, messages.SubjectVaultOutboxClaim, h.claimOutbox),
+		natsx.Endpoint(svc, messages.SubjectVaultOutboxAck, h.ackOutbox),
+	)
 }
 
-// mapped runs fn and turns its error into the contract's (errors.go).
-func (h *Handlers) mapped(fn natsx.Handler) natsx.Handler {
-	return func(ctx context.Context, req micro.Request) (any, error) {
-		reply, err := fn(ctx, req)
-		if err != nil {
-			return nil, h.contractError(err)
-		}
-		return reply, nil
+// requireID checks a request names a connection.
+func requireID(id string) error {
+	if id == "" {
+		return messages.Errorf(messages.CodeInvalidRequest, "connection_id is required")
 	}
+	return nil
 }
 
 // connection reads a connection named in a request; with workspaceID set,
 // one of another workspace is not_found.
 func (h *Handlers) connection(ctx context.Context, id, workspaceID string) (store.Connection, error) {
+	if err := requireID(id); err != nil {
+		return store.Connection{}, err
+	}
 	c, err := h.Store.GetConnection(ctx, id)
 	if err != nil {
 		return store.Connection{}, err

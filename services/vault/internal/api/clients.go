@@ -6,14 +6,11 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/nats-io/nats.go/micro"
-
 	"github.com/nexus-broker/nexus/messages"
-	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
+	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 	"github.com/nexus-broker/nexus/services/vault/internal/static"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
-	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
 type clientStore interface {
@@ -23,13 +20,9 @@ type clientStore interface {
 }
 
 // vault.clients.put: create or replace a provider's client registration.
-func (h *Handlers) putClient(ctx context.Context, req micro.Request) (any, error) {
-	var r messages.VaultClient
-	if err := natsx.Decode(req.Data(), &r); err != nil {
-		return nil, err
-	}
+func (h *Handlers) putClient(ctx context.Context, r messages.VaultClient) (messages.VaultClientReply, error) {
 	if err := validateClient(&r); err != nil {
-		return nil, err
+		return messages.VaultClientReply{}, err
 	}
 	// The secret may only go where it was registered to go: moving the
 	// token or revocation endpoint to another origin needs the secret again.
@@ -41,21 +34,21 @@ func (h *Handlers) putClient(ctx context.Context, req micro.Request) (any, error
 			// move: the secret would start going somewhere new.
 			if old.ClientSecretSet && (origin(old.TokenEndpoint) != origin(r.TokenEndpoint) ||
 				(r.RevocationEndpoint != "" && origin(old.RevocationEndpoint) != origin(r.RevocationEndpoint))) {
-				return nil, messages.Errorf(messages.CodeInvalidRequest, "the token or revocation endpoint moves to another origin: send client_secret again")
+				return messages.VaultClientReply{}, messages.Errorf(messages.CodeInvalidRequest, "the token or revocation endpoint moves to another origin: send client_secret again")
 			}
 		case !errors.Is(err, store.ErrProviderNotFound):
-			return nil, err
+			return messages.VaultClientReply{}, err
 		}
 	}
 	c, err := h.Store.PutClient(ctx, store.Client{
 		ProviderID: r.ProviderID, ProviderName: r.ProviderName, Aliases: r.Aliases, Type: r.Type, ClientID: r.ClientID,
-		ClientSecret: keyring.Secret(r.ClientSecret), ClientAuthMethod: r.ClientAuthMethod, Issuer: r.Issuer,
+		ClientSecret: secret.Value(r.ClientSecret), ClientAuthMethod: r.ClientAuthMethod, Issuer: r.Issuer,
 		TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint, JWKSURI: r.JWKSURI, Strategy: r.Strategy,
 		DefaultTokenLifetimeSeconds: r.DefaultTokenLifetimeSeconds,
 		CredentialSchema:            r.CredentialSchema, Verification: r.Verification,
 	})
 	if err != nil {
-		return nil, err
+		return messages.VaultClientReply{}, err
 	}
 	h.Log.Info("provider client stored", "client", r)
 	return messages.VaultClientReply{ProviderID: c.ProviderID, ClientSecretSet: c.ClientSecretSet}, nil
@@ -185,16 +178,12 @@ func origin(raw string) string {
 }
 
 // vault.clients.delete: refused while live connections use the client.
-func (h *Handlers) deleteClient(ctx context.Context, req micro.Request) (any, error) {
-	var r messages.VaultClientRef
-	if err := natsx.Decode(req.Data(), &r); err != nil {
-		return nil, err
-	}
+func (h *Handlers) deleteClient(ctx context.Context, r messages.VaultClientRef) (messages.VaultClientReply, error) {
 	if r.ProviderID == "" {
-		return nil, messages.Errorf(messages.CodeInvalidRequest, "provider_id is required")
+		return messages.VaultClientReply{}, messages.Errorf(messages.CodeInvalidRequest, "provider_id is required")
 	}
 	if err := h.Store.DeleteClient(ctx, r.ProviderID); err != nil {
-		return nil, err
+		return messages.VaultClientReply{}, err
 	}
 	return messages.VaultClientReply{ProviderID: r.ProviderID, ClientSecretSet: false}, nil
 }

@@ -8,12 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/micro"
-
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
-	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
 type connectionStore interface {
@@ -29,14 +26,10 @@ type connectionStore interface {
 const revokeTimeout = 5 * time.Second
 
 // connections.get
-func (h *Handlers) getConnection(ctx context.Context, req micro.Request) (any, error) {
-	var r messages.ConnectionRef
-	if err := natsx.Decode(req.Data(), &r); err != nil {
-		return nil, err
-	}
+func (h *Handlers) getConnection(ctx context.Context, r messages.ConnectionRef) (messages.Connection, error) {
 	c, err := h.connection(ctx, r.ConnectionID, r.WorkspaceID)
 	if err != nil {
-		return nil, err
+		return messages.Connection{}, err
 	}
 	return c.Message(), nil
 }
@@ -57,36 +50,32 @@ func decodeCursor(s string) (string, bool) {
 }
 
 // connections.list
-func (h *Handlers) listConnections(ctx context.Context, req micro.Request) (any, error) {
-	var r messages.ListConnectionsRequest
-	if err := natsx.Decode(req.Data(), &r); err != nil {
-		return nil, err
-	}
+func (h *Handlers) listConnections(ctx context.Context, r messages.ListConnectionsRequest) (messages.ListConnectionsReply, error) {
 	f := store.ListFilter{WorkspaceID: r.WorkspaceID, Provider: r.Provider, Status: r.Status, Limit: r.Limit}
 	switch {
 	case r.Limit < 0:
-		return nil, messages.Errorf(messages.CodeInvalidRequest, "limit must be between 1 and %d", messages.MaxListLimit)
+		return messages.ListConnectionsReply{}, messages.Errorf(messages.CodeInvalidRequest, "limit must be between 1 and %d", messages.MaxListLimit)
 	case r.Limit == 0:
 		f.Limit = messages.DefaultListLimit
 	case r.Limit > messages.MaxListLimit:
 		f.Limit = messages.MaxListLimit
 	}
 	if r.Status != "" && !r.Status.Valid() {
-		return nil, messages.Errorf(messages.CodeInvalidRequest, "unknown status %q", r.Status)
+		return messages.ListConnectionsReply{}, messages.Errorf(messages.CodeInvalidRequest, "unknown status %q", r.Status)
 	}
 	if r.Cursor != "" {
 		id, ok := decodeCursor(r.Cursor)
 		if !ok {
-			return nil, messages.Errorf(messages.CodeInvalidRequest, "invalid cursor")
+			return messages.ListConnectionsReply{}, messages.Errorf(messages.CodeInvalidRequest, "invalid cursor")
 		}
 		f.AfterID = id
 	}
 	conns, more, err := h.Store.ListConnections(ctx, f)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, messages.Errorf(messages.CodeInvalidRequest, "invalid cursor")
+		return messages.ListConnectionsReply{}, messages.Errorf(messages.CodeInvalidRequest, "invalid cursor")
 	}
 	if err != nil {
-		return nil, err
+		return messages.ListConnectionsReply{}, err
 	}
 	out := messages.ListConnectionsReply{Connections: make([]messages.Connection, 0, len(conns))}
 	for _, c := range conns {
@@ -99,21 +88,16 @@ func (h *Handlers) listConnections(ctx context.Context, req micro.Request) (any,
 }
 
 // connections.revoke: revoke at the provider (RFC 7009) when it can, wipe
-// the secrets, mark revoked, and stop every replica serving it.
-func (h *Handlers) revokeConnection(ctx context.Context, req micro.Request) (any, error) {
-	var r messages.ConnectionRef
-	if err := natsx.Decode(req.Data(), &r); err != nil {
-		return nil, err
-	}
+// the secrets and mark revoked; the commit stops every replica serving it.
+func (h *Handlers) revokeConnection(ctx context.Context, r messages.ConnectionRef) (messages.Connection, error) {
 	c, err := h.connection(ctx, r.ConnectionID, r.WorkspaceID)
 	if err != nil {
-		return nil, err
+		return messages.Connection{}, err
 	}
 	if c.Status == messages.StatusRevoked {
 		return c.Message(), nil
 	}
 	cl, clErr := h.Store.GetClient(ctx, c.ProviderID)
-	revoked := false
 	c, err = h.Store.WithLock(ctx, c.ID, func(ctx context.Context, l *store.Locked) error {
 		if l.Conn.Status == messages.StatusRevoked {
 			return nil
@@ -122,14 +106,10 @@ func (h *Handlers) revokeConnection(ctx context.Context, req micro.Request) (any
 		if clErr == nil && cl.Type != messages.ProviderStatic {
 			h.revokeAtProvider(ctx, cl, l)
 		}
-		revoked = true
 		return l.Revoke(ctx)
 	})
-	if revoked {
-		h.Invalidate(c.ID)
-	}
 	if err != nil {
-		return nil, err
+		return messages.Connection{}, err
 	}
 	return c.Message(), nil
 }
@@ -162,22 +142,21 @@ func (h *Handlers) revokeAtProvider(ctx context.Context, cl store.Client, l *sto
 
 // vault.connections.create: a pending connection, or an existing one
 // prepared for a new consent.
-func (h *Handlers) createConnection(ctx context.Context, req micro.Request) (any, error) {
-	var r messages.VaultCreateConnection
-	if err := natsx.Decode(req.Data(), &r); err != nil {
-		return nil, err
-	}
+func (h *Handlers) createConnection(ctx context.Context, r messages.VaultCreateConnection) (messages.Connection, error) {
 	if r.ProviderID == "" || r.WorkspaceID == "" {
-		return nil, messages.Errorf(messages.CodeInvalidRequest, "provider_id and workspace_id are required")
+		return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "provider_id and workspace_id are required")
+	}
+	if len(r.Scopes) > messages.MaxScopes {
+		return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "at most %d scopes", messages.MaxScopes)
 	}
 	for _, s := range r.Scopes {
-		if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t\r\n") {
-			return nil, messages.Errorf(messages.CodeInvalidRequest, "scopes must be non-empty and contain no spaces")
+		if !messages.ValidScope(s) {
+			return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "scopes must be OAuth 2.0 scope tokens (printable, no spaces, at most %d bytes)", messages.MaxScopeLen)
 		}
 	}
 	if len(r.Metadata) > 0 {
 		if b, err := json.Marshal(r.Metadata); err != nil || len(b) > messages.MaxMetadataBytes {
-			return nil, messages.Errorf(messages.CodeInvalidRequest, "metadata must be a JSON object of at most %d bytes", messages.MaxMetadataBytes)
+			return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "metadata must be a JSON object of at most %d bytes", messages.MaxMetadataBytes)
 		}
 	}
 	n := store.NewConnection{ProviderID: r.ProviderID, WorkspaceID: r.WorkspaceID, Scopes: r.Scopes, Metadata: r.Metadata}
@@ -191,7 +170,7 @@ func (h *Handlers) createConnection(ctx context.Context, req micro.Request) (any
 		c, err = h.Store.CreateConnection(ctx, n)
 	}
 	if err != nil {
-		return nil, err
+		return messages.Connection{}, err
 	}
 	return c.Message(), nil
 }
@@ -199,27 +178,28 @@ func (h *Handlers) createConnection(ctx context.Context, req micro.Request) (any
 // vault.connections.fail: a pending connection becomes failed. A connection
 // in any other status is returned as it is: a failed re-consent leaves an
 // active or attention_required connection (and its tokens) alone.
-func (h *Handlers) failConnection(ctx context.Context, req micro.Request) (any, error) {
-	var r messages.VaultFailConnection
-	if err := natsx.Decode(req.Data(), &r); err != nil {
-		return nil, err
+func (h *Handlers) failConnection(ctx context.Context, r messages.VaultFailConnection) (messages.Connection, error) {
+	if err := requireID(r.ConnectionID); err != nil {
+		return messages.Connection{}, err
 	}
 	if r.Reason.Code == "" {
 		r.Reason.Code = "consent_failed"
 	}
-	failed := false
-	c, err := h.Store.WithLock(ctx, r.ConnectionID, func(ctx context.Context, l *store.Locked) error {
+	c, err := h.failPending(ctx, r.ConnectionID, r.Reason)
+	if err != nil {
+		return messages.Connection{}, err
+	}
+	return c.Message(), nil
+}
+
+// failPending marks connection id failed if it is still pending, and returns
+// it as it is then. The one way a consent ends in failure: a refused
+// consent, a failed code exchange, a refused verification.
+func (h *Handlers) failPending(ctx context.Context, id string, reason messages.Reason) (store.Connection, error) {
+	return h.Store.WithLock(ctx, id, func(ctx context.Context, l *store.Locked) error {
 		if l.Conn.Status != messages.StatusPending {
 			return nil
 		}
-		failed = true
-		return l.Fail(ctx, r.Reason)
+		return l.Fail(ctx, reason)
 	})
-	if err != nil {
-		return nil, err
-	}
-	if failed {
-		h.Invalidate(c.ID)
-	}
-	return c.Message(), nil
 }

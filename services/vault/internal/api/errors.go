@@ -11,13 +11,14 @@ import (
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
 )
 
-// contractError is the one place where the vault's errors become the
-// contract's. What it returns is shown to callers; anything unexpected
-// becomes internal, its detail left to natsx's log.
-func (h *Handlers) contractError(err error) error {
+// ContractError is the one place where the vault's errors become the
+// contract's (natsx.ServiceConfig.Errors). What it returns is shown to
+// callers; anything unexpected is returned as it is, and natsx answers it as
+// internal, its detail left to the log.
+func (h *Handlers) ContractError(err error) error {
 	var (
 		me  *messages.Error
-		na  *refresh.NotActiveError
+		na  *store.NotActiveError
 		pe  *provider.Error
 		use *store.InUseError
 		inv *static.InvalidError

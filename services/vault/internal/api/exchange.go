@@ -5,12 +5,9 @@ import (
 	"errors"
 	"slices"
 
-	"github.com/nats-io/nats.go/micro"
-
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
-	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
 type exchangeStore interface {
@@ -22,30 +19,29 @@ type exchangeStore interface {
 // vault.exchange: redeem the authorization code, verify the id_token, seal
 // the tokens, activate the connection. A provider refusal fails a pending
 // connection; a re-consent of a working connection leaves it as it was.
-func (h *Handlers) exchange(ctx context.Context, req micro.Request) (any, error) {
-	var r messages.VaultExchange
-	if err := natsx.Decode(req.Data(), &r); err != nil {
-		return nil, err
+func (h *Handlers) exchange(ctx context.Context, r messages.VaultExchange) (messages.Connection, error) {
+	if err := requireID(r.ConnectionID); err != nil {
+		return messages.Connection{}, err
 	}
 	if r.Code == "" || r.CodeVerifier == "" || r.RedirectURI == "" {
-		return nil, messages.Errorf(messages.CodeInvalidRequest, "code, code_verifier and redirect_uri are required")
+		return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "code, code_verifier and redirect_uri are required")
 	}
 	c, err := h.Store.GetConnection(ctx, r.ConnectionID)
 	if err != nil {
-		return nil, err
+		return messages.Connection{}, err
 	}
 	if c.Status == messages.StatusRevoked {
-		return nil, store.ErrRevoked
+		return messages.Connection{}, store.ErrRevoked
 	}
 	cl, err := h.Store.GetClient(ctx, c.ProviderID)
 	if err != nil {
-		return nil, err
+		return messages.Connection{}, err
 	}
 	if cl.Type == messages.ProviderStatic {
-		return nil, messages.Errorf(messages.CodeInvalidRequest, "provider %s issues static credentials, not authorization codes", cl.ProviderID)
+		return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "provider %s issues static credentials, not authorization codes", cl.ProviderID)
 	}
 	if cl.Type == messages.ProviderOIDC && slices.Contains(c.RequestedScopes, "openid") && r.Nonce == "" {
-		return nil, messages.Errorf(messages.CodeInvalidRequest, "nonce is required for an OpenID Connect provider")
+		return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "nonce is required for an OpenID Connect provider")
 	}
 	toks, xerr := h.Provider.Exchange(ctx, cl, provider.ExchangeRequest{
 		Code: r.Code, Verifier: r.CodeVerifier, RedirectURI: r.RedirectURI, Nonce: r.Nonce, Scopes: c.RequestedScopes,
@@ -55,7 +51,7 @@ func (h *Handlers) exchange(ctx context.Context, req micro.Request) (any, error)
 		if _, err := h.failPending(ctx, c.ID, exchangeFailure(xerr)); err != nil {
 			h.Log.Error("cannot record a failed exchange", "connection_id", c.ID, "err", err)
 		}
-		return nil, xerr
+		return messages.Connection{}, xerr
 	}
 	c, err = h.Store.WithLock(ctx, c.ID, func(ctx context.Context, l *store.Locked) error {
 		if l.Conn.Status == messages.StatusRevoked {
@@ -64,26 +60,9 @@ func (h *Handlers) exchange(ctx context.Context, req micro.Request) (any, error)
 		return l.Activate(ctx, toks)
 	})
 	if err != nil {
-		return nil, err
+		return messages.Connection{}, err
 	}
-	h.Invalidate(c.ID) // a re-consent replaces a token other replicas may hold
 	return c.Message(), nil
-}
-
-// failPending marks id failed if it is still pending.
-func (h *Handlers) failPending(ctx context.Context, id string, reason messages.Reason) (store.Connection, error) {
-	failed := false
-	c, err := h.Store.WithLock(ctx, id, func(ctx context.Context, l *store.Locked) error {
-		if l.Conn.Status != messages.StatusPending {
-			return nil
-		}
-		failed = true
-		return l.Fail(ctx, reason)
-	})
-	if failed {
-		h.Invalidate(id)
-	}
-	return c, err
 }
 
 // exchangeFailure is the reason recorded for a failed exchange: the

@@ -6,13 +6,10 @@ import (
 	"math"
 	"time"
 
-	"github.com/nats-io/nats.go/micro"
-
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
 	"github.com/nexus-broker/nexus/services/vault/internal/refresh"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
-	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
 type refreshStore interface {
@@ -44,17 +41,13 @@ func validateClaim(owner string, limit, leaseSeconds int) error {
 }
 
 // vault.refresh.claim: lease the most urgent due connections to the caller.
-func (h *Handlers) claimRefresh(ctx context.Context, req micro.Request) (any, error) {
-	var r messages.RefreshClaim
-	if err := natsx.Decode(req.Data(), &r); err != nil {
-		return nil, err
-	}
+func (h *Handlers) claimRefresh(ctx context.Context, r messages.RefreshClaim) (messages.RefreshClaimReply, error) {
 	if err := validateClaim(r.Owner, r.Limit, r.LeaseSeconds); err != nil {
-		return nil, err
+		return messages.RefreshClaimReply{}, err
 	}
 	due, err := h.Store.ClaimRefresh(ctx, r.Owner, r.Limit, time.Duration(r.LeaseSeconds)*time.Second)
 	if err != nil {
-		return nil, err
+		return messages.RefreshClaimReply{}, err
 	}
 	out := messages.RefreshClaimReply{Items: make([]messages.RefreshItem, 0, len(due))}
 	for _, d := range due {
@@ -70,14 +63,13 @@ func (h *Handlers) claimRefresh(ctx context.Context, req micro.Request) (any, er
 // vault.refresh.run: refresh one claimed connection unless another caller
 // already did (its token version moved). The reply says what happened and
 // never carries a token.
-func (h *Handlers) runRefresh(ctx context.Context, req micro.Request) (any, error) {
-	var r messages.RefreshRun
-	if err := natsx.Decode(req.Data(), &r); err != nil {
-		return nil, err
+func (h *Handlers) runRefresh(ctx context.Context, r messages.RefreshRun) (messages.RefreshRunReply, error) {
+	if err := requireID(r.ConnectionID); err != nil {
+		return messages.RefreshRunReply{}, err
 	}
 	c, err := h.Store.GetConnection(ctx, r.ConnectionID)
 	if err != nil {
-		return nil, err
+		return messages.RefreshRunReply{}, err
 	}
 	reply := messages.RefreshRunReply{ConnectionID: c.ID}
 	// Static credentials do not expire (and are never scheduled).
@@ -87,7 +79,7 @@ func (h *Handlers) runRefresh(ctx context.Context, req micro.Request) (any, erro
 	}
 	res, err := h.Refresher.Refresh(ctx, c.ID, c.ProviderID, refresh.Need{Force: true, SeenVersion: r.TokenVersion})
 	var (
-		na *refresh.NotActiveError
+		na *store.NotActiveError
 		pe *provider.Error
 	)
 	switch {
@@ -108,7 +100,7 @@ func (h *Handlers) runRefresh(ctx context.Context, req micro.Request) (any, erro
 		// Nothing to renew with; stop scheduling it (tokens.get still
 		// serves the access token until it expires).
 		if err := h.Store.ClearRefreshDue(ctx, c.ID); err != nil {
-			return nil, err
+			return messages.RefreshRunReply{}, err
 		}
 		reply.Outcome = messages.RefreshNotNeeded
 	case errors.As(err, &pe) && pe.Kind != provider.Permanent:
@@ -122,7 +114,7 @@ func (h *Handlers) runRefresh(ctx context.Context, req micro.Request) (any, erro
 		n, ferr := h.Store.RecordRefreshFailure(rctx, c.ID)
 		cancel()
 		if ferr != nil {
-			return nil, ferr
+			return messages.RefreshRunReply{}, ferr
 		}
 		reply.Outcome = messages.RefreshTransient
 		reply.Attempts = n
@@ -132,22 +124,18 @@ func (h *Handlers) runRefresh(ctx context.Context, req micro.Request) (any, erro
 			reply.Reason = &messages.Reason{Code: "provider_error", Message: pe.Error()}
 		}
 	default:
-		return nil, err
+		return messages.RefreshRunReply{}, err
 	}
 	return reply, nil
 }
 
 // vault.refresh.defer: the refresher's backoff after a transient failure.
-func (h *Handlers) deferRefresh(ctx context.Context, req micro.Request) (any, error) {
-	var r messages.RefreshDefer
-	if err := natsx.Decode(req.Data(), &r); err != nil {
-		return nil, err
+func (h *Handlers) deferRefresh(ctx context.Context, r messages.RefreshDefer) (struct{}, error) {
+	if err := requireID(r.ConnectionID); err != nil {
+		return struct{}{}, err
 	}
 	if r.Until.IsZero() || r.Until.After(h.Now().Add(maxDefer)) {
-		return nil, messages.Errorf(messages.CodeInvalidRequest, "until is required and at most %s ahead", maxDefer)
+		return struct{}{}, messages.Errorf(messages.CodeInvalidRequest, "until is required and at most %s ahead", maxDefer)
 	}
-	if err := h.Store.DeferRefresh(ctx, r.ConnectionID, r.Until); err != nil {
-		return nil, err
-	}
-	return struct{}{}, nil
+	return struct{}{}, h.Store.DeferRefresh(ctx, r.ConnectionID, r.Until)
 }

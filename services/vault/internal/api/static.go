@@ -8,15 +8,11 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/nats-io/nats.go/micro"
-
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault/internal/cache"
-	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
-	"github.com/nexus-broker/nexus/services/vault/internal/refresh"
+	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 	"github.com/nexus-broker/nexus/services/vault/internal/static"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
-	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
 type staticStore interface {
@@ -45,69 +41,67 @@ func (r storeStaticRequest) LogValue() slog.Value {
 // with the provider's verification request when it has one, sealed, and
 // the connection becomes active (a first consent, or a re-consent that
 // replaces the credentials).
-func (h *Handlers) storeStatic(ctx context.Context, req micro.Request) (any, error) {
-	var r storeStaticRequest
-	if err := natsx.Decode(req.Data(), &r); err != nil {
-		return nil, err
+func (h *Handlers) storeStatic(ctx context.Context, r storeStaticRequest) (messages.Connection, error) {
+	if err := requireID(r.ConnectionID); err != nil {
+		return messages.Connection{}, err
 	}
 	if len(r.Credentials) > MaxCredentialBytes {
-		return nil, messages.Errorf(messages.CodeInvalidRequest, "credentials must be at most %d KiB", MaxCredentialBytes>>10)
+		return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "credentials must be at most %d KiB", MaxCredentialBytes>>10)
 	}
 	c, err := h.Store.GetConnection(ctx, r.ConnectionID)
 	if err != nil {
-		return nil, err
+		return messages.Connection{}, err
 	}
 	if err := storable(c); err != nil {
-		return nil, err
+		return messages.Connection{}, err
 	}
 	cl, err := h.Store.GetClient(ctx, c.ProviderID)
 	if err != nil {
-		return nil, err
+		return messages.Connection{}, err
 	}
 	if cl.Type != messages.ProviderStatic {
-		return nil, messages.Errorf(messages.CodeInvalidRequest, "provider %s does not take static credentials", cl.ProviderName)
+		return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "provider %s does not take static credentials", cl.ProviderName)
 	}
 	if cl.Strategy == nil || len(cl.CredentialSchema) == 0 {
-		return nil, messages.Errorf(messages.CodeInvalidRequest, "provider %s has no credential schema or strategy registered with the vault", cl.ProviderName)
+		return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "provider %s has no credential schema or strategy registered with the vault", cl.ProviderName)
 	}
 	if len(r.Credentials) == 0 || string(r.Credentials) == "null" {
-		return nil, messages.Errorf(messages.CodeInvalidRequest, "credentials is required (a JSON object)")
+		return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "credentials is required (a JSON object)")
 	}
 	creds, err := static.Decode(r.Credentials)
 	if err != nil {
-		return nil, err
+		return messages.Connection{}, err
 	}
 	sch, hash, err := h.Schemas.Get(cl.CredentialSchema)
 	if err != nil {
-		return nil, fmt.Errorf("compile the credential schema of provider %s: %w", cl.ProviderID, err)
+		return messages.Connection{}, fmt.Errorf("compile the credential schema of provider %s: %w", cl.ProviderID, err)
 	}
 	if err := static.Validate(sch, creds); err != nil {
-		return nil, err
+		return messages.Connection{}, err
 	}
 	if err := static.Check(*cl.Strategy, creds); err != nil {
-		return nil, err
+		return messages.Connection{}, err
 	}
 	if cl.Verification != nil {
 		used, _ := static.Select(*cl.Strategy, creds)
 		if err := h.Verifier.Verify(ctx, *cl.Verification, *cl.Strategy, used); err != nil {
 			h.verificationFailed(ctx, c, err)
-			return nil, err
+			return messages.Connection{}, err
 		}
 	}
 	plain, err := json.Marshal(creds)
 	if err != nil {
-		return nil, err
+		return messages.Connection{}, err
 	}
 	c, err = h.Store.WithLock(ctx, c.ID, func(ctx context.Context, l *store.Locked) error {
 		if err := storable(l.Conn); err != nil {
 			return err
 		}
-		return l.StoreStatic(ctx, keyring.Secret(plain), hash)
+		return l.StoreStatic(ctx, secret.Value(plain), hash)
 	})
 	if err != nil {
-		return nil, err
+		return messages.Connection{}, err
 	}
-	h.Invalidate(c.ID) // a re-consent replaces credentials other replicas may hold
 	h.Log.Info("static credentials stored", "connection_id", c.ID, "provider_id", c.ProviderID)
 	return c.Message(), nil
 }
@@ -152,7 +146,7 @@ func storable(c store.Connection) error {
 
 // serveStatic answers tokens.get for an active static connection (slow
 // path) and caches what it served.
-func (h *Handlers) serveStatic(ctx context.Context, snap cache.Snapshot, c store.Connection, t store.Tokens) (any, error) {
+func (h *Handlers) serveStatic(ctx context.Context, snap cache.Snapshot, c store.Connection, t store.Tokens) (json.RawMessage, error) {
 	used, missing, err := staticFields(c, t)
 	if err != nil {
 		return nil, err
@@ -185,13 +179,10 @@ func staticFields(c store.Connection, t store.Tokens) (used map[string]any, miss
 // the user can supply it, so the connection moves to attention_required
 // (credentials_incomplete) and the answer says so. The check is repeated
 // under the row lock: a re-consent may just have fixed it.
-func (h *Handlers) staticIncomplete(ctx context.Context, id string) (any, error) {
-	var (
-		cred  messages.Credential
-		moved bool
-	)
+func (h *Handlers) staticIncomplete(ctx context.Context, id string) (json.RawMessage, error) {
+	var cred messages.Credential
 	c, err := h.Store.WithLock(ctx, id, func(ctx context.Context, l *store.Locked) error {
-		if err := refresh.Serveable(l.Conn); err != nil {
+		if err := l.Conn.Serveable(); err != nil {
 			return err
 		}
 		t, err := l.Tokens()
@@ -206,25 +197,21 @@ func (h *Handlers) staticIncomplete(ctx context.Context, id string) (any, error)
 			cred = staticCredential(l.Conn, used)
 			return nil
 		}
-		moved = true
 		if err := l.RequireAttention(ctx, messages.Reason{Code: "credentials_incomplete",
 			Message: fmt.Sprintf("The provider now needs the credential field(s) %s, which this connection does not have; the user must connect again.",
 				strings.Join(missing, ", "))}); err != nil {
 			return err
 		}
-		return &refresh.NotActiveError{Conn: l.Conn}
+		return &store.NotActiveError{Conn: l.Conn}
 	})
-	if moved {
-		h.Invalidate(id)
-	}
 	if err != nil {
-		var na *refresh.NotActiveError
+		var na *store.NotActiveError
 		if errors.As(err, &na) {
 			na.Conn = c
 		}
 		return nil, err
 	}
-	return cred, nil
+	return json.Marshal(cred)
 }
 
 // staticCredential is what the Gateway gets for a static connection: the

@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/nats-io/nats.go/micro"
-
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault/internal/cache"
-	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/refresh"
+	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
-	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
 type tokenStore interface {
@@ -38,26 +35,22 @@ func minValidity(v *int) (time.Duration, error) {
 // cached credential that meets min_valid_seconds is served without touching
 // the database or starting a goroutine. Anything else (a miss, a token about
 // to expire) goes to getToken in the pool.
-func (h *Handlers) getTokenFast(req micro.Request) (any, error, bool) {
-	var r messages.TokenRequest
-	if err := natsx.Decode(req.Data(), &r); err != nil {
-		return nil, err, true
-	}
+func (h *Handlers) getTokenFast(r messages.TokenRequest) (json.RawMessage, bool, error) {
 	minValid, err := minValidity(r.MinValidSeconds)
 	if err != nil {
-		return nil, err, true
+		return nil, true, err
 	}
 	e, ok := h.Cache.Get(r.ConnectionID)
 	if !ok {
-		return nil, nil, false
+		return nil, false, nil
 	}
 	if err := inWorkspace(e.Conn, r.WorkspaceID); err != nil {
-		return nil, h.contractError(err), true
+		return nil, true, err
 	}
 	if e.Conn.ProviderType != messages.ProviderStatic && !refresh.Satisfies(e.Conn, refresh.Need{MinValid: minValid}, h.Now()) {
-		return nil, nil, false
+		return nil, false, nil
 	}
-	return json.RawMessage(e.Reply), nil, true
+	return e.Reply, true, nil
 }
 
 // cacheReply caches what tokens.get serves for c, encoded once, and returns
@@ -74,9 +67,8 @@ func (h *Handlers) cacheReply(snap cache.Snapshot, c store.Connection, cred mess
 // tokens.get off the fast path: the row is read, refreshed first if the
 // token would expire within min_valid_seconds, and (when no refresh was
 // needed) cached for under a second.
-func (h *Handlers) getToken(ctx context.Context, req micro.Request) (any, error) {
-	var r messages.TokenRequest
-	if err := natsx.Decode(req.Data(), &r); err != nil {
+func (h *Handlers) getToken(ctx context.Context, r messages.TokenRequest) (json.RawMessage, error) {
+	if err := requireID(r.ConnectionID); err != nil {
 		return nil, err
 	}
 	minValid, err := minValidity(r.MinValidSeconds)
@@ -93,7 +85,7 @@ func (h *Handlers) getToken(ctx context.Context, req micro.Request) (any, error)
 	if err := inWorkspace(c, r.WorkspaceID); err != nil {
 		return nil, err
 	}
-	if err := refresh.Serveable(c); err != nil {
+	if err := c.Serveable(); err != nil {
 		return nil, err
 	}
 	if c.ProviderType == messages.ProviderStatic {
@@ -106,16 +98,12 @@ func (h *Handlers) getToken(ctx context.Context, req micro.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	return credential(res.Conn, res.AccessToken), nil
+	return json.Marshal(credential(res.Conn, res.AccessToken))
 }
 
 // tokens.refresh: a forced refresh. Callers that arrive while one is under
 // way (on any replica) share its result.
-func (h *Handlers) refreshToken(ctx context.Context, req micro.Request) (any, error) {
-	var r messages.TokenRequest
-	if err := natsx.Decode(req.Data(), &r); err != nil {
-		return nil, err
-	}
+func (h *Handlers) refreshToken(ctx context.Context, r messages.TokenRequest) (*messages.Credential, error) {
 	c, err := h.connection(ctx, r.ConnectionID, r.WorkspaceID)
 	if err != nil {
 		return nil, err
@@ -123,19 +111,20 @@ func (h *Handlers) refreshToken(ctx context.Context, req micro.Request) (any, er
 	if c.ProviderType == messages.ProviderStatic {
 		return nil, messages.Errorf(messages.CodeInvalidRequest, "static credentials do not expire; there is nothing to refresh")
 	}
-	if err := refresh.Serveable(c); err != nil {
+	if err := c.Serveable(); err != nil {
 		return nil, err
 	}
 	res, err := h.Refresher.Refresh(ctx, c.ID, c.ProviderID, refresh.Need{Force: true, SeenVersion: c.TokenVersion})
 	if err != nil {
 		return nil, err
 	}
-	return credential(res.Conn, res.AccessToken), nil
+	cred := credential(res.Conn, res.AccessToken)
+	return &cred, nil
 }
 
 // credential is what the Gateway gets: the access token and how to use it.
 // Never a refresh token, id_token or client secret.
-func credential(c store.Connection, access keyring.Secret) messages.Credential {
+func credential(c store.Connection, access secret.Value) messages.Credential {
 	tt := c.TokenType
 	if tt == "" {
 		tt = "Bearer"

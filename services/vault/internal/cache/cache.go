@@ -48,6 +48,8 @@ type Cache struct {
 	mu    sync.RWMutex
 	items map[string]item
 	gen   uint64 // invalidation counter
+	// providerTombs: the generation of each provider's last invalidation.
+	providerTombs map[string]uint64
 }
 
 // New returns a cache; ttl 0 means DefaultTTL, now nil means time.Now.
@@ -58,7 +60,7 @@ func New(ttl time.Duration, now func() time.Time) *Cache {
 	if now == nil {
 		now = time.Now
 	}
-	return &Cache{ttl: ttl, now: now, items: map[string]item{}}
+	return &Cache{ttl: ttl, now: now, items: map[string]item{}, providerTombs: map[string]uint64{}}
 }
 
 // Get returns the live entry for id.
@@ -93,6 +95,9 @@ func (c *Cache) Put(s Snapshot, e Entry) {
 	if it, ok := c.items[e.Conn.ID]; ok && it.tomb > s.gen {
 		return
 	}
+	if c.providerTombs[e.Conn.ProviderID] > s.gen {
+		return
+	}
 	c.items[e.Conn.ID] = item{e: e, expires: s.at.Add(c.ttl)}
 }
 
@@ -102,6 +107,23 @@ func (c *Cache) Invalidate(id string) {
 	defer c.mu.Unlock()
 	c.gen++
 	c.items[id] = item{tomb: c.gen, expires: c.now().Add(c.ttl)}
+}
+
+// InvalidateProvider drops the entries of every connection of a provider
+// (its registration changed: strategy, name). It is rare and walks the cache.
+func (c *Cache) InvalidateProvider(providerID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	tomb := item{tomb: c.gen, expires: c.now().Add(c.ttl)}
+	for id, it := range c.items {
+		if it.tomb == 0 && it.e.Conn.ProviderID == providerID {
+			c.items[id] = tomb
+		}
+	}
+	// A read begun before this (Begin) and Put after it must not bring a
+	// connection of the provider back: Put checks this generation too.
+	c.providerTombs[providerID] = c.gen
 }
 
 // Sweep drops expired entries; run it periodically to bound memory.

@@ -77,3 +77,30 @@ func TestInvalidateIsPerConnection(t *testing.T) {
 		t.Fatal("invalidating b dropped a read of a")
 	}
 }
+
+func TestInvalidateProvider(t *testing.T) {
+	c := New(time.Hour, nil)
+	of := func(id, provider string) Entry {
+		e := entry(id)
+		e.Conn.ProviderID = provider
+		return e
+	}
+	c.Put(c.Begin(), of("a", "p1"))
+	c.Put(c.Begin(), of("b", "p1"))
+	c.Put(c.Begin(), of("c", "p2"))
+	s := c.Begin() // a read of p1's connection d, under way
+	c.InvalidateProvider("p1")
+	for id, want := range map[string]bool{"a": false, "b": false, "c": true} {
+		if _, ok := c.Get(id); ok != want {
+			t.Errorf("%s cached = %v, want %v", id, ok, want)
+		}
+	}
+	c.Put(s, of("d", "p1"))
+	if _, ok := c.Get("d"); ok {
+		t.Fatal("a read begun before the provider changed re-populated the cache")
+	}
+	c.Put(c.Begin(), of("d", "p1"))
+	if _, ok := c.Get("d"); !ok {
+		t.Fatal("a fresh read after the change is not cached")
+	}
+}

@@ -20,8 +20,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/nexus-broker/nexus/messages"
-	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
-	"github.com/nexus-broker/nexus/services/vault/internal/store"
+	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 )
 
 // DefaultTimeout bounds every call to a provider.
@@ -70,9 +69,9 @@ func (r ExchangeRequest) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("redirect_uri", r.RedirectURI), slog.String("code", "[redacted]"))
 }
 
-func (c *Client) config(cl store.Client, redirectURI string, scopes []string) *oauth2.Config {
+func (c *Client) config(cl Registration, redirectURI string, scopes []string) *oauth2.Config {
 	style := oauth2.AuthStyleInHeader
-	if cl.ClientAuthMethod == messages.ClientSecretPost {
+	if cl.AuthMethod == messages.ClientSecretPost {
 		style = oauth2.AuthStyleInParams
 	}
 	return &oauth2.Config{
@@ -91,38 +90,38 @@ func (c *Client) ctx(ctx context.Context) context.Context {
 // Exchange redeems an authorization code with its PKCE verifier. For an OIDC
 // provider it verifies the id_token (signature, iss, aud, exp, nonce,
 // at_hash), which it then drops: the id_token is never stored or returned.
-func (c *Client) Exchange(ctx context.Context, cl store.Client, r ExchangeRequest) (store.Tokens, error) {
+func (c *Client) Exchange(ctx context.Context, cl Registration, r ExchangeRequest) (Tokens, error) {
 	tok, err := c.config(cl, r.RedirectURI, r.Scopes).Exchange(c.ctx(ctx), r.Code, oauth2.VerifierOption(r.Verifier))
 	if err != nil {
-		return store.Tokens{}, classify("token", err)
+		return Tokens{}, classify("token", err)
 	}
 	if cl.Type == messages.ProviderOIDC {
 		raw, _ := tok.Extra("id_token").(string)
 		switch {
 		case raw != "":
 			if err := c.verifyIDToken(ctx, cl, raw, r.Nonce, tok.AccessToken); err != nil {
-				return store.Tokens{}, &Error{Kind: InvalidIDToken, Endpoint: "token", Err: err}
+				return Tokens{}, &Error{Kind: InvalidIDToken, Endpoint: "token", Err: err}
 			}
 		case slices.Contains(r.Scopes, oidc.ScopeOpenID):
-			return store.Tokens{}, &Error{Kind: InvalidIDToken, Endpoint: "token", Err: errors.New("the token response has no id_token although openid was requested")}
+			return Tokens{}, &Error{Kind: InvalidIDToken, Endpoint: "token", Err: errors.New("the token response has no id_token although openid was requested")}
 		}
 	}
-	return tokens(tok, r.Scopes, cl.TokenLifetime(), c.now()), nil
+	return tokens(tok, r.Scopes, cl.DefaultLifetime, c.now()), nil
 }
 
 // Refresh redeems a refresh token. A response without a refresh token
 // leaves Tokens.Refresh empty: the caller keeps the old one.
-func (c *Client) Refresh(ctx context.Context, cl store.Client, refresh keyring.Secret) (store.Tokens, error) {
+func (c *Client) Refresh(ctx context.Context, cl Registration, refresh secret.Value) (Tokens, error) {
 	if refresh.IsZero() {
-		return store.Tokens{}, &Error{Kind: Permanent, Endpoint: "token", Code: "no_refresh_token", Err: errors.New("no refresh token is stored")}
+		return Tokens{}, &Error{Kind: Permanent, Endpoint: "token", Code: "no_refresh_token", Err: errors.New("no refresh token is stored")}
 	}
 	// An expired token with only a refresh token makes the source refresh.
 	src := c.config(cl, "", nil).TokenSource(c.ctx(ctx), &oauth2.Token{RefreshToken: refresh.Reveal(), Expiry: time.Unix(1, 0)})
 	tok, err := src.Token()
 	if err != nil {
-		return store.Tokens{}, classify("token", err)
+		return Tokens{}, classify("token", err)
 	}
-	t := tokens(tok, nil, cl.TokenLifetime(), c.now())
+	t := tokens(tok, nil, cl.DefaultLifetime, c.now())
 	if tok.RefreshToken == refresh.Reveal() {
 		t.Refresh = "" // x/oauth2 copies the old one in when none came back
 	}
@@ -138,15 +137,18 @@ func (c *Client) Refresh(ctx context.Context, cl store.Client, refresh keyring.S
 // keeps no expiry: such providers (GitHub OAuth apps) issue tokens that
 // live until revoked, and inventing an expiry would send the connection to
 // attention_required for nothing.
-func tokens(tok *oauth2.Token, requested []string, defaultLifetime time.Duration, now time.Time) store.Tokens {
-	t := store.Tokens{
-		Access:    keyring.Secret(tok.AccessToken),
-		Refresh:   keyring.Secret(tok.RefreshToken),
+func tokens(tok *oauth2.Token, requested []string, defaultLifetime time.Duration, now time.Time) Tokens {
+	t := Tokens{
+		Access:    secret.Value(tok.AccessToken),
+		Refresh:   secret.Value(tok.RefreshToken),
 		TokenType: tok.Type(),
 		Scopes:    requested,
 	}
 	exp := tok.Expiry
 	if exp.IsZero() && tok.RefreshToken != "" {
+		if defaultLifetime <= 0 {
+			defaultLifetime = time.Hour
+		}
 		exp = now.Add(defaultLifetime)
 	}
 	if !exp.IsZero() {
@@ -179,7 +181,7 @@ func number(v any) (int64, bool) {
 
 var signingAlgs = []string{oidc.RS256, oidc.RS384, oidc.RS512, oidc.ES256, oidc.ES384, oidc.ES512, oidc.PS256, oidc.PS384, oidc.PS512, oidc.EdDSA}
 
-func (c *Client) verifyIDToken(ctx context.Context, cl store.Client, raw, nonce, accessToken string) error {
+func (c *Client) verifyIDToken(ctx context.Context, cl Registration, raw, nonce, accessToken string) error {
 	if cl.Issuer == "" || cl.JWKSURI == "" {
 		return errors.New("the provider has no issuer or jwks_uri registered")
 	}

@@ -9,9 +9,8 @@ import (
 	"time"
 
 	"github.com/nexus-broker/nexus/messages"
-	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
-	"github.com/nexus-broker/nexus/services/vault/internal/store"
+	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
 
@@ -28,7 +27,7 @@ func TestExpiresInForms(t *testing.T) {
 	if err := op.AddClient(oidcprovider.Client{ID: "c", Secret: "s", RedirectURIs: []string{"http://127.0.0.1:1/cb"}}); err != nil {
 		t.Fatal(err)
 	}
-	cl := store.Client{ProviderID: "p", Type: messages.ProviderOAuth2, ClientID: "c", ClientSecret: "s", TokenEndpoint: op.Issuer() + "/token"}
+	cl := provider.Registration{Type: messages.ProviderOAuth2, ClientID: "c", ClientSecret: "s", TokenEndpoint: op.Issuer() + "/token"}
 	tests := []struct {
 		name        string
 		rewrite     func(map[string]any)
@@ -53,11 +52,11 @@ func TestExpiresInForms(t *testing.T) {
 				t.Fatal(err)
 			}
 			cl := cl
-			cl.DefaultTokenLifetimeSeconds = tt.lifetimeSec
+			cl.DefaultLifetime = time.Duration(tt.lifetimeSec) * time.Second
 			// Serial per provider: the rewrite applies to the next response.
 			op.RewriteNextTokenResponse(tt.rewrite)
 			before := time.Now()
-			got, err := p.Refresh(context.Background(), cl, keyring.Secret(rt))
+			got, err := p.Refresh(context.Background(), cl, secret.Value(rt))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,9 +92,9 @@ func TestNoRedirects(t *testing.T) {
 	defer redirector.Close()
 
 	c := provider.New(5*time.Second, nil)
-	cl := store.Client{ProviderID: "p", Type: messages.ProviderOAuth2, ClientID: "cid", ClientSecret: "client-secret",
-		ClientAuthMethod: messages.ClientSecretPost, TokenEndpoint: redirector.URL + "/token"}
-	if _, err := c.Refresh(context.Background(), cl, keyring.Secret("refresh-token")); err == nil {
+	cl := provider.Registration{Type: messages.ProviderOAuth2, ClientID: "cid", ClientSecret: "client-secret",
+		AuthMethod: messages.ClientSecretPost, TokenEndpoint: redirector.URL + "/token"}
+	if _, err := c.Refresh(context.Background(), cl, secret.Value("refresh-token")); err == nil {
 		t.Fatal("a redirected token request succeeded")
 	}
 	if leaked.Load() {

@@ -9,8 +9,7 @@ import (
 	"strings"
 
 	"github.com/nexus-broker/nexus/messages"
-	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
-	"github.com/nexus-broker/nexus/services/vault/internal/store"
+	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 )
 
 // ErrNoRevocationEndpoint: the provider registered none; nothing to call.
@@ -19,12 +18,12 @@ var ErrNoRevocationEndpoint = errors.New("provider has no revocation endpoint")
 // Revoke asks the provider to revoke token (RFC 7009), hint being
 // "refresh_token" or "access_token", authenticating the client the way it
 // authenticates at the token endpoint.
-func (c *Client) Revoke(ctx context.Context, cl store.Client, token keyring.Secret, hint string) error {
+func (c *Client) Revoke(ctx context.Context, cl Registration, token secret.Value, hint string) error {
 	if cl.RevocationEndpoint == "" {
 		return ErrNoRevocationEndpoint
 	}
 	form := url.Values{"token": {token.Reveal()}, "token_type_hint": {hint}}
-	basic := cl.ClientAuthMethod != messages.ClientSecretPost
+	basic := cl.AuthMethod != messages.ClientSecretPost
 	if !basic {
 		form.Set("client_id", cl.ClientID)
 		form.Set("client_secret", cl.ClientSecret.Reveal())

@@ -8,7 +8,6 @@ package refresh
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
@@ -16,8 +15,8 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/nexus-broker/nexus/messages"
-	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
+	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
 )
 
@@ -29,13 +28,10 @@ type Store interface {
 
 // Provider renews tokens at the provider.
 type Provider interface {
-	Refresh(ctx context.Context, cl store.Client, refresh keyring.Secret) (store.Tokens, error)
+	Refresh(ctx context.Context, cl store.Client, refresh secret.Value) (store.Tokens, error)
 }
 
-var (
-	_ Store    = (*store.Store)(nil)
-	_ Provider = (*provider.Client)(nil)
-)
+var _ Store = (*store.Store)(nil)
 
 // flightBudget bounds a refresh from the first caller's arrival: waiting
 // for the row lock, the provider call (provider.DefaultTimeout) and storing
@@ -59,7 +55,7 @@ type Need struct {
 // finding that none was needed).
 type Result struct {
 	Conn        store.Connection
-	AccessToken keyring.Secret
+	AccessToken secret.Value
 	Refreshed   bool
 }
 
@@ -68,31 +64,9 @@ func (r Result) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("connection_id", r.Conn.ID), slog.Bool("refreshed", r.Refreshed))
 }
 
-// NotActiveError: the connection cannot be served in its status.
-type NotActiveError struct {
-	Conn store.Connection
-	// Cause is the provider's refusal that just moved the connection to
-	// attention_required, if that is what happened.
-	Cause error
-}
-
-func (e *NotActiveError) Error() string {
-	return fmt.Sprintf("connection %s is %s", e.Conn.ID, e.Conn.Status)
-}
-
-func (e *NotActiveError) Unwrap() error { return e.Cause }
-
 // ErrNoRefreshToken: a forced refresh of a connection the provider gave no
 // refresh token.
 var ErrNoRefreshToken = errors.New("this connection has no refresh token; its access token cannot be renewed")
-
-// Serveable returns a *NotActiveError unless c is active.
-func Serveable(c store.Connection) error {
-	if c.Status != messages.StatusActive {
-		return &NotActiveError{Conn: c}
-	}
-	return nil
-}
 
 // RecentRefresh: a token refreshed this recently is as good as a refresh
 // can make it, so it satisfies any min_valid_seconds while it is still
@@ -112,14 +86,13 @@ func Satisfies(c store.Connection, need Need, now time.Time) bool {
 	return c.LastRefreshedAt != nil && now.Sub(*c.LastRefreshedAt) < RecentRefresh && c.ExpiresAt.After(now)
 }
 
-// Refresher renews tokens. OnChange, when set, is called with the id of every
-// connection whose served state changed (new token, attention_required).
+// Refresher renews tokens. The store tells the caches about what it
+// changes; the Refresher has nothing to remember.
 type Refresher struct {
 	store    Store
 	provider Provider
 	log      *slog.Logger
 	now      func() time.Time
-	OnChange func(id string)
 
 	flights singleflight.Group
 }
@@ -135,7 +108,7 @@ func New(st Store, p Provider, log *slog.Logger, now func() time.Time) *Refreshe
 // Refresh makes sure connection id (of providerID) has a token meeting need,
 // calling the provider at most once per connection at a time across every
 // replica. A permanent refusal (invalid_grant, unauthorized_client) moves the
-// connection to attention_required and returns a *NotActiveError; a transient
+// connection to attention_required and returns a *store.NotActiveError; a transient
 // one returns a *provider.Error and changes nothing.
 func (r *Refresher) Refresh(ctx context.Context, id, providerID string, need Need) (Result, error) {
 	key := id + "|" + strconv.FormatInt(int64(need.MinValid), 10)
@@ -160,12 +133,9 @@ func (r *Refresher) refresh(ctx context.Context, id, providerID string, need Nee
 	if err != nil {
 		return Result{}, err
 	}
-	var (
-		res     Result
-		changed bool
-	)
+	var res Result
 	conn, err := r.store.WithLock(ctx, id, func(ctx context.Context, l *store.Locked) error {
-		if err := Serveable(l.Conn); err != nil {
+		if err := l.Conn.Serveable(); err != nil {
 			return err
 		}
 		cur, err := l.Tokens()
@@ -187,12 +157,11 @@ func (r *Refresher) refresh(ctx context.Context, id, providerID string, need Nee
 				res = Result{AccessToken: cur.Access} // the best there is
 				return nil
 			}
-			changed = true
 			if err := l.RequireAttention(ctx, messages.Reason{Code: "token_expired",
 				Message: "The access token expired and the provider issued no refresh token; the user must connect again."}); err != nil {
 				return err
 			}
-			return &NotActiveError{Conn: l.Conn}
+			return &store.NotActiveError{Conn: l.Conn}
 		}
 		// A provider that rotates the refresh token and answers just as our
 		// budget runs out would leave the rotated token unsaved, and the next
@@ -203,32 +172,27 @@ func (r *Refresher) refresh(ctx context.Context, id, providerID string, need Nee
 		}
 		// We hold the row lock, so the stored refresh token cannot change
 		// under us: an invalid_grant is about the token we presented, not
-		// a race with another refresher (DESIGN.md invariant 5).
+		// a race with another refresher (docs/ARCHITECTURE.md, invariant 5).
 		fresh, err := r.provider.Refresh(ctx, cl, cur.Refresh)
 		if err != nil {
 			var pe *provider.Error
 			if errors.As(err, &pe) && pe.Kind == provider.Permanent {
-				changed = true
 				if aerr := l.RequireAttention(ctx, messages.Reason{Code: pe.Code,
 					Message: "The provider refused to renew access (" + pe.Code + "); the user must connect again."}); aerr != nil {
 					return aerr
 				}
-				return &NotActiveError{Conn: l.Conn, Cause: err}
+				return &store.NotActiveError{Conn: l.Conn, Cause: err}
 			}
 			return err
 		}
 		if err := l.SaveRefreshed(ctx, fresh); err != nil {
 			return err
 		}
-		changed = true
 		res = Result{AccessToken: fresh.Access, Refreshed: true}
 		return nil
 	})
-	if changed && r.OnChange != nil {
-		r.OnChange(id)
-	}
 	if err != nil {
-		var na *NotActiveError
+		var na *store.NotActiveError
 		if errors.As(err, &na) {
 			na.Conn = conn
 		}

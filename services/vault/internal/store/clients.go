@@ -7,7 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nexus-broker/nexus/messages"
-	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
+	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 )
 
 // PutClient creates or replaces a provider's client registration. An empty
@@ -41,6 +41,8 @@ func (s *Store) PutClient(ctx context.Context, c Client) (Client, error) {
 	if err != nil {
 		return Client{}, err
 	}
+	// Its connections' cached replies carry the old strategy and name.
+	s.committed(Change{ProviderID: c.ProviderID}, 0)
 	return c, nil
 }
 
@@ -65,7 +67,7 @@ func (s *Store) GetClient(ctx context.Context, providerID string) (Client, error
 	}
 	c.Type = messages.ProviderType(typ)
 	c.ClientSecretSet = sealed != nil
-	var secret keyring.Secret
+	var secret secret.Value
 	if secret, err = s.open(clientSecretLoc(c.ProviderID), sealed); err != nil {
 		return Client{}, err
 	}

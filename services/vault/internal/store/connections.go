@@ -233,7 +233,8 @@ func (s *Store) CreateConnection(ctx context.Context, n NewConnection) (Connecti
 	if err := commit(ctx, tx); err != nil {
 		return Connection{}, err
 	}
-	s.outboxWritten()
+	// A new connection is in no cache: only the relay needs telling.
+	s.committed(Change{}, 1)
 	return c, nil
 }
 

@@ -10,12 +10,12 @@ import (
 // hour), with room to finish the code exchange.
 const PendingLifetime = time.Hour + 5*time.Minute
 
-// ExpirePending moves connections pending for longer than olderThan (a
-// consent that was started and never finished) to expired, and returns how
-// many it moved. Any replica may run it; it is idempotent.
-func (s *Store) ExpirePending(ctx context.Context, olderThan time.Duration) (int64, error) {
+// ExpirePending moves connections pending since before cutoff (a consent
+// that was started and never finished) to expired, and returns how many it
+// moved. Any replica may run it; it is idempotent.
+func (s *Store) ExpirePending(ctx context.Context, cutoff time.Time) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `update vault.connections set status = 'expired', updated_at = $1
-		where status = 'pending' and updated_at < $2`, s.clock(), s.clock().Add(-olderThan))
+		where status = 'pending' and updated_at < $2`, s.clock(), cutoff.UTC())
 	if err != nil {
 		return 0, err
 	}
@@ -27,11 +27,11 @@ func (s *Store) ExpirePending(ctx context.Context, olderThan time.Duration) (int
 // still de-duplicated, and short enough that the table does not grow forever.
 const PublishedRetention = 24 * time.Hour
 
-// PruneOutbox deletes events published longer ago than olderThan, at most
-// 10,000 a call, and returns how many it deleted.
-func (s *Store) PruneOutbox(ctx context.Context, olderThan time.Duration) (int64, error) {
+// PruneOutbox deletes events published before cutoff, at most 10,000 a
+// call, and returns how many it deleted.
+func (s *Store) PruneOutbox(ctx context.Context, cutoff time.Time) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `delete from vault.outbox where id in (
-		select id from vault.outbox where published_at < $1 limit 10000)`, s.clock().Add(-olderThan))
+		select id from vault.outbox where published_at < $1 limit 10000)`, cutoff.UTC())
 	if err != nil {
 		return 0, err
 	}

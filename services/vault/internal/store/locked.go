@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nexus-broker/nexus/messages"
-	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
+	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 )
 
 // Locked is a connection whose row is locked (select ... for update) for the
@@ -29,8 +29,9 @@ type Locked struct {
 
 // WithLock locks connection id, calls fn, and commits whatever fn changed
 // through l, even when fn returns an error (so a permanent refresh failure is
-// recorded and reported). With no change it rolls back. It returns the
-// connection as fn left it and fn's error.
+// recorded and reported). With no change it rolls back. After a commit it
+// tells the caches (Options.Changed) and the relay (Options.OnOutbox). It
+// returns the connection as fn left it and fn's error.
 func (s *Store) WithLock(ctx context.Context, id string, fn func(ctx context.Context, l *Locked) error) (Connection, error) {
 	uid, ok := parseID(id)
 	if !ok {
@@ -54,9 +55,7 @@ func (s *Store) WithLock(ctx context.Context, id string, fn func(ctx context.Con
 	if err := commit(ctx, tx); err != nil {
 		return Connection{}, fmt.Errorf("commit: %w", err)
 	}
-	if l.events > 0 {
-		s.outboxWritten()
-	}
+	s.committed(Change{ConnectionID: l.Conn.ID}, l.events)
 	return l.Conn, ferr
 }
 
@@ -168,7 +167,7 @@ func (l *Locked) RequireAttention(ctx context.Context, reason messages.Reason) e
 // attention, else active. schemaHash names the provider schema they were
 // validated against. Static credentials do not expire: nothing is scheduled
 // for refresh.
-func (l *Locked) StoreStatic(ctx context.Context, creds keyring.Secret, schemaHash string) error {
+func (l *Locked) StoreStatic(ctx context.Context, creds secret.Value, schemaHash string) error {
 	if creds.IsZero() {
 		return fmt.Errorf("store: empty static credentials")
 	}

@@ -2,11 +2,12 @@ package store
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/nexus-broker/nexus/messages"
-	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
+	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 )
 
 // Connection is a connection's state without its secrets.
@@ -71,11 +72,34 @@ func (c Connection) Message() messages.Connection {
 	}
 }
 
+// NotActiveError: the connection cannot be served in its status.
+type NotActiveError struct {
+	Conn Connection
+	// Cause is the provider's refusal that just moved the connection to
+	// attention_required, if that is what happened.
+	Cause error
+}
+
+func (e *NotActiveError) Error() string {
+	return fmt.Sprintf("connection %s is %s", e.Conn.ID, e.Conn.Status)
+}
+
+func (e *NotActiveError) Unwrap() error { return e.Cause }
+
+// Serveable returns a *NotActiveError unless c is active: only an active
+// connection's credentials are handed out.
+func (c Connection) Serveable() error {
+	if c.Status != messages.StatusActive {
+		return &NotActiveError{Conn: c}
+	}
+	return nil
+}
+
 // Tokens are a connection's tokens in plaintext. Zero Refresh on a save
 // keeps the stored refresh token.
 type Tokens struct {
-	Access         keyring.Secret
-	Refresh        keyring.Secret
+	Access         secret.Value
+	Refresh        secret.Value
 	TokenType      string
 	ExpiresAt      *time.Time
 	RefreshExpires *time.Time
@@ -83,7 +107,7 @@ type Tokens struct {
 	Scopes []string
 	// Static is a static connection's credentials, a JSON object (read only:
 	// saving tokens never touches them; see Locked.StoreStatic).
-	Static keyring.Secret
+	Static secret.Value
 }
 
 // LogValue keeps the tokens out of logs.
@@ -98,7 +122,7 @@ type Client struct {
 	Aliases            []string // other names admin knows the provider by
 	Type               messages.ProviderType
 	ClientID           string
-	ClientSecret       keyring.Secret
+	ClientSecret       secret.Value
 	ClientSecretSet    bool
 	ClientAuthMethod   string
 	Issuer             string

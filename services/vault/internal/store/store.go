@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
+	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 	"github.com/nexus-broker/nexus/shared/pg"
 )
 
@@ -60,6 +61,15 @@ type Store struct {
 	now      func() time.Time
 	lead     time.Duration
 	onOutbox func()
+	changed  func(Change)
+}
+
+// Change names what a committed transaction changed in what the vault
+// serves: one connection, or every connection of a provider (its
+// registration changed).
+type Change struct {
+	ConnectionID string
+	ProviderID   string
 }
 
 // Options tune a Store; the zero value gives the defaults.
@@ -71,6 +81,11 @@ type Options struct {
 	// OnOutbox, when set, is called after every committed transaction that
 	// wrote an outbox event, so the relay can be told at once.
 	OnOutbox func()
+	// Changed, when set, is called after every committed transaction that
+	// changed what the vault serves (a connection's status, tokens or
+	// credentials; a provider's registration), so caches drop it. It is the
+	// one place that tells them: no caller has to remember.
+	Changed func(Change)
 }
 
 // New returns a store over pool that seals with keys.
@@ -81,12 +96,16 @@ func New(pool *pgxpool.Pool, keys *keyring.Keyring, o Options) *Store {
 	if o.RefreshLead <= 0 {
 		o.RefreshLead = DefaultRefreshLead
 	}
-	return &Store{pool: pool, keys: keys, now: o.Now, lead: o.RefreshLead, onOutbox: o.OnOutbox}
+	return &Store{pool: pool, keys: keys, now: o.Now, lead: o.RefreshLead, onOutbox: o.OnOutbox, changed: o.Changed}
 }
 
-// outboxWritten tells the relay that committed events are waiting.
-func (s *Store) outboxWritten() {
-	if s.onOutbox != nil {
+// committed runs the hooks after a transaction that changed what is served
+// (c) and wrote events events.
+func (s *Store) committed(c Change, events int) {
+	if s.changed != nil && c != (Change{}) {
+		s.changed(c)
+	}
+	if events > 0 && s.onOutbox != nil {
 		s.onOutbox()
 	}
 }
@@ -127,14 +146,14 @@ func clientSecretLoc(providerID string) string {
 
 const canaryLoc = "vault.canary/1/sealed"
 
-func (s *Store) seal(loc string, v keyring.Secret) ([]byte, error) {
+func (s *Store) seal(loc string, v secret.Value) ([]byte, error) {
 	if v.IsZero() {
 		return nil, nil
 	}
 	return s.keys.Seal(loc, []byte(v.Reveal()))
 }
 
-func (s *Store) open(loc string, sealed []byte) (keyring.Secret, error) {
+func (s *Store) open(loc string, sealed []byte) (secret.Value, error) {
 	if sealed == nil {
 		return "", nil
 	}
@@ -142,7 +161,7 @@ func (s *Store) open(loc string, sealed []byte) (keyring.Secret, error) {
 	if err != nil {
 		return "", fmt.Errorf("open %s: %w", loc, err)
 	}
-	return keyring.Secret(pt), nil
+	return secret.Value(pt), nil
 }
 
 // commit commits tx even if the caller's context has just ended: by then the

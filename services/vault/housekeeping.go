@@ -1,0 +1,70 @@
+package vault
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/nexus-broker/nexus/services/vault/internal/cache"
+	"github.com/nexus-broker/nexus/services/vault/internal/store"
+)
+
+// Intervals of the vault's background loops. Every replica runs them; each
+// step is idempotent.
+const (
+	cacheSweepInterval   = 5 * time.Second
+	housekeepingInterval = time.Minute
+)
+
+// runCacheSweep drops expired cache entries every interval until ctx ends,
+// so the cache's memory stays bounded by what was read recently.
+func runCacheSweep(ctx context.Context, c *cache.Cache, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.Sweep()
+		}
+	}
+}
+
+// housekeepingStore is what housekeeping changes.
+type housekeepingStore interface {
+	ExpirePending(ctx context.Context, cutoff time.Time) (int64, error)
+	PruneOutbox(ctx context.Context, cutoff time.Time) (int64, error)
+}
+
+var _ housekeepingStore = (*store.Store)(nil)
+
+// runHousekeeping runs housekeep at once and then every interval until ctx
+// ends, reading the time from now.
+func runHousekeeping(ctx context.Context, st housekeepingStore, every time.Duration, now func() time.Time, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		housekeep(ctx, st, now(), log)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// housekeep is one pass at time now: consents started and never finished
+// become expired once no flow can still complete them
+// (store.PendingLifetime), and events published longer ago than
+// store.PublishedRetention leave the outbox.
+func housekeep(ctx context.Context, st housekeepingStore, now time.Time, log *slog.Logger) {
+	if n, err := st.ExpirePending(ctx, now.Add(-store.PendingLifetime)); err != nil && ctx.Err() == nil {
+		log.Warn("expiring pending connections failed", "err", err)
+	} else if n > 0 {
+		log.Info("pending connections expired", "count", n)
+	}
+	if _, err := st.PruneOutbox(ctx, now.Add(-store.PublishedRetention)); err != nil && ctx.Err() == nil {
+		log.Warn("pruning the outbox failed", "err", err)
+	}
+}

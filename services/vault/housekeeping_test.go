@@ -1,0 +1,96 @@
+package vault
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
+	"github.com/nexus-broker/nexus/services/vault/internal/store"
+	"github.com/nexus-broker/nexus/shared/config"
+	"github.com/nexus-broker/nexus/shared/logging"
+	"github.com/nexus-broker/nexus/shared/pg"
+	"github.com/nexus-broker/nexus/shared/testkit"
+)
+
+// TestHousekeep: one pass at a given time expires consents that no flow can
+// still finish and prunes events published more than a day before, and
+// leaves everything else alone. The clock is the store's and the pass's:
+// nothing is backdated, nothing waits.
+func TestHousekeep(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := pg.Connect(ctx, testkit.Postgres(t), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := store.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	key, err := config.DecodeKey(testkit.Key32(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := keyring.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	st := store.New(pool, keys, store.Options{Now: func() time.Time { return clock }})
+	if _, err := st.PutClient(ctx, store.Client{ProviderID: "p", ProviderName: "p", Type: messages.ProviderOAuth2, ClientID: "c", TokenEndpoint: "https://p.example/token"}); err != nil {
+		t.Fatal(err)
+	}
+	newPending := func() string {
+		c, err := st.CreateConnection(ctx, store.NewConnection{ProviderID: "p", WorkspaceID: "w"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.ID
+	}
+	outbox := func(published bool) int {
+		var n int
+		q := "select count(*) from vault.outbox where published_at is null"
+		if published {
+			q = "select count(*) from vault.outbox where published_at is not null"
+		}
+		if err := pool.QueryRow(ctx, q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	stale := newPending()
+	evs, err := st.ClaimOutbox(ctx, "relay", 10, time.Minute)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("claim: %v, %d events", err, len(evs))
+	}
+	if _, err := st.AckOutbox(ctx, []string{evs[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Just inside both lifetimes: nothing changes.
+	housekeep(ctx, st, clock.Add(store.PendingLifetime-time.Second), logging.Discard())
+	if c, _ := st.GetConnection(ctx, stale); c.Status != messages.StatusPending {
+		t.Fatalf("a consent within its lifetime is %s", c.Status)
+	}
+	if outbox(true) != 1 {
+		t.Fatal("an event published less than a day ago was pruned")
+	}
+
+	clock = clock.Add(store.PublishedRetention + time.Second)
+	fresh := newPending() // its created event stays unpublished
+	housekeep(ctx, st, clock, logging.Discard())
+	for id, want := range map[string]messages.ConnectionStatus{stale: messages.StatusExpired, fresh: messages.StatusPending} {
+		if c, err := st.GetConnection(ctx, id); err != nil || c.Status != want {
+			t.Errorf("connection is %s (%v), want %s", c.Status, err, want)
+		}
+	}
+	if outbox(true) != 0 {
+		t.Error("an event published more than a day ago is still in the outbox")
+	}
+	if outbox(false) != 1 {
+		t.Error("the prune removed an unpublished event")
+	}
+}

@@ -1,0 +1,123 @@
+package vault_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/nexus-broker/nexus/messages"
+)
+
+// TestEveryStateChangeInvalidates: every change to what tokens.get serves
+// empties the caches of every replica, from the store's commit, whatever
+// handler made it. The test watches the invalidation broadcast (what other
+// replicas act on) and checks this replica serves the new state at once.
+func TestEveryStateChangeInvalidates(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	sub, err := e.nc.SubscribeSync(messages.Subject(messages.DefaultPrefix, messages.SubjectVaultInvalidate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	expect := func(what, body string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			m, err := sub.NextMsg(time.Until(deadline))
+			if err != nil {
+				t.Fatalf("%s: no invalidation of %q: %v", what, body, err)
+			}
+			if string(m.Data) == body {
+				return
+			}
+		}
+	}
+	none := func(what string) {
+		t.Helper()
+		if m, err := sub.NextMsg(200 * time.Millisecond); err != nats.ErrTimeout {
+			t.Fatalf("%s: unexpected invalidation %q (%v)", what, m.Data, err)
+		}
+	}
+	cached := func(id string) messages.Credential {
+		t.Helper()
+		cr, err := e.token(id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cr
+	}
+
+	c := e.create("ws-inv")
+	id := c.ConnectionID
+	none("created") // a new connection is in no cache
+	a := e.authorize(c.Scopes)
+	if _, err := e.exchange(id, a); err != nil {
+		t.Fatal(err)
+	}
+	expect("activate", id)
+	first := cached(id)
+
+	var refreshed messages.Credential
+	e.mustCall(messages.SubjectTokensRefresh, messages.TokenRequest{ConnectionID: id}, &refreshed)
+	expect("refresh", id)
+	if got := cached(id); got.AccessToken == first.AccessToken || got.AccessToken != refreshed.AccessToken {
+		t.Fatal("tokens.get served the token from before the refresh")
+	}
+
+	// Re-consent: re-opening, then the new tokens.
+	var reopened messages.Connection
+	e.mustCall(messages.SubjectVaultConnectionsCreate, messages.VaultCreateConnection{ConnectionID: id, ProviderID: providerID, WorkspaceID: "ws-inv", Scopes: c.Scopes}, &reopened)
+	expect("re-open for consent", id)
+	if _, err := e.exchange(id, e.authorize(c.Scopes)); err != nil {
+		t.Fatal(err)
+	}
+	expect("re-consent", id)
+	if got := cached(id); got.AccessToken == refreshed.AccessToken {
+		t.Fatal("tokens.get served the token from before the re-consent")
+	}
+
+	// Attention: the provider forgets the grant; a forced refresh finds out.
+	e.op.RevokeAllGrants()
+	err = e.call(messages.SubjectTokensRefresh, messages.TokenRequest{ConnectionID: id}, nil)
+	wantCode(t, err, messages.ErrAttentionRequired)
+	expect("attention_required", id)
+	_, err = e.token(id, nil)
+	wantCode(t, err, messages.ErrAttentionRequired)
+
+	// Revocation.
+	live := e.connect("ws-inv")
+	expect("activate", live.ConnectionID)
+	cached(live.ConnectionID)
+	e.mustCall(messages.SubjectConnectionsRevoke, messages.ConnectionRef{ConnectionID: live.ConnectionID}, nil)
+	expect("revoke", live.ConnectionID)
+	_, err = e.token(live.ConnectionID, nil)
+	wantCode(t, err, messages.ErrNotActive)
+
+	// A failed consent.
+	pending := e.create("ws-inv")
+	e.mustCall(messages.SubjectVaultConnectionsFail, messages.VaultFailConnection{ConnectionID: pending.ConnectionID, Reason: messages.Reason{Code: "access_denied"}}, nil)
+	expect("fail", pending.ConnectionID)
+
+	// Static credentials, and a change of the provider's registration.
+	e.putClient(apiKeyClient("prov-static", "static-provider"))
+	expect("provider registered", "provider:prov-static")
+	s := e.connectStatic("prov-static", map[string]any{"api_key": "sk-first-key-1"})
+	expect("static store", s.ConnectionID)
+	cached(s.ConnectionID)
+	if _, err := e.storeStatic(s.ConnectionID, map[string]any{"api_key": "sk-second-key-2"}); err != nil {
+		t.Fatal(err)
+	}
+	expect("static re-consent", s.ConnectionID)
+	if got := cached(s.ConnectionID); got.Credentials["api_key"] != "sk-second-key-2" {
+		t.Fatalf("tokens.get served %v after new credentials", got.Credentials)
+	}
+	e.putClient(apiKeyClient("prov-static", "renamed-provider"))
+	expect("provider changed", "provider:prov-static")
+	if got := cached(s.ConnectionID); got.Provider != "renamed-provider" {
+		t.Fatalf("tokens.get served provider %q after a rename", got.Provider)
+	}
+}

@@ -1,0 +1,60 @@
+package vault
+
+import (
+	"context"
+
+	"github.com/nexus-broker/nexus/services/vault/internal/api"
+	"github.com/nexus-broker/nexus/services/vault/internal/provider"
+	"github.com/nexus-broker/nexus/services/vault/internal/refresh"
+	"github.com/nexus-broker/nexus/services/vault/internal/secret"
+	"github.com/nexus-broker/nexus/services/vault/internal/store"
+)
+
+// providers is the provider client in the vault's own terms: stored
+// registrations in, tokens to store out. It is the one place where the
+// provider package, which knows nothing of storage, meets the store.
+type providers struct{ c *provider.Client }
+
+var (
+	_ api.Provider     = providers{}
+	_ refresh.Provider = providers{}
+)
+
+func (p providers) Exchange(ctx context.Context, cl store.Client, r provider.ExchangeRequest) (store.Tokens, error) {
+	t, err := p.c.Exchange(ctx, registration(cl), r)
+	return storedTokens(t), err
+}
+
+func (p providers) Refresh(ctx context.Context, cl store.Client, refreshToken secret.Value) (store.Tokens, error) {
+	t, err := p.c.Refresh(ctx, registration(cl), refreshToken)
+	return storedTokens(t), err
+}
+
+func (p providers) Revoke(ctx context.Context, cl store.Client, token secret.Value, hint string) error {
+	return p.c.Revoke(ctx, registration(cl), token, hint)
+}
+
+func registration(cl store.Client) provider.Registration {
+	return provider.Registration{
+		Type:               cl.Type,
+		ClientID:           cl.ClientID,
+		ClientSecret:       cl.ClientSecret,
+		AuthMethod:         cl.ClientAuthMethod,
+		Issuer:             cl.Issuer,
+		TokenEndpoint:      cl.TokenEndpoint,
+		RevocationEndpoint: cl.RevocationEndpoint,
+		JWKSURI:            cl.JWKSURI,
+		DefaultLifetime:    cl.TokenLifetime(),
+	}
+}
+
+func storedTokens(t provider.Tokens) store.Tokens {
+	return store.Tokens{
+		Access:         t.Access,
+		Refresh:        t.Refresh,
+		TokenType:      t.TokenType,
+		ExpiresAt:      t.ExpiresAt,
+		RefreshExpires: t.RefreshExpires,
+		Scopes:         t.Scopes,
+	}
+}

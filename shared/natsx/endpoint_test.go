@@ -1,0 +1,134 @@
+package natsx_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/apikey"
+	"github.com/nexus-broker/nexus/shared/natsx"
+	"github.com/nexus-broker/nexus/shared/testkit"
+)
+
+const key = "endpoint-test-key-0123"
+
+type echoReq struct {
+	Name string `json:"name"`
+}
+
+type echoReply struct {
+	Hello string `json:"hello"`
+}
+
+var errDomain = errors.New("a domain error the service maps")
+
+// TestEndpoints: typed requests and replies, the fast path, the service's
+// one error mapping, and every error counted, by micro where it can and in
+// the endpoint's stats data always.
+func TestEndpoints(t *testing.T) {
+	nc := testkit.Conn(t, testkit.NATS(t))
+	svc, err := natsx.NewService(nc, natsx.ServiceConfig{
+		Name: "echo", Version: "1.0.0", Keys: apikey.New([]string{key}),
+		Errors: func(err error) error {
+			if errors.Is(err, errDomain) {
+				return messages.Errorf(messages.CodeNotActive, "mapped")
+			}
+			return err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	fast := func(r echoReq) (echoReply, bool, error) {
+		switch r.Name {
+		case "fast":
+			return echoReply{Hello: "fast " + r.Name}, true, nil
+		case "fast-fail":
+			return echoReply{}, true, errDomain
+		}
+		return echoReply{}, false, nil
+	}
+	slow := func(_ context.Context, r echoReq) (echoReply, error) {
+		switch r.Name {
+		case "slow-fail":
+			return echoReply{}, errDomain
+		case "boom":
+			panic("boom")
+		case "unexpected":
+			return echoReply{}, errors.New("detail that stays in the log")
+		}
+		return echoReply{Hello: r.Name}, nil
+	}
+	if err := natsx.FastEndpoint(svc, "v1.echo.say", fast, slow); err != nil {
+		t.Fatal(err)
+	}
+	client := &natsx.Client{NC: nc, Prefix: messages.DefaultPrefix, APIKey: key}
+	call := func(body any, c *natsx.Client) (echoReply, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var out echoReply
+		err := c.Request(ctx, "v1.echo.say", body, &out)
+		return out, err
+	}
+	for _, tc := range []struct {
+		name string
+		body any
+		c    *natsx.Client
+		want string
+		err  *messages.Error
+	}{
+		{"slow path", echoReq{Name: "world"}, client, "world", nil},
+		{"fast path", echoReq{Name: "fast"}, client, "fast fast", nil},
+		{"fast path error, mapped", echoReq{Name: "fast-fail"}, client, "", messages.ErrNotActive},
+		{"slow path error, mapped", echoReq{Name: "slow-fail"}, client, "", messages.ErrNotActive},
+		{"unknown field", map[string]string{"nmae": "x"}, client, "", messages.ErrInvalidRequest},
+		{"panic", echoReq{Name: "boom"}, client, "", messages.ErrInternal},
+		{"unexpected error", echoReq{Name: "unexpected"}, client, "", messages.ErrInternal},
+		{"no key", echoReq{Name: "world"}, &natsx.Client{NC: nc}, "", messages.ErrUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := call(tc.body, tc.c)
+			if tc.err == nil {
+				if err != nil || got.Hello != tc.want {
+					t.Fatalf("got %+v, %v; want %q", got, err, tc.want)
+				}
+				return
+			}
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			if tc.err.Code == messages.CodeInternal && err.(*messages.Error).Message != "internal error" {
+				t.Fatalf("an internal error leaked its detail: %v", err)
+			}
+		})
+	}
+
+	// micro counts the errors answered inline (no key, unknown field, the
+	// fast path's); the endpoint's stats data counts all six by code.
+	st := svc.Stats()
+	if len(st.Endpoints) != 1 {
+		t.Fatalf("stats: %+v", st)
+	}
+	ep := st.Endpoints[0]
+	if ep.NumRequests != 8 || ep.NumErrors != 3 {
+		t.Errorf("micro counted %d requests, %d errors; want 8 and 3", ep.NumRequests, ep.NumErrors)
+	}
+	var data natsx.EndpointStats
+	if err := json.Unmarshal(ep.Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	want := map[messages.ErrorCode]int{messages.CodeNotActive: 2, messages.CodeInvalidRequest: 1, messages.CodeInternal: 2, messages.CodeUnauthorized: 1}
+	if len(data.Errors) != len(want) {
+		t.Errorf("errors by code %v, want %v", data.Errors, want)
+	}
+	for code, n := range want {
+		if data.Errors[code] != n {
+			t.Errorf("errors by code %v, want %v", data.Errors, want)
+			break
+		}
+	}
+}
