@@ -27,7 +27,7 @@ build:
 	$(GO) build -o bin/nexus-admin ./services/admin/cmd/nexus-admin
 	$(GO) build -o bin/nexus-bench ./system/cmd/nexus-bench
 
-## bench: tokens.get against the floor of DESIGN.md section 5 (a do-nothing NATS responder)
+## bench: tokens.get against its floor, a do-nothing NATS responder (docs/ARCHITECTURE.md, section 5)
 bench: services
 	$(GO) run ./system/cmd/nexus-bench
 

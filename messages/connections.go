@@ -2,7 +2,7 @@ package messages
 
 import "time"
 
-// ConnectionStatus is where a connection is in its lifecycle (DESIGN.md section 3).
+// ConnectionStatus is where a connection is in its lifecycle (docs/ARCHITECTURE.md, section 3).
 type ConnectionStatus string
 
 const (

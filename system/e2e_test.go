@@ -238,7 +238,7 @@ func TestNoMasterSecretOnTheBus(t *testing.T) {
 	if len(issued.RefreshTokens) < 2 || len(issued.IDTokens) == 0 {
 		t.Fatalf("the flow should have issued refresh and id tokens: %s", issued.Counts())
 	}
-	// DESIGN.md invariant 1: a client secret an operator registers crosses
+	// docs/ARCHITECTURE.md, invariants 1: a client secret an operator registers crosses
 	// once, operator -> admin -> vault. Nothing else ever does.
 	allowedOnce := map[string]bool{
 		messages.Subject(messages.DefaultPrefix, messages.SubjectProvidersCreate): true,

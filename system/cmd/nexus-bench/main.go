@@ -1,5 +1,5 @@
 // Command nexus-bench measures nexus.v1.tokens.get against its floor
-// (DESIGN.md section 5): a NATS request/reply to a responder that does
+// (docs/ARCHITECTURE.md, section 5): a NATS request/reply to a responder that does
 // nothing, measured in the same run on the same server and client. It prints
 // throughput at 64 requests in flight and p50/p99 latency at one in flight,
 // with the ratios and the targets.

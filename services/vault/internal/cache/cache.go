@@ -5,7 +5,7 @@
 // ignored, so a stale read cannot re-populate an entry that was just dropped.
 // With the TTL below one second, a connection revoked or needing attention
 // stops being served within one second on every replica even if the
-// invalidation broadcast is lost (DESIGN.md invariant 7).
+// invalidation broadcast is lost (docs/ARCHITECTURE.md, invariants 7).
 package cache
 
 import (

@@ -72,7 +72,7 @@ func (e *Error) Is(target error) bool {
 }
 
 // PermanentCodes are the OAuth error codes that mean the grant is gone
-// (DESIGN.md invariant 6).
+// (docs/ARCHITECTURE.md, invariants 6).
 var PermanentCodes = map[string]bool{"invalid_grant": true, "unauthorized_client": true}
 
 // classify turns an x/oauth2 or transport error into an *Error.

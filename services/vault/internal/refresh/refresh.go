@@ -172,7 +172,7 @@ func (r *Refresher) refresh(ctx context.Context, id, providerID string, need Nee
 		}
 		// We hold the row lock, so the stored refresh token cannot change
 		// under us: an invalid_grant is about the token we presented, not
-		// a race with another refresher (docs/ARCHITECTURE.md, invariant 5).
+		// a race with another refresher (docs/ARCHITECTURE.md, invariants 5).
 		fresh, err := r.provider.Refresh(ctx, cl, cur.Refresh)
 		if err != nil {
 			var pe *provider.Error
