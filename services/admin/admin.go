@@ -26,6 +26,7 @@ import (
 	"github.com/nexus-broker/nexus/shared/discovery"
 	"github.com/nexus-broker/nexus/shared/httpserver"
 	"github.com/nexus-broker/nexus/shared/metrics"
+	"github.com/nexus-broker/nexus/shared/natsauth"
 	"github.com/nexus-broker/nexus/shared/natsx"
 	"github.com/nexus-broker/nexus/shared/pg"
 )
@@ -75,7 +76,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		s.pool.Close()
 		return nil, err
 	}
-	if s.nc, err = natsx.Connect(cfg.NATSURL, "nexus-admin", log); err != nil {
+	if s.nc, err = natsx.Connect(cfg.NATSURL, natsauth.Admin, log); err != nil {
 		s.pool.Close()
 		return nil, fmt.Errorf("nats at %s: %w", cfg.RedactedNATSURL(), err)
 	}

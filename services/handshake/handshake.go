@@ -33,6 +33,7 @@ import (
 	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/shared/httpserver"
 	"github.com/nexus-broker/nexus/shared/metrics"
+	"github.com/nexus-broker/nexus/shared/natsauth"
 	"github.com/nexus-broker/nexus/shared/natsx"
 	"github.com/nexus-broker/nexus/shared/redisx"
 )
@@ -175,7 +176,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if err != nil {
 		return nil, err
 	}
-	if s.nc, err = natsx.Connect(cfg.NATSURL, "nexus-handshake", log); err != nil {
+	if s.nc, err = natsx.Connect(cfg.NATSURL, natsauth.Handshake, log); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
 	ks := apikey.New(cfg.APIKeys)

@@ -34,6 +34,7 @@ import (
 	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/shared/httpserver"
 	"github.com/nexus-broker/nexus/shared/metrics"
+	"github.com/nexus-broker/nexus/shared/natsauth"
 	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
@@ -167,7 +168,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		}
 	}()
 
-	if s.nc, err = natsx.Connect(cfg.NATSURL, "nexus-refresher", log); err != nil {
+	if s.nc, err = natsx.Connect(cfg.NATSURL, natsauth.Refresher, log); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
 	if s.js, err = jetstream.New(s.nc); err != nil {

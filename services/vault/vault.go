@@ -32,6 +32,7 @@ import (
 	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/shared/httpserver"
 	"github.com/nexus-broker/nexus/shared/metrics"
+	"github.com/nexus-broker/nexus/shared/natsauth"
 	"github.com/nexus-broker/nexus/shared/natsx"
 	"github.com/nexus-broker/nexus/shared/pg"
 )
@@ -153,7 +154,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if err := store.Migrate(ctx, s.pool); err != nil {
 		return nil, err
 	}
-	if s.nc, err = natsx.Connect(cfg.NATSURL, "nexus-vault", log); err != nil {
+	if s.nc, err = natsx.Connect(cfg.NATSURL, natsauth.Vault, log); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
 	c := cache.New(cache.DefaultTTL, nil)

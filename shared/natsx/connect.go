@@ -11,12 +11,18 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/nexus-broker/nexus/shared/natsauth"
 )
 
-// Connect dials NATS with reconnects that never give up, logging state changes.
-func Connect(url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
+// Connect dials NATS as service (vault, handshake, admin, refresher) with
+// reconnects that never give up, logging state changes. Replies come to the
+// service's own inbox prefix (_INBOX.<service>), the only inbox its NATS
+// user may subscribe to (shared/natsauth).
+func Connect(url, service string, log *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
 	base := []nats.Option{
-		nats.Name(name),
+		nats.Name("nexus-" + service),
+		nats.CustomInboxPrefix(natsauth.InboxPrefix(service)),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
