@@ -98,14 +98,13 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), exchangeTimeout)
 	defer cancel()
-	var conn messages.Connection
-	err = h.d.Vault.Request(ctx, messages.SubjectVaultExchange, messages.VaultExchange{
+	_, err = h.d.Vault.Exchange(ctx, messages.VaultExchange{
 		ConnectionID: f.ConnectionID,
 		Code:         q.Code,
 		CodeVerifier: f.Verifier,
 		RedirectURI:  f.RedirectURI,
 		Nonce:        f.Nonce,
-	}, &conn)
+	})
 	if err != nil {
 		code := string(messages.CodeUnavailable)
 		var me *messages.Error
@@ -188,11 +187,7 @@ func (h *Handler) reject(w http.ResponseWriter, p page, why string) {
 func (h *Handler) fail(f flow.Flow, code, message string) {
 	ctx, cancel := context.WithTimeout(context.Background(), failTimeout)
 	defer cancel()
-	err := h.d.Vault.Request(ctx, messages.SubjectVaultConnectionsFail, messages.VaultFailConnection{
-		ConnectionID: f.ConnectionID,
-		Reason:       messages.Reason{Code: code, Message: message},
-	}, nil)
-	if err != nil {
+	if err := h.d.Vault.FailConnection(ctx, f.ConnectionID, messages.Reason{Code: code, Message: message}); err != nil {
 		h.d.Log.Warn("marking the connection failed did not work", "connection_id", f.ConnectionID, "reason", code, "err", err)
 	}
 }

@@ -255,11 +255,10 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), storeTimeout)
 	defer cancel()
-	var conn messages.Connection
-	err = h.d.Vault.Request(ctx, messages.SubjectVaultStaticStore, messages.VaultStoreStatic{
+	_, err = h.d.Vault.StoreStatic(ctx, messages.VaultStoreStatic{
 		ConnectionID: f.ConnectionID,
 		Credentials:  map[string]any(creds),
-	}, &conn)
+	})
 	if err != nil {
 		code := string(messages.CodeUnavailable)
 		var me *messages.Error
