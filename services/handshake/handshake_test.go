@@ -303,6 +303,9 @@ func TestCallbackRejections(t *testing.T) {
 		if resp.Header.Get("Location") != want {
 			t.Fatalf("Location %q, want %q", resp.Header.Get("Location"), want)
 		}
+		if f := assertFailed(t, e, rep.ConnectionID, "provider_error"); f.Reason.Message != "the authorization code could not be redeemed (provider_error)" {
+			t.Errorf("reason message = %q", f.Reason.Message)
+		}
 	})
 }
 

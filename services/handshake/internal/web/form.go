@@ -260,22 +260,27 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 		Credentials:  map[string]any(creds),
 	})
 	if err != nil {
-		code := string(messages.CodeUnavailable)
-		var me *messages.Error
-		if errors.As(err, &me) {
-			code = string(me.Code)
-		}
 		// The flow is spent, so a pending connection would otherwise wait
-		// for expiry; the vault's fail only ever moves a pending one.
-		h.fail(f, code, "the credentials could not be stored ("+code+")")
-		log.Warn("storing static credentials failed", "code", code, "err", err)
-		h.forms.WithLabelValues("failed").Inc()
-		h.redirectBack(w, r, f, code)
+		// for expiry.
+		h.vaultFailed(w, r, f, h.formBack, err, "the credentials could not be stored", "storing static credentials failed")
 		return
 	}
 	log.Info("static credentials stored")
-	h.forms.WithLabelValues("active").Inc()
-	h.redirectBack(w, r, f, "")
+	h.formBack(w, r, f, "")
+}
+
+// formBack sends the browser to the flow's return_url with connection_id
+// and status (and error when errCode is set), counting the submission's
+// outcome.
+func (h *Handler) formBack(w http.ResponseWriter, r *http.Request, f flow.Flow, errCode string) {
+	switch {
+	case !h.redirectBack(w, r, f, errCode):
+		h.forms.WithLabelValues("refused").Inc()
+	case errCode == "":
+		h.forms.WithLabelValues("active").Inc()
+	default:
+		h.forms.WithLabelValues("failed").Inc()
+	}
 }
 
 // refuse shows an error page for a submission that goes no further.
