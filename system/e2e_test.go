@@ -2,6 +2,7 @@ package system_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -429,7 +430,19 @@ func TestCallbackAttacks(t *testing.T) {
 		br, cb, _ := stopAtCallback(t)
 		q := cb.Query()
 		st := q.Get("state")
-		q.Set("state", st[:len(st)-2]+"AA")
+		// Flip one bit of the MAC itself and encode it canonically, so the
+		// forgery is a different MAC, not another spelling of the genuine one.
+		p, m, _ := strings.Cut(st, ".")
+		mac, err := base64.RawURLEncoding.Strict().DecodeString(m)
+		if err != nil || len(mac) != 32 {
+			t.Fatalf("state %q has no 32-byte MAC (%v)", st, err)
+		}
+		mac[len(mac)-1] ^= 0x01
+		forged := p + "." + base64.RawURLEncoding.EncodeToString(mac)
+		if forged == st {
+			t.Fatal("the forged state equals the genuine one")
+		}
+		q.Set("state", forged)
 		cb.RawQuery = q.Encode()
 		tokens := b.Provider.TokenRequests()
 		resp, _ := get(t, br, cb.String())

@@ -22,12 +22,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/nexus-broker/nexus/services/handshake/internal/adminapi"
 	"github.com/nexus-broker/nexus/services/handshake/internal/begin"
 	"github.com/nexus-broker/nexus/services/handshake/internal/discocache"
 	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
 	"github.com/nexus-broker/nexus/services/handshake/internal/keys"
 	"github.com/nexus-broker/nexus/services/handshake/internal/returnurl"
 	"github.com/nexus-broker/nexus/services/handshake/internal/state"
+	"github.com/nexus-broker/nexus/services/handshake/internal/vaultapi"
 	"github.com/nexus-broker/nexus/services/handshake/internal/web"
 	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/config"
@@ -181,10 +183,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	ks := apikey.New(cfg.APIKeys)
 	client := &natsx.Client{NC: s.nc, Prefix: cfg.Prefix, APIKey: ks.Outgoing()}
+	vault := &vaultapi.Client{NATS: client}
 
 	if s.web, err = web.New(web.Deps{
 		Flows:      flows,
-		Vault:      client,
+		Vault:      vault,
 		Signer:     state.NewSigner(stateKey),
 		Binder:     state.NewBinder(bindKey),
 		CSRF:       state.NewCSRF(csrfKey),
@@ -196,7 +199,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		return nil, err
 	}
 	b := begin.New(begin.Deps{
-		Services:   client,
+		Providers:  &adminapi.Client{NATS: client},
+		Vault:      vault,
 		Flows:      flows,
 		Discovery:  discocache.New(s.rdb, cfg.HTTPClient, log, cfg.RedisKeyPrefix),
 		ReturnURLs: allow,

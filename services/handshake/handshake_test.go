@@ -206,10 +206,7 @@ func TestCallbackRejections(t *testing.T) {
 		b := e.browser()
 		loc := e.connect(b, e.mustBegin("oidc").AuthURL)
 		st := loc.Query().Get("state")
-		forged := st[:len(st)-4] + "AAAA"
-		if forged == st {
-			forged = st[:len(st)-4] + "BBBB"
-		}
+		forged := forgeStateMAC(t, st)
 		resp, body := e.callback(b, url.Values{"code": {"c"}, "state": {forged}})
 		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" || !strings.Contains(body, "start again") {
 			t.Fatalf("HTTP %d, Location %q: %s", resp.StatusCode, resp.Header.Get("Location"), body)
@@ -306,6 +303,9 @@ func TestCallbackRejections(t *testing.T) {
 		if resp.Header.Get("Location") != want {
 			t.Fatalf("Location %q, want %q", resp.Header.Get("Location"), want)
 		}
+		if f := assertFailed(t, e, rep.ConnectionID, "provider_error"); f.Reason.Message != "the authorization code could not be redeemed (provider_error)" {
+			t.Errorf("reason message = %q", f.Reason.Message)
+		}
 	})
 }
 
@@ -393,6 +393,24 @@ func TestLoadConfig(t *testing.T) {
 			t.Errorf("missing ALLOWED_RETURN_URLS not reported: %v", err)
 		}
 	}
+}
+
+// forgeStateMAC returns st with one bit of its MAC flipped, canonically
+// encoded: a state that differs from the genuine one in the MAC itself, not
+// merely in how the MAC is spelled.
+func forgeStateMAC(t *testing.T, st string) string {
+	t.Helper()
+	p, m, ok := strings.Cut(st, ".")
+	mac, err := base64.RawURLEncoding.Strict().DecodeString(m)
+	if !ok || err != nil || len(mac) != sha256.Size {
+		t.Fatalf("state %q has no 32-byte MAC (%v)", st, err)
+	}
+	mac[len(mac)-1] ^= 0x01
+	forged := p + "." + base64.RawURLEncoding.EncodeToString(mac)
+	if forged == st {
+		t.Fatal("the forged state equals the genuine one")
+	}
+	return forged
 }
 
 func assertFailed(t *testing.T, e *env, connectionID, code string) messages.VaultFailConnection {

@@ -522,6 +522,8 @@ func TestStaticVaultRefuses(t *testing.T) {
 	// connection (a no-op for one the vault already failed).
 	if f := e.fakes.failures(); len(f) != 1 || f[0].ConnectionID != rep.ConnectionID || f[0].Reason.Code != "invalid_request" {
 		t.Errorf("failures sent to the vault: %+v, want one invalid_request for %s", f, rep.ConnectionID)
+	} else if f[0].Reason.Message != "the credentials could not be stored (invalid_request)" {
+		t.Errorf("reason message = %q", f[0].Reason.Message)
 	}
 	// The vault failing unexpectedly.
 	e.fakes.mu.Lock()

@@ -29,7 +29,8 @@ const (
 
 // Deps is what the endpoint needs.
 type Deps struct {
-	Services   Requester // admin and vault
+	Providers  Providers
+	Vault      Vault
 	Flows      FlowStore
 	Discovery  Discoverer
 	ReturnURLs ReturnURLs
@@ -70,8 +71,8 @@ func (h *Handler) Begin(ctx context.Context, req messages.BeginRequest) (*messag
 		return nil, messages.Errorf(messages.CodeInvalidRequest, "%v", err)
 	}
 
-	var p messages.Provider
-	if err := h.d.Services.Request(ctx, messages.SubjectProvidersGet, messages.ProviderRef{Provider: req.Provider}, &p); err != nil {
+	p, err := h.d.Providers.GetProvider(ctx, req.Provider)
+	if err != nil {
 		return nil, err
 	}
 	var f flow.Flow
@@ -85,14 +86,14 @@ func (h *Handler) Begin(ctx context.Context, req messages.BeginRequest) (*messag
 	}
 	f.Scopes = scopes(req.Scopes, &p)
 
-	var conn messages.Connection
-	if err := h.d.Services.Request(ctx, messages.SubjectVaultConnectionsCreate, messages.VaultCreateConnection{
+	conn, err := h.d.Vault.CreateConnection(ctx, messages.VaultCreateConnection{
 		ConnectionID: req.ConnectionID,
 		ProviderID:   p.ID,
 		WorkspaceID:  req.WorkspaceID,
 		Scopes:       f.Scopes,
 		Metadata:     req.Metadata,
-	}, &conn); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
 	if conn.ConnectionID == "" {

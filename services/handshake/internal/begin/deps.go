@@ -5,14 +5,22 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/handshake/internal/adminapi"
 	"github.com/nexus-broker/nexus/services/handshake/internal/discocache"
 	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
+	"github.com/nexus-broker/nexus/services/handshake/internal/vaultapi"
 	"github.com/nexus-broker/nexus/shared/discovery"
 )
 
-// Requester calls another service's subject (natsx.Client).
-type Requester interface {
-	Request(ctx context.Context, subject string, req, reply any) error
+// Providers resolves the provider a consent names (admin).
+type Providers interface {
+	GetProvider(ctx context.Context, ref string) (messages.Provider, error)
+}
+
+// Vault opens the pending connection a consent completes.
+type Vault interface {
+	CreateConnection(ctx context.Context, r messages.VaultCreateConnection) (messages.Connection, error)
 }
 
 // FlowStore keeps new flows.
@@ -31,6 +39,8 @@ type ReturnURLs interface {
 }
 
 var (
+	_ Providers  = (*adminapi.Client)(nil)
+	_ Vault      = (*vaultapi.Client)(nil)
 	_ FlowStore  = (*flow.Store)(nil)
 	_ Discoverer = (*discocache.Cache)(nil)
 )

@@ -7,27 +7,9 @@ import (
 	"github.com/nexus-broker/nexus/messages"
 )
 
-// Limits on a begin request.
-const (
-	maxScopes   = 100
-	maxScopeLen = 256
-	maxIDLen    = 256
-)
-
-// validScope reports whether s is an RFC 6749 scope-token:
-// 1*( %x21 / %x23-5B / %x5D-7E ).
-func validScope(s string) bool {
-	if s == "" || len(s) > maxScopeLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
+// maxIDLen bounds the ids and the provider reference in a begin request.
+// The scope limits are the contract's (messages.MaxScopes, ValidScope).
+const maxIDLen = 256
 
 // checkRequest validates everything that needs no other service, so a bad
 // request creates nothing.
@@ -41,11 +23,11 @@ func checkRequest(req *messages.BeginRequest) error {
 		return messages.Errorf(messages.CodeInvalidRequest, "provider, workspace_id and connection_id must be at most %d characters", maxIDLen)
 	case req.ReturnURL == "":
 		return messages.Errorf(messages.CodeInvalidRequest, "return_url is required")
-	case len(req.Scopes) > maxScopes:
-		return messages.Errorf(messages.CodeInvalidRequest, "at most %d scopes", maxScopes)
+	case len(req.Scopes) > messages.MaxScopes:
+		return messages.Errorf(messages.CodeInvalidRequest, "at most %d scopes", messages.MaxScopes)
 	}
 	for _, s := range req.Scopes {
-		if !validScope(s) {
+		if !messages.ValidScope(s) {
 			return messages.Errorf(messages.CodeInvalidRequest, "scope %q is not a valid OAuth 2.0 scope", truncate(s, 64))
 		}
 	}

@@ -15,6 +15,16 @@ func TestCheckRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, mutate := range map[string]func(*messages.BeginRequest){
+		"longest scope": func(r *messages.BeginRequest) { r.Scopes = []string{strings.Repeat("s", messages.MaxScopeLen)} },
+		"most scopes":   func(r *messages.BeginRequest) { r.Scopes = slices.Repeat([]string{"email"}, messages.MaxScopes) },
+	} {
+		r := ok
+		mutate(&r)
+		if err := checkRequest(&r); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for name, mutate := range map[string]func(*messages.BeginRequest){
 		"no provider":   func(r *messages.BeginRequest) { r.Provider = "" },
 		"no workspace":  func(r *messages.BeginRequest) { r.WorkspaceID = "" },
 		"no return_url": func(r *messages.BeginRequest) { r.ReturnURL = "" },
@@ -22,6 +32,14 @@ func TestCheckRequest(t *testing.T) {
 		"quote scope":   func(r *messages.BeginRequest) { r.Scopes = []string{`a"`} },
 		"empty scope":   func(r *messages.BeginRequest) { r.Scopes = []string{""} },
 		"many scopes":   func(r *messages.BeginRequest) { r.Scopes = make([]string, 101) },
+		"too many scopes": func(r *messages.BeginRequest) {
+			r.Scopes = slices.Repeat([]string{"email"}, messages.MaxScopes+1)
+		},
+		"long scope": func(r *messages.BeginRequest) {
+			r.Scopes = []string{strings.Repeat("s", messages.MaxScopeLen+1)}
+		},
+		"control char scope": func(r *messages.BeginRequest) { r.Scopes = []string{"a\x7f"} },
+		"backslash scope":    func(r *messages.BeginRequest) { r.Scopes = []string{`a\b`} },
 		"huge metadata": func(r *messages.BeginRequest) {
 			r.Metadata = map[string]any{"blob": strings.Repeat("x", messages.MaxMetadataBytes)}
 		},

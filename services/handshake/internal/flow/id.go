@@ -21,12 +21,14 @@ func NewID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// ValidID reports whether id has the shape of a flow id.
+// ValidID reports whether id has the shape of a flow id: exactly the
+// canonical encoding of idBytes bytes (Strict: no set unused bits; the length
+// check leaves no room for the CR and LF Strict would skip).
 func ValidID(id string) bool {
 	if len(id) != IDLen {
 		return false
 	}
-	b, err := base64.RawURLEncoding.DecodeString(id)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(id)
 	return err == nil && len(b) == idBytes
 }
 

@@ -27,17 +27,20 @@ func (b *Binder) CookieName(ref string) string {
 
 // Value is the cookie value for a flow.
 func (b *Binder) Value(ref string) string {
-	h := hmac.New(sha256.New, b.key)
-	h.Write([]byte("binding\x00" + ref))
-	return b64.EncodeToString(h.Sum(nil))
+	return b64.EncodeToString(b.mac(ref))
 }
 
 // Check reports, in constant time, whether presented is the value for ref.
 func (b *Binder) Check(ref, presented string) bool {
-	got, err := b64.DecodeString(presented)
+	got, err := decode(presented)
 	if err != nil {
 		return false
 	}
-	want, _ := b64.DecodeString(b.Value(ref))
-	return hmac.Equal(got, want)
+	return hmac.Equal(got, b.mac(ref))
+}
+
+func (b *Binder) mac(ref string) []byte {
+	h := hmac.New(sha256.New, b.key)
+	h.Write([]byte("binding\x00" + ref))
+	return h.Sum(nil)
 }

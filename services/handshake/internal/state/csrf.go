@@ -45,7 +45,7 @@ func (c *CSRF) Check(ref, nonce, token string) bool {
 	if nonce == "" || token == "" || len(nonce) > 64 || len(token) > 64 {
 		return false
 	}
-	got, err := b64.DecodeString(token)
+	got, err := decode(token)
 	if err != nil {
 		return false
 	}

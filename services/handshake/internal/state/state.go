@@ -25,7 +25,19 @@ var (
 // maxLen bounds the state accepted for verification; real ones are ~130 bytes.
 const maxLen = 512
 
-var b64 = base64.RawURLEncoding
+// b64 is unpadded base64url that decodes only canonical text: Strict refuses
+// set bits after the last whole byte, so the last character of a 32-byte MAC
+// (4 significant bits of 6) has one spelling, not four.
+var b64 = base64.RawURLEncoding.Strict()
+
+// decode reads text that must be exactly b64's encoding of its value. Strict
+// still skips CR and LF, so those are refused here.
+func decode(s string) ([]byte, error) {
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		return nil, base64.CorruptInputError(i)
+	}
+	return b64.DecodeString(s)
+}
 
 // Signer makes and checks state values with one key.
 type Signer struct {
@@ -58,11 +70,11 @@ func (s *Signer) Verify(token string, now time.Time) (string, error) {
 	if !ok || p == "" || strings.Contains(m, ".") {
 		return "", ErrInvalid
 	}
-	got, err := b64.DecodeString(m)
+	got, err := decode(m)
 	if err != nil || !hmac.Equal(got, s.mac(p)) {
 		return "", ErrInvalid
 	}
-	raw, err := b64.DecodeString(p)
+	raw, err := decode(p)
 	if err != nil {
 		return "", ErrInvalid
 	}

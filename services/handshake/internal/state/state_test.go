@@ -2,6 +2,7 @@ package state
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -101,7 +102,9 @@ func TestBinder(t *testing.T) {
 func FuzzVerifyState(f *testing.F) {
 	k := make([]byte, 32)
 	s := NewSigner(k)
-	f.Add(s.Sign(ref, time.Unix(2_000_000_000, 0)))
+	good := s.Sign(ref, time.Unix(2_000_000_000, 0))
+	f.Add(good)
+	f.Add(good[:len(good)-1] + "B") // another last character: a forgery or a non-canonical MAC
 	f.Add("")
 	f.Add(".")
 	f.Add("eyJyIjoiIiwieCI6MH0.AAAA")
@@ -114,6 +117,14 @@ func FuzzVerifyState(f *testing.F) {
 		}
 		if err == nil && s.Sign(got, time.Unix(0, 0)) == "" {
 			t.Fatal("unreachable")
+		}
+		if err == nil {
+			// Only the canonical spelling of a MAC is accepted.
+			_, m, _ := strings.Cut(token, ".")
+			mac, _ := base64.RawURLEncoding.DecodeString(m)
+			if base64.RawURLEncoding.EncodeToString(mac) != m {
+				t.Fatalf("accepted %q with a non-canonical MAC", token)
+			}
 		}
 	})
 }

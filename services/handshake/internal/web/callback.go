@@ -4,21 +4,16 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
-	"github.com/nexus-broker/nexus/services/handshake/internal/returnurl"
 	"github.com/nexus-broker/nexus/services/handshake/internal/state"
 )
 
-// Timeouts for the vault calls a callback makes. They do not end with the
+// exchangeTimeout bounds the vault's code exchange. It does not end with the
 // browser's request: a closed tab must not leave a connection half-done.
-const (
-	exchangeTimeout = 20 * time.Second
-	failTimeout     = 5 * time.Second
-)
+const exchangeTimeout = 20 * time.Second
 
 // Reason codes the handshake itself gives for a failed consent.
 const (
@@ -98,26 +93,16 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), exchangeTimeout)
 	defer cancel()
-	var conn messages.Connection
-	err = h.d.Vault.Request(ctx, messages.SubjectVaultExchange, messages.VaultExchange{
+	_, err = h.d.Vault.Exchange(ctx, messages.VaultExchange{
 		ConnectionID: f.ConnectionID,
 		Code:         q.Code,
 		CodeVerifier: f.Verifier,
 		RedirectURI:  f.RedirectURI,
 		Nonce:        f.Nonce,
-	}, &conn)
+	})
 	if err != nil {
-		code := string(messages.CodeUnavailable)
-		var me *messages.Error
-		if errors.As(err, &me) {
-			code = string(me.Code)
-		}
-		// The code is spent either way. The vault marks most failures itself;
-		// this covers the rest (and a vault that did not answer). Its fail
-		// only ever moves a pending connection.
-		h.fail(f, code, "the authorization code could not be redeemed ("+code+")")
-		log.Warn("code exchange failed", "code", code, "err", err)
-		h.back(w, r, f, code)
+		// The code is spent either way.
+		h.vaultFailed(w, r, f, h.back, err, "the authorization code could not be redeemed", "code exchange failed")
 		return
 	}
 	log.Info("consent completed")
@@ -153,27 +138,6 @@ func (h *Handler) back(w http.ResponseWriter, r *http.Request, f flow.Flow, errC
 	}
 }
 
-// redirectBack sends the browser to the flow's return_url with
-// connection_id and status (and error when errCode is set). It reports false
-// when it showed an error page instead.
-func (h *Handler) redirectBack(w http.ResponseWriter, r *http.Request, f flow.Flow, errCode string) bool {
-	u, err := url.Parse(f.ReturnURL)
-	if err != nil { // checked at begin; cannot happen
-		h.d.Log.Error("stored return_url does not parse", "connection_id", f.ConnectionID)
-		pageUnavailable.render(w)
-		return false
-	}
-	params := url.Values{"connection_id": {f.ConnectionID}}
-	if errCode == "" {
-		params.Set("status", string(messages.StatusActive))
-	} else {
-		params.Set("status", string(messages.StatusFailed))
-		params.Set("error", errCode)
-	}
-	http.Redirect(w, r, returnurl.WithParams(u, params), http.StatusSeeOther)
-	return true
-}
-
 // reject shows an error page.
 func (h *Handler) reject(w http.ResponseWriter, p page, why string) {
 	if why != "" {
@@ -181,18 +145,4 @@ func (h *Handler) reject(w http.ResponseWriter, p page, why string) {
 	}
 	h.callbacks.WithLabelValues("rejected").Inc()
 	p.render(w)
-}
-
-// fail marks the flow's connection failed at the vault, best effort: a
-// pending connection that is never marked expires on its own.
-func (h *Handler) fail(f flow.Flow, code, message string) {
-	ctx, cancel := context.WithTimeout(context.Background(), failTimeout)
-	defer cancel()
-	err := h.d.Vault.Request(ctx, messages.SubjectVaultConnectionsFail, messages.VaultFailConnection{
-		ConnectionID: f.ConnectionID,
-		Reason:       messages.Reason{Code: code, Message: message},
-	}, nil)
-	if err != nil {
-		h.d.Log.Warn("marking the connection failed did not work", "connection_id", f.ConnectionID, "reason", code, "err", err)
-	}
 }

@@ -255,28 +255,32 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), storeTimeout)
 	defer cancel()
-	var conn messages.Connection
-	err = h.d.Vault.Request(ctx, messages.SubjectVaultStaticStore, messages.VaultStoreStatic{
+	_, err = h.d.Vault.StoreStatic(ctx, messages.VaultStoreStatic{
 		ConnectionID: f.ConnectionID,
 		Credentials:  map[string]any(creds),
-	}, &conn)
+	})
 	if err != nil {
-		code := string(messages.CodeUnavailable)
-		var me *messages.Error
-		if errors.As(err, &me) {
-			code = string(me.Code)
-		}
 		// The flow is spent, so a pending connection would otherwise wait
-		// for expiry; the vault's fail only ever moves a pending one.
-		h.fail(f, code, "the credentials could not be stored ("+code+")")
-		log.Warn("storing static credentials failed", "code", code, "err", err)
-		h.forms.WithLabelValues("failed").Inc()
-		h.redirectBack(w, r, f, code)
+		// for expiry.
+		h.vaultFailed(w, r, f, h.formBack, err, "the credentials could not be stored", "storing static credentials failed")
 		return
 	}
 	log.Info("static credentials stored")
-	h.forms.WithLabelValues("active").Inc()
-	h.redirectBack(w, r, f, "")
+	h.formBack(w, r, f, "")
+}
+
+// formBack sends the browser to the flow's return_url with connection_id
+// and status (and error when errCode is set), counting the submission's
+// outcome.
+func (h *Handler) formBack(w http.ResponseWriter, r *http.Request, f flow.Flow, errCode string) {
+	switch {
+	case !h.redirectBack(w, r, f, errCode):
+		h.forms.WithLabelValues("refused").Inc()
+	case errCode == "":
+		h.forms.WithLabelValues("active").Inc()
+	default:
+		h.forms.WithLabelValues("failed").Inc()
+	}
 }
 
 // refuse shows an error page for a submission that goes no further.

@@ -15,13 +15,18 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
 	"github.com/nexus-broker/nexus/services/handshake/internal/state"
+	"github.com/nexus-broker/nexus/services/handshake/internal/vaultapi"
 )
 
-// Requester calls another service's subject (natsx.Client).
-type Requester interface {
-	Request(ctx context.Context, subject string, req, reply any) error
+// Vault finishes the consents the browser edge takes back: it redeems a
+// code, stores static credentials, or marks the connection failed.
+type Vault interface {
+	Exchange(ctx context.Context, r messages.VaultExchange) (messages.Connection, error)
+	StoreStatic(ctx context.Context, r messages.VaultStoreStatic) (messages.Connection, error)
+	FailConnection(ctx context.Context, connectionID string, reason messages.Reason) error
 }
 
 // FlowStore reads flows: Get leaves the flow in place, Consume takes it.
@@ -30,12 +35,15 @@ type FlowStore interface {
 	Consume(ctx context.Context, ref string) (flow.Flow, error)
 }
 
-var _ FlowStore = (*flow.Store)(nil)
+var (
+	_ Vault     = (*vaultapi.Client)(nil)
+	_ FlowStore = (*flow.Store)(nil)
+)
 
 // Deps is what the browser edge needs.
 type Deps struct {
 	Flows     FlowStore
-	Vault     Requester
+	Vault     Vault
 	Signer    *state.Signer
 	Binder    *state.Binder
 	CSRF      *state.CSRF

@@ -1,0 +1,73 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
+	"github.com/nexus-broker/nexus/services/handshake/internal/returnurl"
+)
+
+// How a consent ends, for both doors back to the app: the callback (back)
+// and the hosted form (formBack).
+
+// failTimeout bounds marking a connection failed. Like the vault calls
+// before it, it does not end with the browser's request.
+const failTimeout = 5 * time.Second
+
+// backFunc sends the browser to the flow's return_url and counts the
+// outcome on its door's counter.
+type backFunc func(w http.ResponseWriter, r *http.Request, f flow.Flow, errCode string)
+
+// vaultFailed ends a consent whose flow is spent but whose vault call (named
+// by logMsg) failed. The contract code is the one a *messages.Error carries,
+// or "unavailable" for any other error (the vault did not answer); the
+// connection is marked failed with reason and the code, and the browser
+// goes back with the code. The vault marks most
+// failures itself; this covers the rest, and its fail only ever moves a
+// pending connection.
+func (h *Handler) vaultFailed(w http.ResponseWriter, r *http.Request, f flow.Flow, back backFunc, err error, reason, logMsg string) {
+	code := string(messages.CodeUnavailable)
+	var me *messages.Error
+	if errors.As(err, &me) {
+		code = string(me.Code)
+	}
+	h.fail(f, code, reason+" ("+code+")")
+	h.d.Log.Warn(logMsg, "connection_id", f.ConnectionID, "code", code, "err", err)
+	back(w, r, f, code)
+}
+
+// redirectBack sends the browser to the flow's return_url with
+// connection_id and status (and error when errCode is set). It reports false
+// when it showed an error page instead.
+func (h *Handler) redirectBack(w http.ResponseWriter, r *http.Request, f flow.Flow, errCode string) bool {
+	u, err := url.Parse(f.ReturnURL)
+	if err != nil { // checked at begin; cannot happen
+		h.d.Log.Error("stored return_url does not parse", "connection_id", f.ConnectionID)
+		pageUnavailable.render(w)
+		return false
+	}
+	params := url.Values{"connection_id": {f.ConnectionID}}
+	if errCode == "" {
+		params.Set("status", string(messages.StatusActive))
+	} else {
+		params.Set("status", string(messages.StatusFailed))
+		params.Set("error", errCode)
+	}
+	http.Redirect(w, r, returnurl.WithParams(u, params), http.StatusSeeOther)
+	return true
+}
+
+// fail marks the flow's connection failed at the vault, best effort: a
+// pending connection that is never marked expires on its own.
+func (h *Handler) fail(f flow.Flow, code, message string) {
+	ctx, cancel := context.WithTimeout(context.Background(), failTimeout)
+	defer cancel()
+	if err := h.d.Vault.FailConnection(ctx, f.ConnectionID, messages.Reason{Code: code, Message: message}); err != nil {
+		h.d.Log.Warn("marking the connection failed did not work", "connection_id", f.ConnectionID, "reason", code, "err", err)
+	}
+}
