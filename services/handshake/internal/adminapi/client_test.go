@@ -6,8 +6,6 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/nats-io/nats.go/micro"
-
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/natsx"
@@ -31,13 +29,9 @@ func TestGetProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Stop() })
-	err = svc.Handle(messages.SubjectProvidersGet, func(_ context.Context, req micro.Request) (any, error) {
-		var ref messages.ProviderRef
-		if err := natsx.Decode(req.Data(), &ref); err != nil {
-			return nil, err
-		}
+	err = natsx.Endpoint(svc, messages.SubjectProvidersGet, func(_ context.Context, ref messages.ProviderRef) (messages.Provider, error) {
 		if ref.Provider != acme.Name && ref.Provider != acme.ID && ref.Provider != acme.Aliases[0] {
-			return nil, messages.Errorf(messages.CodeNotFound, "no provider %q", ref.Provider)
+			return messages.Provider{}, messages.Errorf(messages.CodeNotFound, "no provider %q", ref.Provider)
 		}
 		return acme, nil
 	})

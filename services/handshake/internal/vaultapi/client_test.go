@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/shared/apikey"
@@ -49,9 +48,9 @@ func serve(t *testing.T, nc *nats.Conn, v *vault) {
 		messages.SubjectVaultConnectionsCreate, messages.SubjectVaultConnectionsFail,
 		messages.SubjectVaultExchange, messages.SubjectVaultStaticStore,
 	} {
-		err := svc.Handle(subject, func(_ context.Context, req micro.Request) (any, error) {
+		err := natsx.Endpoint(svc, subject, func(_ context.Context, body json.RawMessage) (any, error) {
 			v.mu.Lock()
-			v.bodies[subject] = append([]byte(nil), req.Data()...)
+			v.bodies[subject] = append([]byte(nil), body...)
 			v.mu.Unlock()
 			return v.reply(subject)
 		})
