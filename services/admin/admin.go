@@ -77,7 +77,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	if s.nc, err = natsx.Connect(cfg.NATSURL, "nexus-admin", log); err != nil {
 		s.pool.Close()
-		return nil, fmt.Errorf("nats at %s: %w", cfg.RedactedNATSURL(), err)
+		return nil, fmt.Errorf("nats: %w", err) // natsx.Connect names the server, without its password
 	}
 	reg := registry.New(
 		store.New(s.pool, nil),

@@ -8,13 +8,22 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/nexus-broker/nexus/shared/config"
 )
 
 // Connect dials NATS with reconnects that never give up, logging state changes.
+// Its errors name the servers without their passwords or tokens: a server URL
+// that does not parse is refused before the client (whose url.Parse error
+// would quote it whole) sees it.
 func Connect(url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
+	if problems := config.NATSURLProblems(url); len(problems) > 0 {
+		return nil, fmt.Errorf("NATS server %s", strings.Join(problems, "; NATS server "))
+	}
 	base := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -33,7 +42,11 @@ func Connect(url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Con
 			log.Error("nats async error", "subject", subj, "err", err)
 		}),
 	}
-	return nats.Connect(url, append(base, opts...)...)
+	nc, err := nats.Connect(url, append(base, opts...)...)
+	if err != nil {
+		return nil, config.HideSecrets(fmt.Errorf("connect to %s: %w", config.RedactURL(url), err), config.URLSecrets(url)...)
+	}
+	return nc, nil
 }
 
 // Drain drains the connection and waits until it is closed or ctx ends.
