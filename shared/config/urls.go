@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -21,7 +22,8 @@ const mask = "xxxxx"
 // RedactURL hides the password of every URL in a comma-separated list
 // (NATS accepts several servers), keeping the user name and hosts. A lone
 // user name is hidden too: NATS reads it as a token. A URL that does not
-// parse cleanly loses its whole userinfo.
+// parse cleanly loses its whole userinfo. Password query parameters are
+// hidden as well.
 func RedactURL(list string) string {
 	parts := strings.Split(list, ",")
 	for i, p := range parts {
@@ -30,7 +32,15 @@ func RedactURL(list string) string {
 	return strings.Join(parts, ",")
 }
 
+// queryPassword is a password URL query parameter (pgx reads password and
+// sslpassword there).
+var queryPassword = regexp.MustCompile(`(?i)([?&](?:ssl)?password=)[^&]*`)
+
 func redactOne(raw string) string {
+	return queryPassword.ReplaceAllString(redactUserinfo(raw), "${1}"+mask)
+}
+
+func redactUserinfo(raw string) string {
 	scheme, _, host, hasUser := splitUserinfo(raw)
 	u, err := url.Parse(raw)
 	if err != nil || scheme == "" || (hasUser && u.User == nil) || strayAt(u) {

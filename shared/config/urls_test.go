@@ -55,6 +55,7 @@ func TestRedactURL(t *testing.T) {
 		{"vault:s3cret@nats:4222", "xxxxx@nats:4222"},
 		{"redis://:s3cret@redis:6379/0", "redis://:xxxxx@redis:6379/0"},
 		{"nats://nats:42a2", "nats://nats:42a2"},
+		{"postgres://u:p@h/db?sslmode=disable&Password=zz", "postgres://u:xxxxx@h/db?sslmode=disable&Password=xxxxx"},
 	} {
 		if got := RedactURL(tc.in); got != tc.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
