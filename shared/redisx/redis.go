@@ -4,15 +4,19 @@ package redisx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/nexus-broker/nexus/shared/config"
 )
 
-// Connect opens a client for url and checks the server answers.
+// Connect opens a client for url and checks the server answers. No error
+// shows the URL's password, whole or in part.
 //
 //	redis://[:password@]host:port/db       one server
 //	redis://host1:port,host2:port/?cluster=true
@@ -20,22 +24,30 @@ import (
 func Connect(ctx context.Context, rawURL string) (redis.UniversalClient, error) {
 	opts, err := parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
+		return nil, config.HideSecrets(fmt.Errorf("REDIS_URL (%s): %w", config.RedactURL(rawURL), err), config.URLSecrets(rawURL)...)
 	}
+	hideInLogs(opts.Password)
 	c := redis.NewUniversalClient(opts)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("redis at %s does not answer: %w", strings.Join(opts.Addrs, ","), err)
+		return nil, config.HideSecrets(fmt.Errorf("redis at %s does not answer: %w", strings.Join(opts.Addrs, ","), err), opts.Password)
 	}
 	return c, nil
 }
 
+// parse reads a REDIS_URL. A URL with a password url.Parse would misread
+// (an unencoded "/", "#", "?", "%" or space) is refused first, saying what
+// to encode: url.Parse's own error quotes the URL, and go-redis's quote the
+// piece of the password the misreading leaves in the path.
 func parse(rawURL string) (*redis.UniversalOptions, error) {
+	if p := config.URLProblem(rawURL); p != "" {
+		return nil, errors.New(p)
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("not a URL")
+		return nil, errors.New("is not a URL")
 	}
 	q := u.Query()
 	if !strings.Contains(u.Host, ",") && q.Get("master") == "" && q.Get("cluster") == "" {
