@@ -151,7 +151,7 @@ func TestNamesAndAliasesShareOneNamespace(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := e.request(messages.SubjectProvidersCreate, tc.p, nil)
-			if !errors.Is(err, messages.ErrInvalidRequest) || !strings.Contains(err.Error(), "name or alias already in use") {
+			if !errors.Is(err, messages.ErrConflict) || !strings.Contains(err.Error(), "name or alias already in use") {
 				t.Fatalf("err = %v", err)
 			}
 		})
@@ -159,8 +159,19 @@ func TestNamesAndAliasesShareOneNamespace(t *testing.T) {
 	b := e.create(oauth2Provider("gitlab", "s", "gl"))
 	// Renaming onto another provider's alias is refused too.
 	err := e.request(messages.SubjectProvidersUpdate, messages.ProviderUpdate{Provider: "gitlab", Patch: json.RawMessage(`{"aliases":["gl","octo"]}`)}, nil)
-	if !errors.Is(err, messages.ErrInvalidRequest) || !strings.Contains(err.Error(), "already in use") {
+	if !errors.Is(err, messages.ErrConflict) || !strings.Contains(err.Error(), "already in use") {
 		t.Fatalf("update onto another's alias: %v", err)
+	}
+	// HTTP: 409 with the contract's body.
+	doc, _ := json.Marshal(oauth2Provider("other", "s", "gh"))
+	status, body := e.api(http.MethodPost, "/v1/providers", doc)
+	var eb messages.ErrorBody
+	if status != http.StatusConflict || json.Unmarshal(body, &eb) != nil || eb.Error == nil || eb.Error.Code != messages.CodeConflict ||
+		!strings.Contains(eb.Error.Message, `"gh"`) {
+		t.Errorf("HTTP create with a taken alias: %d %s", status, body)
+	}
+	if status, body := e.api(http.MethodPatch, "/v1/providers/gitlab", []byte(`{"name":"github"}`)); status != http.StatusConflict {
+		t.Errorf("HTTP rename onto a taken name: %d %s", status, body)
 	}
 	for _, ref := range []string{a.ID, "github", "gh", "octo"} {
 		var got messages.Provider
@@ -580,7 +591,7 @@ func TestNamespaceRace(t *testing.T) {
 		switch {
 		case err == nil:
 			ok++
-		case !errors.Is(err, messages.ErrInvalidRequest):
+		case !errors.Is(err, messages.ErrConflict):
 			t.Errorf("unexpected error: %v", err)
 		}
 	}
