@@ -529,6 +529,46 @@ func TestHTTPAuthAndCRUD(t *testing.T) {
 	}
 }
 
+func TestHTTPMethodNotAllowed(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	for _, tc := range []struct{ method, path, allow, says string }{
+		{http.MethodPut, "/v1/providers/github", "GET, HEAD, PATCH, DELETE", "PUT is not allowed on /v1/providers/{ref}; use GET, PATCH or DELETE"},
+		{http.MethodPost, "/v1/providers/github", "GET, HEAD, PATCH, DELETE", "use GET, PATCH or DELETE"},
+		{http.MethodDelete, "/v1/providers", "GET, HEAD, POST", "DELETE is not allowed on /v1/providers; use GET or POST"},
+		{http.MethodPut, "/v1/providers", "GET, HEAD, POST", "use GET or POST"},
+		{http.MethodPatch, "/v1/providers", "GET, HEAD, POST", "use GET or POST"},
+	} {
+		req, err := http.NewRequest(tc.method, e.http.URL+tc.path, strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var eb messages.ErrorBody
+		err = json.NewDecoder(resp.Body).Decode(&eb)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != tc.allow || err != nil || eb.Error == nil ||
+			eb.Error.Code != messages.CodeInvalidRequest || !strings.Contains(eb.Error.Message, tc.says) {
+			t.Errorf("%s %s: %d Allow %q, body %+v (%v)", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), eb.Error, err)
+		}
+	}
+	// Unknown routes stay 404, and the key is checked before the method.
+	if status, body := e.api(http.MethodPut, "/v1/providers/a/b", nil); status != 404 || !strings.Contains(string(body), `"not_found"`) {
+		t.Errorf("PUT on an unknown route: %d %s", status, body)
+	}
+	if status, _ := e.do(http.MethodPut, "/v1/providers/github", "application/json", "", []byte(`{}`)); status != 401 {
+		t.Errorf("PUT without a key: %d", status)
+	}
+	if status, _ := e.do(http.MethodHead, "/v1/providers", "", "Bearer "+apiKey, nil); status != 200 {
+		t.Errorf("HEAD /v1/providers: %d", status)
+	}
+}
+
 func TestMalformedJSON(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
