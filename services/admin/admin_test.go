@@ -311,7 +311,7 @@ func TestUpdateByMergePatch(t *testing.T) {
 		{"id", `{"id":"prv_x"}`, "id: is set by the broker"},
 		{"timestamps", `{"created_at":"2020-01-01T00:00:00Z","client_secret_set":false}`, "created_at: is set by the broker"},
 		{"unknown field", `{"nmae":"x"}`, `unknown field "nmae"`},
-		{"wrong type", `{"scopes":"openid"}`, `field "scopes"`},
+		{"wrong type", `{"scopes":"openid"}`, `scopes: must be an array of strings`},
 		{"not an object", `["x"]`, "patch must be a JSON object"},
 		{"null", `null`, "patch is required"},
 		{"invalid result", `{"client_auth_method":"none","issuer":"http://example.com"}`, "client_auth_method: must be"},
@@ -576,6 +576,9 @@ func TestMalformedJSON(t *testing.T) {
 	for _, subject := range []string{messages.SubjectProvidersCreate, messages.SubjectProvidersGet, messages.SubjectProvidersList,
 		messages.SubjectProvidersUpdate, messages.SubjectProvidersDelete} {
 		for _, body := range []string{`{bad`, ``, `[1]`, `{"provider": 5, "limit": "x", "name": 5}`, `{} {}`} {
+			if body == `` && subject == messages.SubjectProvidersList {
+				continue // an empty body is {}, a list of the first page
+			}
 			err := e.request(subject, []byte(body), nil)
 			if !errors.Is(err, messages.ErrInvalidRequest) {
 				t.Errorf("%s %q: %v, want invalid_request", subject, body, err)

@@ -6,6 +6,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -26,7 +27,7 @@ const MaxBody = 1 << 20
 
 // Registry is the service layer the routes call.
 type Registry interface {
-	Create(ctx context.Context, p messages.Provider) (messages.Provider, error)
+	Create(ctx context.Context, doc json.RawMessage) (messages.Provider, error)
 	Get(ctx context.Context, ref messages.ProviderRef) (messages.Provider, error)
 	List(ctx context.Context, req messages.ListProvidersRequest) (messages.ListProvidersReply, error)
 	Update(ctx context.Context, u messages.ProviderUpdate) (messages.Provider, error)
@@ -75,12 +76,15 @@ func methodNotAllowed(route string, methods ...string) http.Handler {
 }
 
 func (a *api) create(w http.ResponseWriter, r *http.Request) {
-	var p messages.Provider
-	if err := readJSON(w, r, &p); err != nil {
+	// The registry reads the document itself, to report every problem of
+	// it at once; Decode first gives the malformed-JSON message every other
+	// body gets.
+	var doc json.RawMessage
+	if err := readJSON(w, r, &doc); err != nil {
 		a.fail(w, err)
 		return
 	}
-	out, err := a.reg.Create(r.Context(), p)
+	out, err := a.reg.Create(r.Context(), doc)
 	if err != nil {
 		a.fail(w, err)
 		return

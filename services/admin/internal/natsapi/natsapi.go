@@ -5,6 +5,7 @@ package natsapi
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/nats-io/nats.go/micro"
 
@@ -14,7 +15,7 @@ import (
 
 // Registry is the service layer the endpoints call.
 type Registry interface {
-	Create(ctx context.Context, p messages.Provider) (messages.Provider, error)
+	Create(ctx context.Context, doc json.RawMessage) (messages.Provider, error)
 	Get(ctx context.Context, ref messages.ProviderRef) (messages.Provider, error)
 	List(ctx context.Context, req messages.ListProvidersRequest) (messages.ListProvidersReply, error)
 	Update(ctx context.Context, u messages.ProviderUpdate) (messages.Provider, error)
@@ -37,7 +38,9 @@ func Register(svc *natsx.Service, reg Registry) error {
 	return nil
 }
 
-// handle decodes the request body into Req and calls f.
+// handle decodes the request body into Req and calls f. Create takes the
+// document as sent (a json.RawMessage), which the registry reads itself to
+// report every problem of it at once.
 func handle[Req, Reply any](f func(context.Context, Req) (Reply, error)) natsx.Handler {
 	return func(ctx context.Context, req micro.Request) (any, error) {
 		var in Req
