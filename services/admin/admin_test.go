@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/admin"
+	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
 
@@ -526,6 +528,30 @@ func TestHTTPAuthAndCRUD(t *testing.T) {
 	big := []byte(`{"name":"` + strings.Repeat("a", 1<<20) + `"}`)
 	if status, body := e.api(http.MethodPost, "/v1/providers", big); status != 400 || !strings.Contains(string(body), "larger than 1 MiB") {
 		t.Errorf("POST 1 MiB: %d %.200s", status, body)
+	}
+}
+
+// Configuration problems come together, and no URL password shows in them.
+func TestLoadConfigHidesURLPasswords(t *testing.T) {
+	l := config.FromMap(map[string]string{
+		"NATS_URL":     "nats://admin:Zq7/Wx9Lm@nats.example:4222",
+		"DATABASE_URL": "postgres://admin:Ab3/Cd4Ef@db.example/nexus",
+		"API_KEY":      apiKey,
+	})
+	admin.LoadConfig(l)
+	err := l.Err()
+	if err == nil {
+		t.Fatal("no problem found")
+	}
+	for _, want := range []string{`NATS_URL: nats://xxxxx@nats.example:4222: the password contains "/"`, `DATABASE_URL: postgres://xxxxx@db.example/nexus: the password contains "/"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\ndoes not say %s", err, want)
+		}
+	}
+	for _, piece := range []string{"Zq7", "Wx9Lm", "Ab3", "Cd4Ef"} {
+		if strings.Contains(err.Error(), piece) {
+			t.Errorf("the error shows %q of a password:\n%v", piece, err)
+		}
 	}
 }
 

@@ -24,12 +24,9 @@ const DefaultMaxConns = 32
 // DefaultMaxConns; a pool_max_conns in the URL wins over both. No error
 // shows the password, whole or in part (redact.go).
 func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+	cfg, err := parse(url)
 	if err != nil {
-		return nil, parseError(url)
-	}
-	if p := misread(url, cfg); p != "" {
-		return nil, fmt.Errorf("DATABASE_URL (%s): %s", config.RedactURL(url), p)
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	secrets := append(config.URLSecrets(url), cfg.ConnConfig.Password)
 	if maxConns <= 0 {

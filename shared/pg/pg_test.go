@@ -72,6 +72,9 @@ func TestConnectErrorsNeverShowThePassword(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if err := pg.CheckURL(tc.dsn); err != nil && leak(err.Error(), tc.secret) != "" {
+				t.Errorf("CheckURL: %q shows the password", err)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
 			pool, err := pg.Connect(ctx, tc.dsn, 1)
@@ -86,6 +89,22 @@ func TestConnectErrorsNeverShowThePassword(t *testing.T) {
 				t.Errorf("error %q shows %q of the password", err, l)
 			}
 		})
+	}
+}
+
+func TestCheckURL(t *testing.T) {
+	for _, ok := range []string{"postgres://u:Zq7%2FWx9Lm@db.example/nexus", "postgres://u:p@h1:5432,h2:5433/nexus", "host=db user=u password='a b' dbname=x"} {
+		if err := pg.CheckURL(ok); err != nil {
+			t.Errorf("CheckURL(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"postgres://u:Zq7/Wx9Lm@db.example/nexus", "postgres://u:Zq7@Wx9Lm@db.example/nexus", "host=db password=Zq7 Wx9Lm dbname=x"} {
+		err := pg.CheckURL(bad)
+		if err == nil {
+			t.Errorf("CheckURL(%q) found nothing", bad)
+		} else if l := leak(err.Error(), "Zq7 Wx9Lm"); l != "" || leak(err.Error(), "Zq7/Wx9Lm") != "" {
+			t.Errorf("CheckURL: %q shows the password", err)
+		}
 	}
 }
 

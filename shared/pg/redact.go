@@ -21,24 +21,45 @@ func isURL(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
+// CheckURL says what is wrong with a DATABASE_URL, without connecting and
+// without any part of its password, or returns nil: for a configuration
+// loader to report it with the other problems.
+func CheckURL(raw string) error {
+	_, err := parse(raw)
+	return err
+}
+
+// parse is pgxpool.ParseConfig with errors that show no part of a password.
+func parse(raw string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(raw)
+	if err != nil {
+		return nil, parseError(raw)
+	}
+	if p := misread(raw, cfg); p != "" {
+		return nil, fmt.Errorf("%s: %s", config.RedactURL(raw), p)
+	}
+	return cfg, nil
+}
+
 // parseError describes why pgxpool.ParseConfig refused raw, without any
 // part of a password: a URL's userinfo is checked on its own; anything else
-// is pgx's own reason, found by parsing a copy without the passwords.
+// is pgx's own reason, found by parsing a copy without the passwords. A URL
+// is named first, redacted.
 func parseError(raw string) error {
-	where := "DATABASE_URL"
+	where := ""
 	if isURL(raw) {
-		where += " (" + config.RedactURL(raw) + ")"
+		where = config.RedactURL(raw) + ": "
 		if p := config.URLProblem(raw); strings.Contains(p, "the user name") || strings.Contains(p, "the password") {
-			return fmt.Errorf("%s: %s", where, p)
+			return fmt.Errorf("%s%s", where, p)
 		}
 	}
 	_, err := pgxpool.ParseConfig(withoutPasswords(raw))
 	if err == nil {
 		// The copy parses, so the passwords were the problem.
 		if isURL(raw) {
-			return fmt.Errorf(`%s: the user name or password cannot be read; percent-encode reserved characters ("/" as %%2F, "@" as %%40, "%%" as %%25, a space as %%20)`, where)
+			return fmt.Errorf(`%sthe user name or password cannot be read; percent-encode reserved characters ("/" as %%2F, "@" as %%40, "%%" as %%25, a space as %%20)`, where)
 		}
-		return fmt.Errorf(`%s: the password cannot be read; write it in quotes, password='...', with \' for a quote inside`, where)
+		return fmt.Errorf(`%sthe password cannot be read; write it in quotes, password='...', with \' for a quote inside`, where)
 	}
 	// pgx's text is "cannot parse `<the copy, masked>`: <reason>"; only the
 	// reason is kept, since the copy may still hold a piece of a password
@@ -49,7 +70,7 @@ func parseError(raw string) error {
 	} else {
 		msg = "cannot be parsed"
 	}
-	return config.HideSecrets(fmt.Errorf("%s: %s", where, msg), config.URLSecrets(raw)...)
+	return config.HideSecrets(fmt.Errorf("%s%s", where, msg), config.URLSecrets(raw)...)
 }
 
 var (

@@ -22,9 +22,9 @@ import (
 //	redis://host1:port,host2:port/?cluster=true
 //	redis://host1:port,host2:port/db?master=mymaster   Sentinel
 func Connect(ctx context.Context, rawURL string) (redis.UniversalClient, error) {
-	opts, err := parse(rawURL)
+	opts, err := parseURL(rawURL)
 	if err != nil {
-		return nil, config.HideSecrets(fmt.Errorf("REDIS_URL (%s): %w", config.RedactURL(rawURL), err), config.URLSecrets(rawURL)...)
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	hideInLogs(opts.Password)
 	c := redis.NewUniversalClient(opts)
@@ -35,6 +35,24 @@ func Connect(ctx context.Context, rawURL string) (redis.UniversalClient, error) 
 		return nil, config.HideSecrets(fmt.Errorf("redis at %s does not answer: %w", strings.Join(opts.Addrs, ","), err), opts.Password)
 	}
 	return c, nil
+}
+
+// CheckURL says what is wrong with a REDIS_URL, without connecting and
+// without any part of its password, or returns nil: for a configuration
+// loader to report it with the other problems.
+func CheckURL(rawURL string) error {
+	_, err := parseURL(rawURL)
+	return err
+}
+
+// parseURL is parse with errors that name the URL, redacted, and hold no
+// part of its password.
+func parseURL(rawURL string) (*redis.UniversalOptions, error) {
+	opts, err := parse(rawURL)
+	if err != nil {
+		return nil, config.HideSecrets(fmt.Errorf("%s: %w", config.RedactURL(rawURL), err), config.URLSecrets(rawURL)...)
+	}
+	return opts, nil
 }
 
 // parse reads a REDIS_URL. A URL with a password url.Parse would misread

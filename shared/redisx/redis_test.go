@@ -88,6 +88,9 @@ func TestParseAndConnectNeverShowThePassword(t *testing.T) {
 	sink := captureLogs(t)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if err := CheckURL(tc.url); err != nil && leak(err.Error(), tc.secret) != "" {
+				t.Errorf("CheckURL: %q shows the password", err)
+			}
 			c, err := Connect(context.Background(), tc.url)
 			if err == nil {
 				c.Close()
@@ -103,6 +106,22 @@ func TestParseAndConnectNeverShowThePassword(t *testing.T) {
 				t.Errorf("the log shows %q of the password:\n%s", l, sink.String())
 			}
 		})
+	}
+}
+
+func TestCheckURL(t *testing.T) {
+	for _, ok := range []string{"redis://127.0.0.1:6379/0", "rediss://:Zq7%2FWx9Lm@redis.example:6380/1", "redis://h1:1,h2:2/?cluster=true", "redis://h1:1,h2:2/0?master=m"} {
+		if err := CheckURL(ok); err != nil {
+			t.Errorf("CheckURL(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"redis://:Zq7/Wx9Lm@redis.example:6379/0", "redis://redis.example:6379/x", "http://redis.example"} {
+		err := CheckURL(bad)
+		if err == nil {
+			t.Errorf("CheckURL(%q) found nothing", bad)
+		} else if leak(err.Error(), "Zq7/Wx9Lm") != "" {
+			t.Errorf("CheckURL: %q shows the password", err)
+		}
 	}
 }
 
