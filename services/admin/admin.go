@@ -44,11 +44,19 @@ type Config struct {
 }
 
 // LoadConfig reads the common variables and DATABASE_URL, nothing else.
+// A DATABASE_URL that cannot be read is reported with the other problems,
+// without its password.
 func LoadConfig(l *config.Loader) Config {
-	return Config{
+	c := Config{
 		Common:      l.Common(DefaultHTTPAddr),
 		DatabaseURL: l.Required("DATABASE_URL", "the PostgreSQL URL; admin keeps its tables in schema admin"),
 	}
+	if c.DatabaseURL != "" {
+		if err := pg.CheckURL(c.DatabaseURL); err != nil {
+			l.Problem("DATABASE_URL", "%v", err)
+		}
+	}
+	return c
 }
 
 // Service is a running admin service.
@@ -78,7 +86,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	if s.nc, err = natsx.Connect(cfg.NATSURL, natsauth.Admin, log); err != nil {
 		s.pool.Close()
-		return nil, fmt.Errorf("nats at %s: %w", cfg.RedactedNATSURL(), err)
+		return nil, fmt.Errorf("nats: %w", err) // natsx.Connect names the server, without its password
 	}
 	reg := registry.New(
 		store.New(s.pool, nil),

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/admin"
+	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
 
@@ -151,7 +153,7 @@ func TestNamesAndAliasesShareOneNamespace(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := e.request(messages.SubjectProvidersCreate, tc.p, nil)
-			if !errors.Is(err, messages.ErrInvalidRequest) || !strings.Contains(err.Error(), "name or alias already in use") {
+			if !errors.Is(err, messages.ErrConflict) || !strings.Contains(err.Error(), "name or alias already in use") {
 				t.Fatalf("err = %v", err)
 			}
 		})
@@ -159,8 +161,19 @@ func TestNamesAndAliasesShareOneNamespace(t *testing.T) {
 	b := e.create(oauth2Provider("gitlab", "s", "gl"))
 	// Renaming onto another provider's alias is refused too.
 	err := e.request(messages.SubjectProvidersUpdate, messages.ProviderUpdate{Provider: "gitlab", Patch: json.RawMessage(`{"aliases":["gl","octo"]}`)}, nil)
-	if !errors.Is(err, messages.ErrInvalidRequest) || !strings.Contains(err.Error(), "already in use") {
+	if !errors.Is(err, messages.ErrConflict) || !strings.Contains(err.Error(), "already in use") {
 		t.Fatalf("update onto another's alias: %v", err)
+	}
+	// HTTP: 409 with the contract's body.
+	doc, _ := json.Marshal(oauth2Provider("other", "s", "gh"))
+	status, body := e.api(http.MethodPost, "/v1/providers", doc)
+	var eb messages.ErrorBody
+	if status != http.StatusConflict || json.Unmarshal(body, &eb) != nil || eb.Error == nil || eb.Error.Code != messages.CodeConflict ||
+		!strings.Contains(eb.Error.Message, `"gh"`) {
+		t.Errorf("HTTP create with a taken alias: %d %s", status, body)
+	}
+	if status, body := e.api(http.MethodPatch, "/v1/providers/gitlab", []byte(`{"name":"github"}`)); status != http.StatusConflict {
+		t.Errorf("HTTP rename onto a taken name: %d %s", status, body)
 	}
 	for _, ref := range []string{a.ID, "github", "gh", "octo"} {
 		var got messages.Provider
@@ -300,7 +313,7 @@ func TestUpdateByMergePatch(t *testing.T) {
 		{"id", `{"id":"prv_x"}`, "id: is set by the broker"},
 		{"timestamps", `{"created_at":"2020-01-01T00:00:00Z","client_secret_set":false}`, "created_at: is set by the broker"},
 		{"unknown field", `{"nmae":"x"}`, `unknown field "nmae"`},
-		{"wrong type", `{"scopes":"openid"}`, `field "scopes"`},
+		{"wrong type", `{"scopes":"openid"}`, `scopes: must be an array of strings`},
 		{"not an object", `["x"]`, "patch must be a JSON object"},
 		{"null", `null`, "patch is required"},
 		{"invalid result", `{"client_auth_method":"none","issuer":"http://example.com"}`, "client_auth_method: must be"},
@@ -518,6 +531,70 @@ func TestHTTPAuthAndCRUD(t *testing.T) {
 	}
 }
 
+// Configuration problems come together, and no URL password shows in them.
+func TestLoadConfigHidesURLPasswords(t *testing.T) {
+	l := config.FromMap(map[string]string{
+		"NATS_URL":     "nats://admin:Zq7/Wx9Lm@nats.example:4222",
+		"DATABASE_URL": "postgres://admin:Ab3/Cd4Ef@db.example/nexus",
+		"API_KEY":      apiKey,
+	})
+	admin.LoadConfig(l)
+	err := l.Err()
+	if err == nil {
+		t.Fatal("no problem found")
+	}
+	for _, want := range []string{`NATS_URL: nats://xxxxx@nats.example:4222: the password contains "/"`, `DATABASE_URL: postgres://xxxxx@db.example/nexus: the password contains "/"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\ndoes not say %s", err, want)
+		}
+	}
+	for _, piece := range []string{"Zq7", "Wx9Lm", "Ab3", "Cd4Ef"} {
+		if strings.Contains(err.Error(), piece) {
+			t.Errorf("the error shows %q of a password:\n%v", piece, err)
+		}
+	}
+}
+
+func TestHTTPMethodNotAllowed(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	for _, tc := range []struct{ method, path, allow, says string }{
+		{http.MethodPut, "/v1/providers/github", "GET, HEAD, PATCH, DELETE", "PUT is not allowed on /v1/providers/{ref}; use GET, PATCH or DELETE"},
+		{http.MethodPost, "/v1/providers/github", "GET, HEAD, PATCH, DELETE", "use GET, PATCH or DELETE"},
+		{http.MethodDelete, "/v1/providers", "GET, HEAD, POST", "DELETE is not allowed on /v1/providers; use GET or POST"},
+		{http.MethodPut, "/v1/providers", "GET, HEAD, POST", "use GET or POST"},
+		{http.MethodPatch, "/v1/providers", "GET, HEAD, POST", "use GET or POST"},
+	} {
+		req, err := http.NewRequest(tc.method, e.http.URL+tc.path, strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var eb messages.ErrorBody
+		err = json.NewDecoder(resp.Body).Decode(&eb)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != tc.allow || err != nil || eb.Error == nil ||
+			eb.Error.Code != messages.CodeInvalidRequest || !strings.Contains(eb.Error.Message, tc.says) {
+			t.Errorf("%s %s: %d Allow %q, body %+v (%v)", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), eb.Error, err)
+		}
+	}
+	// Unknown routes stay 404, and the key is checked before the method.
+	if status, body := e.api(http.MethodPut, "/v1/providers/a/b", nil); status != 404 || !strings.Contains(string(body), `"not_found"`) {
+		t.Errorf("PUT on an unknown route: %d %s", status, body)
+	}
+	if status, _ := e.do(http.MethodPut, "/v1/providers/github", "application/json", "", []byte(`{}`)); status != 401 {
+		t.Errorf("PUT without a key: %d", status)
+	}
+	if status, _ := e.do(http.MethodHead, "/v1/providers", "", "Bearer "+apiKey, nil); status != 200 {
+		t.Errorf("HEAD /v1/providers: %d", status)
+	}
+}
+
 func TestMalformedJSON(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
@@ -525,6 +602,9 @@ func TestMalformedJSON(t *testing.T) {
 	for _, subject := range []string{messages.SubjectProvidersCreate, messages.SubjectProvidersGet, messages.SubjectProvidersList,
 		messages.SubjectProvidersUpdate, messages.SubjectProvidersDelete} {
 		for _, body := range []string{`{bad`, ``, `[1]`, `{"provider": 5, "limit": "x", "name": 5}`, `{} {}`} {
+			if body == `` && subject == messages.SubjectProvidersList {
+				continue // an empty body is {}, a list of the first page
+			}
 			err := e.request(subject, []byte(body), nil)
 			if body == "" && subject == messages.SubjectProvidersList {
 				// An empty body is {}: the first page of every provider.
@@ -587,7 +667,7 @@ func TestNamespaceRace(t *testing.T) {
 		switch {
 		case err == nil:
 			ok++
-		case !errors.Is(err, messages.ErrInvalidRequest):
+		case !errors.Is(err, messages.ErrConflict):
 			t.Errorf("unexpected error: %v", err)
 		}
 	}

@@ -1,9 +1,6 @@
 package config
 
 import (
-	"net/url"
-	"strings"
-
 	"github.com/nexus-broker/nexus/messages"
 )
 
@@ -28,6 +25,9 @@ func (l *Loader) Common(httpAddr string) Common {
 		LogLevel:  l.String("LOG_LEVEL", "info"),
 		LogFormat: l.String("LOG_FORMAT", "json"),
 	}
+	for _, p := range NATSURLProblems(c.NATSURL) {
+		l.Problem("NATS_URL", "%s", p)
+	}
 	if len(c.APIKeys) == 0 {
 		l.Problem("API_KEY", "is required (the key the Gateway and operators present; several, comma-separated, during a rotation)")
 	}
@@ -42,18 +42,3 @@ func (l *Loader) Common(httpAddr string) Common {
 
 // RedactedNATSURL is NATS_URL with any password replaced, for logs and errors.
 func (c Common) RedactedNATSURL() string { return RedactURL(c.NATSURL) }
-
-// RedactURL hides the password of every URL in a comma-separated list
-// (NATS accepts several servers), keeping the user name and hosts.
-func RedactURL(list string) string {
-	parts := strings.Split(list, ",")
-	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
-		if err != nil {
-			parts[i] = "[unparseable URL]"
-			continue
-		}
-		parts[i] = u.Redacted()
-	}
-	return strings.Join(parts, ",")
-}

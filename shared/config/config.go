@@ -127,6 +127,10 @@ func (l *Loader) URL(name, def string, schemes ...string) *url.URL {
 		l.Problem(name, "is required")
 		return nil
 	}
+	if p := URLProblem(v); p != "" {
+		l.Problem(name, "is not a valid URL: %s", p)
+		return nil
+	}
 	u, err := url.Parse(v)
 	if err != nil || u.Host == "" {
 		l.Problem(name, "is not an absolute URL")

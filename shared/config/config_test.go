@@ -5,18 +5,6 @@ import (
 	"testing"
 )
 
-func TestRedactURL(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
-		{"nats://vault:s3cret@nats:4222", "nats://vault:xxxxx@nats:4222"},
-		{"nats://a:p1@n1:4222,nats://a:p2@n2:4222", "nats://a:xxxxx@n1:4222,nats://a:xxxxx@n2:4222"},
-	} {
-		if got := RedactURL(tc.in); got != tc.want {
-			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestLoaderReportsEveryProblem(t *testing.T) {
 	l := FromMap(map[string]string{"ENCRYPTION_KEY": "c2hvcnQ=", "API_KEY": "short"})
 	l.Key32("ENCRYPTION_KEY")

@@ -8,18 +8,26 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/shared/natsauth"
 )
 
 // Connect dials NATS as service (vault, handshake, admin, refresher) with
 // reconnects that never give up, logging state changes. Replies come to the
 // service's own inbox prefix (_INBOX.<service>), the only inbox its NATS
-// user may subscribe to (shared/natsauth).
+// user may subscribe to (shared/natsauth). Its errors name the servers
+// without their passwords or tokens: a server URL that does not parse is
+// refused before the client (whose url.Parse error would quote it whole)
+// sees it.
 func Connect(url, service string, log *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
+	if problems := config.NATSURLProblems(url); len(problems) > 0 {
+		return nil, fmt.Errorf("NATS server %s", strings.Join(problems, "; NATS server "))
+	}
 	base := []nats.Option{
 		nats.Name("nexus-" + service),
 		nats.CustomInboxPrefix(natsauth.InboxPrefix(service)),
@@ -39,7 +47,11 @@ func Connect(url, service string, log *slog.Logger, opts ...nats.Option) (*nats.
 			log.Error("nats async error", "subject", subj, "err", err)
 		}),
 	}
-	return nats.Connect(url, append(base, opts...)...)
+	nc, err := nats.Connect(url, append(base, opts...)...)
+	if err != nil {
+		return nil, config.HideSecrets(fmt.Errorf("connect to %s: %w", config.RedactURL(url), err), config.URLSecrets(url)...)
+	}
+	return nc, nil
 }
 
 // Drain drains the connection and waits until it is closed or ctx ends.

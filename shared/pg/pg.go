@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
+
+	"github.com/nexus-broker/nexus/shared/config"
 )
 
 // DefaultMaxConns sizes a service's pool when DATABASE_URL does not
@@ -19,12 +21,14 @@ import (
 const DefaultMaxConns = 32
 
 // Connect opens a pool and checks the server answers. maxConns 0 means
-// DefaultMaxConns; a pool_max_conns in the URL wins over both.
+// DefaultMaxConns; a pool_max_conns in the URL wins over both. No error
+// shows the password, whole or in part (redact.go).
 func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+	cfg, err := parse(url)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
+	secrets := append(config.URLSecrets(url), cfg.ConnConfig.Password)
 	if maxConns <= 0 {
 		maxConns = DefaultMaxConns
 	}
@@ -33,13 +37,13 @@ func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, er
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, config.HideSecrets(fmt.Errorf("postgres: %w", err), secrets...)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres at %s does not answer: %w", redactURL(cfg.ConnConfig), err)
+		return nil, config.HideSecrets(fmt.Errorf("postgres at %s does not answer: %w", redactURL(cfg.ConnConfig), err), secrets...)
 	}
 	return pool, nil
 }

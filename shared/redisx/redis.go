@@ -4,38 +4,68 @@ package redisx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/nexus-broker/nexus/shared/config"
 )
 
-// Connect opens a client for url and checks the server answers.
+// Connect opens a client for url and checks the server answers. No error
+// shows the URL's password, whole or in part.
 //
 //	redis://[:password@]host:port/db       one server
 //	redis://host1:port,host2:port/?cluster=true
 //	redis://host1:port,host2:port/db?master=mymaster   Sentinel
 func Connect(ctx context.Context, rawURL string) (redis.UniversalClient, error) {
-	opts, err := parse(rawURL)
+	opts, err := parseURL(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
+	hideInLogs(opts.Password)
 	c := redis.NewUniversalClient(opts)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("redis at %s does not answer: %w", strings.Join(opts.Addrs, ","), err)
+		return nil, config.HideSecrets(fmt.Errorf("redis at %s does not answer: %w", strings.Join(opts.Addrs, ","), err), opts.Password)
 	}
 	return c, nil
 }
 
+// CheckURL says what is wrong with a REDIS_URL, without connecting and
+// without any part of its password, or returns nil: for a configuration
+// loader to report it with the other problems.
+func CheckURL(rawURL string) error {
+	_, err := parseURL(rawURL)
+	return err
+}
+
+// parseURL is parse with errors that name the URL, redacted, and hold no
+// part of its password.
+func parseURL(rawURL string) (*redis.UniversalOptions, error) {
+	opts, err := parse(rawURL)
+	if err != nil {
+		return nil, config.HideSecrets(fmt.Errorf("%s: %w", config.RedactURL(rawURL), err), config.URLSecrets(rawURL)...)
+	}
+	return opts, nil
+}
+
+// parse reads a REDIS_URL. A URL with a password url.Parse would misread
+// (an unencoded "/", "#", "?", "%" or space) is refused first, saying what
+// to encode: url.Parse's own error quotes the URL, and go-redis's quote the
+// piece of the password the misreading leaves in the path.
 func parse(rawURL string) (*redis.UniversalOptions, error) {
+	if p := config.URLProblem(rawURL); p != "" {
+		return nil, errors.New(p)
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("not a URL")
+		return nil, errors.New("is not a URL")
 	}
 	q := u.Query()
 	if !strings.Contains(u.Host, ",") && q.Get("master") == "" && q.Get("cluster") == "" {

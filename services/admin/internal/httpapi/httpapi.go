@@ -6,13 +6,16 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/shared/httpserver"
@@ -24,7 +27,7 @@ const MaxBody = 1 << 20
 
 // Registry is the service layer the routes call.
 type Registry interface {
-	Create(ctx context.Context, p messages.Provider) (messages.Provider, error)
+	Create(ctx context.Context, doc json.RawMessage) (messages.Provider, error)
 	Get(ctx context.Context, ref messages.ProviderRef) (messages.Provider, error)
 	List(ctx context.Context, req messages.ListProvidersRequest) (messages.ListProvidersReply, error)
 	Update(ctx context.Context, u messages.ProviderUpdate) (messages.Provider, error)
@@ -45,19 +48,43 @@ func New(reg Registry, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/providers/{ref}", a.get)
 	mux.HandleFunc("PATCH /v1/providers/{ref}", a.update)
 	mux.HandleFunc("DELETE /v1/providers/{ref}", a.delete)
+	// Any other method on a known route: 405 (the patterns without a method
+	// are less specific than those above, so only the others reach them).
+	mux.Handle("/v1/providers", methodNotAllowed("/v1/providers", "GET", "POST"))
+	mux.Handle("/v1/providers/{ref}", methodNotAllowed("/v1/providers/{ref}", "GET", "PATCH", "DELETE"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpserver.WriteError(w, log, messages.Errorf(messages.CodeNotFound, "no such route: %s %s", r.Method, r.URL.Path))
 	})
 	return mux
 }
 
+// methodNotAllowed answers 405 with an Allow header (HEAD comes with GET)
+// and the contract's error body, code invalid_request, naming the methods
+// route takes. 405 is HTTP's own status for this, so it is written here
+// rather than derived from the code in httpserver.WriteError.
+func methodNotAllowed(route string, methods ...string) http.Handler {
+	allow := strings.Join(methods, ", ")
+	if slices.Contains(methods, http.MethodGet) {
+		allow = strings.Replace(allow, "GET", "GET, HEAD", 1)
+	}
+	said := strings.Join(methods[:len(methods)-1], ", ") + " or " + methods[len(methods)-1]
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		httpserver.WriteJSON(w, http.StatusMethodNotAllowed, messages.ErrorBody{Error: messages.Errorf(messages.CodeInvalidRequest,
+			"%s is not allowed on %s; use %s", r.Method, route, said)})
+	})
+}
+
 func (a *api) create(w http.ResponseWriter, r *http.Request) {
-	var p messages.Provider
-	if err := readJSON(w, r, &p); err != nil {
+	// The registry reads the document itself, to report every problem of
+	// it at once; Decode first gives the malformed-JSON message every other
+	// body gets.
+	var doc json.RawMessage
+	if err := readJSON(w, r, &doc); err != nil {
 		a.fail(w, err)
 		return
 	}
-	out, err := a.reg.Create(r.Context(), p)
+	out, err := a.reg.Create(r.Context(), doc)
 	if err != nil {
 		a.fail(w, err)
 		return

@@ -5,6 +5,7 @@ package natsapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	"github.com/nexus-broker/nexus/messages"
@@ -13,7 +14,7 @@ import (
 
 // Registry is the service layer the endpoints call.
 type Registry interface {
-	Create(ctx context.Context, p messages.Provider) (messages.Provider, error)
+	Create(ctx context.Context, doc json.RawMessage) (messages.Provider, error)
 	Get(ctx context.Context, ref messages.ProviderRef) (messages.Provider, error)
 	List(ctx context.Context, req messages.ListProvidersRequest) (messages.ListProvidersReply, error)
 	Update(ctx context.Context, u messages.ProviderUpdate) (messages.Provider, error)
@@ -22,6 +23,8 @@ type Registry interface {
 
 // Register adds the providers.* endpoints to svc.
 func Register(svc *natsx.Service, reg Registry) error {
+	// Create takes the document as sent (a json.RawMessage), which the
+	// registry reads itself to report every problem of it at once.
 	return errors.Join(
 		natsx.Endpoint(svc, messages.SubjectProvidersCreate, reg.Create),
 		natsx.Endpoint(svc, messages.SubjectProvidersGet, reg.Get),

@@ -2,19 +2,26 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/nexus-broker/nexus/messages"
 )
 
-// Create validates a new provider document (running OIDC discovery), stores
-// it and hands its client registration, secret included, to the vault, all
-// or nothing. The reply never carries the secret.
-func (r *Registry) Create(ctx context.Context, p messages.Provider) (messages.Provider, error) {
+// Create validates a new provider document as sent (running OIDC
+// discovery), reporting every problem at once, stores it and hands its
+// client registration, secret included, to the vault, all or nothing. The
+// reply never carries the secret. Of the broker's fields, id is refused;
+// client_secret_set, created_at and updated_at are ignored, so a document
+// read from another provider can be reused without its id.
+func (r *Registry) Create(ctx context.Context, doc json.RawMessage) (messages.Provider, error) {
+	p, ps, err := decodeDocument(doc)
+	if err != nil {
+		return messages.Provider{}, err
+	}
 	sec := takeSecret(&p)
-	var ps problems
 	if p.ID != "" {
-		ps.add("id", "is assigned by the broker; leave it out")
+		ps.add("id", "is assigned by the broker; leave it out (to change an existing provider, update it)")
 	}
 	p.ClientSecretSet, p.CreatedAt, p.UpdatedAt = false, time.Time{}, time.Time{}
 	normalize(&p)

@@ -42,7 +42,7 @@ func (r *Registry) check(ctx context.Context, p *messages.Provider, newSecret, h
 	failed := false
 	if discover && p.Type == messages.ProviderOIDC && p.Issuer != "" && issuerProblem(p.Issuer) == "" {
 		if prob := r.fill(ctx, p); prob != "" {
-			ps = append(ps, prob)
+			ps.addText("issuer", prob)
 			failed = true
 		}
 	}

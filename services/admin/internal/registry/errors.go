@@ -12,7 +12,8 @@ func notFound(ref string) error {
 	return messages.Errorf(messages.CodeNotFound, "no provider has the id, name or alias %q", ref)
 }
 
-// storeErr turns store errors into the contract's errors. Errors that are
+// storeErr turns store errors into the contract's errors: a name or alias
+// another provider holds is a conflict (409), not an invalid document. Errors that are
 // already *messages.Error (the vault's, through a push) pass unchanged;
 // anything else is internal.
 func storeErr(err error, ref string) error {
@@ -28,9 +29,9 @@ func storeErr(err error, ref string) error {
 	case errors.Is(err, store.ErrNotFound):
 		return notFound(ref)
 	case errors.As(err, &inUse) && inUse.Name != "":
-		return messages.Errorf(messages.CodeInvalidRequest, "name or alias already in use: %q", inUse.Name)
+		return messages.Errorf(messages.CodeConflict, "name or alias already in use: %q", inUse.Name)
 	case errors.Is(err, store.ErrNameInUse):
-		return messages.Errorf(messages.CodeInvalidRequest, "name or alias already in use")
+		return messages.Errorf(messages.CodeConflict, "name or alias already in use")
 	case errors.Is(err, store.ErrStale):
 		return messages.Errorf(messages.CodeUnavailable, "the provider is being changed by another request; try again")
 	}

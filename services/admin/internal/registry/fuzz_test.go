@@ -23,7 +23,12 @@ func FuzzPatch(f *testing.F) {
 			assertInvalid(t, err)
 			return
 		}
-		next, err := applyPatch(cur, patch)
+		ps, err := checkFixed(cur, patch, false)
+		if err != nil {
+			assertCode(t, err, messages.CodeConflict)
+			return
+		}
+		next, decoded, err := applyPatch(cur, patch)
 		if err != nil {
 			assertInvalid(t, err)
 			return
@@ -33,7 +38,28 @@ func FuzzPatch(f *testing.F) {
 		}
 		sec := takeSecret(&next)
 		normalize(&next)
-		if err := validate(next, sec != "", true, false).err(); err != nil {
+		ps = append(append(ps, decoded...), validate(next, sec != "", true, false)...)
+		if err := ps.err(); err != nil {
+			assertInvalid(t, err)
+		}
+	})
+}
+
+// FuzzDocument: any create body gives a document or an invalid_request.
+func FuzzDocument(f *testing.F) {
+	for _, s := range []string{`{"name":"a","type":"oauth2"}`, `{"Name":1,"scopes":"x","strategy":{"typo":1}}`, `[1]`, `null`, `{"a":1} 2`, `{"authorization_params":{"a":1}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		p, ps, err := decodeDocument(raw)
+		if err != nil {
+			assertInvalid(t, err)
+			return
+		}
+		sec := takeSecret(&p)
+		normalize(&p)
+		ps = append(ps, validate(p, sec != "", false, false)...)
+		if err := ps.err(); err != nil {
 			assertInvalid(t, err)
 		}
 	})
@@ -41,7 +67,12 @@ func FuzzPatch(f *testing.F) {
 
 func assertInvalid(t *testing.T, err error) {
 	t.Helper()
-	if e, ok := err.(*messages.Error); !ok || e.Code != messages.CodeInvalidRequest {
-		t.Fatalf("err = %v, want invalid_request", err)
+	assertCode(t, err, messages.CodeInvalidRequest)
+}
+
+func assertCode(t *testing.T, err error, code messages.ErrorCode) {
+	t.Helper()
+	if e, ok := err.(*messages.Error); !ok || e.Code != code {
+		t.Fatalf("err = %v, want %s", err, code)
 	}
 }

@@ -3,18 +3,18 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"strings"
+	"slices"
+	"time"
 
 	"github.com/nexus-broker/nexus/messages"
 )
 
-// fixedFields are set by the broker and cannot be patched.
+// fixedFields are set by the broker: a patch may carry them only with the
+// values they have, so that a document read with get can be edited and sent
+// back whole.
 var fixedFields = []string{"id", "created_at", "updated_at", "client_secret_set"}
 
-// parsePatch reads a JSON merge patch, which must be a JSON object, and
-// rejects one that touches a field the broker owns.
+// parsePatch reads a JSON merge patch, which must be a JSON object.
 func parsePatch(raw json.RawMessage) (map[string]any, error) {
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
@@ -30,13 +30,50 @@ func parsePatch(raw json.RawMessage) (map[string]any, error) {
 	if !ok {
 		return nil, messages.Errorf(messages.CodeInvalidRequest, "patch must be a JSON object (RFC 7396 merge patch)")
 	}
+	return patch, nil
+}
+
+// checkFixed checks the broker's fields a patch carries against cur. Equal
+// values are fine (a document read with get and sent back). An updated_at
+// that is a timestamp but not cur's is a conflict: the provider changed
+// since the document was read, and applying the patch would undo that
+// change. Anything else is a problem. newSecret: the patch sets a client
+// secret, so client_secret_set may say true.
+func checkFixed(cur messages.Provider, patch map[string]any, newSecret bool) (problems, error) {
 	var ps problems
-	for _, f := range fixedFields {
-		if _, ok := patch[f]; ok {
-			ps.add(f, "is set by the broker and cannot be changed")
+	if v, ok := patch["id"]; ok && v != cur.ID {
+		ps.add("id", "is set by the broker and cannot be changed")
+	}
+	if v, ok := patch["client_secret_set"]; ok {
+		if b, isBool := v.(bool); !isBool || (b != cur.ClientSecretSet && !(b && newSecret)) {
+			ps.add("client_secret_set", "is set by the broker (whether the vault holds a client secret); send client_secret to set one")
 		}
 	}
-	return patch, ps.err()
+	if v, ok := patch["created_at"]; ok {
+		if t, ok := timestamp(v); !ok || !t.Equal(cur.CreatedAt) {
+			ps.add("created_at", "is set by the broker and cannot be changed")
+		}
+	}
+	if v, ok := patch["updated_at"]; ok {
+		t, isTime := timestamp(v)
+		switch {
+		case !isTime:
+			ps.add("updated_at", "is set by the broker; leave it out, or send the value read to change the provider only if it has not changed since")
+		case !t.Equal(cur.UpdatedAt):
+			return nil, messages.Errorf(messages.CodeConflict, "the provider changed at %s, after the document this patch was made from (updated_at %s); read it again and apply the change to that",
+				cur.UpdatedAt.UTC().Format(time.RFC3339Nano), t.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	return ps, nil
+}
+
+func timestamp(v any) (time.Time, bool) {
+	s, ok := v.(string)
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t, err == nil
 }
 
 // mergePatch applies an RFC 7396 JSON merge patch to target.
@@ -59,37 +96,35 @@ func mergePatch(target, patch any) any {
 	return tm
 }
 
-// applyPatch returns cur with patch applied. Unknown fields and values of the
-// wrong type are invalid_request. The broker-owned fields keep cur's values.
-func applyPatch(cur messages.Provider, patch map[string]any) (messages.Provider, error) {
+// applyPatch returns cur with patch applied (without the broker's fields,
+// which checkFixed looks at and which keep cur's values), and the problems
+// of the merged document's members: unknown names, values of the wrong type.
+func applyPatch(cur messages.Provider, patch map[string]any) (messages.Provider, problems, error) {
 	cur.ClientSecret = ""
 	raw, err := json.Marshal(cur)
 	if err != nil {
-		return messages.Provider{}, err
+		return messages.Provider{}, nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var doc any
 	if err := dec.Decode(&doc); err != nil {
-		return messages.Provider{}, err
+		return messages.Provider{}, nil, err
 	}
-	merged, err := json.Marshal(mergePatch(doc, patch))
-	if err != nil {
-		return messages.Provider{}, err
-	}
-	var next messages.Provider
-	dec = json.NewDecoder(bytes.NewReader(merged))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&next); err != nil {
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &te) && te.Field != "":
-			return messages.Provider{}, messages.Errorf(messages.CodeInvalidRequest, "invalid patch: field %q: expected %s", te.Field, te.Type)
-		case strings.HasPrefix(err.Error(), "json: unknown field"):
-			return messages.Provider{}, messages.Errorf(messages.CodeInvalidRequest, "invalid patch: %s", strings.TrimPrefix(err.Error(), "json: "))
+	changes := make(map[string]any, len(patch))
+	for k, v := range patch {
+		if !slices.Contains(fixedFields, k) {
+			changes[k] = v
 		}
-		return messages.Provider{}, messages.Errorf(messages.CodeInvalidRequest, "invalid patch: %s", fmt.Sprint(err))
+	}
+	merged, err := json.Marshal(mergePatch(doc, changes))
+	if err != nil {
+		return messages.Provider{}, nil, err
+	}
+	next, ps, err := decodeDocument(merged)
+	if err != nil {
+		return messages.Provider{}, nil, err
 	}
 	next.ID, next.CreatedAt, next.UpdatedAt, next.ClientSecretSet = cur.ID, cur.CreatedAt, cur.UpdatedAt, cur.ClientSecretSet
-	return next, nil
+	return next, ps, nil
 }

@@ -39,7 +39,7 @@ func (r *Registry) List(ctx context.Context, req messages.ListProvidersRequest) 
 		ps.add("cursor", "is not a cursor from a previous page")
 	}
 	if len(ps) > 0 {
-		return messages.ListProvidersReply{}, messages.Errorf(messages.CodeInvalidRequest, "invalid list request: %s", strings.Join(ps, "; "))
+		return messages.ListProvidersReply{}, messages.Errorf(messages.CodeInvalidRequest, "invalid list request: %s", strings.Join(ps.texts(), "; "))
 	}
 	page, err := r.store.List(ctx, req.Type, after, limit+1)
 	if err != nil {

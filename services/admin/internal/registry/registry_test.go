@@ -88,9 +88,9 @@ func TestMergePatchRFC7396(t *testing.T) {
 func TestApplyPatchKeepsBrokerFields(t *testing.T) {
 	cur := messages.Provider{ID: "prv_1", Name: "a", Type: messages.ProviderStatic, ClientSecretSet: true,
 		CredentialSchema: json.RawMessage(`{"type":"object","properties":{"n":{"type":"integer","maximum":12345678901234567890}}}`)}
-	next, err := applyPatch(cur, map[string]any{"name": "b"})
-	if err != nil {
-		t.Fatal(err)
+	next, ps, err := applyPatch(cur, map[string]any{"name": "b", "id": "prv_2", "client_secret_set": false})
+	if err != nil || len(ps) != 0 {
+		t.Fatal(err, ps)
 	}
 	if next.ID != "prv_1" || next.Name != "b" || !next.ClientSecretSet || !strings.Contains(string(next.CredentialSchema), "12345678901234567890") {
 		t.Errorf("next = %+v (%s)", next, next.CredentialSchema)

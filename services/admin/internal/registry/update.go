@@ -22,7 +22,12 @@ const maxUpdateAttempts = 3
 // For oidc providers discovery runs again when the issuer or the type
 // changes, or when the patch sets an endpoint to null. On an issuer change,
 // the stored endpoints are dropped and rediscovered, except those the patch
-// sets explicitly (which override discovery, as on create).
+// sets explicitly to new values (which override discovery, as on create).
+//
+// The broker's fields (id, created_at, updated_at, client_secret_set) may
+// be in the patch with the values they have, so a document from get can be
+// edited and sent back whole; an updated_at other than the stored one is a
+// conflict (the provider changed since it was read).
 func (r *Registry) Update(ctx context.Context, u messages.ProviderUpdate) (messages.Provider, error) {
 	if err := requireRef(u.Provider); err != nil {
 		return messages.Provider{}, err
@@ -59,10 +64,16 @@ func (r *Registry) Update(ctx context.Context, u messages.ProviderUpdate) (messa
 // client secret out of it. schemaPatch is the patch's credential_schema as
 // sent, merged again so that the schema keeps its key order.
 func (r *Registry) prepare(ctx context.Context, cur messages.Provider, patch map[string]any, schemaPatch json.RawMessage) (messages.Provider, secret, error) {
-	next, err := applyPatch(cur, patch)
+	newSecret, _ := patch["client_secret"].(string)
+	ps, err := checkFixed(cur, patch, newSecret != "")
 	if err != nil {
 		return messages.Provider{}, "", err
 	}
+	next, decoded, err := applyPatch(cur, patch)
+	if err != nil {
+		return messages.Provider{}, "", err
+	}
+	ps = append(ps, decoded...)
 	if len(schemaPatch) > 0 && len(next.CredentialSchema) > 0 {
 		if merged, err := orderedMerge(cur.CredentialSchema, schemaPatch); err == nil {
 			next.CredentialSchema = merged
@@ -79,12 +90,17 @@ func (r *Registry) prepare(ctx context.Context, cur messages.Provider, patch map
 			if inPatch && v == nil {
 				discover = true
 			}
-			if reissued && !inPatch {
+			// With a new issuer, an endpoint the patch does not set, or
+			// sets to the stored value (a document read with get and sent
+			// back with its issuer edited), is the old issuer's: it goes,
+			// and discovery fills it in.
+			if reissued && (!inPatch || v == *endpoint(&cur, f)) {
 				*endpoint(&next, f) = ""
 			}
 		}
 	}
-	if err := r.check(ctx, &next, sec != "", cur.ClientSecretSet, discover).err(); err != nil {
+	ps = append(ps, r.check(ctx, &next, sec != "", cur.ClientSecretSet, discover)...)
+	if err := ps.err(); err != nil {
 		return messages.Provider{}, "", err
 	}
 	return next, sec, nil

@@ -12,20 +12,80 @@ import (
 // a provider's authorization_params may not override them.
 var brokerParams = []string{"state", "nonce", "code_challenge", "code_challenge_method", "redirect_uri", "client_id", "response_type", "scope"}
 
-// problems collects every field problem of a document, so one reply can list
-// them all.
-type problems []string
+// problems collects every problem of a document, so one reply lists them
+// all, in the order of the document's fields.
+type problems []problem
 
-func (ps *problems) add(field, format string, args ...any) {
-	*ps = append(*ps, field+": "+fmt.Sprintf(format, args...))
+type problem struct {
+	field   string // the member it is about: "name", "aliases[1]", "strategy.config"; "" for an unknown member
+	text    string // what the reply says, naming the field
+	unread  bool   // the member's value could not be read (a wrong type)
+	unknown bool   // the member is not a field of the document
 }
 
-// err is the invalid_request listing every problem, or nil.
+// add records a problem of field, as "field: <message>".
+func (ps *problems) add(field, format string, args ...any) {
+	*ps = append(*ps, problem{field: field, text: field + ": " + fmt.Sprintf(format, args...)})
+}
+
+// addText records a problem of field whose text already names it (the
+// strategy's own messages, discovery's).
+func (ps *problems) addText(field, text string) {
+	*ps = append(*ps, problem{field: field, text: text})
+}
+
+// err is the invalid_request listing every problem, or nil: unknown members
+// first, in the order sent, then by the document's field order. A member
+// whose value could not be read is reported for that alone, not also for
+// what validating its zero value finds.
 func (ps problems) err() error {
 	if len(ps) == 0 {
 		return nil
 	}
-	return messages.Errorf(messages.CodeInvalidRequest, "invalid provider: %s", strings.Join(ps, "; "))
+	unread := map[string]bool{}
+	for _, p := range ps {
+		if p.unread {
+			unread[topField(p.field)] = true
+		}
+	}
+	kept := make(problems, 0, len(ps))
+	for _, p := range ps {
+		if p.unread || p.unknown || !unread[topField(p.field)] {
+			kept = append(kept, p)
+		}
+	}
+	slices.SortStableFunc(kept, func(a, b problem) int { return a.rank() - b.rank() })
+	return messages.Errorf(messages.CodeInvalidRequest, "invalid provider: %s", strings.Join(kept.texts(), "; "))
+}
+
+// texts are the problems' texts in the order recorded.
+func (ps problems) texts() []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.text
+	}
+	return out
+}
+
+// rank orders problems: unknown members, then the document's fields in
+// order, then anything else (a list request's limit or cursor).
+func (p problem) rank() int {
+	if p.unknown {
+		return -1
+	}
+	if i := slices.Index(documentFields, topField(p.field)); i >= 0 {
+		return i
+	}
+	return len(documentFields)
+}
+
+// topField is the document member a field path is in: "strategy" for
+// "strategy.config.header", "aliases" for "aliases[1]".
+func topField(path string) string {
+	if i := strings.IndexAny(path, ".["); i >= 0 {
+		return path[:i]
+	}
+	return path
 }
 
 // normalize fills defaults: empty lists instead of null, client_secret_basic
@@ -189,7 +249,7 @@ func validateStatic(ps *problems, p messages.Provider, newSecret bool) {
 		ps.add("strategy.type", "must be one of header, query_param, basic_auth, aws_sigv4, hmac_payload")
 	default:
 		if err := p.Strategy.Validate(); err != nil {
-			*ps = append(*ps, err.Error()) // its messages name their strategy.* field
+			ps.addText("strategy", err.Error()) // its messages name their strategy.* field
 		}
 	}
 	if len(p.CredentialSchema) == 0 {

@@ -1,0 +1,123 @@
+package pg_test
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nexus-broker/nexus/shared/pg"
+	"github.com/nexus-broker/nexus/shared/testkit"
+)
+
+// leak returns the part of secret that text shows: the secret (as written
+// or decoded), or any run of three or more letters and digits of it.
+func leak(text, secret string) string {
+	for _, s := range []string{secret, strings.ReplaceAll(secret, "%2F", "/")} {
+		if strings.Contains(text, s) {
+			return s
+		}
+	}
+	for _, piece := range strings.FieldsFunc(secret, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+	}) {
+		if len(piece) >= 3 && strings.Contains(text, piece) {
+			return piece
+		}
+	}
+	return ""
+}
+
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	return port
+}
+
+func TestConnectErrorsNeverShowThePassword(t *testing.T) {
+	port := closedPort(t)
+	url := func(pw string) string {
+		return "postgres://vault:" + pw + "@127.0.0.1:" + port + "/nexus?sslmode=disable"
+	}
+	kv := func(pw string) string {
+		return "host=127.0.0.1 port=" + port + " user=vault password=" + pw + " dbname=nexus sslmode=disable"
+	}
+	tests := []struct {
+		name, dsn, secret string
+		want              string // in the error
+	}{
+		{"slash", url("Zq7/Wx9Lm"), "Zq7/Wx9Lm", `the password contains "/"`},
+		{"digits then slash", url("9876/Wx9Lm"), "9876/Wx9Lm", `the password contains "/"`},
+		{"slash then at", url("Zq7/Ab3@Wx9Lm"), "Zq7/Ab3@Wx9Lm", `the password contains "/"`},
+		{"at sign", url("Zq7@Wx9Lm"), "Zq7@Wx9Lm", `contains "@", which must be percent-encoded (%40)`},
+		{"percent", url("Zq7%Wx9Lm"), "Zq7%Wx9Lm", `"%" not followed by two hex digits`},
+		{"hash", url("Zq7#Wx9Lm"), "Zq7#Wx9Lm", "does not answer"}, // pgx reads it right
+		{"question mark", url("Zq7?Wx9Lm"), "Zq7?Wx9Lm", "does not answer"},
+		{"space", url("Zq7 Wx9Lm"), "Zq7 Wx9Lm", `the password contains " "`},
+		{"everything", url("Zq7/@%# Wx9Lm"), "Zq7/@%# Wx9Lm", "the password contains"},
+		{"encoded", url("Zq7%2FWx9Lm%40Ab3"), "Zq7%2FWx9Lm%40Ab3", "postgres at 127.0.0.1:" + port + "/nexus does not answer"},
+		{"bad port beside a password", "postgres://vault:Zq7Wx9Lm@127.0.0.1:54a2/nexus", "Zq7Wx9Lm", "invalid port"},
+		{"bad sslmode beside a password", "postgres://vault:Zq7Wx9Lm@127.0.0.1:5432/nexus?sslmode=bogus&password=Ab3Cd4", "Ab3Cd4", "sslmode is invalid"},
+		{"key=value, unquoted space", kv("Zq7 Wx9Lm"), "Zq7 Wx9Lm", "DATABASE_URL: "},
+		{"key=value, unterminated quote", kv("'Zq7 Wx9Lm"), "Zq7 Wx9Lm", "DATABASE_URL: "},
+		{"key=value, escaped space and bad port", strings.Replace(kv(`Zq7\ Wx9Lm`), "port="+port, "port=x", 1), `Zq7\ Wx9Lm`, "invalid port"},
+		{"key=value, quoted", kv("'Zq7 #/@Wx9Lm'"), "Zq7 #/@Wx9Lm", "does not answer"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := pg.CheckURL(tc.dsn); err != nil && leak(err.Error(), tc.secret) != "" {
+				t.Errorf("CheckURL: %q shows the password", err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			pool, err := pg.Connect(ctx, tc.dsn, 1)
+			if err == nil {
+				pool.Close()
+				t.Fatal("connected to a closed port")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+			if l := leak(err.Error(), tc.secret); l != "" {
+				t.Errorf("error %q shows %q of the password", err, l)
+			}
+		})
+	}
+}
+
+func TestCheckURL(t *testing.T) {
+	for _, ok := range []string{"postgres://u:Zq7%2FWx9Lm@db.example/nexus", "postgres://u:p@h1:5432,h2:5433/nexus", "host=db user=u password='a b' dbname=x"} {
+		if err := pg.CheckURL(ok); err != nil {
+			t.Errorf("CheckURL(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"postgres://u:Zq7/Wx9Lm@db.example/nexus", "postgres://u:Zq7@Wx9Lm@db.example/nexus", "host=db password=Zq7 Wx9Lm dbname=x"} {
+		err := pg.CheckURL(bad)
+		if err == nil {
+			t.Errorf("CheckURL(%q) found nothing", bad)
+		} else if l := leak(err.Error(), "Zq7 Wx9Lm"); l != "" || leak(err.Error(), "Zq7/Wx9Lm") != "" {
+			t.Errorf("CheckURL: %q shows the password", err)
+		}
+	}
+}
+
+// The local test server trusts loopback, so any password gets in: an
+// encoded one must reach it intact enough to connect.
+func TestConnectWithAnEncodedPassword(t *testing.T) {
+	u := testkit.Postgres(t)
+	u = strings.Replace(u, "@", ":Zq7%2FWx9Lm%40Ab3@", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	pool, err := pg.Connect(ctx, u, 1)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	pool.Close()
+}
