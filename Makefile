@@ -3,21 +3,28 @@ GO       ?= go
 MODULES  := messages shared services/vault services/handshake services/admin services/refresher system testing/oidcprovider
 PKGS     := $(foreach m,$(MODULES),./$(m)/...)
 SERVICES := vault handshake admin refresher
+export GO
 
 .PHONY: run test services vet build bench fmt tidy
 
-## run: every service in one process with an embedded NATS server (JetStream)
-run: services
+## run: every service in one process with an embedded NATS server (JetStream); configured by the
+## environment (README.md, "make run"), e.g. ADMIN_HTTP_ADDR=127.0.0.1:18081 NEXUS_NATS_PORT=4323 make run
+run:
+	@./scripts/ensure-services.sh run
+	@./scripts/modules-note.sh run
 	$(GO) run ./system/cmd/nexus
 
 ## test: the whole suite, with the race detector, against real PostgreSQL, Redis and NATS
-test: services
+## (TEST_DATABASE_URL, TEST_REDIS_URL)
+test:
+	@./scripts/ensure-services.sh test
+	@./scripts/modules-note.sh test $(PKGS)
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
 
-## services: make sure PostgreSQL and Redis answer (start the local ones if stopped)
+## services: make sure the PostgreSQL and Redis of make test answer (start the local ones if stopped)
 services:
-	@./scripts/ensure-services.sh
+	@./scripts/ensure-services.sh test
 
 ## build: each service as its own binary, plus the launcher, the admin CLI and the benchmark
 build:
@@ -27,8 +34,9 @@ build:
 	$(GO) build -o bin/nexus-admin ./services/admin/cmd/nexus-admin
 	$(GO) build -o bin/nexus-bench ./system/cmd/nexus-bench
 
-## bench: tokens.get against the floor of DESIGN.md section 5 (a do-nothing NATS responder)
-bench: services
+## bench: tokens.get against its floor, a do-nothing NATS responder (README.md, Performance)
+bench:
+	@./scripts/ensure-services.sh run
 	$(GO) run ./system/cmd/nexus-bench
 
 vet:
