@@ -3,21 +3,33 @@ GO       ?= go
 MODULES  := messages shared services/vault services/handshake services/admin services/refresher system testing/oidcprovider
 PKGS     := $(foreach m,$(MODULES),./$(m)/...)
 SERVICES := vault handshake admin refresher
+export GO
 
-.PHONY: run test services vet build bench fmt tidy
+.PHONY: run test services tools vet build bench fmt tidy
 
-## run: every service in one process with an embedded NATS server (JetStream)
-run: services
+## run: every service in one process with an embedded NATS server (JetStream); configured by the
+## environment (README.md, "make run"), e.g. ADMIN_HTTP_ADDR=127.0.0.1:18081 NEXUS_NATS_PORT=4323 make run
+run:
+	@./scripts/ensure-services.sh run
+	@./scripts/modules-note.sh run
 	$(GO) run ./system/cmd/nexus
 
 ## test: the whole suite, with the race detector, against real PostgreSQL, Redis and NATS
-test: services
+## (TEST_DATABASE_URL, TEST_REDIS_URL), and the README's commands against a real `make run`
+test:
+	@./scripts/ensure-services.sh test
+	@./scripts/ensure-tools.sh
+	@./scripts/modules-note.sh test $(PKGS)
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
 
-## services: make sure PostgreSQL and Redis answer (start the local ones if stopped)
+## services: make sure the PostgreSQL and Redis of make test answer (start the local ones if stopped)
 services:
-	@./scripts/ensure-services.sh
+	@./scripts/ensure-services.sh test
+
+## tools: what the tests need besides Go: the nats CLI (installed with go install when missing) and curl
+tools:
+	@./scripts/ensure-tools.sh
 
 ## build: each service as its own binary, plus the launcher, the admin CLI and the benchmark
 build:
@@ -28,7 +40,8 @@ build:
 	$(GO) build -o bin/nexus-bench ./system/cmd/nexus-bench
 
 ## bench: tokens.get against its floor, a do-nothing NATS responder (docs/ARCHITECTURE.md, section 5)
-bench: services
+bench:
+	@./scripts/ensure-services.sh run
 	$(GO) run ./system/cmd/nexus-bench
 
 vet:

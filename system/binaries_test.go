@@ -2,11 +2,14 @@ package system_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,11 +17,76 @@ import (
 	"github.com/nexus-broker/nexus/shared/testkit"
 )
 
+// bins holds the binaries the tests build, once per run.
+var bins struct {
+	sync.Mutex
+	dir   string
+	built map[string]string
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bins.dir != "" {
+		os.RemoveAll(bins.dir)
+	}
+	os.Exit(code)
+}
+
+// binary builds the command in pkg (relative to the workspace root, such as
+// ./services/vault/cmd/vault) once per test run and returns its path.
+func binary(t *testing.T, pkg string) string {
+	t.Helper()
+	bins.Lock()
+	defer bins.Unlock()
+	if bin, ok := bins.built[pkg]; ok {
+		return bin
+	}
+	if bins.dir == "" {
+		dir, err := os.MkdirTemp("", "nexus-system-bin-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bins.dir, bins.built = dir, map[string]string{}
+	}
+	bin := filepath.Join(bins.dir, filepath.Base(pkg))
+	build := exec.Command("go", "build", "-o", bin, pkg)
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, out)
+	}
+	bins.built[pkg] = bin
+	return bin
+}
+
+// runBinary runs bin with exactly env and args, and returns its exit code
+// and combined output.
+func runBinary(t *testing.T, bin string, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%s %v did not exit within 30 s:\n%s%s", bin, args, &stdout, &stderr)
+	}
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("run %s: %v", bin, err)
+		}
+		code = ee.ExitCode()
+	}
+	return code, stdout.String(), stderr.String()
+}
+
 // TestServiceBinaries builds every service as its own binary, starts it with
 // an empty environment, and checks it refuses to start, naming every missing
 // variable it needs and none that belongs to another service.
 func TestServiceBinaries(t *testing.T) {
-	dir := t.TempDir()
 	for _, tc := range []struct {
 		name    string
 		needs   []string
@@ -29,29 +97,75 @@ func TestServiceBinaries(t *testing.T) {
 		{"admin", []string{"API_KEY", "DATABASE_URL"}, []string{"ENCRYPTION_KEY", "STATE_KEY", "REDIS_URL"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			bin := filepath.Join(dir, tc.name)
-			build := exec.Command("go", "build", "-o", bin, "./services/"+tc.name+"/cmd/"+tc.name)
-			build.Dir = ".."
-			if out, err := build.CombinedOutput(); err != nil {
-				t.Fatalf("build %s: %v\n%s", tc.name, err, out)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, bin)
-			cmd.Env = []string{"PATH=/usr/bin:/bin"}
-			out, err := cmd.CombinedOutput()
-			if err == nil {
+			bin := binary(t, "./services/"+tc.name+"/cmd/"+tc.name)
+			code, stdout, stderr := runBinary(t, bin, []string{"PATH=/usr/bin:/bin"})
+			out := stdout + stderr
+			if code == 0 {
 				t.Fatalf("%s started without configuration:\n%s", tc.name, out)
 			}
 			for _, v := range tc.needs {
-				if !strings.Contains(string(out), v) {
+				if !strings.Contains(out, v) {
 					t.Errorf("%s does not name the missing %s:\n%s", tc.name, v, out)
 				}
 			}
 			for _, v := range tc.foreign {
-				if strings.Contains(string(out), v) {
+				if strings.Contains(out, v) {
 					t.Errorf("%s asks for %s, which is not its own:\n%s", tc.name, v, out)
 				}
+			}
+		})
+	}
+}
+
+// TestBinaryFlags runs every binary's -h and -version with an empty
+// environment: help and version need no configuration, exit 0, print to
+// stdout, and -h lists the variables the binary reads (its own, not
+// another's).
+func TestBinaryFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pkg      string
+		reads    []string // in -h
+		notReads []string
+	}{
+		{"vault", "./services/vault/cmd/vault", []string{"NATS_URL", "API_KEY", "HTTP_ADDR", "DATABASE_URL", "ENCRYPTION_KEY", "ENCRYPTION_KEYS_PREVIOUS"}, []string{"STATE_KEY", "REDIS_URL"}},
+		{"handshake", "./services/handshake/cmd/handshake", []string{"NATS_URL", "API_KEY", "REDIS_URL", "STATE_KEY", "PUBLIC_URL", "INTERNAL_HTTP_ADDR"}, []string{"ENCRYPTION_KEY", "DATABASE_URL"}},
+		{"admin", "./services/admin/cmd/admin", []string{"NATS_URL", "API_KEY", "HTTP_ADDR", "DATABASE_URL"}, []string{"ENCRYPTION_KEY", "STATE_KEY"}},
+		{"refresher", "./services/refresher/cmd/refresher", []string{"NATS_URL", "API_KEY", "HTTP_ADDR", "REFRESH_CONCURRENCY"}, []string{"DATABASE_URL", "ENCRYPTION_KEY"}},
+		{"nexus", "./system/cmd/nexus", []string{"NEXUS_NATS_PORT", "NEXUS_DATA_DIR", "ADMIN_HTTP_ADDR", "VAULT_HTTP_ADDR", "HANDSHAKE_HTTP_ADDR", "HANDSHAKE_INTERNAL_HTTP_ADDR", "REFRESHER_HTTP_ADDR", "PUBLIC_URL", "DATABASE_URL"}, nil},
+		{"nexus-admin", "./services/admin/cmd/nexus-admin", []string{"ADMIN_URL", "API_KEY"}, nil},
+		{"nexus-bench", "./system/cmd/nexus-bench", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bin := binary(t, tc.pkg)
+			env := []string{"PATH=/usr/bin:/bin"}
+
+			code, stdout, stderr := runBinary(t, bin, env, "-version")
+			if code != 0 || stderr != "" {
+				t.Fatalf("-version: exit %d, stderr %q", code, stderr)
+			}
+			if !strings.HasPrefix(stdout, tc.name+" ") || !strings.Contains(stdout, "go1.") || !strings.Contains(stdout, "\tpath\t") {
+				t.Errorf("-version does not give the name, version and build information:\n%s", stdout)
+			}
+			if tc.reads == nil {
+				return
+			}
+			code, stdout, stderr = runBinary(t, bin, env, "-h")
+			if code != 0 || stderr != "" {
+				t.Fatalf("-h: exit %d, stderr %q", code, stderr)
+			}
+			for _, v := range tc.reads {
+				if !strings.Contains(stdout, v) {
+					t.Errorf("-h does not list %s:\n%s", v, stdout)
+				}
+			}
+			for _, v := range tc.notReads {
+				if strings.Contains(stdout, v) {
+					t.Errorf("-h lists %s, which %s does not read:\n%s", v, tc.name, stdout)
+				}
+			}
+			if strings.Contains(stdout, "invalid configuration") {
+				t.Errorf("-h reports configuration problems instead of helping:\n%s", stdout)
 			}
 		})
 	}
@@ -61,19 +175,19 @@ func TestServiceBinaries(t *testing.T) {
 // a full configuration against real NATS and Redis, checks both listeners
 // answer, and stops it with SIGTERM: it must exit cleanly.
 func TestServiceBinaryLifecycle(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "handshake")
-	build := exec.Command("go", "build", "-o", bin, "./services/handshake/cmd/handshake")
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := binary(t, "./services/handshake/cmd/handshake")
 	public, internal := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(bin)
-	cmd.Env = []string{
+	env := []string{
 		"NATS_URL=" + testkit.NATS(t), "REDIS_URL=" + testkit.Redis(t), "STATE_KEY=" + testkit.Key32(t),
 		"API_KEY=" + gatewayKey, "PUBLIC_URL=http://" + public, "ALLOWED_RETURN_URLS=http://127.0.0.1:3000",
 		"HTTP_ADDR=" + public, "INTERNAL_HTTP_ADDR=" + internal,
 	}
+	// -healthcheck probes the internal listener's /readyz: nothing there yet.
+	if code, _, stderr := runBinary(t, bin, env, "-healthcheck"); code != 1 || !strings.Contains(stderr, internal) {
+		t.Fatalf("-healthcheck before the start: exit %d (want 1), %q", code, stderr)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = env
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -83,20 +197,11 @@ func TestServiceBinaryLifecycle(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	defer cmd.Process.Kill()
 	for _, u := range []string{"http://" + public + "/healthz", "http://" + internal + "/readyz", "http://" + internal + "/metrics"} {
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			resp, err := http.Get(u)
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never answered 200 (%v):\n%s", u, err, out.String())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		waitOK(t, u, func() string { return out.String() })
+	}
+	// As a container health check runs it: the same environment, -healthcheck, nothing else.
+	if code, stdout, stderr := runBinary(t, bin, env, "-healthcheck"); code != 0 {
+		t.Fatalf("-healthcheck of the running handshake: exit %d\n%s%s", code, stdout, stderr)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -108,6 +213,26 @@ func TestServiceBinaryLifecycle(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("no exit 20 s after SIGTERM:\n%s", out.String())
+	}
+}
+
+// waitOK polls u until it answers 200, failing after 20 seconds with log().
+func waitOK(t *testing.T, u string, log func() string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(u)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			err = fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never answered 200 (%v):\n%s", u, err, log())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -52,30 +52,28 @@ type System struct {
 	log    *slog.Logger
 }
 
-// Addrs says where each service's HTTP listener is.
-type Addrs struct {
-	Handshake, Admin, Vault string
-}
-
 // Start validates every service's configuration at once (each service reads
-// only its own variables from env), then starts vault, admin, handshake and
+// only its own variables from env; HTTP_ADDR and INTERNAL_HTTP_ADDR are
+// refused, see CheckEnv), then starts vault, admin, handshake and
 // refresher in that order and serves their HTTP handlers on the listeners given (or on
-// their HTTP_ADDR when a listener is nil).
+// VAULT_HTTP_ADDR, ADMIN_HTTP_ADDR, HANDSHAKE_HTTP_ADDR,
+// HANDSHAKE_INTERNAL_HTTP_ADDR and REFRESHER_HTTP_ADDR when a listener is nil).
 func Start(ctx context.Context, env Lookup, listeners map[string]net.Listener, log *slog.Logger) (*System, error) {
 	l := config.FromFunc(env)
 	vcfg := vault.LoadConfig(l)
 	acfg := admin.LoadConfig(l)
 	hcfg := handshake.LoadConfig(l)
 	rcfg := refresher.LoadConfig(l)
-	if err := l.Err(); err != nil {
+	if err := errors.Join(CheckEnv(env), l.Err()); err != nil {
 		return nil, err
 	}
-	// All three read HTTP_ADDR; in one process each needs its own port.
-	vcfg.HTTPAddr = envOr(env, "VAULT_HTTP_ADDR", "127.0.0.1:8082")
-	acfg.HTTPAddr = envOr(env, "ADMIN_HTTP_ADDR", "127.0.0.1:8081")
-	hcfg.HTTPAddr = envOr(env, "HANDSHAKE_HTTP_ADDR", "127.0.0.1:8080")
-	rcfg.HTTPAddr = envOr(env, "REFRESHER_HTTP_ADDR", "127.0.0.1:8083")
-	hcfg.InternalHTTPAddr = envOr(env, "HANDSHAKE_INTERNAL_HTTP_ADDR", "127.0.0.1:9080")
+	// Each binary reads HTTP_ADDR; in one process each needs its own port.
+	addr := map[string]string{}
+	for _, a := range listenAddrs {
+		addr[a.listener] = envOr(env, a.env, a.def)
+	}
+	vcfg.HTTPAddr, acfg.HTTPAddr, rcfg.HTTPAddr = addr["vault"], addr["admin"], addr["refresher"]
+	hcfg.HTTPAddr, hcfg.InternalHTTPAddr = addr["handshake"], addr["handshake-internal"]
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &System{cancel: cancel, log: log, Listeners: map[string]net.Listener{}}

@@ -1,12 +1,15 @@
-// Package run is the main() every service binary shares: configuration
-// checked once with every problem reported together, a logger, start-up,
-// the HTTP listeners, and a graceful stop on SIGINT or SIGTERM.
+// Package run is the main() every service binary shares: the command line
+// (-h, -version, -healthcheck), configuration checked once with every
+// problem reported together, a logger, start-up, the HTTP listeners, and a
+// graceful stop on SIGINT or SIGTERM.
 package run
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +22,7 @@ import (
 	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/shared/httpserver"
 	"github.com/nexus-broker/nexus/shared/logging"
+	"github.com/nexus-broker/nexus/shared/run/buildinfo"
 )
 
 // Listener is an HTTP address and what is served there.
@@ -39,23 +43,131 @@ type Running struct {
 type Spec struct {
 	Common config.Common
 	Start  func(ctx context.Context, log *slog.Logger) (Running, error)
+	// Probe is the address of the listener serving /readyz, for
+	// -healthcheck; Common.HTTPAddr when empty.
+	Probe string
 }
 
-// Main loads the configuration with load, and exits 2 listing every problem
-// if there are any; otherwise it starts the service, serves its listeners
-// until a signal, stops it within 15 seconds, and exits 0 (or 1 on failure).
-func Main(name string, load func(*config.Loader) Spec) {
-	l := config.New()
-	spec := load(l)
-	if err := l.Err(); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
-		os.Exit(2)
+// Main is a service binary's main(). It reads the command line first: -h
+// prints what the binary is (about) and the environment variables it
+// reads, -version its version and Go build information, and -healthcheck
+// probes an instance already running (for container health checks, where
+// there is no shell or curl); each exits at once. Otherwise Main loads the
+// configuration with load and exits 2 listing every problem if there are
+// any, else starts the service, serves its listeners until a signal, stops
+// it within 15 seconds, and exits 0 (or 1 on failure).
+func Main(name, about string, load func(*config.Loader) Spec) {
+	os.Exit(mainArgs(name, about, load, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+}
+
+func mainArgs(name, about string, load func(*config.Loader) Spec, args []string, env func(string) (string, bool), stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	version := fs.Bool("version", false, "print the version and Go build information, then exit")
+	health := fs.Bool("healthcheck", false, "GET /readyz of the instance running with this environment (on 127.0.0.1 when\n"+
+		"its address has no host or 0.0.0.0): exit 0 when it answers 200, 1 otherwise")
+	err := fs.Parse(args)
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	log := logging.New(os.Stderr, spec.Common.LogFormat, spec.Common.LogLevel)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		usage(stdout, fs, name, about, load)
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "%s: %v\nusage: %s [-healthcheck | -version | -h]\n", name, err, name)
+		return 2
+	case *version:
+		fmt.Fprint(stdout, buildinfo.Text(name))
+		return 0
+	}
+
+	l := config.FromFunc(env)
+	spec := load(l)
+	if *health {
+		// Only the address matters here: a probe needs no secrets.
+		addr := spec.Probe
+		if addr == "" {
+			addr = spec.Common.HTTPAddr
+		}
+		if err := healthcheck(addr, 3*time.Second); err != nil {
+			fmt.Fprintf(stderr, "%s: healthcheck: %v\n", name, err)
+			return 1
+		}
+		return 0
+	}
+	if err := l.Err(); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	log := logging.New(stderr, spec.Common.LogFormat, spec.Common.LogLevel)
 	if err := serve(name, spec, log); err != nil {
 		log.Error(name+" stopped", "err", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
+}
+
+// usage prints what the binary is, its flags, and the environment variables
+// its configuration reads (found by loading it from an empty environment).
+func usage(w io.Writer, fs *flag.FlagSet, name, about string, load func(*config.Loader) Spec) {
+	fmt.Fprintf(w, "%s: %s\n\nusage: %s [-healthcheck | -version | -h]\n", name, about, name)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	fmt.Fprintf(w, "\nconfiguration, from the environment (checked at start-up, every problem reported at once;\n"+
+		"meanings and defaults in README.md, Configuration):\n")
+	for _, v := range Variables(load) {
+		fmt.Fprintf(w, "  %s\n", v)
+	}
+}
+
+// Variables lists the environment variables load reads, in the order it
+// reads them.
+func Variables(load func(*config.Loader) Spec) []string {
+	var names []string
+	seen := map[string]bool{}
+	load(config.FromFunc(func(k string) (string, bool) {
+		if !seen[k] {
+			seen[k] = true
+			names = append(names, k)
+		}
+		return "", false
+	}))
+	return names
+}
+
+// healthcheck GETs /readyz on addr (a listen address such as ":8082").
+func healthcheck(addr string, timeout time.Duration) error {
+	u, err := LocalURL(addr, "/readyz")
+	if err != nil {
+		return err
+	}
+	c := &http.Client{Timeout: timeout}
+	resp, err := c.Get(u)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: HTTP %d", u, resp.StatusCode)
+	}
+	return nil
+}
+
+// LocalURL is the http URL of path on a listener at addr (a listen address
+// such as ":8082"), as seen from the same machine: an address without a
+// host, or with 0.0.0.0 or ::, is reached on 127.0.0.1.
+func LocalURL(addr, path string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + path, nil
 }
 
 func serve(name string, spec Spec, log *slog.Logger) error {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/shared/natsx"
+	"github.com/nexus-broker/nexus/shared/run/buildinfo"
 	"github.com/nexus-broker/nexus/system/systemtest"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
@@ -37,7 +38,12 @@ func main() {
 	pgBase := flag.String("postgres", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL server for a temporary database")
 	redisURL := flag.String("redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured phases to this file")
+	version := flag.Bool("version", false, "print the version and Go build information, then exit")
 	flag.Parse()
+	if *version {
+		fmt.Print(buildinfo.Text("nexus-bench"))
+		return
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {

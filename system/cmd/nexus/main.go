@@ -1,13 +1,17 @@
 // Command nexus runs every Nexus Broker service in one process with an
 // embedded NATS server (JetStream on a local data dir): `make run`.
-// PostgreSQL and Redis come from DATABASE_URL and REDIS_URL or the local
-// defaults; development keys are generated once and kept in the data dir.
+// Everything is configured by the environment (nexus -h lists it): unset
+// values get development defaults, development keys are generated once and
+// kept in the data dir, and every port is checked free before anything
+// starts.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,37 +20,94 @@ import (
 
 	"github.com/nexus-broker/nexus/shared/logging"
 	"github.com/nexus-broker/nexus/shared/natsx"
+	"github.com/nexus-broker/nexus/shared/run/buildinfo"
 	"github.com/nexus-broker/nexus/system"
 )
 
+const usage = `nexus: every Nexus Broker service (vault, handshake, admin, refresher) in one process,
+with an embedded NATS server (JetStream); what make run starts. Not for production.
+
+usage: nexus [-version | -h]
+  -version  print the version and Go build information
+  -h        print this help
+
+configuration, from the environment; unset values get the defaults shown:
+  NEXUS_DATA_DIR                development keys (keys.env) and JetStream data (.nexus-dev)
+  NEXUS_NATS_PORT               the embedded NATS server, on 127.0.0.1 (4322; 4222 is left to a system NATS)
+  HANDSHAKE_HTTP_ADDR           the handshake's browser routes (127.0.0.1:8080)
+  HANDSHAKE_INTERNAL_HTTP_ADDR  the handshake's /readyz and /metrics (127.0.0.1:9080)
+  ADMIN_HTTP_ADDR               the admin API, /v1/providers (127.0.0.1:8081)
+  VAULT_HTTP_ADDR               the vault's /healthz, /readyz, /metrics (127.0.0.1:8082)
+  REFRESHER_HTTP_ADDR           the refresher's /healthz, /readyz, /metrics (127.0.0.1:8083)
+  PUBLIC_URL                    where browsers reach the handshake (http://HANDSHAKE_HTTP_ADDR)
+  DATABASE_URL                  PostgreSQL (postgres://postgres@127.0.0.1:5432/nexus?sslmode=disable,
+                                created when missing; a database set here must exist)
+  REDIS_URL                     Redis (redis://127.0.0.1:6379/0)
+  ALLOWED_RETURN_URLS           (http://127.0.0.1:3000,http://localhost:3000)
+  ENCRYPTION_KEY, STATE_KEY, API_KEY
+                                generated once into NEXUS_DATA_DIR/keys.env
+  and every service's own variables (README.md, Configuration), except HTTP_ADDR and
+  INTERNAL_HTTP_ADDR, which are refused: each service has its own address variable above.
+`
+
 func main() {
-	dataDir := flag.String("data", ".nexus-dev", "directory for development keys and JetStream data")
-	natsPort := flag.Int("nats-port", 4322, "port of the embedded NATS server (4222 is left to a system NATS)")
-	flag.Parse()
-	if err := run(*dataDir, *natsPort); err != nil {
+	fs := flag.NewFlagSet("nexus", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	version := fs.Bool("version", false, "")
+	err := fs.Parse(os.Args[1:])
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument %q; the configuration comes from the environment", fs.Arg(0))
+	}
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Print(usage)
+		return
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "nexus: %v\nusage: nexus [-version | -h]\n", err)
+		os.Exit(2)
+	case *version:
+		fmt.Print(buildinfo.Text("nexus"))
+		return
+	}
+	if err := launch(os.LookupEnv); err != nil {
 		fmt.Fprintln(os.Stderr, "nexus:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dataDir string, natsPort int) error {
+func launch(getenv system.Lookup) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// Everything that can be checked is checked before anything starts.
+	listeners, natsPort, err := system.Preflight(getenv)
+	if err != nil {
+		return err
+	}
 	env := map[string]string{}
+	lookup := system.Overlay(getenv, env)
 	for k, v := range system.DevDefaults {
-		if os.Getenv(k) == "" {
+		if envOr(getenv, k, "") == "" {
 			env[k] = v
 		}
 	}
+	if envOr(getenv, "PUBLIC_URL", "") == "" {
+		env["PUBLIC_URL"] = system.PublicURL(getenv, listeners["handshake"])
+	}
+	dataDir := envOr(getenv, "NEXUS_DATA_DIR", ".nexus-dev")
+	release, err := lockDataDir(dataDir)
+	if err != nil {
+		return err
+	}
+	defer release()
 	keysFile := filepath.Join(dataDir, "keys.env")
-	if os.Getenv("ENCRYPTION_KEY") == "" || os.Getenv("STATE_KEY") == "" || os.Getenv("API_KEY") == "" {
+	if envOr(getenv, "ENCRYPTION_KEY", "") == "" || envOr(getenv, "STATE_KEY", "") == "" || envOr(getenv, "API_KEY", "") == "" {
 		keys, created, err := system.DevKeys(keysFile)
 		if err != nil {
 			return err
 		}
 		for k, v := range keys {
-			if os.Getenv(k) == "" {
+			if envOr(getenv, k, "") == "" {
 				env[k] = v
 			}
 		}
@@ -56,32 +117,40 @@ func run(dataDir string, natsPort int) error {
 				"    API_KEY=%s\n\n", keysFile, keys["API_KEY"])
 		}
 	}
-	lookup := system.Overlay(os.LookupEnv, env)
-	log := logging.New(os.Stderr, envOr(lookup, "LOG_FORMAT"), envOr(lookup, "LOG_LEVEL"))
+	log := logging.New(os.Stderr, envOr(lookup, "LOG_FORMAT", ""), envOr(lookup, "LOG_LEVEL", ""))
 
-	if url, _ := lookup("DATABASE_URL"); url != "" {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := system.EnsureDatabase(cctx, url)
-		cancel()
-		if err != nil {
-			return err
-		}
+	// Only the development default database is created when missing; one
+	// named in DATABASE_URL must exist (a typo must not make an empty one).
+	devDB := envOr(getenv, "DATABASE_URL", "") == ""
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = system.EnsureDatabase(cctx, envOr(lookup, "DATABASE_URL", ""), devDB)
+	cancel()
+	if err != nil {
+		return err
 	}
 
 	ns, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Port: natsPort, StoreDir: filepath.Join(dataDir, "jetstream")})
 	if err != nil {
-		return fmt.Errorf("%w (is port %d free? choose another with -nats-port)", err, natsPort)
+		return fmt.Errorf("%w (%s=%d)", err, system.NATSPortVar, natsPort)
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 	env["NATS_URL"] = ns.ClientURL()
 
-	sys, err := system.Start(ctx, lookup, nil, log)
+	sys, err := system.Start(ctx, lookup, listeners, log)
 	if err != nil {
 		return err
 	}
 	public, _ := lookup("PUBLIC_URL")
-	fmt.Printf("Nexus Broker is running.\n  NATS (embedded)     %s\n  handshake (public)  %s  (listening on %s; metrics on %s)\n  admin API           http://%s/v1/providers\n  vault               http://%s/healthz\n  refresher           http://%s/healthz\nPress Ctrl-C to stop.\n",
-		ns.ClientURL(), public, sys.Listeners["handshake"].Addr(), sys.Listeners["handshake-internal"].Addr(), sys.Listeners["admin"].Addr(), sys.Listeners["vault"].Addr(), sys.Listeners["refresher"].Addr())
+	fmt.Printf("Nexus Broker is running.\n"+
+		"  NATS (embedded)     %s\n"+
+		"  handshake (public)  %s  (listening on %s; metrics on %s)\n"+
+		"  admin API           http://%s/v1/providers\n"+
+		"  vault               http://%s/healthz\n"+
+		"  refresher           http://%s/healthz\n"+
+		"The development keys, for another shell: set -a; . %s; set +a\n"+
+		"Press Ctrl-C to stop.\n",
+		ns.ClientURL(), public, sys.Listeners["handshake"].Addr(), sys.Listeners["handshake-internal"].Addr(),
+		sys.Listeners["admin"].Addr(), sys.Listeners["vault"].Addr(), sys.Listeners["refresher"].Addr(), keysFile)
 	<-ctx.Done()
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -89,7 +158,9 @@ func run(dataDir string, natsPort int) error {
 	return sys.Close(sctx)
 }
 
-func envOr(l system.Lookup, k string) string {
-	v, _ := l(k)
-	return v
+func envOr(l system.Lookup, k, def string) string {
+	if v, ok := l(k); ok && v != "" {
+		return v
+	}
+	return def
 }

@@ -11,8 +11,11 @@ import (
 	"github.com/nexus-broker/nexus/shared/run"
 )
 
+// about is the first line of -h.
+const about = "the Nexus Broker provider registry: admin.providers.* on NATS and the operator HTTP API (/v1/providers) on HTTP_ADDR"
+
 func main() {
-	run.Main("admin", func(l *config.Loader) run.Spec {
+	run.Main("admin", about, func(l *config.Loader) run.Spec {
 		cfg := admin.LoadConfig(l)
 		return run.Spec{Common: cfg.Common, Start: func(ctx context.Context, log *slog.Logger) (run.Running, error) {
 			svc, err := admin.Start(ctx, cfg, log)

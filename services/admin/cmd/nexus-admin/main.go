@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/run/buildinfo"
 )
 
 func main() {
@@ -45,6 +46,7 @@ const usage = `usage: nexus-admin <command> [flags]
   list [-type T] [-limit N] [-cursor C]
   update REF [-f FILE]        apply a JSON merge patch (from FILE or stdin)
   delete REF                  remove a provider
+  -version                    print the version and Go build information
 environment: ADMIN_URL (default http://127.0.0.1:8081), API_KEY
 `
 
@@ -65,6 +67,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
+		return 0
+	case "-version", "--version", "version":
+		fmt.Fprint(stdout, buildinfo.Text("nexus-admin"))
 		return 0
 	}
 	base := getenv("ADMIN_URL")

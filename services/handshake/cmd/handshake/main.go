@@ -11,10 +11,13 @@ import (
 	"github.com/nexus-broker/nexus/shared/run"
 )
 
+// about is the first line of -h.
+const about = "the Nexus Broker consent edge: handshake.begin on NATS, the browser routes (connect links, callback, hosted forms) on HTTP_ADDR, probes and metrics on INTERNAL_HTTP_ADDR"
+
 func main() {
-	run.Main("handshake", func(l *config.Loader) run.Spec {
+	run.Main("handshake", about, func(l *config.Loader) run.Spec {
 		cfg := handshake.LoadConfig(l)
-		return run.Spec{Common: cfg.Common, Start: func(ctx context.Context, log *slog.Logger) (run.Running, error) {
+		return run.Spec{Common: cfg.Common, Probe: cfg.InternalHTTPAddr, Start: func(ctx context.Context, log *slog.Logger) (run.Running, error) {
 			svc, err := handshake.Start(ctx, cfg, log)
 			if err != nil {
 				return run.Running{}, err

@@ -11,8 +11,11 @@ import (
 	"github.com/nexus-broker/nexus/shared/run"
 )
 
+// about is the first line of -h.
+const about = "the Nexus Broker refresher: refreshes tokens before they expire and relays lifecycle events to the JetStream stream NEXUS_EVENTS"
+
 func main() {
-	run.Main("refresher", func(l *config.Loader) run.Spec {
+	run.Main("refresher", about, func(l *config.Loader) run.Spec {
 		cfg := refresher.LoadConfig(l)
 		return run.Spec{Common: cfg.Common, Start: func(ctx context.Context, log *slog.Logger) (run.Running, error) {
 			svc, err := refresher.Start(ctx, cfg, log)

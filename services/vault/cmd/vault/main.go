@@ -10,8 +10,11 @@ import (
 	"github.com/nexus-broker/nexus/shared/run"
 )
 
+// about is the first line of -h.
+const about = "the Nexus Broker vault: custody of every master secret, sealed in PostgreSQL; answers tokens.* and connections.* on NATS"
+
 func main() {
-	run.Main("vault", func(l *config.Loader) run.Spec {
+	run.Main("vault", about, func(l *config.Loader) run.Spec {
 		cfg := vault.LoadConfig(l)
 		return run.Spec{Common: cfg.Common, Start: func(ctx context.Context, log *slog.Logger) (run.Running, error) {
 			svc, err := vault.Start(ctx, cfg, log)
