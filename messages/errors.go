@@ -9,6 +9,7 @@ import (
 type ErrorCode string
 
 const (
+	CodeRateLimited       ErrorCode = "rate_limited"
 	CodeInvalidRequest    ErrorCode = "invalid_request"
 	CodeUnauthorized      ErrorCode = "unauthorized"
 	CodeForbidden         ErrorCode = "forbidden"
@@ -24,6 +25,8 @@ const (
 // Status is the HTTP-like status that goes in the Nats-Service-Error-Code header.
 func (c ErrorCode) Status() int {
 	switch c {
+	case CodeRateLimited:
+		return 429
 	case CodeInvalidRequest:
 		return 400
 	case CodeUnauthorized:
@@ -48,6 +51,9 @@ func (c ErrorCode) Status() int {
 type Error struct {
 	Code    ErrorCode `json:"code"`
 	Message string    `json:"message"`
+	// RetryAfterSeconds, on rate_limited, is how long to wait before the
+	// same request can succeed.
+	RetryAfterSeconds int `json:"retry_after_seconds,omitempty"`
 }
 
 // ErrorBody wraps Error as it travels on the wire.
@@ -78,6 +84,7 @@ func Errorf(code ErrorCode, format string, args ...any) *Error {
 
 // Sentinels for errors.Is.
 var (
+	ErrRateLimited       = &Error{Code: CodeRateLimited}
 	ErrInvalidRequest    = &Error{Code: CodeInvalidRequest}
 	ErrUnauthorized      = &Error{Code: CodeUnauthorized}
 	ErrForbidden         = &Error{Code: CodeForbidden}

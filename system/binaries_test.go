@@ -92,9 +92,12 @@ func TestServiceBinaries(t *testing.T) {
 		needs   []string
 		foreign []string
 	}{
-		{"vault", []string{"API_KEY", "DATABASE_URL", "ENCRYPTION_KEY"}, []string{"STATE_KEY", "REDIS_URL", "PUBLIC_URL"}},
-		{"handshake", []string{"API_KEY", "REDIS_URL", "STATE_KEY", "PUBLIC_URL", "ALLOWED_RETURN_URLS"}, []string{"ENCRYPTION_KEY", "DATABASE_URL"}},
-		{"admin", []string{"API_KEY", "DATABASE_URL"}, []string{"ENCRYPTION_KEY", "STATE_KEY", "REDIS_URL"}},
+		{"vault", []string{"API_KEY", "DATABASE_URL", "ENCRYPTION_KEY", "HANDSHAKE_SERVICE_KEY", "ADMIN_SERVICE_KEY", "REFRESHER_SERVICE_KEY"},
+			[]string{"STATE_KEY", "REDIS_URL", "PUBLIC_URL", "ADMIN_API_KEY"}},
+		{"handshake", []string{"API_KEY", "HANDSHAKE_SERVICE_KEY", "REDIS_URL", "STATE_KEY", "PUBLIC_URL", "ALLOWED_RETURN_URLS"},
+			[]string{"ENCRYPTION_KEY", "DATABASE_URL", "ADMIN_API_KEY", "ADMIN_SERVICE_KEY"}},
+		{"admin", []string{"ADMIN_API_KEY", "ADMIN_SERVICE_KEY", "HANDSHAKE_SERVICE_KEY", "DATABASE_URL"}, []string{"ENCRYPTION_KEY", "STATE_KEY", "REDIS_URL", "- API_KEY:"}},
+		{"refresher", []string{"REFRESHER_SERVICE_KEY"}, []string{"- API_KEY:", "DATABASE_URL", "ENCRYPTION_KEY", "ADMIN_SERVICE_KEY"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bin := binary(t, "./services/"+tc.name+"/cmd/"+tc.name)
@@ -128,12 +131,12 @@ func TestBinaryFlags(t *testing.T) {
 		reads    []string // in -h
 		notReads []string
 	}{
-		{"vault", "./services/vault/cmd/vault", []string{"NATS_URL", "API_KEY", "HTTP_ADDR", "DATABASE_URL", "ENCRYPTION_KEY", "ENCRYPTION_KEYS_PREVIOUS"}, []string{"STATE_KEY", "REDIS_URL"}},
-		{"handshake", "./services/handshake/cmd/handshake", []string{"NATS_URL", "API_KEY", "REDIS_URL", "STATE_KEY", "PUBLIC_URL", "INTERNAL_HTTP_ADDR"}, []string{"ENCRYPTION_KEY", "DATABASE_URL"}},
-		{"admin", "./services/admin/cmd/admin", []string{"NATS_URL", "API_KEY", "HTTP_ADDR", "DATABASE_URL"}, []string{"ENCRYPTION_KEY", "STATE_KEY"}},
-		{"refresher", "./services/refresher/cmd/refresher", []string{"NATS_URL", "API_KEY", "HTTP_ADDR", "REFRESH_CONCURRENCY"}, []string{"DATABASE_URL", "ENCRYPTION_KEY"}},
+		{"vault", "./services/vault/cmd/vault", []string{"NATS_URL", "API_KEY", "CROSS_WORKSPACE_API_KEY", "HANDSHAKE_SERVICE_KEY", "HTTP_ADDR", "DATABASE_URL", "ENCRYPTION_KEY", "ENCRYPTION_KEYS_PREVIOUS"}, []string{"STATE_KEY", "REDIS_URL", "ADMIN_API_KEY"}},
+		{"handshake", "./services/handshake/cmd/handshake", []string{"NATS_URL", "API_KEY", "HANDSHAKE_SERVICE_KEY", "REDIS_URL", "STATE_KEY", "PUBLIC_URL", "INTERNAL_HTTP_ADDR"}, []string{"ENCRYPTION_KEY", "DATABASE_URL", "ADMIN_API_KEY"}},
+		{"admin", "./services/admin/cmd/admin", []string{"NATS_URL", "ADMIN_API_KEY", "ADMIN_SERVICE_KEY", "HANDSHAKE_SERVICE_KEY", "HTTP_ADDR", "DATABASE_URL"}, []string{"ENCRYPTION_KEY", "STATE_KEY"}},
+		{"refresher", "./services/refresher/cmd/refresher", []string{"NATS_URL", "REFRESHER_SERVICE_KEY", "HTTP_ADDR", "REFRESH_CONCURRENCY"}, []string{"DATABASE_URL", "ENCRYPTION_KEY", "ADMIN_API_KEY"}},
 		{"nexus", "./system/cmd/nexus", []string{"NEXUS_NATS_PORT", "NEXUS_DATA_DIR", "ADMIN_HTTP_ADDR", "VAULT_HTTP_ADDR", "HANDSHAKE_HTTP_ADDR", "HANDSHAKE_INTERNAL_HTTP_ADDR", "REFRESHER_HTTP_ADDR", "PUBLIC_URL", "DATABASE_URL"}, nil},
-		{"nexus-admin", "./services/admin/cmd/nexus-admin", []string{"ADMIN_URL", "API_KEY"}, nil},
+		{"nexus-admin", "./services/admin/cmd/nexus-admin", []string{"ADMIN_URL", "ADMIN_API_KEY"}, nil},
 		{"nexus-bench", "./system/cmd/nexus-bench", nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -179,7 +182,7 @@ func TestServiceBinaryLifecycle(t *testing.T) {
 	public, internal := freeAddr(t), freeAddr(t)
 	env := []string{
 		"NATS_URL=" + testkit.NATS(t), "REDIS_URL=" + testkit.Redis(t), "STATE_KEY=" + testkit.Key32(t),
-		"API_KEY=" + gatewayKey, "PUBLIC_URL=http://" + public, "ALLOWED_RETURN_URLS=http://127.0.0.1:3000",
+		"API_KEY=" + gatewayKey, "HANDSHAKE_SERVICE_KEY=" + rotatedKey, "PUBLIC_URL=http://" + public, "ALLOWED_RETURN_URLS=http://127.0.0.1:3000",
 		"HTTP_ADDR=" + public, "INTERNAL_HTTP_ADDR=" + internal,
 	}
 	// -healthcheck probes the internal listener's /readyz: nothing there yet.

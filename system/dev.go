@@ -16,6 +16,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/nexus-broker/nexus/shared/config"
+	"github.com/nexus-broker/nexus/shared/natsauth"
 )
 
 // DevDefaults are the values `make run` uses for what the environment does
@@ -163,50 +166,84 @@ func PublicURL(env Lookup, handshake net.Listener) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-// devSecrets are generated on first run when unset, and kept in the data dir.
-var devSecrets = []string{"ENCRYPTION_KEY", "STATE_KEY", "API_KEY"}
+// devSecret is a development secret: generated on first run when unset,
+// kept in the data dir.
+type devSecret struct {
+	name   string
+	prefix string // for keys a person types: says what it is
+	raw    bool   // 32 bytes in standard base64 (ENCRYPTION_KEY, STATE_KEY)
+}
 
-// DevKeys returns ENCRYPTION_KEY, STATE_KEY and API_KEY for development: the
-// ones in path when it exists, else freshly generated ones written there with
-// mode 0600. created says whether they were just made (and should be printed
-// once, the way `vault server -dev` prints its root token).
-func DevKeys(path string) (keys map[string]string, created bool, err error) {
+// devSecrets are every key of every principal and every NATS password of
+// the embedded server (the users of shared/natsauth), so that `make run`
+// has the production's doors, not an open one.
+var devSecrets = func() []devSecret {
+	out := []devSecret{
+		{name: "ENCRYPTION_KEY", raw: true},
+		{name: "STATE_KEY", raw: true},
+		{name: config.GatewayKeys, prefix: "nxk_gw_dev_"},
+		{name: config.OperatorKeys, prefix: "nxk_op_dev_"},
+		{name: config.HandshakeServiceKeys, prefix: "nxk_hs_dev_"},
+		{name: config.AdminServiceKeys, prefix: "nxk_ad_dev_"},
+		{name: config.RefresherServiceKeys, prefix: "nxk_rf_dev_"},
+	}
+	for _, u := range natsauth.Names {
+		out = append(out, devSecret{name: NATSPasswordVar(u), prefix: "nats_dev_"})
+	}
+	return out
+}()
+
+// NATSPasswordVar is the variable holding a NATS user's password, as
+// deploy/nats/users.conf reads it: NATS_<USER>_PASSWORD.
+func NATSPasswordVar(user string) string { return "NATS_" + strings.ToUpper(user) + "_PASSWORD" }
+
+// DevKeys returns the development keys and passwords: those in path, with
+// any that are missing (a file from an older version) generated and added;
+// or, when there is no file, all of them freshly generated and written
+// there with mode 0600. created lists the names just made, so they can be
+// printed once, the way `vault server -dev` prints its root token.
+// ENCRYPTION_KEY is never replaced: the database is sealed with it.
+func DevKeys(path string) (keys map[string]string, created []string, err error) {
 	keys, err = readEnvFile(path)
-	if err == nil {
-		for _, k := range devSecrets {
-			if keys[k] == "" {
-				return nil, false, fmt.Errorf("%s: %s is missing; delete the file to generate new development keys", path, k)
-			}
+	if errors.Is(err, os.ErrNotExist) {
+		keys, err = map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, d := range devSecrets {
+		if keys[d.name] != "" {
+			continue
 		}
-		return keys, false, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, false, err
-	}
-	keys = map[string]string{}
-	for _, k := range devSecrets {
+		if d.name == "ENCRYPTION_KEY" && len(keys) > 0 {
+			return nil, nil, fmt.Errorf("%s: ENCRYPTION_KEY is missing; it seals the development database, so it is not made up again: restore it, or start over (rm -rf %s && dropdb -h 127.0.0.1 -U postgres nexus)", path, filepath.Dir(path))
+		}
 		b := make([]byte, 32)
 		if _, err := rand.Read(b); err != nil {
-			return nil, false, err
+			return nil, nil, err
 		}
-		if k == "API_KEY" {
-			keys[k] = "nxk_dev_" + base64.RawURLEncoding.EncodeToString(b)
+		if d.raw {
+			keys[d.name] = base64.StdEncoding.EncodeToString(b)
 		} else {
-			keys[k] = base64.StdEncoding.EncodeToString(b)
+			keys[d.name] = d.prefix + base64.RawURLEncoding.EncodeToString(b)
 		}
+		created = append(created, d.name)
+	}
+	if len(created) == 0 {
+		return keys, nil, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
 	var sb strings.Builder
-	sb.WriteString("# Development keys for `make run`, generated once. Never use these in production.\n")
-	for _, k := range devSecrets {
-		fmt.Fprintf(&sb, "%s=%s\n", k, keys[k])
+	sb.WriteString("# Development keys and NATS passwords for `make run`, generated once. Never use these in production.\n")
+	for _, d := range devSecrets {
+		fmt.Fprintf(&sb, "%s=%s\n", d.name, keys[d.name])
 	}
 	if err := os.WriteFile(path, []byte(sb.String()), 0o600); err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
-	return keys, true, nil
+	return keys, created, nil
 }
 
 func readEnvFile(path string) (map[string]string, error) {

@@ -31,13 +31,16 @@ func startBroker(t *testing.T, popts oidcprovider.Options) *systemtest.Broker {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	natsURL, passwords := testkit.NATSWithUsers(t)
 	b, err := systemtest.Start(ctx, systemtest.Infra{
-		NATSURL:       testkit.NATS(t),
-		DatabaseURL:   testkit.Postgres(t),
-		RedisURL:      testkit.Redis(t),
-		EncryptionKey: testkit.Key32(t),
-		StateKey:      testkit.Key32(t),
-		APIKeys:       []string{gatewayKey, rotatedKey},
+		NATSURL:            natsURL,
+		NATSPasswords:      passwords,
+		DatabaseURL:        testkit.Postgres(t),
+		RedisURL:           testkit.Redis(t),
+		EncryptionKey:      testkit.Key32(t),
+		StateKey:           testkit.Key32(t),
+		APIKeys:            []string{gatewayKey, rotatedKey},
+		CrossWorkspaceKeys: []string{gatewayKey},
 	}, popts)
 	if err != nil {
 		t.Fatalf("start broker: %v", err)
@@ -194,7 +197,9 @@ func TestNoMasterSecretOnTheBus(t *testing.T) {
 	b := startBroker(t, oidcprovider.Options{})
 	ctx := ctxT(t)
 
-	spy := b.NC
+	// The test server's observer may subscribe to everything, inboxes
+	// included; no user of the deployment may.
+	spy := testkit.ConnAs(t, b.Infra.NATSURL, testkit.Observer, b.Infra.NATSPasswords[testkit.Observer])
 	var seen []string
 	ch := make(chan string, 4096)
 	sub, err := spy.Subscribe(">", func(m *nats.Msg) {
@@ -207,6 +212,9 @@ func TestNoMasterSecretOnTheBus(t *testing.T) {
 		ch <- sb.String()
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spy.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.RegisterOIDC(ctx, "acme"); err != nil {
@@ -562,8 +570,6 @@ func TestUnknownIDsAndMalformedJSON(t *testing.T) {
 		messages.SubjectConnectionsRevoke, messages.SubjectTokensGet, messages.SubjectTokensRefresh,
 		messages.SubjectProvidersCreate, messages.SubjectProvidersGet, messages.SubjectProvidersList,
 		messages.SubjectProvidersUpdate, messages.SubjectProvidersDelete,
-		messages.SubjectVaultConnectionsCreate, messages.SubjectVaultConnectionsFail, messages.SubjectVaultExchange,
-		messages.SubjectVaultClientsPut, messages.SubjectVaultClientsDelete,
 	}
 	for _, subj := range subjects {
 		for _, body := range []string{`{"connection_id":`, `not json`, `[1,2]`, ``, `{"a":1} {"b":2}`, `{"connection_id":"x","no_such_field":1}`} {
@@ -594,30 +600,27 @@ func TestUnknownIDsAndMalformedJSON(t *testing.T) {
 func TestAPIKeys(t *testing.T) {
 	b := startBroker(t, oidcprovider.Options{})
 	ctx := ctxT(t)
+	list := messages.ListConnectionsRequest{WorkspaceID: "w"}
+	begin := messages.BeginRequest{Provider: "none", WorkspaceID: "w", ReturnURL: b.Agent.URL + "/return"}
+	// On the Gateway's NATS user: its keys, both during a rotation, and no other.
 	for _, tc := range []struct {
 		name, key string
 		want      error
 	}{
 		{"current key", gatewayKey, nil},
 		{"previous key during rotation", rotatedKey, nil},
+		{"an operator's key", b.OperatorKey, messages.ErrUnauthorized},
 		{"wrong key", "gw-key-wrong-000000000000", messages.ErrUnauthorized},
 		{"no key", "", messages.ErrUnauthorized},
 		{"prefix of a key", gatewayKey[:10], messages.ErrUnauthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &natsx.Client{NC: b.NC, Prefix: messages.DefaultPrefix, APIKey: tc.key}
-			for _, subj := range []string{messages.SubjectConnectionsList, messages.SubjectProvidersList, messages.SubjectVaultClientsDelete, messages.SubjectHandshakeBegin} {
-				var body any = messages.ListConnectionsRequest{}
-				if subj == messages.SubjectVaultClientsDelete {
-					body = messages.VaultClientRef{ProviderID: "none"}
-				}
-				if subj == messages.SubjectHandshakeBegin {
-					body = messages.BeginRequest{Provider: "none", WorkspaceID: "w", ReturnURL: b.Agent.URL + "/return"}
-				}
+			for subj, body := range map[string]any{messages.SubjectConnectionsList: list, messages.SubjectHandshakeBegin: begin} {
 				err := c.Request(ctx, subj, body, nil)
 				if tc.want == nil {
-					if errors.Is(err, messages.ErrUnauthorized) {
-						t.Errorf("%s: a valid key was refused", subj)
+					if errors.Is(err, messages.ErrUnauthorized) || errors.Is(err, messages.ErrForbidden) {
+						t.Errorf("%s: a valid key was refused: %v", subj, err)
 					}
 					continue
 				}
@@ -627,11 +630,20 @@ func TestAPIKeys(t *testing.T) {
 			}
 		})
 	}
-	// The admin HTTP API takes the same keys as bearer tokens.
+	// On the operator's NATS user, which may reach admin: the Gateway's key
+	// opens nothing there; the operator's does.
+	gw := &natsx.Client{NC: b.Operator.NC, Prefix: messages.DefaultPrefix, APIKey: gatewayKey}
+	if err := gw.Request(ctx, messages.SubjectProvidersList, messages.ListProvidersRequest{}, nil); !errors.Is(err, messages.ErrUnauthorized) {
+		t.Errorf("the Gateway's key on providers.list: %v, want unauthorized", err)
+	}
+	if err := b.Operator.Request(ctx, messages.SubjectProvidersList, messages.ListProvidersRequest{}, nil); err != nil {
+		t.Errorf("the operator's key on providers.list: %v", err)
+	}
+	// The admin HTTP API takes the operators' keys as bearer tokens, and no other.
 	for _, tc := range []struct {
 		auth string
 		want int
-	}{{"Bearer " + gatewayKey, 200}, {"Bearer " + rotatedKey, 200}, {"Bearer nope-nope-nope-nope", 401}, {"", 401}} {
+	}{{"Bearer " + b.OperatorKey, 200}, {"Bearer " + gatewayKey, 401}, {"Bearer " + rotatedKey, 401}, {"Bearer nope-nope-nope-nope", 401}, {"", 401}} {
 		req, _ := http.NewRequest("GET", b.AdminURL+"/v1/providers", nil)
 		if tc.auth != "" {
 			req.Header.Set("Authorization", tc.auth)
@@ -642,17 +654,22 @@ func TestAPIKeys(t *testing.T) {
 		}
 		resp.Body.Close()
 		if resp.StatusCode != tc.want {
-			t.Errorf("admin API with %q: %d, want %d", tc.auth, resp.StatusCode, tc.want)
+			t.Errorf("admin API with %.20q...: %d, want %d", tc.auth, resp.StatusCode, tc.want)
 		}
 	}
 }
 
-// rawRequest sends body as it is, malformed or not, with the Gateway's key.
+// rawRequest sends body as it is, malformed or not, as the Gateway (or, on
+// admin's subjects, as an operator).
 func rawRequest(ctx context.Context, b *systemtest.Broker, subject, body string) error {
 	msg := nats.NewMsg(messages.Subject(messages.DefaultPrefix, subject))
 	msg.Data = []byte(body)
-	msg.Header.Set(messages.HeaderAPIKey, gatewayKey)
-	resp, err := b.NC.RequestMsgWithContext(ctx, msg)
+	c := b.Gateway
+	if strings.HasPrefix(subject, "v1.admin.") {
+		c = b.Operator
+	}
+	msg.Header.Set(messages.HeaderAPIKey, c.APIKey)
+	resp, err := c.NC.RequestMsgWithContext(ctx, msg)
 	if err != nil {
 		return err
 	}

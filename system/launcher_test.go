@@ -15,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/nexus-broker/nexus/shared/logging"
 	"github.com/nexus-broker/nexus/shared/testkit"
 	"github.com/nexus-broker/nexus/system"
@@ -282,7 +284,9 @@ func TestLauncher(t *testing.T) {
 	l := startLauncher(t, bin, env)
 	out := l.output()
 	for _, w := range []string{
-		"API_KEY=nxk_dev_",
+		"API_KEY=nxk_gw_dev_",
+		"ADMIN_API_KEY=nxk_op_dev_",
+		"NATS user gateway, password nats_dev_",
 		"nats://127.0.0.1:" + env["NEXUS_NATS_PORT"],
 		"handshake (public)  http://" + env["HANDSHAKE_HTTP_ADDR"] + " ",
 		"http://" + env["ADMIN_HTTP_ADDR"] + "/v1/providers",
@@ -294,6 +298,34 @@ func TestLauncher(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(env["NEXUS_DATA_DIR"], "keys.env")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("keys.env: %v %v", fi, err)
+	}
+
+	// Not an open door: NATS refuses an anonymous client, and the Gateway's
+	// user, with the password from keys.env, may not read others' replies.
+	natsURL := "nats://127.0.0.1:" + env["NEXUS_NATS_PORT"]
+	if nc, err := nats.Connect(natsURL); err == nil {
+		nc.Close()
+		t.Error("the embedded NATS server accepts an anonymous client")
+	}
+	keys := readKeys(t, filepath.Join(env["NEXUS_DATA_DIR"], "keys.env"))
+	denied := make(chan error, 4)
+	gw, err := nats.Connect(natsURL, nats.UserInfo("gateway", keys["NATS_GATEWAY_PASSWORD"]), nats.CustomInboxPrefix("_INBOX.gateway"),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { denied <- err }))
+	if err != nil {
+		t.Fatalf("the Gateway cannot connect with its password from keys.env: %v", err)
+	}
+	defer gw.Close()
+	if _, err := gw.Subscribe("_INBOX.>", func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	_ = gw.Flush()
+	select {
+	case err := <-denied:
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Errorf("subscribing to _INBOX.>: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("the Gateway's user may subscribe to every inbox")
 	}
 
 	// The same again: every port is taken.
@@ -373,4 +405,20 @@ func (l *launcher) stop(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("no exit 20 s after Ctrl-C:\n%s", l.output())
 	}
+}
+
+// readKeys reads an env file of KEY=value lines.
+func readKeys(t *testing.T, path string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
+			out[k] = v
+		}
+	}
+	return out
 }

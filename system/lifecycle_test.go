@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/natsauth"
 	"github.com/nexus-broker/nexus/system/systemtest"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
@@ -28,7 +29,7 @@ func TestLifecycleEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, messages.StreamEvents, jetstream.ConsumerConfig{
-		Durable: "downstream", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: messages.EventsWildcard(messages.DefaultPrefix),
+		Durable: natsauth.Gateway, AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: messages.EventsWildcard(messages.DefaultPrefix),
 	})
 	if err != nil {
 		t.Fatalf("durable consumer on %s: %v", messages.StreamEvents, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/testkit"
 	"github.com/nexus-broker/nexus/system/systemtest"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
@@ -41,7 +42,9 @@ func TestStaticCredentialsEndToEnd(t *testing.T) {
 
 	var seen []string
 	ch := make(chan string, 4096)
-	sub, err := b.NC.Subscribe(">", func(m *nats.Msg) { ch <- m.Subject + " " + string(m.Data) })
+	// The test server's observer sees everything, inboxes included.
+	spy := testkit.ConnAs(t, b.Infra.NATSURL, testkit.Observer, b.Infra.NATSPasswords[testkit.Observer])
+	sub, err := spy.Subscribe(">", func(m *nats.Msg) { ch <- m.Subject + " " + string(m.Data) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +53,7 @@ func TestStaticCredentialsEndToEnd(t *testing.T) {
 		"api_key":{"type":"string","title":"API key","writeOnly":true,"minLength":8},
 		"note":{"type":"string","title":"Label"}}}`)
 	var openai messages.Provider
-	if err := b.Gateway.Request(ctx, messages.SubjectProvidersCreate, messages.Provider{
+	if err := b.Operator.Request(ctx, messages.SubjectProvidersCreate, messages.Provider{
 		Name: "openai", Aliases: []string{"openai-prod"}, Type: messages.ProviderStatic, CredentialSchema: schema,
 		Strategy:     &messages.Strategy{Type: messages.StrategyHeader, Config: map[string]any{"header": "Authorization", "prefix": "Bearer "}},
 		Verification: &messages.Verification{URL: api.URL + "/v1/models"},
@@ -61,7 +64,7 @@ func TestStaticCredentialsEndToEnd(t *testing.T) {
 		"access_key_id":{"type":"string","title":"Access key ID","writeOnly":false},
 		"secret_access_key":{"type":"string","title":"Secret access key"},
 		"session_token":{"type":"string","title":"Session token"}}}`)
-	if err := b.Gateway.Request(ctx, messages.SubjectProvidersCreate, messages.Provider{
+	if err := b.Operator.Request(ctx, messages.SubjectProvidersCreate, messages.Provider{
 		Name: "aws", Type: messages.ProviderStatic, CredentialSchema: awsSchema,
 		Strategy: &messages.Strategy{Type: messages.StrategyAWSSigV4, Config: map[string]any{"service": "s3", "region": "eu-west-1"}},
 	}, nil); err != nil {
@@ -135,7 +138,7 @@ func TestStaticCredentialsEndToEnd(t *testing.T) {
 
 	// On the bus, a typed secret crosses once to the vault and then only in
 	// tokens.get replies to the Gateway.
-	_ = b.NC.Flush()
+	_ = spy.Flush()
 	time.Sleep(200 * time.Millisecond)
 	_ = sub.Unsubscribe()
 	close(ch)

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 
 	"github.com/nexus-broker/nexus/services/admin"
@@ -18,6 +20,7 @@ import (
 	"github.com/nexus-broker/nexus/services/vault"
 	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/shared/httpserver"
+	"github.com/nexus-broker/nexus/shared/natsauth"
 )
 
 // Lookup reads one configuration variable, like os.LookupEnv.
@@ -74,6 +77,16 @@ func Start(ctx context.Context, env Lookup, listeners map[string]net.Listener, l
 	}
 	vcfg.HTTPAddr, acfg.HTTPAddr, rcfg.HTTPAddr = addr["vault"], addr["admin"], addr["refresher"]
 	hcfg.HTTPAddr, hcfg.InternalHTTPAddr = addr["handshake"], addr["handshake-internal"]
+	// Each binary connects to NATS as its own user; in one process, each
+	// service gets its user and password (NATS_<USER>_PASSWORD) into its URL.
+	for _, c := range []struct {
+		url  *string
+		user string
+	}{{&vcfg.NATSURL, natsauth.Vault}, {&acfg.NATSURL, natsauth.Admin}, {&hcfg.NATSURL, natsauth.Handshake}, {&rcfg.NATSURL, natsauth.Refresher}} {
+		if pw := envOr(env, NATSPasswordVar(c.user), ""); pw != "" {
+			*c.url = WithNATSUser(*c.url, c.user, pw)
+		}
+	}
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &System{cancel: cancel, log: log, Listeners: map[string]net.Listener{}}
@@ -117,6 +130,20 @@ func Start(ctx context.Context, env Lookup, listeners map[string]net.Listener, l
 		}(svc.name, ln, svc.handler)
 	}
 	return s, nil
+}
+
+// WithNATSUser puts user and password into every server URL of list.
+func WithNATSUser(list, user, password string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil || u.Host == "" {
+			continue // the service reports it, without the password
+		}
+		u.User = url.UserPassword(user, password)
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
 }
 
 func envOr(env Lookup, k, def string) string {

@@ -41,6 +41,11 @@ const DefaultHTTPAddr = ":8081"
 type Config struct {
 	config.Common
 	DatabaseURL string // DATABASE_URL
+	// OperatorKeys (ADMIN_API_KEY): the operators', on admin's subjects and
+	// HTTP API. HandshakeKeys (HANDSHAKE_SERVICE_KEY): the handshake reads
+	// providers with it. ServiceKeys (ADMIN_SERVICE_KEY): admin's own, which
+	// it presents to the vault.
+	OperatorKeys, HandshakeKeys, ServiceKeys []string
 }
 
 // LoadConfig reads the common variables and DATABASE_URL, nothing else.
@@ -50,6 +55,10 @@ func LoadConfig(l *config.Loader) Config {
 	c := Config{
 		Common:      l.Common(DefaultHTTPAddr),
 		DatabaseURL: l.Required("DATABASE_URL", "the PostgreSQL URL; admin keeps its tables in schema admin"),
+
+		OperatorKeys:  l.Keys(config.OperatorKeys, "the keys operators present to admin", true),
+		HandshakeKeys: l.Keys(config.HandshakeServiceKeys, "the key the handshake presents to admin and the vault", true),
+		ServiceKeys:   l.Keys(config.AdminServiceKeys, "the key admin presents to the vault", true),
 	}
 	if c.DatabaseURL != "" {
 		if err := pg.CheckURL(c.DatabaseURL); err != nil {
@@ -71,10 +80,10 @@ type Service struct {
 // Start connects to PostgreSQL (applying admin's migrations) and NATS, and
 // serves the providers.* endpoints. Handler serves the HTTP side.
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
-	keys := apikey.New(cfg.APIKeys)
-	if keys.Len() == 0 {
-		return nil, errors.New("admin: API_KEY is required")
+	if len(cfg.OperatorKeys) == 0 || len(cfg.ServiceKeys) == 0 {
+		return nil, errors.New("admin: ADMIN_API_KEY and ADMIN_SERVICE_KEY are required")
 	}
+	callers := apikey.NewSet().Add(apikey.Operator, cfg.OperatorKeys).Add(apikey.Handshake, cfg.HandshakeKeys)
 	s := &Service{log: log}
 	var err error
 	if s.pool, err = pg.Connect(ctx, cfg.DatabaseURL, 8); err != nil {
@@ -90,7 +99,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	reg := registry.New(
 		store.New(s.pool, nil),
-		registry.NATSVault{Client: &natsx.Client{NC: s.nc, Prefix: cfg.Prefix, APIKey: keys.Outgoing()}},
+		registry.NATSVault{Client: &natsx.Client{NC: s.nc, Prefix: cfg.Prefix, APIKey: apikey.Outgoing(cfg.ServiceKeys)}},
 		discovery.New(nil),
 		log,
 	)
@@ -100,7 +109,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Version:     Version,
 		Description: "Nexus Broker provider registry",
 		Prefix:      cfg.Prefix,
-		Keys:        keys,
+		Callers:     callers,
 		Log:         log,
 		Registerer:  prom,
 	})
@@ -116,13 +125,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		_ = s.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
-	s.handler = s.routes(reg, keys, prom)
+	s.handler = s.routes(reg, callers, prom)
 	return s, nil
 }
 
-func (s *Service) routes(reg *registry.Registry, keys *apikey.Keys, prom *prometheus.Registry) http.Handler {
+func (s *Service) routes(reg *registry.Registry, callers *apikey.Set, prom *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	api := httpserver.RequireBearer(keys, s.log, httpapi.New(reg, s.log))
+	api := httpserver.RequireBearer(callers, apikey.Operator, s.log, httpapi.New(reg, s.log))
 	mux.Handle("/v1/providers", api)
 	mux.Handle("/v1/providers/", api)
 	httpserver.Mount(mux, prom, map[string]httpserver.Check{

@@ -534,9 +534,9 @@ func TestHTTPAuthAndCRUD(t *testing.T) {
 // Configuration problems come together, and no URL password shows in them.
 func TestLoadConfigHidesURLPasswords(t *testing.T) {
 	l := config.FromMap(map[string]string{
-		"NATS_URL":     "nats://admin:Zq7/Wx9Lm@nats.example:4222",
-		"DATABASE_URL": "postgres://admin:Ab3/Cd4Ef@db.example/nexus",
-		"API_KEY":      apiKey,
+		"NATS_URL":      "nats://admin:Zq7/Wx9Lm@nats.example:4222",
+		"DATABASE_URL":  "postgres://admin:Ab3/Cd4Ef@db.example/nexus",
+		"ADMIN_API_KEY": apiKey, "ADMIN_SERVICE_KEY": adminKey, "HANDSHAKE_SERVICE_KEY": handshakeKey,
 	})
 	admin.LoadConfig(l)
 	err := l.Err()

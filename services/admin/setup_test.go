@@ -26,7 +26,14 @@ import (
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
 
-const apiKey = "test-api-key-0123456789"
+// apiKey is an operator's key (ADMIN_API_KEY); the services' keys are
+// admin's own, which the vault double accepts, and the handshake's, which
+// may read providers.
+const (
+	apiKey       = "test-api-key-0123456789"
+	adminKey     = "test-admin-service-key-0123"
+	handshakeKey = "test-handshake-service-key-0123"
+)
 
 // env is a running admin service against real PostgreSQL and NATS, with a
 // recording double of the vault's clients.* endpoints on the same NATS.
@@ -59,7 +66,8 @@ func setup(t *testing.T) *env {
 	t.Cleanup(op.Close)
 	e.oidc = op
 
-	l := config.FromMap(map[string]string{"NATS_URL": natsURL, "API_KEY": apiKey + ",second-key-0123456789", "DATABASE_URL": dbURL})
+	l := config.FromMap(map[string]string{"NATS_URL": natsURL, "ADMIN_API_KEY": apiKey + ",second-key-0123456789", "DATABASE_URL": dbURL,
+		"ADMIN_SERVICE_KEY": adminKey, "HANDSHAKE_SERVICE_KEY": handshakeKey})
 	cfg := admin.LoadConfig(l)
 	if err := l.Err(); err != nil {
 		t.Fatal(err)
@@ -250,7 +258,7 @@ type vaultDouble struct {
 func startVaultDouble(t *testing.T, nc *nats.Conn) *vaultDouble {
 	t.Helper()
 	v := &vaultDouble{secrets: map[string]string{}}
-	svc, err := natsx.NewService(nc, natsx.ServiceConfig{Name: "vault", Version: "0.0.1", Keys: apikey.New([]string{apiKey})})
+	svc, err := natsx.NewService(nc, natsx.ServiceConfig{Name: "vault", Version: "0.0.1", Callers: apikey.NewSet().Add(apikey.Admin, []string{adminKey})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +275,7 @@ func startVaultDouble(t *testing.T, nc *nats.Conn) *vaultDouble {
 			v.secrets[c.ProviderID] = c.ClientSecret
 		}
 		return messages.VaultClientReply{ProviderID: c.ProviderID, ClientSecretSet: v.secrets[c.ProviderID] != ""}, nil
-	})
+	}, natsx.For(apikey.Admin))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +288,7 @@ func startVaultDouble(t *testing.T, nc *nats.Conn) *vaultDouble {
 		v.deletes = append(v.deletes, ref.ProviderID)
 		delete(v.secrets, ref.ProviderID)
 		return messages.VaultClientReply{ProviderID: ref.ProviderID}, nil
-	})
+	}, natsx.For(apikey.Admin))
 	if err != nil {
 		t.Fatal(err)
 	}

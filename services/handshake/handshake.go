@@ -64,6 +64,12 @@ type Config struct {
 	// /metrics for probes and Prometheus, away from the public edge.
 	InternalHTTPAddr string
 
+	// GatewayKeys (API_KEY) are the keys the Gateway presents on
+	// handshake.begin; ServiceKeys (HANDSHAKE_SERVICE_KEY) the handshake's
+	// own, presented to the vault and admin (the first; the others are
+	// older ones during a rotation).
+	GatewayKeys, ServiceKeys []string
+
 	// Now is the clock; nil means time.Now. For tests of expiry.
 	Now func() time.Time
 	// HTTPClient fetches OIDC discovery documents; nil means a client with a
@@ -92,6 +98,8 @@ func LoadConfig(l *config.Loader) Config {
 		FlowTTL:           l.Duration("FLOW_TTL", DefaultFlowTTL),
 		InternalHTTPAddr:  l.String("INTERNAL_HTTP_ADDR", ":9080"),
 		RedisKeyPrefix:    l.String("REDIS_KEY_PREFIX", flow.DefaultPrefix),
+		GatewayKeys:       l.Keys(config.GatewayKeys, "the keys the Gateway presents", true),
+		ServiceKeys:       l.Keys(config.HandshakeServiceKeys, "the key the handshake presents to the vault and admin", true),
 	}
 	if c.PublicURL != "" {
 		if _, err := parsePublicURL(c.PublicURL); err != nil {
@@ -181,8 +189,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if s.nc, err = natsx.Connect(cfg.NATSURL, natsauth.Handshake, log); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
-	ks := apikey.New(cfg.APIKeys)
-	client := &natsx.Client{NC: s.nc, Prefix: cfg.Prefix, APIKey: ks.Outgoing()}
+	client := &natsx.Client{NC: s.nc, Prefix: cfg.Prefix, APIKey: apikey.Outgoing(cfg.ServiceKeys)}
 	vault := &vaultapi.Client{NATS: client}
 
 	if s.web, err = web.New(web.Deps{
@@ -214,7 +221,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Version:     Version,
 		Description: "Nexus Broker handshake: starts consents and receives provider callbacks",
 		Prefix:      cfg.Prefix,
-		Keys:        ks,
+		Callers:     apikey.NewSet().Add(apikey.Gateway, cfg.GatewayKeys),
 		Log:         log,
 		Registerer:  s.reg,
 	}); err != nil {

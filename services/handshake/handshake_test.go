@@ -362,7 +362,7 @@ func TestConnectUnknownAndHealth(t *testing.T) {
 
 func TestLoadConfig(t *testing.T) {
 	l := config.FromMap(map[string]string{
-		"API_KEY": apiKey, "REDIS_URL": "redis://127.0.0.1:6379/0", "STATE_KEY": base64.StdEncoding.EncodeToString(make([]byte, 32)),
+		"API_KEY": apiKey, "HANDSHAKE_SERVICE_KEY": serviceKey, "REDIS_URL": "redis://127.0.0.1:6379/0", "STATE_KEY": base64.StdEncoding.EncodeToString(make([]byte, 32)),
 		"PUBLIC_URL": "https://connect.example.com/", "ALLOWED_RETURN_URLS": "https://app.example.com/cb, http://localhost:3000",
 		"ENCRYPTION_KEY": "must-not-be-read", "DATABASE_URL": "must-not-be-read",
 	})

@@ -25,9 +25,11 @@ import (
 )
 
 const (
-	apiKey    = "test-api-key-0123456789"
-	clientID  = "hs-test-client"
-	returnURL = "https://app.example.com/connected"
+	apiKey = "test-api-key-0123456789"
+	// serviceKey is the handshake's own, which the fake vault and admin accept.
+	serviceKey = "test-handshake-service-key-0123"
+	clientID   = "hs-test-client"
+	returnURL  = "https://app.example.com/connected"
 )
 
 // clock is an adjustable time source for the service under test.
@@ -81,9 +83,9 @@ func (f *fakes) lastExchange() messages.VaultExchange {
 
 func (f *fakes) serve(t *testing.T, nc *nats.Conn) {
 	t.Helper()
-	keys := apikey.New([]string{apiKey})
+	keys := apikey.NewSet().Add(apikey.Handshake, []string{serviceKey})
 	service := func(name string) *natsx.Service {
-		svc, err := natsx.NewService(nc, natsx.ServiceConfig{Name: name, Version: "0.0.1", Keys: keys})
+		svc, err := natsx.NewService(nc, natsx.ServiceConfig{Name: name, Version: "0.0.1", Callers: keys})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,6 +98,7 @@ func (f *fakes) serve(t *testing.T, nc *nats.Conn) {
 		}
 	}
 	admin, vault := service("admin"), service("vault")
+	hs := natsx.For(apikey.Handshake)
 	must(natsx.Endpoint(admin, messages.SubjectProvidersGet, func(_ context.Context, ref messages.ProviderRef) (messages.Provider, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -105,7 +108,7 @@ func (f *fakes) serve(t *testing.T, nc *nats.Conn) {
 			return messages.Provider{}, messages.Errorf(messages.CodeNotFound, "no provider %q", ref.Provider)
 		}
 		return p, nil
-	}))
+	}, hs))
 	must(natsx.Endpoint(vault, messages.SubjectVaultConnectionsCreate, func(_ context.Context, c messages.VaultCreateConnection) (messages.Connection, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -115,7 +118,7 @@ func (f *fakes) serve(t *testing.T, nc *nats.Conn) {
 			id = fmt.Sprintf("conn-%d", len(f.creates))
 		}
 		return messages.Connection{ConnectionID: id, ProviderID: c.ProviderID, WorkspaceID: c.WorkspaceID, Status: messages.StatusPending, Scopes: c.Scopes}, nil
-	}))
+	}, hs))
 	must(natsx.Endpoint(vault, messages.SubjectVaultExchange, func(_ context.Context, x messages.VaultExchange) (messages.Connection, error) {
 		f.mu.Lock()
 		f.exchanges = append(f.exchanges, x)
@@ -127,7 +130,7 @@ func (f *fakes) serve(t *testing.T, nc *nats.Conn) {
 			}
 		}
 		return messages.Connection{ConnectionID: x.ConnectionID, Status: messages.StatusActive}, nil
-	}))
+	}, hs))
 	// The raw body, to check what crossed the bus exactly.
 	must(natsx.Endpoint(vault, messages.SubjectVaultStaticStore, func(_ context.Context, raw json.RawMessage) (messages.Connection, error) {
 		var x messages.VaultStoreStatic
@@ -144,13 +147,13 @@ func (f *fakes) serve(t *testing.T, nc *nats.Conn) {
 			}
 		}
 		return messages.Connection{ConnectionID: x.ConnectionID, Status: messages.StatusActive}, nil
-	}))
+	}, hs))
 	must(natsx.Endpoint(vault, messages.SubjectVaultConnectionsFail, func(_ context.Context, x messages.VaultFailConnection) (messages.Connection, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.fails = append(f.fails, x)
 		return messages.Connection{ConnectionID: x.ConnectionID, Status: messages.StatusFailed}, nil
-	}))
+	}, hs))
 }
 
 // idp is a stand-in for a provider's discovery document: the handshake only
@@ -229,12 +232,13 @@ func newEnv(t *testing.T) *env {
 	}
 	e.public = "http://" + ln.Addr().String()
 	cfg := handshake.LoadConfig(config.FromMap(map[string]string{
-		"NATS_URL":            natsURL,
-		"API_KEY":             apiKey,
-		"REDIS_URL":           testkit.Redis(t),
-		"STATE_KEY":           testkit.Key32(t),
-		"PUBLIC_URL":          e.public,
-		"ALLOWED_RETURN_URLS": returnURL + ",http://localhost:3000",
+		"NATS_URL":              natsURL,
+		"API_KEY":               apiKey,
+		"HANDSHAKE_SERVICE_KEY": serviceKey,
+		"REDIS_URL":             testkit.Redis(t),
+		"STATE_KEY":             testkit.Key32(t),
+		"PUBLIC_URL":            e.public,
+		"ALLOWED_RETURN_URLS":   returnURL + ",http://localhost:3000",
 		// Test providers reuse loopback ports: keep each test's Redis keys apart.
 		"REDIS_KEY_PREFIX": "nexus:test:" + testkit.RandomHex(t, 6) + ":",
 	}))

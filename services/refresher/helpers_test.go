@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,13 +23,18 @@ import (
 // testkit), real NATS with JetStream (embedded), and a real OAuth2/OIDC
 // provider (testing/oidcprovider).
 
+// apiKey is the refresher's own service key; the others are the keys the
+// tests present as the Gateway, the handshake and admin.
 const (
-	apiKey      = "refresher-test-api-key-0123456789"
-	redirectURI = "http://127.0.0.1:1/v1/callback"
-	clientID    = "refresher-test-client"
-	secret      = "refresher-test-client-secret"
-	providerID  = "prov-refresher-test"
-	workspace   = "ws-refresher"
+	apiKey       = "refresher-test-api-key-0123456789"
+	gatewayKey   = "refresher-test-gateway-key-0123"
+	handshakeKey = "refresher-test-handshake-key-0123"
+	adminKey     = "refresher-test-admin-key-0123"
+	redirectURI  = "http://127.0.0.1:1/v1/callback"
+	clientID     = "refresher-test-client"
+	secret       = "refresher-test-client-secret"
+	providerID   = "prov-refresher-test"
+	workspace    = "ws-refresher"
 )
 
 type env struct {
@@ -63,7 +69,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.dbURL = testkit.Postgres(t)
 	key := testkit.Key32(t)
 	for range max(o.vaults, 1) {
-		l := config.FromMap(map[string]string{"NATS_URL": e.natsURL, "API_KEY": apiKey, "DATABASE_URL": e.dbURL, "ENCRYPTION_KEY": key})
+		l := config.FromMap(map[string]string{"NATS_URL": e.natsURL, "DATABASE_URL": e.dbURL, "ENCRYPTION_KEY": key,
+			"API_KEY": gatewayKey, "CROSS_WORKSPACE_API_KEY": gatewayKey, "HANDSHAKE_SERVICE_KEY": handshakeKey,
+			"ADMIN_SERVICE_KEY": adminKey, "REFRESHER_SERVICE_KEY": apiKey})
 		cfg := vault.LoadConfig(l)
 		if err := l.Err(); err != nil {
 			t.Fatal(err)
@@ -99,7 +107,7 @@ func (e *env) testConfig(extra map[string]string) Config {
 	e.t.Helper()
 	vars := map[string]string{
 		"NATS_URL":              e.natsURL,
-		"API_KEY":               apiKey,
+		"REFRESHER_SERVICE_KEY": apiKey,
 		"REFRESH_POLL_INTERVAL": "100ms",
 		"REFRESH_LEASE":         "5s",
 		"REFRESH_BACKOFF_BASE":  "200ms",
@@ -131,7 +139,18 @@ func (e *env) startRefresher(cfg Config) *Service {
 func (e *env) call(subject string, req, reply any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	return e.client.Request(ctx, subject, req, reply)
+	key := gatewayKey
+	switch {
+	case strings.HasPrefix(subject, "v1.vault.connections."), subject == messages.SubjectVaultExchange, subject == messages.SubjectVaultStaticStore:
+		key = handshakeKey
+	case strings.HasPrefix(subject, "v1.vault.clients."):
+		key = adminKey
+	case strings.HasPrefix(subject, "v1.vault.refresh."), strings.HasPrefix(subject, "v1.vault.outbox."):
+		key = apiKey
+	}
+	c := *e.client
+	c.APIKey = key
+	return c.Request(ctx, subject, req, reply)
 }
 
 func (e *env) mustCall(subject string, req, reply any) {

@@ -56,6 +56,9 @@ const subjectOutboxNotify = messages.SubjectVaultOutboxNotify
 // Config is the refresher's configuration.
 type Config struct {
 	config.Common
+	// ServiceKeys (REFRESHER_SERVICE_KEY) are the refresher's own: it
+	// presents the first to the vault.
+	ServiceKeys           []string
 	Concurrency           int           // REFRESH_CONCURRENCY: refresh runs in flight per replica
 	Batch                 int           // REFRESH_BATCH: connections per claim
 	PollInterval          time.Duration // REFRESH_POLL_INTERVAL: pause between claims (and outbox polls)
@@ -88,6 +91,7 @@ func (c Config) LogValue() slog.Value {
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
 		Common:                l.Common(":8083"),
+		ServiceKeys:           l.Keys(config.RefresherServiceKeys, "the key the refresher presents to the vault", true),
 		Concurrency:           l.Int("REFRESH_CONCURRENCY", 16, 1),
 		Batch:                 l.Int("REFRESH_BATCH", 100, 1),
 		PollInterval:          l.Duration("REFRESH_POLL_INTERVAL", time.Second),
@@ -153,8 +157,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if len(cfg.APIKeys) == 0 {
-		return nil, errors.New("refresher: no API key configured (API_KEY)")
+	if len(cfg.ServiceKeys) == 0 {
+		return nil, errors.New("refresher: no service key configured (REFRESHER_SERVICE_KEY)")
 	}
 	owner, err := newOwner()
 	if err != nil {
@@ -180,7 +184,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		return nil, err
 	}
 
-	vc := &vaultapi.Client{NATS: &natsx.Client{NC: s.nc, Prefix: cfg.Prefix, APIKey: cfg.APIKeys[0]}}
+	vc := &vaultapi.Client{NATS: &natsx.Client{NC: s.nc, Prefix: cfg.Prefix, APIKey: apikey.Outgoing(cfg.ServiceKeys)}}
 	sm, err := schedule.NewMetrics(s.reg)
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
@@ -220,8 +224,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Version:     Version,
 		Description: "Nexus Broker refresher: background token refresh and lifecycle event relay",
 		Prefix:      cfg.Prefix,
-		Keys:        apikey.New(cfg.APIKeys),
-		Log:         log,
+		// It answers nothing: no caller is served.
+		Callers: apikey.NewSet(),
+		Log:     log,
 	}); err != nil {
 		return nil, err
 	}

@@ -17,7 +17,7 @@ import (
 
 func TestLoadConfig(t *testing.T) {
 	t.Run("defaults", func(t *testing.T) {
-		l := config.FromMap(map[string]string{"API_KEY": apiKey})
+		l := config.FromMap(map[string]string{"REFRESHER_SERVICE_KEY": apiKey})
 		c := LoadConfig(l)
 		if err := l.Err(); err != nil {
 			t.Fatal(err)
@@ -30,7 +30,7 @@ func TestLoadConfig(t *testing.T) {
 			c.EventsReplicas != want.EventsReplicas || c.EventsDuplicateWindow != want.EventsDuplicateWindow {
 			t.Fatalf("config = %+v", c)
 		}
-		if got := LoadConfig(config.FromMap(map[string]string{"API_KEY": apiKey})).HTTPAddr; got != ":8083" {
+		if got := LoadConfig(config.FromMap(map[string]string{"REFRESHER_SERVICE_KEY": apiKey})).HTTPAddr; got != ":8083" {
 			t.Fatalf("HTTP_ADDR default = %q", got)
 		}
 	})
@@ -44,7 +44,7 @@ func TestLoadConfig(t *testing.T) {
 		if err == nil {
 			t.Fatal("no error")
 		}
-		for _, name := range []string{"API_KEY", "REFRESH_CONCURRENCY", "REFRESH_BATCH", "REFRESH_POLL_INTERVAL", "REFRESH_LEASE",
+		for _, name := range []string{"REFRESHER_SERVICE_KEY", "REFRESH_CONCURRENCY", "REFRESH_BATCH", "REFRESH_POLL_INTERVAL", "REFRESH_LEASE",
 			"REFRESH_BACKOFF_MAX", "EVENTS_REPLICAS", "EVENTS_DUPLICATE_WINDOW"} {
 			if !strings.Contains(err.Error(), name) {
 				t.Errorf("error does not name %s: %v", name, err)
@@ -52,7 +52,7 @@ func TestLoadConfig(t *testing.T) {
 		}
 	})
 	t.Run("beyond what the vault accepts", func(t *testing.T) {
-		l := config.FromMap(map[string]string{"API_KEY": apiKey, "REFRESH_BATCH": "5000", "REFRESH_LEASE": "2h"})
+		l := config.FromMap(map[string]string{"REFRESHER_SERVICE_KEY": apiKey, "REFRESH_BATCH": "5000", "REFRESH_LEASE": "2h"})
 		LoadConfig(l)
 		err := l.Err()
 		for _, name := range []string{"REFRESH_BATCH", "REFRESH_LEASE"} {
@@ -62,7 +62,7 @@ func TestLoadConfig(t *testing.T) {
 		}
 	})
 	t.Run("duplicate window longer than max age", func(t *testing.T) {
-		l := config.FromMap(map[string]string{"API_KEY": apiKey, "EVENTS_MAX_AGE": "10m", "EVENTS_DUPLICATE_WINDOW": "15m"})
+		l := config.FromMap(map[string]string{"REFRESHER_SERVICE_KEY": apiKey, "EVENTS_MAX_AGE": "10m", "EVENTS_DUPLICATE_WINDOW": "15m"})
 		LoadConfig(l)
 		if err := l.Err(); err == nil || !strings.Contains(err.Error(), "EVENTS_DUPLICATE_WINDOW") {
 			t.Fatalf("err = %v", err)
@@ -72,14 +72,14 @@ func TestLoadConfig(t *testing.T) {
 		var read []string
 		l := config.FromFunc(func(k string) (string, bool) {
 			read = append(read, k)
-			if k == "API_KEY" {
+			if k == "REFRESHER_SERVICE_KEY" {
 				return apiKey, true
 			}
 			return "", false
 		})
 		LoadConfig(l)
 		for _, k := range read {
-			if k == "ENCRYPTION_KEY" || k == "DATABASE_URL" || k == "STATE_KEY" || k == "REDIS_URL" {
+			if k == "ENCRYPTION_KEY" || k == "DATABASE_URL" || k == "STATE_KEY" || k == "REDIS_URL" || k == "API_KEY" || k == "ADMIN_API_KEY" {
 				t.Fatalf("the refresher read %s", k)
 			}
 		}

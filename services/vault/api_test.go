@@ -46,13 +46,13 @@ func TestMalformedRequestsAndAuth(t *testing.T) {
 	for _, subject := range allSubjects {
 		for _, body := range []string{"{", "[]", `{"connection_id":5,"workspace_id":5,"provider_id":5}`, `{} {}`, "null x", `{"connection_id":"x","unknown_field":1}`} {
 			t.Run(fmt.Sprintf("%s %q", subject, body), func(t *testing.T) {
-				wantCode(t, raw(t, e, subject, []byte(body), apiKey), messages.ErrInvalidRequest)
+				wantCode(t, raw(t, e, subject, []byte(body), keyFor(subject)), messages.ErrInvalidRequest)
 			})
 		}
 		// An empty body is {}: fine where every field is optional, else it
 		// names the field that is missing.
 		t.Run(subject+" empty body", func(t *testing.T) {
-			err := raw(t, e, subject, nil, apiKey)
+			err := raw(t, e, subject, nil, keyFor(subject))
 			if subject == messages.SubjectConnectionsList {
 				if err != nil {
 					t.Fatalf("connections.list with an empty body: %v", err)

@@ -165,15 +165,21 @@ func BenchmarkRefresh(b *testing.B) {
 		b.Fatal(err)
 	}
 	svc, err := vault.Start(ctx, vault.Config{
-		Common:      config.Common{NATSURL: natsURL, Prefix: messages.DefaultPrefix, APIKeys: []string{apiKey}},
-		DatabaseURL: dbURL, EncryptionKey: key,
+		Common:        config.Common{NATSURL: natsURL, Prefix: messages.DefaultPrefix},
+		GatewayKeys:   []string{apiKey},
+		HandshakeKeys: []string{handshakeKey},
+		AdminKeys:     []string{adminKey},
+		RefresherKeys: []string{refresherKey},
+		DatabaseURL:   dbURL, EncryptionKey: key,
 	}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = svc.Close(context.Background()) })
-	client := &natsx.Client{NC: testkit.Conn(b, natsURL), Prefix: messages.DefaultPrefix, APIKey: apiKey}
-	if err := client.Request(ctx, messages.SubjectVaultClientsPut, messages.VaultClient{
+	nc := testkit.Conn(b, natsURL)
+	admin := &natsx.Client{NC: nc, Prefix: messages.DefaultPrefix, APIKey: adminKey}
+	client := &natsx.Client{NC: nc, Prefix: messages.DefaultPrefix, APIKey: refresherKey}
+	if err := admin.Request(ctx, messages.SubjectVaultClientsPut, messages.VaultClient{
 		ProviderID: providerID, ProviderName: "bench-provider", Type: messages.ProviderOAuth2,
 		ClientID: clientID, ClientSecret: secret, TokenEndpoint: op.Issuer() + "/token",
 	}, &messages.VaultClientReply{}); err != nil {

@@ -20,7 +20,8 @@ func TestLoadConfig(t *testing.T) {
 		read = append(read, name)
 		v, ok := map[string]string{
 			"API_KEY": apiKey, "DATABASE_URL": "postgres://u:pw@db/x", "ENCRYPTION_KEY": key, "ENCRYPTION_KEYS_PREVIOUS": prev,
-			"REFRESH_LEAD_TIME": "90s", "STATE_KEY": "nope", "REDIS_URL": "nope",
+			"REFRESH_LEAD_TIME": "90s", "STATE_KEY": "nope", "REDIS_URL": "nope", "ADMIN_API_KEY": "operators-only-key-0123",
+			"HANDSHAKE_SERVICE_KEY": handshakeKey, "ADMIN_SERVICE_KEY": adminKey, "REFRESHER_SERVICE_KEY": refresherKey,
 		}[name]
 		return v, ok
 	})
@@ -32,7 +33,7 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatalf("cfg = %+v", cfg)
 	}
 	for _, name := range read {
-		if name == "STATE_KEY" || name == "REDIS_URL" {
+		if name == "STATE_KEY" || name == "REDIS_URL" || name == "ADMIN_API_KEY" {
 			t.Fatalf("the vault read %s", name)
 		}
 	}
@@ -40,7 +41,8 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatalf("the vault did not read REFRESH_LEAD_TIME: %v", read)
 	}
 	// REFRESH_LEAD_TIME defaults to 5 minutes.
-	l = config.FromMap(map[string]string{"API_KEY": apiKey, "DATABASE_URL": "postgres://db/x", "ENCRYPTION_KEY": key})
+	l = config.FromMap(map[string]string{"API_KEY": apiKey, "DATABASE_URL": "postgres://db/x", "ENCRYPTION_KEY": key,
+		"HANDSHAKE_SERVICE_KEY": handshakeKey, "ADMIN_SERVICE_KEY": adminKey, "REFRESHER_SERVICE_KEY": refresherKey})
 	if cfg := vault.LoadConfig(l); l.Err() != nil || cfg.RefreshLead != 5*time.Minute {
 		t.Fatalf("default REFRESH_LEAD_TIME = %v (%v)", cfg.RefreshLead, l.Err())
 	}
@@ -57,7 +59,8 @@ func TestLoadConfig(t *testing.T) {
 	if err == nil {
 		t.Fatal("no problems reported")
 	}
-	for _, want := range []string{"API_KEY", "DATABASE_URL", "ENCRYPTION_KEY:", "ENCRYPTION_KEYS_PREVIOUS", "REFRESH_LEAD_TIME"} {
+	for _, want := range []string{"API_KEY", "DATABASE_URL", "ENCRYPTION_KEY:", "ENCRYPTION_KEYS_PREVIOUS", "REFRESH_LEAD_TIME",
+		"HANDSHAKE_SERVICE_KEY", "ADMIN_SERVICE_KEY", "REFRESHER_SERVICE_KEY"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Fatalf("%q does not mention %s", err, want)
 		}

@@ -15,19 +15,26 @@ import (
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault"
 	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
+	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/shared/natsx"
 	"github.com/nexus-broker/nexus/shared/testkit"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
 
+// The callers' keys. The tests' Gateway key may omit workspace_id (a
+// cross-workspace key); workspaceKey may not.
 const (
-	apiKey      = "test-api-key-0123456789"
-	redirectURI = "http://127.0.0.1:1/v1/callback"
-	clientID    = "vault-test-client"
-	secret      = "vault-test-client-secret"
-	providerID  = "prov-test"
-	workspace   = "ws-1"
+	apiKey       = "test-api-key-0123456789"
+	workspaceKey = "test-workspace-key-0123456789"
+	handshakeKey = "test-handshake-key-0123456789"
+	adminKey     = "test-admin-key-0123456789"
+	refresherKey = "test-refresher-key-0123456789"
+	redirectURI  = "http://127.0.0.1:1/v1/callback"
+	clientID     = "vault-test-client"
+	secret       = "vault-test-client-secret"
+	providerID   = "prov-test"
+	workspace    = "ws-1"
 )
 
 // env is a vault under test: real PostgreSQL, real NATS, a real OIDC provider.
@@ -40,7 +47,27 @@ type env struct {
 	svc     *vault.Service
 	nc      *nats.Conn
 	client  *natsx.Client
-	pool    *pgxpool.Pool
+	// as calls as each principal; call picks the one a subject serves.
+	as   map[string]*natsx.Client
+	pool *pgxpool.Pool
+}
+
+// callerOf is the principal whose subject this is.
+func callerOf(subject string) string {
+	switch {
+	case strings.HasPrefix(subject, "v1.vault.connections."), subject == messages.SubjectVaultExchange, subject == messages.SubjectVaultStaticStore:
+		return apikey.Handshake
+	case strings.HasPrefix(subject, "v1.vault.clients."):
+		return apikey.Admin
+	case strings.HasPrefix(subject, "v1.vault.refresh."), strings.HasPrefix(subject, "v1.vault.outbox."):
+		return apikey.Refresher
+	}
+	return apikey.Gateway
+}
+
+// keyFor is the key of the principal whose subject this is.
+func keyFor(subject string) string {
+	return map[string]string{apikey.Gateway: apiKey, apikey.Handshake: handshakeKey, apikey.Admin: adminKey, apikey.Refresher: refresherKey}[callerOf(subject)]
 }
 
 type envOptions struct {
@@ -55,6 +82,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.svc = e.start(e.key)
 	e.nc = testkit.Conn(t, e.natsURL)
 	e.client = &natsx.Client{NC: e.nc, Prefix: messages.DefaultPrefix, APIKey: apiKey}
+	e.as = map[string]*natsx.Client{}
+	for principal, key := range map[string]string{apikey.Gateway: apiKey, apikey.Handshake: handshakeKey, apikey.Admin: adminKey, apikey.Refresher: refresherKey} {
+		e.as[principal] = &natsx.Client{NC: e.nc, Prefix: messages.DefaultPrefix, APIKey: key}
+	}
 	pool, err := pgxpool.New(context.Background(), e.dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -91,10 +122,15 @@ func randomKey(t *testing.T) []byte {
 
 func (e *env) config(active []byte, previous ...[]byte) vault.Config {
 	return vault.Config{
-		Common:        config.Common{NATSURL: e.natsURL, Prefix: messages.DefaultPrefix, APIKeys: []string{apiKey}},
-		DatabaseURL:   e.dbURL,
-		EncryptionKey: active,
-		PreviousKeys:  previous,
+		Common:             config.Common{NATSURL: e.natsURL, Prefix: messages.DefaultPrefix},
+		GatewayKeys:        []string{workspaceKey},
+		CrossWorkspaceKeys: []string{apiKey},
+		HandshakeKeys:      []string{handshakeKey},
+		AdminKeys:          []string{adminKey},
+		RefresherKeys:      []string{refresherKey},
+		DatabaseURL:        e.dbURL,
+		EncryptionKey:      active,
+		PreviousKeys:       previous,
 	}
 }
 
@@ -112,7 +148,7 @@ func (e *env) start(active []byte, previous ...[]byte) *vault.Service {
 func (e *env) call(subject string, req, reply any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	return e.client.Request(ctx, subject, req, reply)
+	return e.as[callerOf(subject)].Request(ctx, subject, req, reply)
 }
 
 func (e *env) mustCall(subject string, req, reply any) {

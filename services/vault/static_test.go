@@ -330,10 +330,10 @@ func TestStaticInvalidRequests(t *testing.T) {
 
 	// Malformed bodies, unknown connections, the wrong kind of connection.
 	for _, body := range []string{"", "{", `{"connection_id":5}`, `{"connection_id":"x","credentials":{}} {}`, `{"connection_id":"x","credentials":{},"extra":1}`} {
-		wantCode(t, raw(t, e, messages.SubjectVaultStaticStore, []byte(body), apiKey), messages.ErrInvalidRequest)
+		wantCode(t, raw(t, e, messages.SubjectVaultStaticStore, []byte(body), handshakeKey), messages.ErrInvalidRequest)
 	}
 	wantCode(t, raw(t, e, messages.SubjectVaultStaticStore, []byte(`{}`), ""), messages.ErrUnauthorized)
-	wantCode(t, raw(t, e, messages.SubjectVaultStaticStore, []byte(`{"connection_id":"`+p.ConnectionID+`","credentials":{"api_key":"k`+strings.Repeat("x", 20<<10)+`"}}`), apiKey), messages.ErrInvalidRequest)
+	wantCode(t, raw(t, e, messages.SubjectVaultStaticStore, []byte(`{"connection_id":"`+p.ConnectionID+`","credentials":{"api_key":"k`+strings.Repeat("x", 20<<10)+`"}}`), handshakeKey), messages.ErrInvalidRequest)
 	_, err = e.storeStatic("", map[string]any{"api_key": "k-long-enough"})
 	wantCode(t, err, messages.ErrInvalidRequest)
 	for _, id := range []string{"nope", "0190b5c4-0000-7000-8000-000000000000"} {

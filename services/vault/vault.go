@@ -46,9 +46,15 @@ const (
 // Config is the vault's configuration.
 type Config struct {
 	config.Common
-	DatabaseURL   string   // DATABASE_URL
-	EncryptionKey []byte   // ENCRYPTION_KEY: 32 bytes, seals everything
-	PreviousKeys  [][]byte // ENCRYPTION_KEYS_PREVIOUS: open only, during a rotation
+	// Keys of the callers the vault serves: the Gateway's (API_KEY, and
+	// CROSS_WORKSPACE_API_KEY for keys that may omit workspace_id) and each
+	// service's (HANDSHAKE_SERVICE_KEY, ADMIN_SERVICE_KEY,
+	// REFRESHER_SERVICE_KEY), several each during a rotation.
+	GatewayKeys, CrossWorkspaceKeys         []string
+	HandshakeKeys, AdminKeys, RefresherKeys []string
+	DatabaseURL                             string   // DATABASE_URL
+	EncryptionKey                           []byte   // ENCRYPTION_KEY: 32 bytes, seals everything
+	PreviousKeys                            [][]byte // ENCRYPTION_KEYS_PREVIOUS: open only, during a rotation
 	// RefreshLead is REFRESH_LEAD_TIME (default 5m): how long before expiry
 	// the background refresher renews a token (half the token's life when
 	// that is shorter).
@@ -74,6 +80,12 @@ func LoadConfig(l *config.Loader) Config {
 		EncryptionKey: l.Key32("ENCRYPTION_KEY"),
 		PreviousKeys:  l.Keys32("ENCRYPTION_KEYS_PREVIOUS"),
 		RefreshLead:   l.Duration("REFRESH_LEAD_TIME", store.DefaultRefreshLead),
+
+		GatewayKeys:        l.Keys(config.GatewayKeys, "the keys the Gateway presents", true),
+		CrossWorkspaceKeys: l.Keys(config.CrossWorkspaceKeys, "Gateway keys that may omit workspace_id", false),
+		HandshakeKeys:      l.Keys(config.HandshakeServiceKeys, "the key the handshake presents to the vault and admin", true),
+		AdminKeys:          l.Keys(config.AdminServiceKeys, "the key admin presents to the vault", true),
+		RefresherKeys:      l.Keys(config.RefresherServiceKeys, "the key the refresher presents to the vault", true),
 	}
 	if c.RefreshLead <= 0 || c.RefreshLead > 24*time.Hour {
 		l.Problem("REFRESH_LEAD_TIME", "must be between 1s and 24h")
@@ -113,6 +125,13 @@ func (i invalidator) received(m *nats.Msg) {
 		return
 	}
 	i.cache.Invalidate(string(m.Data))
+}
+
+// callers are the keys the vault accepts, and who each names.
+func (c Config) callers() *apikey.Set {
+	return apikey.NewSet().
+		Add(apikey.Gateway, c.GatewayKeys).AddCrossWorkspace(c.CrossWorkspaceKeys).
+		Add(apikey.Handshake, c.HandshakeKeys).Add(apikey.Admin, c.AdminKeys).Add(apikey.Refresher, c.RefresherKeys)
 }
 
 // Service is a running vault.
@@ -195,7 +214,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Version:     Version,
 		Description: "Nexus Broker vault: custody of connections and their secrets",
 		Prefix:      cfg.Prefix,
-		Keys:        apikey.New(cfg.APIKeys),
+		Callers:     cfg.callers(),
 		Errors:      h.ContractError,
 		Log:         log,
 		Registerer:  s.reg,

@@ -1,53 +1,148 @@
-// Package apikey checks the API keys that Gateway and operator requests carry.
+// Package apikey knows who presents a key: the Gateway, an operator, or one
+// of the broker's services. Every request names its caller with a key; each
+// endpoint says which callers it serves.
 package apikey
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"log/slog"
 )
 
-// Keys is the set of API keys valid at once (several during a rotation).
-// Keys are compared as SHA-256 digests in constant time, against every
-// configured key, so neither the length nor the position of a match leaks.
-type Keys struct {
-	digests [][sha256.Size]byte
-	first   string
+// The principals. Each is a role with its own keys: a key of one never
+// opens another's doors.
+const (
+	// Gateway: the contract's subjects (handshake.begin, connections.*,
+	// tokens.*), with API_KEY.
+	Gateway = "gateway"
+	// Operator: admin's subjects and HTTP API, with ADMIN_API_KEY. Nothing
+	// an operator may call returns a credential.
+	Operator = "operator"
+	// The services, on each other's internal subjects, each with its own
+	// key (HANDSHAKE_SERVICE_KEY, ADMIN_SERVICE_KEY, REFRESHER_SERVICE_KEY).
+	Handshake = "handshake"
+	Admin     = "admin"
+	Refresher = "refresher"
+)
+
+// Caller is who presented a key.
+type Caller struct {
+	// Principal is one of the constants above.
+	Principal string
+	// KeyID names the key without revealing it (the first 8 bytes of its
+	// SHA-256, hex), for audit records and logs.
+	KeyID string
+	// CrossWorkspace: a Gateway key that may omit workspace_id
+	// (CROSS_WORKSPACE_API_KEY). Every other Gateway key must name the
+	// workspace of what it asks for.
+	CrossWorkspace bool
 }
 
-// New builds a key set. Empty keys are ignored.
-func New(keys []string) *Keys {
-	k := &Keys{}
-	for _, key := range keys {
-		if key == "" {
+// LogValue prints who, never the key.
+func (c Caller) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("principal", c.Principal), slog.String("key_id", c.KeyID))
+}
+
+type entry struct {
+	digest [sha256.Size]byte
+	caller Caller
+}
+
+// Set is every key a service accepts, with the caller each names.
+type Set struct {
+	entries []entry
+}
+
+// NewSet returns an empty set; Add fills it.
+func NewSet() *Set { return &Set{} }
+
+// Add accepts keys (several during a rotation) as principal. Empty keys are
+// ignored. It returns s.
+func (s *Set) Add(principal string, keys []string) *Set {
+	return s.add(principal, keys, false)
+}
+
+// AddCrossWorkspace accepts keys as Gateway keys that may omit workspace_id.
+func (s *Set) AddCrossWorkspace(keys []string) *Set {
+	return s.add(Gateway, keys, true)
+}
+
+func (s *Set) add(principal string, keys []string, cross bool) *Set {
+	for _, k := range keys {
+		if k == "" {
 			continue
 		}
-		if k.first == "" {
-			k.first = key
-		}
-		k.digests = append(k.digests, sha256.Sum256([]byte(key)))
+		d := sha256.Sum256([]byte(k))
+		s.entries = append(s.entries, entry{digest: d, caller: Caller{Principal: principal, KeyID: hex.EncodeToString(d[:8]), CrossWorkspace: cross}})
 	}
-	return k
+	return s
 }
 
-// Len is how many keys are valid.
-func (k *Keys) Len() int { return len(k.digests) }
+// Len is how many keys are accepted.
+func (s *Set) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.entries)
+}
 
-// Valid reports whether presented is one of the keys.
-func (k *Keys) Valid(presented string) bool {
-	if k == nil || presented == "" {
-		return false
+// Identify returns the caller presented names. Keys are compared as SHA-256
+// digests in constant time against every accepted key, so neither the length
+// nor the position of a match leaks.
+func (s *Set) Identify(presented string) (Caller, bool) {
+	if s == nil || presented == "" {
+		return Caller{}, false
 	}
 	d := sha256.Sum256([]byte(presented))
-	ok := 0
-	for i := range k.digests {
-		ok |= subtle.ConstantTimeCompare(d[:], k.digests[i][:])
+	found := -1
+	for i := range s.entries {
+		if subtle.ConstantTimeCompare(d[:], s.entries[i].digest[:]) == 1 {
+			found = i
+		}
 	}
-	return ok == 1
+	if found < 0 {
+		return Caller{}, false
+	}
+	return s.entries[found].caller, true
 }
 
-// Outgoing is the key a service presents when it calls another service.
-func (k *Keys) Outgoing() string { return k.first }
+// LogValue keeps keys out of logs: only how many there are of each.
+func (s *Set) LogValue() slog.Value {
+	counts := map[string]int{}
+	for _, e := range s.entries {
+		counts[e.caller.Principal]++
+	}
+	var attrs []slog.Attr
+	for p, n := range counts {
+		attrs = append(attrs, slog.Int(p, n))
+	}
+	return slog.GroupValue(attrs...)
+}
 
-// LogValue keeps keys out of logs.
-func (k *Keys) LogValue() slog.Value { return slog.IntValue(k.Len()) }
+// Outgoing is the key a service presents when it calls another: the first
+// of its own keys (the others are older ones still accepted during a
+// rotation).
+func Outgoing(keys []string) string {
+	for _, k := range keys {
+		if k != "" {
+			return k
+		}
+	}
+	return ""
+}
+
+type callerKey struct{}
+
+// WithCaller returns ctx carrying the caller of the request it serves.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerOf is who made the request ctx serves (the zero Caller when none
+// was recorded).
+func CallerOf(ctx context.Context) Caller {
+	c, _ := ctx.Value(callerKey{}).(Caller)
+	return c
+}

@@ -10,16 +10,21 @@ import (
 )
 
 // RequireBearer lets through only requests with "Authorization: Bearer <key>"
-// naming one of keys.
-func RequireBearer(keys *apikey.Keys, log *slog.Logger, next http.Handler) http.Handler {
+// naming a caller of principal (401 for no or an unknown key, 403 for
+// another principal's key), with the caller in the request's context
+// (apikey.CallerOf).
+func RequireBearer(callers *apikey.Set, principal string, log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		token, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || !keys.Valid(strings.TrimSpace(token)) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		c, known := callers.Identify(strings.TrimSpace(token))
+		switch {
+		case !ok || !known:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="nexus"`)
 			WriteError(w, log, messages.Errorf(messages.CodeUnauthorized, "missing or invalid bearer API key"))
-			return
+		case c.Principal != principal:
+			WriteError(w, log, messages.Errorf(messages.CodeForbidden, "this key may not use this API"))
+		default:
+			next.ServeHTTP(w, r.WithContext(apikey.WithCaller(r.Context(), c)))
 		}
-		next.ServeHTTP(w, r)
 	})
 }

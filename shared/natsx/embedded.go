@@ -12,6 +12,9 @@ type EmbeddedOptions struct {
 	Host     string // default 127.0.0.1
 	Port     int    // 0 or -1 picks a free port
 	StoreDir string // JetStream storage; required
+	// Users, when set, are the only clients the server accepts, each with
+	// its permissions (natsauth.ServerUsers): the same doors as production.
+	Users []*server.User
 }
 
 // StartEmbedded runs a NATS server with JetStream in this process, for the
@@ -33,6 +36,7 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		MaxPayload:         1 << 20,
 		JetStreamMaxMemory: 256 << 20,
 		JetStreamMaxStore:  1 << 30,
+		Users:              o.Users,
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

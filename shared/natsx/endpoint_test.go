@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +14,10 @@ import (
 	"github.com/nexus-broker/nexus/shared/testkit"
 )
 
-const key = "endpoint-test-key-0123"
+const (
+	key         = "endpoint-test-key-0123"
+	operatorKey = "endpoint-test-operator-key"
+)
 
 type echoReq struct {
 	Name string `json:"name"`
@@ -30,8 +34,9 @@ var errDomain = errors.New("a domain error the service maps")
 // the endpoint's stats data always.
 func TestEndpoints(t *testing.T) {
 	nc := testkit.Conn(t, testkit.NATS(t))
+	callers := apikey.NewSet().Add(apikey.Gateway, []string{key}).Add(apikey.Operator, []string{operatorKey})
 	svc, err := natsx.NewService(nc, natsx.ServiceConfig{
-		Name: "echo", Version: "1.0.0", Keys: apikey.New([]string{key}),
+		Name: "echo", Version: "1.0.0", Callers: callers,
 		Errors: func(err error) error {
 			if errors.Is(err, errDomain) {
 				return messages.Errorf(messages.CodeNotActive, "mapped")
@@ -43,7 +48,10 @@ func TestEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Stop() })
-	fast := func(r echoReq) (echoReply, bool, error) {
+	fast := func(ctx context.Context, r echoReq) (echoReply, bool, error) {
+		if natsx.CallerOf(ctx).Principal != apikey.Gateway {
+			return echoReply{}, true, errors.New("the fast path does not know its caller")
+		}
 		switch r.Name {
 		case "fast":
 			return echoReply{Hello: "fast " + r.Name}, true, nil
@@ -52,7 +60,10 @@ func TestEndpoints(t *testing.T) {
 		}
 		return echoReply{}, false, nil
 	}
-	slow := func(_ context.Context, r echoReq) (echoReply, error) {
+	slow := func(ctx context.Context, r echoReq) (echoReply, error) {
+		if c := natsx.CallerOf(ctx); c.Principal != apikey.Gateway || c.KeyID == "" {
+			return echoReply{}, errors.New("the handler does not know its caller")
+		}
 		switch r.Name {
 		case "slow-fail":
 			return echoReply{}, errDomain
@@ -63,8 +74,11 @@ func TestEndpoints(t *testing.T) {
 		}
 		return echoReply{Hello: r.Name}, nil
 	}
-	if err := natsx.FastEndpoint(svc, "v1.echo.say", fast, slow); err != nil {
+	if err := natsx.FastEndpoint(svc, "v1.echo.say", fast, slow, natsx.For(apikey.Gateway), natsx.MaxBytes(256)); err != nil {
 		t.Fatal(err)
+	}
+	if err := natsx.Endpoint(svc, "v1.echo.nobody", slow); err == nil {
+		t.Fatal("an endpoint that serves no caller was registered")
 	}
 	client := &natsx.Client{NC: nc, Prefix: messages.DefaultPrefix, APIKey: key}
 	call := func(body any, c *natsx.Client) (echoReply, error) {
@@ -89,6 +103,8 @@ func TestEndpoints(t *testing.T) {
 		{"panic", echoReq{Name: "boom"}, client, "", messages.ErrInternal},
 		{"unexpected error", echoReq{Name: "unexpected"}, client, "", messages.ErrInternal},
 		{"no key", echoReq{Name: "world"}, &natsx.Client{NC: nc}, "", messages.ErrUnauthorized},
+		{"another principal's key", echoReq{Name: "world"}, &natsx.Client{NC: nc, Prefix: messages.DefaultPrefix, APIKey: operatorKey}, "", messages.ErrForbidden},
+		{"too large", echoReq{Name: strings.Repeat("x", 300)}, client, "", messages.ErrInvalidRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := call(tc.body, tc.c)
@@ -107,21 +123,22 @@ func TestEndpoints(t *testing.T) {
 		})
 	}
 
-	// micro counts the errors answered inline (no key, unknown field, the
-	// fast path's); the endpoint's stats data counts all six by code.
+	// micro counts the errors answered inline (no key, another principal's
+	// key, too large, unknown field, the fast path's); the endpoint's stats
+	// data counts all eight by code.
 	st := svc.Stats()
 	if len(st.Endpoints) != 1 {
 		t.Fatalf("stats: %+v", st)
 	}
 	ep := st.Endpoints[0]
-	if ep.NumRequests != 8 || ep.NumErrors != 3 {
-		t.Errorf("micro counted %d requests, %d errors; want 8 and 3", ep.NumRequests, ep.NumErrors)
+	if ep.NumRequests != 10 || ep.NumErrors != 5 {
+		t.Errorf("micro counted %d requests, %d errors; want 10 and 5", ep.NumRequests, ep.NumErrors)
 	}
 	var data natsx.EndpointStats
 	if err := json.Unmarshal(ep.Data, &data); err != nil {
 		t.Fatal(err)
 	}
-	want := map[messages.ErrorCode]int{messages.CodeNotActive: 2, messages.CodeInvalidRequest: 1, messages.CodeInternal: 2, messages.CodeUnauthorized: 1}
+	want := map[messages.ErrorCode]int{messages.CodeNotActive: 2, messages.CodeInvalidRequest: 2, messages.CodeInternal: 2, messages.CodeUnauthorized: 1, messages.CodeForbidden: 1}
 	if len(data.Errors) != len(want) {
 		t.Errorf("errors by code %v, want %v", data.Errors, want)
 	}

@@ -27,9 +27,11 @@ type ServiceConfig struct {
 	Version     string // SemVer
 	Description string
 	Prefix      string // subject prefix, "nexus" by default
-	// Keys are the API keys every request must carry in Nexus-Api-Key. A nil
-	// or empty set rejects every request: there is no unauthenticated mode.
-	Keys *apikey.Keys
+	// Callers are the keys the service accepts in Nexus-Api-Key and who
+	// each names. A request without one of them is unauthorized; one from a
+	// caller its endpoint does not serve (For) is forbidden. There is no
+	// unauthenticated mode.
+	Callers *apikey.Set
 	// Errors maps the service's own errors to the contract's, the one place
 	// per service where that happens: it returns a *messages.Error, or the
 	// error unchanged when it is unexpected (the caller then gets internal
@@ -41,6 +43,9 @@ type ServiceConfig struct {
 	Concurrency int
 	// Timeout bounds each handler (default 15s).
 	Timeout time.Duration
+	// MaxRequestBytes bounds a request body (default DefaultMaxRequestBytes);
+	// an endpoint may allow more or less (MaxBytes).
+	MaxRequestBytes int
 	// Registerer receives the request-duration histogram; nil for none.
 	Registerer prometheus.Registerer
 }
@@ -88,6 +93,9 @@ func NewService(nc *nats.Conn, cfg ServiceConfig) (*Service, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
 	s := &Service{cfg: cfg, sem: make(chan struct{}, cfg.Concurrency), counts: map[string]*endpointCounts{}}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        cfg.Name,
@@ -129,13 +137,45 @@ func (s *Service) stats(e *micro.Endpoint) any {
 	return out
 }
 
+// DefaultMaxRequestBytes bounds a request body unless the service or the
+// endpoint says otherwise.
+const DefaultMaxRequestBytes = 64 << 10
+
+// Option configures an endpoint.
+type Option func(*endpointOptions)
+
+type endpointOptions struct {
+	callers  map[string]bool
+	maxBytes int
+}
+
+// For names the callers (apikey.Gateway, apikey.Handshake, ...) an endpoint
+// serves. Every endpoint needs at least one.
+func For(principals ...string) Option {
+	return func(o *endpointOptions) {
+		for _, p := range principals {
+			o.callers[p] = true
+		}
+	}
+}
+
+// MaxBytes bounds the endpoint's request body instead of the service's
+// MaxRequestBytes.
+func MaxBytes(n int) Option { return func(o *endpointOptions) { o.maxBytes = n } }
+
+// CallerOf is who made the request a handler is answering
+// (apikey.CallerOf).
+func CallerOf(ctx context.Context) apikey.Caller { return apikey.CallerOf(ctx) }
+
 // Endpoint adds a request/reply endpoint for subject (relative to the prefix,
-// such as messages.SubjectTokensGet): the request body is decoded into Req
-// (Decode's rules), h runs in the service's handler pool, and its Reply goes
-// back as JSON (a json.RawMessage as it is). The group is everything before
-// the subject's last token, so $SRV.INFO lists endpoints by area.
-func Endpoint[Req, Reply any](s *Service, subject string, h func(context.Context, Req) (Reply, error)) error {
-	return FastEndpoint(s, subject, nil, h)
+// such as messages.SubjectTokensGet), serving the callers named with For:
+// the request body is decoded into Req (Decode's rules), h runs in the
+// service's handler pool with the caller in its context (CallerOf), and its
+// Reply goes back as JSON (a json.RawMessage as it is). The group is
+// everything before the subject's last token, so $SRV.INFO lists endpoints
+// by area.
+func Endpoint[Req, Reply any](s *Service, subject string, h func(context.Context, Req) (Reply, error), opts ...Option) error {
+	return FastEndpoint(s, subject, nil, h, opts...)
 }
 
 // FastEndpoint is Endpoint with a fast path tried first, inline on the
@@ -144,7 +184,14 @@ func Endpoint[Req, Reply any](s *Service, subject string, h func(context.Context
 // reports not handled and the request goes on to h in the pool. Answering
 // inline lets NATS batch the replies into fewer writes: it is how a hot path
 // stays close to the floor of a do-nothing responder.
-func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(Req) (reply Reply, handled bool, err error), h func(context.Context, Req) (Reply, error)) error {
+func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(context.Context, Req) (reply Reply, handled bool, err error), h func(context.Context, Req) (Reply, error), opts ...Option) error {
+	o := endpointOptions{callers: map[string]bool{}, maxBytes: s.cfg.MaxRequestBytes}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if len(o.callers) == 0 {
+		return fmt.Errorf("endpoint %s serves no caller: name them with natsx.For", subject)
+	}
 	i := strings.LastIndexByte(subject, '.')
 	if i < 0 {
 		return fmt.Errorf("subject %q has no group", subject)
@@ -160,8 +207,16 @@ func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(Req) (re
 	g := s.svc.AddGroup(messages.Subject(s.cfg.Prefix, group))
 	return g.AddEndpoint(name, micro.HandlerFunc(func(req micro.Request) {
 		start := time.Now()
-		if !s.cfg.Keys.Valid(req.Headers().Get(messages.HeaderAPIKey)) {
+		caller, ok := s.cfg.Callers.Identify(req.Headers().Get(messages.HeaderAPIKey))
+		switch {
+		case !ok:
 			e.finish(req, start, nil, messages.Errorf(messages.CodeUnauthorized, "missing or invalid %s header", messages.HeaderAPIKey), true)
+			return
+		case !o.callers[caller.Principal]:
+			e.finish(req, start, nil, messages.Errorf(messages.CodeForbidden, "this key may not call %s", full), true)
+			return
+		case len(req.Data()) > o.maxBytes:
+			e.finish(req, start, nil, messages.Errorf(messages.CodeInvalidRequest, "the request body is larger than %d bytes", o.maxBytes), true)
 			return
 		}
 		var in Req
@@ -169,8 +224,9 @@ func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(Req) (re
 			e.finish(req, start, nil, err, true)
 			return
 		}
+		ctx := apikey.WithCaller(context.Background(), caller)
 		if fast != nil {
-			if reply, handled, err := callFast(e, in, fast); handled {
+			if reply, handled, err := callFast(ctx, e, in, fast); handled {
 				e.finish(req, start, reply, err, true)
 				return
 			}
@@ -179,7 +235,7 @@ func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(Req) (re
 		s.wg.Add(1)
 		go func() {
 			defer func() { <-s.sem; s.wg.Done() }()
-			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+			ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 			reply, err := call(ctx, e, in, h)
 			cancel()
 			e.finish(req, start, reply, err, false)
@@ -194,14 +250,14 @@ type endpoint struct {
 	counts  *endpointCounts
 }
 
-func callFast[Req, Reply any](e *endpoint, in Req, fast func(Req) (Reply, bool, error)) (reply any, handled bool, err error) {
+func callFast[Req, Reply any](ctx context.Context, e *endpoint, in Req, fast func(context.Context, Req) (Reply, bool, error)) (reply any, handled bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			e.s.cfg.Log.Error("handler panic", "subject", e.subject, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			reply, handled, err = nil, true, fmt.Errorf("panic in handler")
 		}
 	}()
-	rep, handled, err := fast(in)
+	rep, handled, err := fast(ctx, in)
 	return rep, handled, err
 }
 
@@ -251,6 +307,9 @@ func (e *endpoint) fail(req micro.Request, err error, inline bool) messages.Erro
 	e.counts.mu.Unlock()
 	body, _ := json.Marshal(messages.ErrorBody{Error: me})
 	desc := me.Message
+	if me.Code == messages.CodeRateLimited && me.RetryAfterSeconds > 0 {
+		desc = fmt.Sprintf("%s (retry after %ds)", desc, me.RetryAfterSeconds)
+	}
 	if desc == "" {
 		desc = string(me.Code)
 	}

@@ -17,6 +17,7 @@ import (
 // testLoad reads the way a service's LoadConfig does.
 func testLoad(l *config.Loader) Spec {
 	c := l.Common(":8090")
+	l.Keys(config.GatewayKeys, "the Gateway's keys", true)
 	l.Required("EXAMPLE_URL", "an example")
 	return Spec{Common: c, Start: func(context.Context, *slog.Logger) (Running, error) {
 		panic("Start must not run for -h, -version or -healthcheck")
@@ -69,7 +70,7 @@ func TestFlags(t *testing.T) {
 
 func TestVariables(t *testing.T) {
 	got := strings.Join(Variables(testLoad), " ")
-	if want := "NATS_URL NEXUS_SUBJECT_PREFIX API_KEY HTTP_ADDR LOG_LEVEL LOG_FORMAT EXAMPLE_URL"; got != want {
+	if want := "NATS_URL NEXUS_SUBJECT_PREFIX HTTP_ADDR LOG_LEVEL LOG_FORMAT API_KEY EXAMPLE_URL"; got != want {
 		t.Fatalf("Variables = %s, want %s", got, want)
 	}
 }

@@ -15,9 +15,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/natsauth"
 	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
@@ -38,6 +41,49 @@ func NATS(t testing.TB) string {
 	}
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	return s.ClientURL()
+}
+
+// Observer is a user only the test servers of NATSWithUsers have: it may
+// subscribe to everything (">", every inbox included) and publish nothing,
+// so a test can watch all that crosses the bus.
+const Observer = "observer"
+
+// NATSWithUsers starts an embedded NATS server like NATS, but with the
+// broker's users and permissions (shared/natsauth) and the Observer, each
+// with a fresh random password, and returns its URL and the passwords by
+// user name.
+func NATSWithUsers(t testing.TB) (string, map[string]string) {
+	t.Helper()
+	passwords := map[string]string{}
+	for _, u := range natsauth.Names {
+		passwords[u] = "pw-" + u + "-" + RandomHex(t, 8)
+	}
+	users, err := natsauth.ServerUsers(messages.DefaultPrefix, passwords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	passwords[Observer] = "pw-observer-" + RandomHex(t, 8)
+	users = append(users, &server.User{Username: Observer, Password: passwords[Observer], Permissions: &server.Permissions{
+		Publish:   &server.SubjectPermission{Deny: []string{">"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{">"}},
+	}})
+	s, err := natsx.StartEmbedded(natsx.EmbeddedOptions{StoreDir: t.TempDir(), Users: users})
+	if err != nil {
+		t.Fatalf("embedded NATS: %v", err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s.ClientURL(), passwords
+}
+
+// ConnAs connects to url as a user of NATSWithUsers, with its inbox prefix.
+func ConnAs(t testing.TB, url, user, password string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.UserInfo(user, password), nats.CustomInboxPrefix(natsauth.InboxPrefix(user)))
+	if err != nil {
+		t.Fatalf("connect NATS %s as %s: %v", url, user, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
 
 // Conn connects to url and closes the connection at cleanup.

@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/natsauth"
 	"github.com/nexus-broker/nexus/shared/natsx"
 	"github.com/nexus-broker/nexus/system"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
@@ -38,8 +39,14 @@ type Infra struct {
 	// Keys, base64 32 bytes each.
 	EncryptionKey string
 	StateKey      string
-	// APIKeys are all valid; the Gateway presents the first.
-	APIKeys []string
+	// APIKeys are the Gateway's (API_KEY), all valid; the Gateway presents
+	// the first. CrossWorkspaceKeys may omit workspace_id.
+	APIKeys, CrossWorkspaceKeys []string
+	// NATSPasswords, when set, are the passwords of the NATS server's users
+	// (shared/natsauth): every service, the Gateway and the operator then
+	// connect as their own user, as in production. Without them, everyone
+	// connects anonymously.
+	NATSPasswords map[string]string
 	// Extra environment for the services.
 	Env map[string]string
 	Log *slog.Logger
@@ -49,9 +56,14 @@ type Infra struct {
 type Broker struct {
 	Sys      *system.System
 	Provider *oidcprovider.Server
-	// Gateway calls the broker's subjects with the first API key.
-	Gateway *natsx.Client
-	NC      *nats.Conn
+	// Gateway calls the broker's subjects with the first API key, as NATS
+	// user gateway when the server has users; Operator calls admin's with
+	// OperatorKey, as NATS user operator.
+	Gateway, Operator *natsx.Client
+	NC                *nats.Conn
+	OperatorKey       string
+	// Infra is what the broker runs on.
+	Infra Infra
 	// PublicURL is the handshake edge; AdminURL the operator API.
 	PublicURL, AdminURL string
 	Agent               *Agent
@@ -69,7 +81,7 @@ const (
 // Start runs provider, agent and broker. The provider's client is registered
 // for the handshake's callback; the caller registers the provider with admin.
 func Start(ctx context.Context, in Infra, popts oidcprovider.Options) (*Broker, error) {
-	b := &Broker{}
+	b := &Broker{Infra: in}
 	fail := func(err error) (*Broker, error) { b.Close(); return nil, err }
 
 	p, err := oidcprovider.New(popts)
@@ -95,26 +107,28 @@ func Start(ctx context.Context, in Infra, popts oidcprovider.Options) (*Broker, 
 		return fail(err)
 	}
 
-	keys := ""
-	for i, k := range in.APIKeys {
-		if i > 0 {
-			keys += ","
-		}
-		keys += k
-	}
+	b.OperatorKey = "op-" + randomHex(16)
 	env := map[string]string{
-		"NATS_URL":            in.NATSURL,
-		"DATABASE_URL":        in.DatabaseURL,
-		"REDIS_URL":           in.RedisURL,
-		"ENCRYPTION_KEY":      in.EncryptionKey,
-		"STATE_KEY":           in.StateKey,
-		"API_KEY":             keys,
-		"PUBLIC_URL":          b.PublicURL,
-		"ALLOWED_RETURN_URLS": b.Agent.URL + "/return",
+		"NATS_URL":                in.NATSURL,
+		"DATABASE_URL":            in.DatabaseURL,
+		"REDIS_URL":               in.RedisURL,
+		"ENCRYPTION_KEY":          in.EncryptionKey,
+		"STATE_KEY":               in.StateKey,
+		"API_KEY":                 strings.Join(in.APIKeys, ","),
+		"CROSS_WORKSPACE_API_KEY": strings.Join(in.CrossWorkspaceKeys, ","),
+		"ADMIN_API_KEY":           b.OperatorKey,
+		"HANDSHAKE_SERVICE_KEY":   "hs-" + randomHex(16),
+		"ADMIN_SERVICE_KEY":       "ad-" + randomHex(16),
+		"REFRESHER_SERVICE_KEY":   "rf-" + randomHex(16),
+		"PUBLIC_URL":              b.PublicURL,
+		"ALLOWED_RETURN_URLS":     b.Agent.URL + "/return",
 		// Test providers reuse loopback ports, so issuer URLs repeat across
 		// runs: keep each broker's Redis keys (the discovery cache) apart.
 		"REDIS_KEY_PREFIX": "nexus:test:" + randomHex(6) + ":",
 		"LOG_LEVEL":        "warn",
+	}
+	for user, pw := range in.NATSPasswords {
+		env[system.NATSPasswordVar(user)] = pw
 	}
 	for k, v := range in.Env {
 		env[k] = v
@@ -134,13 +148,28 @@ func Start(ctx context.Context, in Infra, popts oidcprovider.Options) (*Broker, 
 	b.Sys = sys
 	b.closers = append(b.closers, func() { _ = sys.Close(context.Background()) })
 
-	nc, err := nats.Connect(in.NATSURL, nats.Name("gateway"))
+	connect := func(user string) (*nats.Conn, error) {
+		opts := []nats.Option{nats.Name(user)}
+		if pw := in.NATSPasswords[user]; pw != "" {
+			opts = append(opts, nats.UserInfo(user, pw), nats.CustomInboxPrefix(natsauth.InboxPrefix(user)))
+		}
+		nc, err := nats.Connect(in.NATSURL, opts...)
+		if err == nil {
+			b.closers = append(b.closers, nc.Close)
+		}
+		return nc, err
+	}
+	nc, err := connect(natsauth.Gateway)
 	if err != nil {
 		return fail(err)
 	}
 	b.NC = nc
-	b.closers = append(b.closers, nc.Close)
 	b.Gateway = &natsx.Client{NC: nc, Prefix: messages.DefaultPrefix, APIKey: in.APIKeys[0]}
+	onc, err := connect(natsauth.Operator)
+	if err != nil {
+		return fail(err)
+	}
+	b.Operator = &natsx.Client{NC: onc, Prefix: messages.DefaultPrefix, APIKey: b.OperatorKey}
 	return b, nil
 }
 
@@ -155,7 +184,7 @@ func (b *Broker) Close() {
 // RegisterOIDC registers the test provider with admin by issuer alone.
 func (b *Broker) RegisterOIDC(ctx context.Context, name string, aliases ...string) (messages.Provider, error) {
 	var out messages.Provider
-	err := b.Gateway.Request(ctx, messages.SubjectProvidersCreate, messages.Provider{
+	err := b.Operator.Request(ctx, messages.SubjectProvidersCreate, messages.Provider{
 		Name:         name,
 		Aliases:      aliases,
 		Type:         messages.ProviderOIDC,

@@ -15,10 +15,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/shared/logging"
+	"github.com/nexus-broker/nexus/shared/natsauth"
 	"github.com/nexus-broker/nexus/shared/natsx"
 	"github.com/nexus-broker/nexus/shared/run/buildinfo"
 	"github.com/nexus-broker/nexus/system"
@@ -44,7 +47,10 @@ configuration, from the environment; unset values get the defaults shown:
                                 created when missing; a database set here must exist)
   REDIS_URL                     Redis (redis://127.0.0.1:6379/0)
   ALLOWED_RETURN_URLS           (http://127.0.0.1:3000,http://localhost:3000)
-  ENCRYPTION_KEY, STATE_KEY, API_KEY
+  ENCRYPTION_KEY, STATE_KEY, API_KEY (the Gateway's), ADMIN_API_KEY (operators'),
+  HANDSHAKE_SERVICE_KEY, ADMIN_SERVICE_KEY, REFRESHER_SERVICE_KEY (the services'),
+  NATS_<USER>_PASSWORD (each user of the embedded NATS server: vault, handshake, admin,
+  refresher, gateway, operator, billing)
                                 generated once into NEXUS_DATA_DIR/keys.env
   and every service's own variables (README.md, Configuration), except HTTP_ADDR and
   INTERNAL_HTTP_ADDR, which are refused: each service has its own address variable above.
@@ -101,21 +107,23 @@ func launch(getenv system.Lookup) error {
 	}
 	defer release()
 	keysFile := filepath.Join(dataDir, "keys.env")
-	if envOr(getenv, "ENCRYPTION_KEY", "") == "" || envOr(getenv, "STATE_KEY", "") == "" || envOr(getenv, "API_KEY", "") == "" {
-		keys, created, err := system.DevKeys(keysFile)
-		if err != nil {
-			return err
+	keys, created, err := system.DevKeys(keysFile)
+	if err != nil {
+		return err
+	}
+	for k, v := range keys {
+		if envOr(getenv, k, "") == "" {
+			env[k] = v
 		}
-		for k, v := range keys {
-			if envOr(getenv, k, "") == "" {
-				env[k] = v
-			}
-		}
-		if created {
-			fmt.Printf("\nDevelopment mode: new keys generated and kept in %s (mode 0600).\n"+
-				"Losing ENCRYPTION_KEY makes every stored connection unrecoverable. Do not use these keys in production.\n\n"+
-				"    API_KEY=%s\n\n", keysFile, keys["API_KEY"])
-		}
+	}
+	if len(created) > 0 {
+		fmt.Printf("\nDevelopment mode: new keys and NATS passwords (%s) generated and kept in %s (mode 0600).\n"+
+			"Losing ENCRYPTION_KEY makes every stored connection unrecoverable. Do not use these in production.\n\n"+
+			"    the Gateway:   API_KEY=%s  (NATS user gateway, password %s, inbox prefix %s)\n"+
+			"    an operator:   ADMIN_API_KEY=%s  (NATS user operator, password %s, inbox prefix %s)\n\n",
+			strings.Join(created, ", "), keysFile,
+			envOr(lookup, config.GatewayKeys, ""), envOr(lookup, system.NATSPasswordVar(natsauth.Gateway), ""), natsauth.InboxPrefix(natsauth.Gateway),
+			envOr(lookup, config.OperatorKeys, ""), envOr(lookup, system.NATSPasswordVar(natsauth.Operator), ""), natsauth.InboxPrefix(natsauth.Operator))
 	}
 	log := logging.New(os.Stderr, envOr(lookup, "LOG_FORMAT", ""), envOr(lookup, "LOG_LEVEL", ""))
 
@@ -129,7 +137,18 @@ func launch(getenv system.Lookup) error {
 		return err
 	}
 
-	ns, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Port: natsPort, StoreDir: filepath.Join(dataDir, "jetstream")})
+	// The embedded server has the production's users and permissions
+	// (shared/natsauth, deploy/nats/users.conf): no anonymous client, each
+	// service as its own user, replies only to their requester.
+	passwords := map[string]string{}
+	for _, u := range natsauth.Names {
+		passwords[u] = envOr(lookup, system.NATSPasswordVar(u), "")
+	}
+	users, err := natsauth.ServerUsers(envOr(lookup, "NEXUS_SUBJECT_PREFIX", "nexus"), passwords)
+	if err != nil {
+		return err
+	}
+	ns, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Port: natsPort, StoreDir: filepath.Join(dataDir, "jetstream"), Users: users})
 	if err != nil {
 		return fmt.Errorf("%w (%s=%d)", err, system.NATSPortVar, natsPort)
 	}

@@ -8,7 +8,7 @@
 //
 // REF is a provider id, name or alias. Documents are read from -f or stdin
 // and replies printed as JSON. ADMIN_URL (http://127.0.0.1:8081) says where
-// the API is; API_KEY (the first key of a comma-separated list) is sent as a
+// the API is; ADMIN_API_KEY (the first key of a comma-separated list) is sent as a
 // bearer token. Pass client secrets in a file or on stdin, never as an
 // argument (arguments are visible to every user of the machine).
 package main
@@ -47,7 +47,7 @@ const usage = `usage: nexus-admin <command> [flags]
   update REF [-f FILE]        apply a JSON merge patch (from FILE or stdin)
   delete REF                  remove a provider
   -version                    print the version and Go build information
-environment: ADMIN_URL (default http://127.0.0.1:8081), API_KEY
+environment: ADMIN_URL (default http://127.0.0.1:8081), ADMIN_API_KEY
 `
 
 // cli is one invocation.
@@ -76,11 +76,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if base == "" {
 		base = "http://127.0.0.1:8081"
 	}
-	key, _, _ := strings.Cut(getenv("API_KEY"), ",")
+	key, _, _ := strings.Cut(getenv("ADMIN_API_KEY"), ",")
 	c := &cli{base: strings.TrimSuffix(base, "/"), key: strings.TrimSpace(key), stdin: stdin, stdout: stdout,
 		http: &http.Client{Timeout: 30 * time.Second}}
 	if c.key == "" {
-		fmt.Fprintln(stderr, "nexus-admin: API_KEY is required")
+		fmt.Fprintln(stderr, "nexus-admin: ADMIN_API_KEY is required (an operator's key)")
 		return 2
 	}
 	err := c.dispatch(ctx, args[0], args[1:], stderr)

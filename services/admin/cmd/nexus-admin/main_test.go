@@ -20,14 +20,17 @@ import (
 	"github.com/nexus-broker/nexus/shared/testkit"
 )
 
-const key = "cli-test-key-0123456789"
+const (
+	key        = "cli-test-key-0123456789"
+	serviceKey = "cli-test-admin-service-key-0123"
+)
 
 // TestCLI runs every subcommand against a real admin service (PostgreSQL,
 // NATS) whose vault is a minimal responder on the same NATS.
 func TestCLI(t *testing.T) {
 	natsURL := testkit.NATS(t)
 	nc := testkit.Conn(t, natsURL)
-	vault, err := natsx.NewService(nc, natsx.ServiceConfig{Name: "vault", Version: "0.0.1", Keys: apikey.New([]string{key})})
+	vault, err := natsx.NewService(nc, natsx.ServiceConfig{Name: "vault", Version: "0.0.1", Callers: apikey.NewSet().Add(apikey.Admin, []string{serviceKey})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,11 +39,12 @@ func TestCLI(t *testing.T) {
 	_ = natsx.Endpoint(vault, messages.SubjectVaultClientsPut, func(_ context.Context, c messages.VaultClient) (messages.VaultClientReply, error) {
 		secrets <- c.ClientSecret
 		return messages.VaultClientReply{ProviderID: c.ProviderID, ClientSecretSet: c.ClientSecret != ""}, nil
-	})
+	}, natsx.For(apikey.Admin))
 	_ = natsx.Endpoint(vault, messages.SubjectVaultClientsDelete, func(context.Context, messages.VaultClientRef) (messages.VaultClientReply, error) {
 		return messages.VaultClientReply{}, nil
-	})
-	l := config.FromMap(map[string]string{"NATS_URL": natsURL, "API_KEY": key, "DATABASE_URL": testkit.Postgres(t)})
+	}, natsx.For(apikey.Admin))
+	l := config.FromMap(map[string]string{"NATS_URL": natsURL, "ADMIN_API_KEY": key, "DATABASE_URL": testkit.Postgres(t),
+		"ADMIN_SERVICE_KEY": serviceKey, "HANDSHAKE_SERVICE_KEY": "test-handshake-service-key-0123"})
 	cfg := admin.LoadConfig(l)
 	if err := l.Err(); err != nil {
 		t.Fatal(err)
@@ -53,7 +57,7 @@ func TestCLI(t *testing.T) {
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(srv.Close)
 
-	env := map[string]string{"ADMIN_URL": srv.URL, "API_KEY": key + ",other-key-0123456789"}
+	env := map[string]string{"ADMIN_URL": srv.URL, "ADMIN_API_KEY": key + ",other-key-0123456789"}
 	cli := func(stdin string, args ...string) (int, string, string) {
 		var out, errOut bytes.Buffer
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -102,13 +106,13 @@ func TestCLI(t *testing.T) {
 	if code, _, _ := cli("", "frobnicate"); code != 1 {
 		t.Errorf("unknown command: %d", code)
 	}
-	env["API_KEY"] = ""
+	env["ADMIN_API_KEY"] = ""
 	if code, _, _ := cli("", "list"); code != 2 {
-		t.Errorf("no API_KEY: %d", code)
+		t.Errorf("no ADMIN_API_KEY: %d", code)
 	}
-	env["API_KEY"] = "wrong-key-0123456789"
+	env["ADMIN_API_KEY"] = "wrong-key-0123456789"
 	if code, _, stderr := cli("", "list"); code != 1 || !strings.Contains(stderr, "unauthorized") {
-		t.Errorf("wrong API_KEY: %d %s", code, stderr)
+		t.Errorf("wrong ADMIN_API_KEY: %d %s", code, stderr)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
@@ -25,11 +26,18 @@ type Registry interface {
 func Register(svc *natsx.Service, reg Registry) error {
 	// Create takes the document as sent (a json.RawMessage), which the
 	// registry reads itself to report every problem of it at once.
+	// Operators change providers; the handshake reads one to start a
+	// consent. No provider document carries a secret.
+	operator := natsx.For(apikey.Operator)
 	return errors.Join(
-		natsx.Endpoint(svc, messages.SubjectProvidersCreate, reg.Create),
-		natsx.Endpoint(svc, messages.SubjectProvidersGet, reg.Get),
-		natsx.Endpoint(svc, messages.SubjectProvidersList, reg.List),
-		natsx.Endpoint(svc, messages.SubjectProvidersUpdate, reg.Update),
-		natsx.Endpoint(svc, messages.SubjectProvidersDelete, reg.Delete),
+		natsx.Endpoint(svc, messages.SubjectProvidersCreate, reg.Create, operator, natsx.MaxBytes(MaxDocumentBytes)),
+		natsx.Endpoint(svc, messages.SubjectProvidersGet, reg.Get, natsx.For(apikey.Operator, apikey.Handshake)),
+		natsx.Endpoint(svc, messages.SubjectProvidersList, reg.List, operator),
+		natsx.Endpoint(svc, messages.SubjectProvidersUpdate, reg.Update, operator, natsx.MaxBytes(MaxDocumentBytes)),
+		natsx.Endpoint(svc, messages.SubjectProvidersDelete, reg.Delete, operator),
 	)
 }
+
+// MaxDocumentBytes bounds a provider document (its credential schema
+// included) on NATS, as on HTTP.
+const MaxDocumentBytes = 1 << 20

@@ -24,7 +24,7 @@ func TestGetProvider(t *testing.T) {
 
 	acme := messages.Provider{ID: "prov-1", Name: "acme", Aliases: []string{"a"}, Type: messages.ProviderOIDC,
 		Issuer: "https://idp.example.com", ClientID: "client", Scopes: []string{"email"}}
-	svc, err := natsx.NewService(nc, natsx.ServiceConfig{Name: "admin", Version: "0.0.1", Prefix: "hstest", Keys: apikey.New([]string{apiKey})})
+	svc, err := natsx.NewService(nc, natsx.ServiceConfig{Name: "admin", Version: "0.0.1", Prefix: "hstest", Callers: apikey.NewSet().Add(apikey.Handshake, []string{apiKey})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestGetProvider(t *testing.T) {
 			return messages.Provider{}, messages.Errorf(messages.CodeNotFound, "no provider %q", ref.Provider)
 		}
 		return acme, nil
-	})
+	}, natsx.For(apikey.Handshake))
 	if err != nil {
 		t.Fatal(err)
 	}

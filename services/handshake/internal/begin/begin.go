@@ -16,6 +16,7 @@ import (
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
 	"github.com/nexus-broker/nexus/services/handshake/internal/form"
+	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/discovery"
 	"github.com/nexus-broker/nexus/shared/natsx"
 )
@@ -58,7 +59,7 @@ func New(d Deps) *Handler {
 
 // Register adds the endpoint to svc.
 func (h *Handler) Register(svc *natsx.Service) error {
-	return natsx.Endpoint(svc, messages.SubjectHandshakeBegin, h.Begin)
+	return natsx.Endpoint(svc, messages.SubjectHandshakeBegin, h.Begin, natsx.For(apikey.Gateway))
 }
 
 // Begin starts a consent.

@@ -39,7 +39,7 @@ func (v *vault) body(subject string) []byte {
 func serve(t *testing.T, nc *nats.Conn, v *vault) {
 	t.Helper()
 	v.bodies = map[string][]byte{}
-	svc, err := natsx.NewService(nc, natsx.ServiceConfig{Name: "vault", Version: "0.0.1", Prefix: prefix, Keys: apikey.New([]string{apiKey})})
+	svc, err := natsx.NewService(nc, natsx.ServiceConfig{Name: "vault", Version: "0.0.1", Prefix: prefix, Callers: apikey.NewSet().Add(apikey.Handshake, []string{apiKey})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func serve(t *testing.T, nc *nats.Conn, v *vault) {
 			v.bodies[subject] = append([]byte(nil), body...)
 			v.mu.Unlock()
 			return v.reply(subject)
-		})
+		}, natsx.For(apikey.Handshake))
 		if err != nil {
 			t.Fatal(err)
 		}

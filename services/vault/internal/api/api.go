@@ -18,6 +18,7 @@ import (
 	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 	"github.com/nexus-broker/nexus/services/vault/internal/static"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
+	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
@@ -94,26 +95,42 @@ func New(d Deps) *Handlers {
 }
 
 // Register adds every endpoint to svc, which must map errors with
-// ContractError.
+// ContractError. Each endpoint serves only its callers: the Gateway the
+// contract's subjects, each service the internal subjects it uses.
 func (h *Handlers) Register(svc *natsx.Service) error {
+	gateway := natsx.For(apikey.Gateway)
+	handshake := natsx.For(apikey.Handshake)
+	admin := natsx.For(apikey.Admin)
+	refresher := natsx.For(apikey.Refresher)
 	return errors.Join(
-		natsx.Endpoint(svc, messages.SubjectConnectionsGet, h.getConnection),
-		natsx.Endpoint(svc, messages.SubjectConnectionsList, h.listConnections),
-		natsx.Endpoint(svc, messages.SubjectConnectionsRevoke, h.revokeConnection),
-		natsx.FastEndpoint(svc, messages.SubjectTokensGet, h.getTokenFast, h.getToken),
-		natsx.Endpoint(svc, messages.SubjectTokensRefresh, h.refreshToken),
-		natsx.Endpoint(svc, messages.SubjectVaultConnectionsCreate, h.createConnection),
-		natsx.Endpoint(svc, messages.SubjectVaultConnectionsFail, h.failConnection),
-		natsx.Endpoint(svc, messages.SubjectVaultExchange, h.exchange),
-		natsx.Endpoint(svc, messages.SubjectVaultStaticStore, h.storeStatic),
-		natsx.Endpoint(svc, messages.SubjectVaultClientsPut, h.putClient),
-		natsx.Endpoint(svc, messages.SubjectVaultClientsDelete, h.deleteClient),
-		natsx.Endpoint(svc, messages.SubjectVaultRefreshClaim, h.claimRefresh),
-		natsx.Endpoint(svc, messages.SubjectVaultRefreshRun, h.runRefresh),
-		natsx.Endpoint(svc, messages.SubjectVaultRefreshDefer, h.deferRefresh),
-		natsx.Endpoint(svc, messages.SubjectVaultOutboxClaim, h.claimOutbox),
-		natsx.Endpoint(svc, messages.SubjectVaultOutboxAck, h.ackOutbox),
+		natsx.Endpoint(svc, messages.SubjectConnectionsGet, h.getConnection, gateway),
+		natsx.Endpoint(svc, messages.SubjectConnectionsList, h.listConnections, gateway),
+		natsx.Endpoint(svc, messages.SubjectConnectionsRevoke, h.revokeConnection, gateway),
+		natsx.FastEndpoint(svc, messages.SubjectTokensGet, h.getTokenFast, h.getToken, gateway),
+		natsx.Endpoint(svc, messages.SubjectTokensRefresh, h.refreshToken, gateway),
+		natsx.Endpoint(svc, messages.SubjectVaultConnectionsCreate, h.createConnection, handshake),
+		natsx.Endpoint(svc, messages.SubjectVaultConnectionsFail, h.failConnection, handshake),
+		natsx.Endpoint(svc, messages.SubjectVaultExchange, h.exchange, handshake),
+		natsx.Endpoint(svc, messages.SubjectVaultStaticStore, h.storeStatic, handshake, natsx.MaxBytes(MaxCredentialBytes+1024)),
+		natsx.Endpoint(svc, messages.SubjectVaultClientsPut, h.putClient, admin, natsx.MaxBytes(MaxSchemaBytes+16<<10)),
+		natsx.Endpoint(svc, messages.SubjectVaultClientsDelete, h.deleteClient, admin),
+		natsx.Endpoint(svc, messages.SubjectVaultRefreshClaim, h.claimRefresh, refresher),
+		natsx.Endpoint(svc, messages.SubjectVaultRefreshRun, h.runRefresh, refresher),
+		natsx.Endpoint(svc, messages.SubjectVaultRefreshDefer, h.deferRefresh, refresher),
+		natsx.Endpoint(svc, messages.SubjectVaultOutboxClaim, h.claimOutbox, refresher),
+		natsx.Endpoint(svc, messages.SubjectVaultOutboxAck, h.ackOutbox, refresher),
 	)
+}
+
+// requireWorkspace: a Gateway key names the workspace of what it asks for,
+// unless it is one of the cross-workspace keys (CROSS_WORKSPACE_API_KEY), so
+// that an app bug or a stolen key of one tenant does not reach the others.
+func requireWorkspace(ctx context.Context, workspaceID string) error {
+	c := natsx.CallerOf(ctx)
+	if workspaceID == "" && c.Principal == apikey.Gateway && !c.CrossWorkspace {
+		return messages.Errorf(messages.CodeForbidden, "workspace_id is required: this key may not reach across workspaces")
+	}
+	return nil
 }
 
 // requireID checks a request names a connection.
@@ -128,6 +145,9 @@ func requireID(id string) error {
 // one of another workspace is not_found.
 func (h *Handlers) connection(ctx context.Context, id, workspaceID string) (store.Connection, error) {
 	if err := requireID(id); err != nil {
+		return store.Connection{}, err
+	}
+	if err := requireWorkspace(ctx, workspaceID); err != nil {
 		return store.Connection{}, err
 	}
 	c, err := h.Store.GetConnection(ctx, id)

@@ -51,6 +51,9 @@ func decodeCursor(s string) (string, bool) {
 
 // connections.list
 func (h *Handlers) listConnections(ctx context.Context, r messages.ListConnectionsRequest) (messages.ListConnectionsReply, error) {
+	if err := requireWorkspace(ctx, r.WorkspaceID); err != nil {
+		return messages.ListConnectionsReply{}, err
+	}
 	f := store.ListFilter{WorkspaceID: r.WorkspaceID, Provider: r.Provider, Status: r.Status, Limit: r.Limit}
 	switch {
 	case r.Limit < 0:

@@ -35,9 +35,12 @@ func minValidity(v *int) (time.Duration, error) {
 // cached credential that meets min_valid_seconds is served without touching
 // the database or starting a goroutine. Anything else (a miss, a token about
 // to expire) goes to getToken in the pool.
-func (h *Handlers) getTokenFast(r messages.TokenRequest) (json.RawMessage, bool, error) {
+func (h *Handlers) getTokenFast(ctx context.Context, r messages.TokenRequest) (json.RawMessage, bool, error) {
 	minValid, err := minValidity(r.MinValidSeconds)
 	if err != nil {
+		return nil, true, err
+	}
+	if err := requireWorkspace(ctx, r.WorkspaceID); err != nil {
 		return nil, true, err
 	}
 	e, ok := h.Cache.Get(r.ConnectionID)
@@ -69,6 +72,9 @@ func (h *Handlers) cacheReply(snap cache.Snapshot, c store.Connection, cred mess
 // needed) cached for under a second.
 func (h *Handlers) getToken(ctx context.Context, r messages.TokenRequest) (json.RawMessage, error) {
 	if err := requireID(r.ConnectionID); err != nil {
+		return nil, err
+	}
+	if err := requireWorkspace(ctx, r.WorkspaceID); err != nil {
 		return nil, err
 	}
 	minValid, err := minValidity(r.MinValidSeconds)
