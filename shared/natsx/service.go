@@ -48,6 +48,30 @@ type ServiceConfig struct {
 	MaxRequestBytes int
 	// Registerer receives the request-duration histogram; nil for none.
 	Registerer prometheus.Registerer
+	// Audit, when set, is given a record of every request to an endpoint
+	// registered with Audited, once it is answered (refused ones included).
+	// It runs on the answering goroutine, the subscription's for requests
+	// answered inline: it must not block.
+	Audit func(AuditRecord)
+}
+
+// AuditRecord is who asked what of an audited endpoint, and what came of it.
+// It never holds a secret: the request body is not in it.
+type AuditRecord struct {
+	At      time.Time
+	Caller  apikey.Caller // the zero Caller when the key was unknown
+	Subject string        // relative to the prefix, e.g. v1.tokens.get
+	// Target and Workspace are what the request named (AuditTarget), when
+	// it could be decoded.
+	Target, Workspace string
+	// Code is the error's contract code; "" when the request succeeded.
+	Code messages.ErrorCode
+}
+
+// AuditTargeter is implemented by request types that name what they act on
+// (a connection, a provider), for audit records.
+type AuditTargeter interface {
+	AuditTarget() (target, workspace string)
 }
 
 // Service is a micro service whose endpoints run concurrently, check the API
@@ -147,7 +171,11 @@ type Option func(*endpointOptions)
 type endpointOptions struct {
 	callers  map[string]bool
 	maxBytes int
+	audited  bool
 }
+
+// Audited sends a record of every request of the endpoint to the service's
+// Audit.
 
 // For names the callers (apikey.Gateway, apikey.Handshake, ...) an endpoint
 // serves. Every endpoint needs at least one.
@@ -158,6 +186,8 @@ func For(principals ...string) Option {
 		}
 	}
 }
+
+func Audited() Option { return func(o *endpointOptions) { o.audited = true } }
 
 // MaxBytes bounds the endpoint's request body instead of the service's
 // MaxRequestBytes.
@@ -204,41 +234,52 @@ func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(context.
 	s.counts[name] = counts
 	s.mu.Unlock()
 	e := &endpoint{s: s, subject: full, counts: counts}
+	if o.audited && s.cfg.Audit != nil {
+		e.audit = s.cfg.Audit
+		e.relative = subject
+	}
 	g := s.svc.AddGroup(messages.Subject(s.cfg.Prefix, group))
 	return g.AddEndpoint(name, micro.HandlerFunc(func(req micro.Request) {
 		start := time.Now()
 		caller, ok := s.cfg.Callers.Identify(req.Headers().Get(messages.HeaderAPIKey))
+		rec := AuditRecord{At: start, Caller: caller}
 		switch {
 		case !ok:
-			e.finish(req, start, nil, messages.Errorf(messages.CodeUnauthorized, "missing or invalid %s header", messages.HeaderAPIKey), true)
+			e.finish(req, &rec, nil, messages.Errorf(messages.CodeUnauthorized, "missing or invalid %s header", messages.HeaderAPIKey), true)
 			return
 		case !o.callers[caller.Principal]:
-			e.finish(req, start, nil, messages.Errorf(messages.CodeForbidden, "this key may not call %s", full), true)
+			e.finish(req, &rec, nil, messages.Errorf(messages.CodeForbidden, "this key may not call %s", full), true)
 			return
 		case len(req.Data()) > o.maxBytes:
-			e.finish(req, start, nil, messages.Errorf(messages.CodeInvalidRequest, "the request body is larger than %d bytes", o.maxBytes), true)
+			e.finish(req, &rec, nil, messages.Errorf(messages.CodeInvalidRequest, "the request body is larger than %d bytes", o.maxBytes), true)
 			return
 		}
 		var in Req
 		if err := Decode(req.Data(), &in); err != nil {
-			e.finish(req, start, nil, err, true)
+			e.finish(req, &rec, nil, err, true)
 			return
+		}
+		if e.audit != nil {
+			if t, ok := any(in).(AuditTargeter); ok {
+				rec.Target, rec.Workspace = t.AuditTarget()
+			}
 		}
 		ctx := apikey.WithCaller(context.Background(), caller)
 		if fast != nil {
 			if reply, handled, err := callFast(ctx, e, in, fast); handled {
-				e.finish(req, start, reply, err, true)
+				e.finish(req, &rec, reply, err, true)
 				return
 			}
 		}
 		s.sem <- struct{}{}
 		s.wg.Add(1)
+		pooled := rec // only the pool's copy leaves this goroutine
 		go func() {
 			defer func() { <-s.sem; s.wg.Done() }()
 			ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 			reply, err := call(ctx, e, in, h)
 			cancel()
-			e.finish(req, start, reply, err, false)
+			e.finish(req, &pooled, reply, err, false)
 		}()
 	}), micro.WithEndpointSubject(last))
 }
@@ -248,6 +289,9 @@ type endpoint struct {
 	s       *Service
 	subject string
 	counts  *endpointCounts
+	// audit, for an audited endpoint of a service with an Audit sink.
+	audit    func(AuditRecord)
+	relative string
 }
 
 func callFast[Req, Reply any](ctx context.Context, e *endpoint, in Req, fast func(context.Context, Req) (Reply, bool, error)) (reply any, handled bool, err error) {
@@ -274,15 +318,20 @@ func call[Req, Reply any](ctx context.Context, e *endpoint, in Req, h func(conte
 // finish sends the reply or the error and records the duration. inline says
 // the subscription's goroutine is answering, before micro's handler returns:
 // only then may micro's own error bookkeeping (req.Error) be used.
-func (e *endpoint) finish(req micro.Request, start time.Time, reply any, err error, inline bool) {
+func (e *endpoint) finish(req micro.Request, rec *AuditRecord, reply any, err error, inline bool) {
 	code := "ok"
 	if err != nil {
-		code = string(e.fail(req, err, inline))
+		rec.Code = e.fail(req, err, inline)
+		code = string(rec.Code)
 	} else if rerr := respondJSON(req, reply); rerr != nil {
 		e.s.cfg.Log.Error("reply failed", "subject", e.subject, "err", rerr)
 	}
 	if e.s.duration != nil {
-		e.s.duration.WithLabelValues(e.subject, code).Observe(time.Since(start).Seconds())
+		e.s.duration.WithLabelValues(e.subject, code).Observe(time.Since(rec.At).Seconds())
+	}
+	if e.audit != nil {
+		rec.Subject = e.relative
+		e.audit(*rec)
 	}
 }
 
