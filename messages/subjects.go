@@ -18,6 +18,9 @@ const (
 	SubjectConnectionsGet    = "v1.connections.get"
 	SubjectConnectionsList   = "v1.connections.list"
 	SubjectConnectionsRevoke = "v1.connections.revoke"
+	// SubjectConnectionsConfirm: the Gateway confirms a consent begun with
+	// require_confirmation, with the value the browser brought back.
+	SubjectConnectionsConfirm = "v1.connections.confirm"
 	SubjectTokensGet         = "v1.tokens.get"
 	SubjectTokensRefresh     = "v1.tokens.refresh"
 
@@ -27,6 +30,9 @@ const (
 	SubjectProvidersList   = "v1.admin.providers.list"
 	SubjectProvidersUpdate = "v1.admin.providers.update"
 	SubjectProvidersDelete = "v1.admin.providers.delete"
+	// SubjectAuditList: the audit records of credential releases, consents,
+	// revocations and admin changes, newest first.
+	SubjectAuditList = "v1.admin.audit.list"
 
 	// Internal, handshake -> vault (vault.go): start, fail and complete a
 	// consent. Not for the Gateway; deploy/nats grants them to the handshake.
@@ -41,6 +47,8 @@ const (
 	// their secrets.
 	SubjectVaultClientsPut    = "v1.vault.clients.put"
 	SubjectVaultClientsDelete = "v1.vault.clients.delete"
+	// SubjectVaultAuditList: the vault's audit records, for admin's audit.list.
+	SubjectVaultAuditList = "v1.vault.audit.list"
 
 	// Internal, refresher -> vault (refresh.go).
 	// SubjectVaultRefreshClaim: lease a batch of connections whose refresh is due.
