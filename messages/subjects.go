@@ -21,8 +21,8 @@ const (
 	// SubjectConnectionsConfirm: the Gateway confirms a consent begun with
 	// require_confirmation, with the value the browser brought back.
 	SubjectConnectionsConfirm = "v1.connections.confirm"
-	SubjectTokensGet         = "v1.tokens.get"
-	SubjectTokensRefresh     = "v1.tokens.refresh"
+	SubjectTokensGet          = "v1.tokens.get"
+	SubjectTokensRefresh      = "v1.tokens.refresh"
 
 	// Operator-facing.
 	SubjectProvidersCreate = "v1.admin.providers.create"
