@@ -6,6 +6,7 @@ package messages
 
 func (r ConnectionRef) AuditTarget() (string, string)          { return r.ConnectionID, r.WorkspaceID }
 func (r TokenRequest) AuditTarget() (string, string)           { return r.ConnectionID, r.WorkspaceID }
+func (r ConfirmRequest) AuditTarget() (string, string)         { return r.ConnectionID, r.WorkspaceID }
 func (r ListConnectionsRequest) AuditTarget() (string, string) { return "", r.WorkspaceID }
 func (r BeginRequest) AuditTarget() (string, string) {
 	if r.ConnectionID != "" {

@@ -1,6 +1,9 @@
 package messages
 
-import "time"
+import (
+	"log/slog"
+	"time"
+)
 
 // ConnectionStatus is where a connection is in its lifecycle (docs/ARCHITECTURE.md, section 3).
 type ConnectionStatus string
@@ -52,6 +55,20 @@ type Attention struct {
 type ConnectionRef struct {
 	ConnectionID string `json:"connection_id"`
 	WorkspaceID  string `json:"workspace_id,omitempty"`
+}
+
+// ConfirmRequest is the body of connections.confirm: the one-time value the
+// browser brought back to return_url after a consent begun with
+// require_confirmation.
+type ConfirmRequest struct {
+	ConnectionID string `json:"connection_id"`
+	WorkspaceID  string `json:"workspace_id,omitempty"`
+	Confirmation string `json:"confirmation"`
+}
+
+// LogValue keeps the confirmation value out of logs.
+func (r ConfirmRequest) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("connection_id", r.ConnectionID), slog.String("confirmation", "[redacted]"))
 }
 
 // ListConnectionsRequest is the body of connections.list. Every filter is optional.

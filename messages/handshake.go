@@ -12,6 +12,13 @@ type BeginRequest struct {
 	ReturnURL    string         `json:"return_url"`
 	Metadata     map[string]any `json:"metadata,omitempty"`
 	ConnectionID string         `json:"connection_id,omitempty"`
+	// RequireConfirmation binds the consent to the person the app started
+	// it for: after the provider, the browser returns to return_url with
+	// status=pending and a one-time confirmation value, and the connection
+	// (or, for a re-consent, its new tokens) waits until the Gateway sends
+	// that value with connections.confirm. Unconfirmed within the consent
+	// link's lifetime, it fails.
+	RequireConfirmation bool `json:"require_confirmation,omitempty"`
 }
 
 // BeginReply tells the Gateway where to send the user and until when that link works.

@@ -8,6 +8,8 @@ import "log/slog"
 type VaultStoreStatic struct {
 	ConnectionID string         `json:"connection_id"`
 	Credentials  map[string]any `json:"credentials"`
+	// Confirm: as for VaultExchange.
+	Confirm *Confirmation `json:"confirm,omitempty"`
 }
 
 // LogValue keeps the credentials out of logs.

@@ -3,6 +3,7 @@ package messages
 import (
 	"encoding/json"
 	"log/slog"
+	"time"
 )
 
 // Internal messages between the broker's own services and the vault. They are
@@ -30,6 +31,18 @@ type VaultExchange struct {
 	// Nonce is the value sent in the authorization request; an OIDC provider's
 	// id_token must carry it.
 	Nonce string `json:"nonce,omitempty"`
+	// Confirm, for a consent begun with require_confirmation, keeps the
+	// tokens aside until the Gateway confirms.
+	Confirm *Confirmation `json:"confirm,omitempty"`
+}
+
+// Confirmation is how a consent waits for the Gateway's confirmation: the
+// SHA-256 of the one-time value the handshake gave the browser (the value
+// itself never crosses the bus), and the time after which the consent
+// fails unconfirmed.
+type Confirmation struct {
+	Hash []byte    `json:"hash"`
+	By   time.Time `json:"by"`
 }
 
 // LogValue keeps the code and verifier out of logs.

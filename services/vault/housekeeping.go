@@ -35,6 +35,8 @@ func runCacheSweep(ctx context.Context, c *cache.Cache, every time.Duration) {
 type housekeepingStore interface {
 	ExpirePending(ctx context.Context, cutoff time.Time) (int64, error)
 	PruneOutbox(ctx context.Context, cutoff time.Time) (int64, error)
+	ConfirmationsDue(ctx context.Context, now time.Time, limit int) ([]string, error)
+	WithLock(ctx context.Context, id string, fn func(ctx context.Context, l *store.Locked) error) (store.Connection, error)
 }
 
 var _ housekeepingStore = (*store.Store)(nil)
@@ -56,8 +58,9 @@ func runHousekeeping(ctx context.Context, st housekeepingStore, every time.Durat
 
 // housekeep is one pass at time now: consents started and never finished
 // become expired once no flow can still complete them
-// (store.PendingLifetime), and events published longer ago than
-// store.PublishedRetention leave the outbox.
+// (store.PendingLifetime), events published longer ago than
+// store.PublishedRetention leave the outbox, and consents that waited for
+// confirmation past their time end.
 func housekeep(ctx context.Context, st housekeepingStore, now time.Time, log *slog.Logger) {
 	if n, err := st.ExpirePending(ctx, now.Add(-store.PendingLifetime)); err != nil && ctx.Err() == nil {
 		log.Warn("expiring pending connections failed", "err", err)
@@ -66,5 +69,32 @@ func housekeep(ctx context.Context, st housekeepingStore, now time.Time, log *sl
 	}
 	if _, err := st.PruneOutbox(ctx, now.Add(-store.PublishedRetention)); err != nil && ctx.Err() == nil {
 		log.Warn("pruning the outbox failed", "err", err)
+	}
+	expireConfirmations(ctx, st, now, log)
+}
+
+// confirmationBatch bounds the consents ended per pass.
+const confirmationBatch = 500
+
+// expireConfirmations ends the consents that waited for the Gateway's
+// confirmation past their time: their staged secrets are wiped, and a first
+// consent fails (a re-consent keeps what it had).
+func expireConfirmations(ctx context.Context, st housekeepingStore, now time.Time, log *slog.Logger) {
+	ids, err := st.ConfirmationsDue(ctx, now, confirmationBatch)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("finding unconfirmed consents failed", "err", err)
+		}
+		return
+	}
+	for _, id := range ids {
+		if _, err := st.WithLock(ctx, id, func(ctx context.Context, l *store.Locked) error {
+			return l.ExpireConfirmation(ctx, now)
+		}); err != nil && ctx.Err() == nil {
+			log.Warn("ending an unconfirmed consent failed", "connection_id", id, "err", err)
+		}
+	}
+	if len(ids) > 0 {
+		log.Info("unconfirmed consents ended", "count", len(ids))
 	}
 }

@@ -94,3 +94,71 @@ func TestHousekeep(t *testing.T) {
 		t.Error("the prune removed an unpublished event")
 	}
 }
+
+// TestHousekeepEndsUnconfirmedConsents: past its deadline, a first consent
+// waiting for confirmation fails and a re-consent keeps what it had; both
+// lose what waited. Before it, nothing changes.
+func TestHousekeepEndsUnconfirmedConsents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := pg.Connect(ctx, testkit.Postgres(t), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := store.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := config.DecodeKey(testkit.Key32(t))
+	keys, err := keyring.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	st := store.New(pool, keys, store.Options{Now: func() time.Time { return clock }})
+	if _, err := st.PutClient(ctx, store.Client{ProviderID: "p", ProviderName: "p", Type: messages.ProviderOAuth2, ClientID: "c", TokenEndpoint: "https://p.example/token"}); err != nil {
+		t.Fatal(err)
+	}
+	by := clock.Add(10 * time.Minute)
+	wait := messages.Confirmation{Hash: make([]byte, 32), By: by}
+	first, err := st.CreateConnection(ctx, store.NewConnection{ProviderID: "p", WorkspaceID: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := st.CreateConnection(ctx, store.NewConnection{ProviderID: "p", WorkspaceID: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := func(id string, fn func(ctx context.Context, l *store.Locked) error) store.Connection {
+		c, err := st.WithLock(ctx, id, fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	lock(again.ID, func(ctx context.Context, l *store.Locked) error { return l.Activate(ctx, store.Tokens{Access: "old-access"}) })
+	for _, id := range []string{first.ID, again.ID} {
+		lock(id, func(ctx context.Context, l *store.Locked) error { return l.Stage(ctx, store.Tokens{Access: "staged-access"}, wait) })
+	}
+
+	housekeep(ctx, st, by.Add(-time.Second), logging.Discard())
+	for _, id := range []string{first.ID, again.ID} {
+		if c, _ := st.GetConnection(ctx, id); c.ConfirmBy == nil {
+			t.Fatalf("a consent within its deadline was ended: %+v", c)
+		}
+	}
+	housekeep(ctx, st, by, logging.Discard())
+	for id, want := range map[string]messages.ConnectionStatus{first.ID: messages.StatusFailed, again.ID: messages.StatusActive} {
+		c, err := st.GetConnection(ctx, id)
+		if err != nil || c.Status != want || c.ConfirmBy != nil {
+			t.Errorf("after the deadline: %s, waiting until %v (%v); want %s, nothing waiting", c.Status, c.ConfirmBy, err, want)
+		}
+	}
+	if _, tok, err := st.GetWithTokens(ctx, again.ID); err != nil || tok.Access != "old-access" {
+		t.Fatalf("the re-consent lost its own token: %v", err)
+	}
+	var staged int
+	if err := pool.QueryRow(ctx, "select count(*) from vault.connections where staged_access_token is not null or confirmation_hash is not null").Scan(&staged); err != nil || staged != 0 {
+		t.Fatalf("%d rows keep staged secrets (%v)", staged, err)
+	}
+}

@@ -116,6 +116,7 @@ func (h *Handler) Begin(ctx context.Context, req messages.BeginRequest) (*messag
 	}
 	f.ReturnURL = returnURL.String()
 	f.ExpiresAt = expires
+	f.RequireConfirmation = req.RequireConfirmation
 	if err := h.d.Flows.Put(ctx, id, f, h.d.FlowTTL); err != nil {
 		h.d.Log.Error("storing the flow failed", "connection_id", conn.ConnectionID, "err", err)
 		return nil, messages.Errorf(messages.CodeUnavailable, "could not start the consent; try again")

@@ -45,6 +45,13 @@ type Flow struct {
 
 	ReturnURL string    `json:"return_url"`
 	ExpiresAt time.Time `json:"expires_at"`
+
+	// RequireConfirmation: the consent waits for the Gateway's
+	// connections.confirm (messages.BeginRequest).
+	RequireConfirmation bool `json:"require_confirmation,omitempty"`
+	// Confirmation is the one-time value the browser takes back to the app
+	// at the end of such a consent. It is made then and never stored.
+	Confirmation string `json:"-"`
 }
 
 // LogValue keeps the verifier and nonce out of logs.

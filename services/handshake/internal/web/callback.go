@@ -99,9 +99,11 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		CodeVerifier: f.Verifier,
 		RedirectURI:  f.RedirectURI,
 		Nonce:        f.Nonce,
+		Confirm:      h.confirmation(&f),
 	})
 	if err != nil {
 		// The code is spent either way.
+		f.Confirmation = ""
 		h.vaultFailed(w, r, f, h.back, err, "the authorization code could not be redeemed", "code exchange failed")
 		return
 	}

@@ -2,6 +2,9 @@ package web
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
@@ -52,14 +55,43 @@ func (h *Handler) redirectBack(w http.ResponseWriter, r *http.Request, f flow.Fl
 		return false
 	}
 	params := url.Values{"connection_id": {f.ConnectionID}}
-	if errCode == "" {
+	switch {
+	case errCode == "" && f.Confirmation != "":
+		// The connection waits for the app to confirm it with this value.
+		params.Set("status", string(messages.StatusPending))
+		params.Set("confirmation", f.Confirmation)
+	case errCode == "":
 		params.Set("status", string(messages.StatusActive))
-	} else {
+	default:
 		params.Set("status", string(messages.StatusFailed))
 		params.Set("error", errCode)
 	}
 	http.Redirect(w, r, returnurl.WithParams(u, params), http.StatusSeeOther)
 	return true
+}
+
+// minConfirmWait is the least time an app gets to confirm a consent,
+// however close to its link's expiry the person finished it.
+const minConfirmWait = time.Minute
+
+// confirmation makes, for a flow that requires confirmation, the one-time
+// value the browser takes back to the app (kept in f.Confirmation) and what
+// the vault keeps of it: its SHA-256 and until when it may be confirmed (the
+// link's lifetime, and at least minConfirmWait). For any other flow it
+// returns nil.
+func (h *Handler) confirmation(f *flow.Flow) *messages.Confirmation {
+	if !f.RequireConfirmation {
+		return nil
+	}
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	f.Confirmation = base64.RawURLEncoding.EncodeToString(b)
+	sum := sha256.Sum256([]byte(f.Confirmation))
+	by := f.ExpiresAt
+	if min := h.d.Now().Add(minConfirmWait); by.Before(min) {
+		by = min
+	}
+	return &messages.Confirmation{Hash: sum[:], By: by}
 }
 
 // fail marks the flow's connection failed at the vault, best effort: a

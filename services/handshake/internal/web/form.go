@@ -258,8 +258,10 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 	_, err = h.d.Vault.StoreStatic(ctx, messages.VaultStoreStatic{
 		ConnectionID: f.ConnectionID,
 		Credentials:  map[string]any(creds),
+		Confirm:      h.confirmation(&f),
 	})
 	if err != nil {
+		f.Confirmation = ""
 		// The flow is spent, so a pending connection would otherwise wait
 		// for expiry.
 		h.vaultFailed(w, r, f, h.formBack, err, "the credentials could not be stored", "storing static credentials failed")

@@ -106,6 +106,7 @@ func (h *Handlers) Register(svc *natsx.Service) error {
 		natsx.Endpoint(svc, messages.SubjectConnectionsGet, h.getConnection, gateway),
 		natsx.Endpoint(svc, messages.SubjectConnectionsList, h.listConnections, gateway),
 		natsx.Endpoint(svc, messages.SubjectConnectionsRevoke, h.revokeConnection, gateway),
+		natsx.Endpoint(svc, messages.SubjectConnectionsConfirm, h.confirmConnection, gateway),
 		natsx.FastEndpoint(svc, messages.SubjectTokensGet, h.getTokenFast, h.getToken, gateway),
 		natsx.Endpoint(svc, messages.SubjectTokensRefresh, h.refreshToken, gateway),
 		natsx.Endpoint(svc, messages.SubjectVaultConnectionsCreate, h.createConnection, handshake),

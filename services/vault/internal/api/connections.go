@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -205,4 +206,50 @@ func (h *Handlers) failPending(ctx context.Context, id string, reason messages.R
 		}
 		return l.Fail(ctx, reason)
 	})
+}
+
+// maxConfirmWait bounds how long a consent may wait for confirmation: the
+// longest a consent link lives, with room to spare.
+const maxConfirmWait = 2 * time.Hour
+
+// checkConfirmation checks what the handshake asks a consent to wait for.
+func checkConfirmation(c *messages.Confirmation, now time.Time) error {
+	if c == nil {
+		return nil
+	}
+	if len(c.Hash) != sha256.Size || !c.By.After(now) || c.By.After(now.Add(maxConfirmWait)) {
+		return messages.Errorf(messages.CodeInvalidRequest, "confirm needs a SHA-256 hash and a time within %s", maxConfirmWait)
+	}
+	return nil
+}
+
+// connections.confirm: the Gateway brings the value the browser came back
+// with after a consent begun with require_confirmation; what the consent
+// brought takes effect (the connection becomes active, or a re-consent's new
+// tokens replace the old ones).
+func (h *Handlers) confirmConnection(ctx context.Context, r messages.ConfirmRequest) (messages.Connection, error) {
+	if _, err := h.connection(ctx, r.ConnectionID, r.WorkspaceID); err != nil {
+		return messages.Connection{}, err
+	}
+	if r.Confirmation == "" {
+		return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "confirmation is required")
+	}
+	now := h.Now()
+	c, err := h.Store.WithLock(ctx, r.ConnectionID, func(ctx context.Context, l *store.Locked) error {
+		if err := inWorkspace(l.Conn, r.WorkspaceID); err != nil {
+			return err
+		}
+		err := l.Confirm(ctx, r.Confirmation, now)
+		if errors.Is(err, store.ErrConfirmationExpired) {
+			// Ended now rather than at the next sweep.
+			if xerr := l.ExpireConfirmation(ctx, now); xerr != nil {
+				return xerr
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return messages.Connection{}, err
+	}
+	return c.Message(), nil
 }

@@ -49,6 +49,12 @@ func (h *Handlers) ContractError(err error) error {
 		return messages.Errorf(messages.CodeNotFound, "the provider is not registered with the vault")
 	case errors.Is(err, store.ErrProviderMismatch):
 		return messages.Errorf(messages.CodeInvalidRequest, "connection_id belongs to another provider")
+	case errors.Is(err, store.ErrNoConfirmation):
+		return messages.Errorf(messages.CodeNotActive, "no consent of this connection waits for confirmation (never asked for, already confirmed, or ended)")
+	case errors.Is(err, store.ErrConfirmationExpired):
+		return messages.Errorf(messages.CodeNotActive, "the consent was not confirmed in time; start a new one")
+	case errors.Is(err, store.ErrConfirmationMismatch):
+		return messages.Errorf(messages.CodeForbidden, "the confirmation value does not match the one given to the browser")
 	case errors.Is(err, store.ErrRevoked):
 		return messages.Errorf(messages.CodeNotActive, "the connection is revoked; start a new connection")
 	case errors.As(err, &use):

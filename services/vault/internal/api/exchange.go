@@ -26,6 +26,9 @@ func (h *Handlers) exchange(ctx context.Context, r messages.VaultExchange) (mess
 	if r.Code == "" || r.CodeVerifier == "" || r.RedirectURI == "" {
 		return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "code, code_verifier and redirect_uri are required")
 	}
+	if err := checkConfirmation(r.Confirm, h.Now()); err != nil {
+		return messages.Connection{}, err
+	}
 	c, err := h.Store.GetConnection(ctx, r.ConnectionID)
 	if err != nil {
 		return messages.Connection{}, err
@@ -56,6 +59,9 @@ func (h *Handlers) exchange(ctx context.Context, r messages.VaultExchange) (mess
 	c, err = h.Store.WithLock(ctx, c.ID, func(ctx context.Context, l *store.Locked) error {
 		if l.Conn.Status == messages.StatusRevoked {
 			return store.ErrRevoked
+		}
+		if r.Confirm != nil {
+			return l.Stage(ctx, toks, *r.Confirm)
 		}
 		return l.Activate(ctx, toks)
 	})

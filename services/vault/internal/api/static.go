@@ -27,8 +27,9 @@ const MaxCredentialBytes = 16 << 10
 // storeStaticRequest is messages.VaultStoreStatic with the credentials kept
 // raw, so that numbers stay exact (static.Decode).
 type storeStaticRequest struct {
-	ConnectionID string          `json:"connection_id"`
-	Credentials  json.RawMessage `json:"credentials"`
+	ConnectionID string                 `json:"connection_id"`
+	Credentials  json.RawMessage        `json:"credentials"`
+	Confirm      *messages.Confirmation `json:"confirm,omitempty"`
 }
 
 // LogValue keeps the credentials out of logs.
@@ -43,6 +44,9 @@ func (r storeStaticRequest) LogValue() slog.Value {
 // replaces the credentials).
 func (h *Handlers) storeStatic(ctx context.Context, r storeStaticRequest) (messages.Connection, error) {
 	if err := requireID(r.ConnectionID); err != nil {
+		return messages.Connection{}, err
+	}
+	if err := checkConfirmation(r.Confirm, h.Now()); err != nil {
 		return messages.Connection{}, err
 	}
 	if len(r.Credentials) > MaxCredentialBytes {
@@ -96,6 +100,9 @@ func (h *Handlers) storeStatic(ctx context.Context, r storeStaticRequest) (messa
 	c, err = h.Store.WithLock(ctx, c.ID, func(ctx context.Context, l *store.Locked) error {
 		if err := storable(l.Conn); err != nil {
 			return err
+		}
+		if r.Confirm != nil {
+			return l.StageStatic(ctx, secret.Value(plain), hash, *r.Confirm)
 		}
 		return l.StoreStatic(ctx, secret.Value(plain), hash)
 	})

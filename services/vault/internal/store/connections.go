@@ -18,7 +18,8 @@ const connectionColumns = `c.id::text, c.provider_id, coalesce(p.provider_name, 
 	c.expires_at, c.refresh_expires_at, c.last_refreshed_at,
 	c.attention_code, c.attention_message, c.attention_since, c.failure_code, c.failure_message,
 	c.refresh_token is not null, c.refresh_due_at, c.refresh_attempts, c.created_at, c.updated_at,
-	coalesce(p.type, ''), p.strategy, c.static_credentials is not null, coalesce(c.credential_schema_hash, '')`
+	coalesce(p.type, ''), p.strategy, c.static_credentials is not null, coalesce(c.credential_schema_hash, ''),
+	case when c.confirmation_hash is not null then c.confirm_by end`
 
 // secretColumns follow connectionColumns where the secrets are read.
 const secretColumns = `, c.access_token, c.refresh_token, c.static_credentials`
@@ -40,7 +41,7 @@ func scanConnection(row pgx.Row, extra ...any) (Connection, error) {
 		&c.ExpiresAt, &c.RefreshExpires, &c.LastRefreshedAt,
 		&attCode, &attMsg, &attSince, &failCode, &failMsg,
 		&c.HasRefreshToken, &c.RefreshDue, &c.RefreshAttempts, &c.CreatedAt, &c.UpdatedAt,
-		&providerType, &c.Strategy, &c.HasStaticCredentials, &c.CredentialSchemaHash}
+		&providerType, &c.Strategy, &c.HasStaticCredentials, &c.CredentialSchemaHash, &c.ConfirmBy}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return Connection{}, ErrNotFound
@@ -57,6 +58,7 @@ func scanConnection(row pgx.Row, extra ...any) (Connection, error) {
 	}
 	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
 	c.ExpiresAt, c.RefreshExpires, c.LastRefreshedAt, c.RefreshDue = utc(c.ExpiresAt), utc(c.RefreshExpires), utc(c.LastRefreshedAt), utc(c.RefreshDue)
+	c.ConfirmBy = utc(c.ConfirmBy)
 	return c, nil
 }
 

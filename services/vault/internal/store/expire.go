@@ -14,7 +14,7 @@ const PendingLifetime = time.Hour + 5*time.Minute
 // that was started and never finished) to expired, and returns how many it
 // moved. Any replica may run it; it is idempotent.
 func (s *Store) ExpirePending(ctx context.Context, cutoff time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `update vault.connections set status = 'expired', updated_at = $1
+	tag, err := s.pool.Exec(ctx, `update vault.connections set status = 'expired', updated_at = $1, `+wipeStaged+`
 		where status = 'pending' and updated_at < $2`, s.clock(), cutoff.UTC())
 	if err != nil {
 		return 0, err

@@ -23,6 +23,7 @@ type Locked struct {
 	// each change made through Locked.
 	Conn   Connection
 	sealed sealedSecrets
+	staged stagedSecrets
 	dirty  bool
 	events int // outbox rows written
 }
@@ -43,8 +44,8 @@ func (s *Store) WithLock(ctx context.Context, id string, fn func(ctx context.Con
 	}
 	defer rollback(ctx, tx)
 	l := &Locked{s: s, tx: tx, uid: uid}
-	l.Conn, err = scanConnection(tx.QueryRow(ctx, "select "+connectionColumns+secretColumns+connectionFrom+" where c.id = $1 for update of c", uid),
-		l.sealed.dest()...)
+	l.Conn, err = scanConnection(tx.QueryRow(ctx, "select "+connectionColumns+secretColumns+stagedColumns+connectionFrom+" where c.id = $1 for update of c", uid),
+		append(l.sealed.dest(), l.staged.dest()...)...)
 	if err != nil {
 		return Connection{}, err
 	}
@@ -137,12 +138,14 @@ func (l *Locked) saveTokens(ctx context.Context, t Tokens, ev messages.EventType
 // Fail marks the connection failed with a reason (event failed).
 func (l *Locked) Fail(ctx context.Context, reason messages.Reason) error {
 	now := l.s.clock()
-	if _, err := l.tx.Exec(ctx, `update vault.connections set status = 'failed', failure_code = $2, failure_message = $3, updated_at = $4 where id = $1`,
+	if _, err := l.tx.Exec(ctx, `update vault.connections set status = 'failed', failure_code = $2, failure_message = $3, updated_at = $4,
+		`+wipeStaged+` where id = $1`,
 		l.uid, reason.Code, reason.Message, now); err != nil {
 		return err
 	}
 	l.dirty = true
-	l.Conn.Status, l.Conn.Failure, l.Conn.UpdatedAt = messages.StatusFailed, &reason, now
+	l.Conn.Status, l.Conn.Failure, l.Conn.UpdatedAt, l.Conn.ConfirmBy = messages.StatusFailed, &reason, now, nil
+	l.staged = stagedSecrets{}
 	return l.event(ctx, messages.EventFailed, &reason, now)
 }
 
@@ -210,13 +213,13 @@ func (l *Locked) Revoke(ctx context.Context) error {
 	if _, err := l.tx.Exec(ctx, `update vault.connections set status = 'revoked', access_token = null, refresh_token = null,
 		static_credentials = null, credential_schema_hash = null,
 		attention_code = null, attention_message = null, attention_since = null, refresh_due_at = null, refresh_lease_owner = null,
-		updated_at = $2 where id = $1`, l.uid, now); err != nil {
+		`+wipeStaged+`, updated_at = $2 where id = $1`, l.uid, now); err != nil {
 		return err
 	}
 	l.dirty = true
 	l.Conn.Status, l.Conn.Attention, l.Conn.UpdatedAt, l.Conn.HasRefreshToken, l.Conn.RefreshDue = messages.StatusRevoked, nil, now, false, nil
-	l.Conn.HasStaticCredentials, l.Conn.CredentialSchemaHash = false, ""
-	l.sealed = sealedSecrets{}
+	l.Conn.HasStaticCredentials, l.Conn.CredentialSchemaHash, l.Conn.ConfirmBy = false, "", nil
+	l.sealed, l.staged = sealedSecrets{}, stagedSecrets{}
 	return l.event(ctx, messages.EventRevoked, nil, now)
 }
 

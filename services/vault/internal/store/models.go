@@ -42,8 +42,11 @@ type Connection struct {
 	// never); RefreshAttempts counts transient failures since the last success.
 	RefreshDue      *time.Time
 	RefreshAttempts int
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// ConfirmBy is set while a consent's tokens or credentials wait for the
+	// Gateway's confirmation (Locked.Stage): until then.
+	ConfirmBy *time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Message is the connection as the contract describes it.
