@@ -179,6 +179,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 			_ = s.Close(context.WithoutCancel(ctx))
 		}
 	}()
+	redisx.SetLogger(log) // go-redis's own lines, structured like ours
 	if s.rdb, err = redisx.Connect(ctx, cfg.RedisURL); err != nil {
 		return nil, err
 	}
