@@ -101,6 +101,11 @@ func LoadConfig(l *config.Loader) Config {
 		GatewayKeys:       l.Keys(config.GatewayKeys, "the keys the Gateway presents", true),
 		ServiceKeys:       l.Keys(config.HandshakeServiceKeys, "the key the handshake presents to the vault and admin", true),
 	}
+	if c.RedisURL != "" {
+		if err := redisx.CheckURL(c.RedisURL); err != nil {
+			l.Problem("REDIS_URL", "%v", err)
+		}
+	}
 	if c.PublicURL != "" {
 		if _, err := parsePublicURL(c.PublicURL); err != nil {
 			l.Problem("PUBLIC_URL", "%v", err)

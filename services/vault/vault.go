@@ -87,6 +87,11 @@ func LoadConfig(l *config.Loader) Config {
 		AdminKeys:          l.Keys(config.AdminServiceKeys, "the key admin presents to the vault", true),
 		RefresherKeys:      l.Keys(config.RefresherServiceKeys, "the key the refresher presents to the vault", true),
 	}
+	if c.DatabaseURL != "" {
+		if err := pg.CheckURL(c.DatabaseURL); err != nil {
+			l.Problem("DATABASE_URL", "%v", err)
+		}
+	}
 	if c.RefreshLead <= 0 || c.RefreshLead > 24*time.Hour {
 		l.Problem("REFRESH_LEAD_TIME", "must be between 1s and 24h")
 	}
