@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/nexus-broker/nexus/services/vault/internal/api"
+	"github.com/nexus-broker/nexus/services/vault/internal/guard"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
 	"github.com/nexus-broker/nexus/services/vault/internal/refresh"
 	"github.com/nexus-broker/nexus/services/vault/internal/secret"
@@ -12,8 +13,13 @@ import (
 
 // providers is the provider client in the vault's own terms: stored
 // registrations in, tokens to store out. It is the one place where the
-// provider package, which knows nothing of storage, meets the store.
-type providers struct{ c *provider.Client }
+// provider package, which knows nothing of storage, meets the store, and
+// where every call goes through the guard (a bound on the calls in flight
+// per provider and a circuit breaker per provider).
+type providers struct {
+	c     *provider.Client
+	guard *guard.Guard
+}
 
 var (
 	_ api.Provider     = providers{}
@@ -21,17 +27,27 @@ var (
 )
 
 func (p providers) Exchange(ctx context.Context, cl store.Client, r provider.ExchangeRequest) (store.Tokens, error) {
-	t, err := p.c.Exchange(ctx, registration(cl), r)
+	var t provider.Tokens
+	err := p.guard.Do(ctx, cl.ProviderID, "token", func() (err error) {
+		t, err = p.c.Exchange(ctx, registration(cl), r)
+		return err
+	})
 	return storedTokens(t), err
 }
 
 func (p providers) Refresh(ctx context.Context, cl store.Client, refreshToken secret.Value) (store.Tokens, error) {
-	t, err := p.c.Refresh(ctx, registration(cl), refreshToken)
+	var t provider.Tokens
+	err := p.guard.Do(ctx, cl.ProviderID, "token", func() (err error) {
+		t, err = p.c.Refresh(ctx, registration(cl), refreshToken)
+		return err
+	})
 	return storedTokens(t), err
 }
 
 func (p providers) Revoke(ctx context.Context, cl store.Client, token secret.Value, hint string) error {
-	return p.c.Revoke(ctx, registration(cl), token, hint)
+	return p.guard.Do(ctx, cl.ProviderID, "revocation", func() error {
+		return p.c.Revoke(ctx, registration(cl), token, hint)
+	})
 }
 
 func registration(cl store.Client) provider.Registration {

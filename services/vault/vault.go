@@ -23,6 +23,7 @@ import (
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault/internal/api"
 	"github.com/nexus-broker/nexus/services/vault/internal/cache"
+	"github.com/nexus-broker/nexus/services/vault/internal/guard"
 	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
 	"github.com/nexus-broker/nexus/services/vault/internal/refresh"
@@ -59,6 +60,13 @@ type Config struct {
 	// the background refresher renews a token (half the token's life when
 	// that is shorter).
 	RefreshLead time.Duration
+	// ProviderConcurrency (PROVIDER_CONCURRENCY, default 16) bounds this
+	// replica's calls in flight to one provider; BreakerTrip
+	// (PROVIDER_BREAKER_TRIP, default 5) transient failures in a row pause a
+	// provider's calls for BreakerCoolDown (PROVIDER_BREAKER_COOLDOWN, 30s).
+	ProviderConcurrency int
+	BreakerTrip         int
+	BreakerCoolDown     time.Duration
 }
 
 // LogValue keeps the keys and the database URL (which may hold a password)
@@ -80,6 +88,10 @@ func LoadConfig(l *config.Loader) Config {
 		EncryptionKey: l.Key32("ENCRYPTION_KEY"),
 		PreviousKeys:  l.Keys32("ENCRYPTION_KEYS_PREVIOUS"),
 		RefreshLead:   l.Duration("REFRESH_LEAD_TIME", store.DefaultRefreshLead),
+
+		ProviderConcurrency: l.Int("PROVIDER_CONCURRENCY", guard.DefaultConcurrency, 1),
+		BreakerTrip:         l.Int("PROVIDER_BREAKER_TRIP", guard.DefaultTrip, 1),
+		BreakerCoolDown:     l.Duration("PROVIDER_BREAKER_COOLDOWN", guard.DefaultCoolDown),
 
 		GatewayKeys:        l.Keys(config.GatewayKeys, "the keys the Gateway presents", true),
 		CrossWorkspaceKeys: l.Keys(config.CrossWorkspaceKeys, "Gateway keys that may omit workspace_id", false),
@@ -210,7 +222,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if s.sub, err = s.nc.Subscribe(inv.subject, inv.received); err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", inv.subject, err)
 	}
-	prov := providers{provider.New(provider.DefaultTimeout, nil)}
+	prov := providers{c: provider.New(provider.DefaultTimeout, nil), guard: guard.New(guard.Config{
+		Concurrency: cfg.ProviderConcurrency, Trip: cfg.BreakerTrip, CoolDown: cfg.BreakerCoolDown, Log: log})}
 	h := api.New(api.Deps{Store: st, Provider: prov, Refresher: refresh.New(st, prov, log, nil), Cache: c, Log: log,
 		Verifier: static.NewVerifier(static.DefaultVerifyTimeout, nil), Schemas: static.NewSchemas()})
 

@@ -91,8 +91,10 @@ func (h *Handlers) listConnections(ctx context.Context, r messages.ListConnectio
 	return out, nil
 }
 
-// connections.revoke: revoke at the provider (RFC 7009) when it can, wipe
-// the secrets and mark revoked; the commit stops every replica serving it.
+// connections.revoke: wipe the secrets and mark revoked (the commit stops
+// every replica serving it), then revoke at the provider (RFC 7009) where it
+// can, with the tokens read under the lock and no transaction open while
+// the provider answers.
 func (h *Handlers) revokeConnection(ctx context.Context, r messages.ConnectionRef) (messages.Connection, error) {
 	c, err := h.connection(ctx, r.ConnectionID, r.WorkspaceID)
 	if err != nil {
@@ -101,46 +103,44 @@ func (h *Handlers) revokeConnection(ctx context.Context, r messages.ConnectionRe
 	if c.Status == messages.StatusRevoked {
 		return c.Message(), nil
 	}
-	cl, clErr := h.Store.GetClient(ctx, c.ProviderID)
+	var held store.Tokens
 	c, err = h.Store.WithLock(ctx, c.ID, func(ctx context.Context, l *store.Locked) error {
 		if l.Conn.Status == messages.StatusRevoked {
 			return nil
 		}
-		// Static credentials have no revocation endpoint: wiping them is all.
-		if clErr == nil && cl.Type != messages.ProviderStatic {
-			h.revokeAtProvider(ctx, cl, l)
+		t, err := l.Tokens()
+		if err != nil {
+			h.Log.Error("revoke: cannot open the connection's tokens; revoking locally only", "connection_id", l.Conn.ID, "err", err)
 		}
+		held = t
 		return l.Revoke(ctx)
 	})
 	if err != nil {
 		return messages.Connection{}, err
 	}
+	h.revokeAtProvider(ctx, c, held)
 	return c.Message(), nil
 }
 
 // revokeAtProvider presents the refresh token (or the access token when
-// there is none) to the provider's revocation endpoint. A failure is logged
-// and does not stop the local revocation.
-func (h *Handlers) revokeAtProvider(ctx context.Context, cl store.Client, l *store.Locked) {
-	if cl.RevocationEndpoint == "" {
-		return
-	}
-	t, err := l.Tokens()
-	if err != nil {
-		h.Log.Error("revoke: cannot open the connection's tokens; revoking locally only", "connection_id", l.Conn.ID, "err", err)
-		return
-	}
+// there is none) to the provider's revocation endpoint. A failure is logged:
+// the connection is revoked here whatever the provider says.
+func (h *Handlers) revokeAtProvider(ctx context.Context, c store.Connection, t store.Tokens) {
 	token, hint := t.Refresh, "refresh_token"
 	if token.IsZero() {
 		token, hint = t.Access, "access_token"
 	}
 	if token.IsZero() {
+		return // static credentials, or nothing left
+	}
+	cl, err := h.Store.GetClient(ctx, c.ProviderID)
+	if err != nil || cl.Type == messages.ProviderStatic || cl.RevocationEndpoint == "" {
 		return
 	}
-	rctx, cancel := context.WithTimeout(ctx, revokeTimeout)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
 	defer cancel()
 	if err := h.Provider.Revoke(rctx, cl, token, hint); err != nil && !errors.Is(err, provider.ErrNoRevocationEndpoint) {
-		h.Log.Warn("revoke at provider failed; revoked locally", "connection_id", l.Conn.ID, "provider_id", cl.ProviderID, "err", err)
+		h.Log.Warn("revoke at provider failed; revoked locally", "connection_id", c.ID, "provider_id", cl.ProviderID, "err", err)
 	}
 }
 

@@ -7,6 +7,8 @@ package refresh
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"strconv"
@@ -93,6 +95,8 @@ type Refresher struct {
 	provider Provider
 	log      *slog.Logger
 	now      func() time.Time
+	// owner names this replica in the refreshes it takes.
+	owner string
 
 	flights singleflight.Group
 }
@@ -102,7 +106,9 @@ func New(st Store, p Provider, log *slog.Logger, now func() time.Time) *Refreshe
 	if now == nil {
 		now = time.Now
 	}
-	return &Refresher{store: st, provider: p, log: log, now: now}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return &Refresher{store: st, provider: p, log: log, now: now, owner: "vault-" + hex.EncodeToString(b)}
 }
 
 // Refresh makes sure connection id (of providerID) has a token meeting need,
@@ -128,73 +134,177 @@ func (r *Refresher) Refresh(ctx context.Context, id, providerID string, need Nee
 	return v.(Result), nil
 }
 
+// waitStep bounds one wait for another replica's refresh in flight.
+const waitStep = 100 * time.Millisecond
+
+// refresh is one connection's refresh, in three steps so that no
+// transaction is open while the provider answers: under the row lock, decide
+// whether a refresh is needed and take it (or wait while another replica has
+// it in flight); call the provider; under the row lock again, store the
+// result (finish).
 func (r *Refresher) refresh(ctx context.Context, id, providerID string, need Need) (Result, error) {
 	cl, err := r.store.GetClient(ctx, providerID)
 	if err != nil {
 		return Result{}, err
 	}
-	var res Result
-	conn, err := r.store.WithLock(ctx, id, func(ctx context.Context, l *store.Locked) error {
-		if err := l.Conn.Serveable(); err != nil {
-			return err
-		}
-		cur, err := l.Tokens()
-		if err != nil {
-			return err
-		}
-		now := r.now()
-		if Satisfies(l.Conn, need, now) {
-			// Nothing to do, or another replica refreshed while we waited
-			// for the lock.
-			res = Result{AccessToken: cur.Access}
-			return nil
-		}
-		if cur.Refresh.IsZero() {
-			if need.Force {
-				return ErrNoRefreshToken
-			}
-			if l.Conn.ExpiresAt != nil && l.Conn.ExpiresAt.After(now) {
-				res = Result{AccessToken: cur.Access} // the best there is
-				return nil
-			}
-			if err := l.RequireAttention(ctx, messages.Reason{Code: "token_expired",
-				Message: "The access token expired and the provider issued no refresh token; the user must connect again."}); err != nil {
+	for {
+		var (
+			res      Result
+			taken    *lease
+			waitTill time.Time
+		)
+		conn, err := r.store.WithLock(ctx, id, func(ctx context.Context, l *store.Locked) error {
+			if err := l.Conn.Serveable(); err != nil {
 				return err
 			}
-			return &store.NotActiveError{Conn: l.Conn}
-		}
-		// A provider that rotates the refresh token and answers just as our
-		// budget runs out would leave the rotated token unsaved, and the next
-		// refresh would fail with invalid_grant. After a long wait for the
-		// lock, give up before calling rather than risk that.
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < provider.DefaultTimeout+saveMargin {
-			return &provider.Error{Kind: provider.Transient, Endpoint: "token", Err: errors.New("too little time left to refresh and store the result")}
-		}
-		// We hold the row lock, so the stored refresh token cannot change
-		// under us: an invalid_grant is about the token we presented, not
-		// a race with another refresher (docs/ARCHITECTURE.md, invariants 5).
-		fresh, err := r.provider.Refresh(ctx, cl, cur.Refresh)
-		if err != nil {
-			var pe *provider.Error
-			if errors.As(err, &pe) && pe.Kind == provider.Permanent {
-				if aerr := l.RequireAttention(ctx, messages.Reason{Code: pe.Code,
-					Message: "The provider refused to renew access (" + pe.Code + "); the user must connect again."}); aerr != nil {
-					return aerr
-				}
-				return &store.NotActiveError{Conn: l.Conn, Cause: err}
+			cur, err := l.Tokens()
+			if err != nil {
+				return err
 			}
-			return err
+			now := r.now()
+			if Satisfies(l.Conn, need, now) {
+				// Nothing to do, or another replica refreshed meanwhile.
+				res = Result{AccessToken: cur.Access}
+				return nil
+			}
+			if l.Conn.InFlight(r.owner, now) {
+				waitTill = *l.Conn.RefreshInFlightUntil
+				return nil
+			}
+			if cur.Refresh.IsZero() {
+				if need.Force {
+					return ErrNoRefreshToken
+				}
+				if l.Conn.ExpiresAt != nil && l.Conn.ExpiresAt.After(now) {
+					res = Result{AccessToken: cur.Access} // the best there is
+					return nil
+				}
+				if err := l.RequireAttention(ctx, messages.Reason{Code: "token_expired",
+					Message: "The access token expired and the provider issued no refresh token; the user must connect again."}); err != nil {
+					return err
+				}
+				return &store.NotActiveError{Conn: l.Conn}
+			}
+			// A provider that rotates the refresh token and answers just as
+			// our budget runs out would leave the rotated token unsaved, and
+			// the next refresh would fail with invalid_grant. After a long
+			// wait, give up before calling rather than risk that.
+			dl, ok := ctx.Deadline()
+			if ok && time.Until(dl) < provider.DefaultTimeout+saveMargin {
+				return &provider.Error{Kind: provider.Transient, Endpoint: "token", Err: errors.New("too little time left to refresh and store the result")}
+			}
+			if !ok {
+				dl = now.Add(flightBudget)
+			}
+			if err := l.TakeRefresh(ctx, r.owner, dl); err != nil {
+				return err
+			}
+			taken = &lease{refresh: cur.Refresh, version: l.Conn.TokenVersion}
+			return nil
+		})
+		if err != nil {
+			var na *store.NotActiveError
+			if errors.As(err, &na) {
+				na.Conn = conn
+			}
+			return Result{}, err
 		}
-		if err := l.SaveRefreshed(ctx, fresh); err != nil {
-			return err
+		switch {
+		case taken != nil:
+			// No transaction is open while the provider answers.
+			fresh, perr := r.provider.Refresh(ctx, cl, taken.refresh)
+			return r.finish(ctx, id, providerID, taken, fresh, perr)
+		case !waitTill.IsZero():
+			// Another replica is asking the provider: its result will do.
+			if err := sleep(ctx, min(waitStep, time.Until(waitTill))); err != nil {
+				return Result{}, &provider.Error{Kind: provider.Transient, Endpoint: "token", Err: errors.New("another refresh of this connection did not finish in time")}
+			}
+		default:
+			res.Conn = conn
+			return res, nil
 		}
-		res = Result{AccessToken: fresh.Access, Refreshed: true}
-		return nil
-	})
+	}
+}
+
+// lease is a refresh taken: the refresh token presented and the token
+// version it belongs to.
+type lease struct {
+	refresh secret.Value
+	version int64
+}
+
+// finishAttempts bounds the tries to store a refresh's result: a rotated
+// refresh token the provider just issued must not be lost because one
+// database connection failed.
+const finishAttempts = 5
+
+// finish stores what the provider answered, under the row lock, if the token
+// presented is still the stored one; otherwise another refresh won and its
+// token is the answer (an invalid_grant is then about a token already
+// replaced: invariant 5). A permanent refusal moves the connection to
+// attention_required; a transient one releases the refresh. Database
+// failures are retried on fresh connections, with the result held.
+func (r *Refresher) finish(ctx context.Context, id, providerID string, ls *lease, fresh store.Tokens, perr error) (Result, error) {
+	var (
+		res  Result
+		conn store.Connection
+		err  error
+	)
+	// It must land even if the caller has gone: detach, and bound it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveMargin+finishAttempts*time.Second)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		res = Result{}
+		conn, err = r.store.WithLock(ctx, id, func(ctx context.Context, l *store.Locked) error {
+			if l.Conn.TokenVersion != ls.version || l.Conn.Status != messages.StatusActive {
+				// Replaced meanwhile (another refresh, a re-consent), or
+				// revoked or needing attention: this result is not wanted.
+				if err := l.ReleaseRefresh(ctx, r.owner); err != nil {
+					return err
+				}
+				if err := l.Conn.Serveable(); err != nil {
+					return err
+				}
+				cur, err := l.Tokens()
+				res = Result{AccessToken: cur.Access}
+				return err
+			}
+			var pe *provider.Error
+			switch {
+			case perr == nil:
+				if err := l.SaveRefreshed(ctx, fresh); err != nil {
+					return err
+				}
+				res = Result{AccessToken: fresh.Access, Refreshed: true}
+				return nil
+			case errors.As(perr, &pe) && pe.Kind == provider.Permanent:
+				if err := l.RequireAttention(ctx, messages.Reason{Code: pe.Code,
+					Message: "The provider refused to renew access (" + pe.Code + "); the user must connect again."}); err != nil {
+					return err
+				}
+				return &store.NotActiveError{Conn: l.Conn, Cause: perr}
+			default:
+				if err := l.ReleaseRefresh(ctx, r.owner); err != nil {
+					return err
+				}
+				return perr
+			}
+		})
+		if err == nil || !retryable(err, perr) || attempt == finishAttempts {
+			break
+		}
+		r.log.Warn("storing a refresh result failed; retrying", "connection_id", id, "attempt", attempt, "err", err)
+		if serr := sleep(ctx, time.Duration(attempt)*200*time.Millisecond); serr != nil {
+			break
+		}
+	}
 	if err != nil {
 		var na *store.NotActiveError
 		if errors.As(err, &na) {
 			na.Conn = conn
+		}
+		if perr == nil && retryable(err, perr) {
+			r.log.Error("a refreshed token could not be stored", "connection_id", id, "provider_id", providerID, "err", err)
 		}
 		return Result{}, err
 	}
@@ -203,4 +313,25 @@ func (r *Refresher) refresh(ctx context.Context, id, providerID string, need Nee
 		r.log.Info("token refreshed", "connection_id", id, "provider_id", providerID)
 	}
 	return res, nil
+}
+
+// retryable: err is the database failing, not an answer (the connection's
+// status, the provider's refusal passed through).
+func retryable(err, perr error) bool {
+	var na *store.NotActiveError
+	if errors.As(err, &na) || errors.Is(err, store.ErrNotFound) || (perr != nil && errors.Is(err, perr)) {
+		return false
+	}
+	return true
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(max(d, time.Millisecond))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -52,7 +52,9 @@ func (x *stagedSecrets) dest() []any {
 
 func stagedAccessLoc(id string) string  { return "vault.connections/" + id + "/staged_access_token" }
 func stagedRefreshLoc(id string) string { return "vault.connections/" + id + "/staged_refresh_token" }
-func stagedStaticLoc(id string) string  { return "vault.connections/" + id + "/staged_static_credentials" }
+func stagedStaticLoc(id string) string {
+	return "vault.connections/" + id + "/staged_static_credentials"
+}
 
 // Stage keeps the tokens of a consent aside until Confirm. The connection
 // is otherwise unchanged: pending stays pending, and a re-consent keeps

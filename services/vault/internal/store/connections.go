@@ -19,7 +19,8 @@ const connectionColumns = `c.id::text, c.provider_id, coalesce(p.provider_name, 
 	c.attention_code, c.attention_message, c.attention_since, c.failure_code, c.failure_message,
 	c.refresh_token is not null, c.refresh_due_at, c.refresh_attempts, c.created_at, c.updated_at,
 	coalesce(p.type, ''), p.strategy, c.static_credentials is not null, coalesce(c.credential_schema_hash, ''),
-	case when c.confirmation_hash is not null then c.confirm_by end`
+	case when c.confirmation_hash is not null then c.confirm_by end,
+	coalesce(c.refresh_inflight_owner, ''), c.refresh_inflight_until`
 
 // secretColumns follow connectionColumns where the secrets are read.
 const secretColumns = `, c.access_token, c.refresh_token, c.static_credentials`
@@ -41,7 +42,8 @@ func scanConnection(row pgx.Row, extra ...any) (Connection, error) {
 		&c.ExpiresAt, &c.RefreshExpires, &c.LastRefreshedAt,
 		&attCode, &attMsg, &attSince, &failCode, &failMsg,
 		&c.HasRefreshToken, &c.RefreshDue, &c.RefreshAttempts, &c.CreatedAt, &c.UpdatedAt,
-		&providerType, &c.Strategy, &c.HasStaticCredentials, &c.CredentialSchemaHash, &c.ConfirmBy}
+		&providerType, &c.Strategy, &c.HasStaticCredentials, &c.CredentialSchemaHash, &c.ConfirmBy,
+		&c.RefreshInFlightOwner, &c.RefreshInFlightUntil}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return Connection{}, ErrNotFound
@@ -58,7 +60,7 @@ func scanConnection(row pgx.Row, extra ...any) (Connection, error) {
 	}
 	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
 	c.ExpiresAt, c.RefreshExpires, c.LastRefreshedAt, c.RefreshDue = utc(c.ExpiresAt), utc(c.RefreshExpires), utc(c.LastRefreshedAt), utc(c.RefreshDue)
-	c.ConfirmBy = utc(c.ConfirmBy)
+	c.ConfirmBy, c.RefreshInFlightUntil = utc(c.ConfirmBy), utc(c.RefreshInFlightUntil)
 	return c, nil
 }
 
@@ -270,7 +272,7 @@ func (s *Store) ReopenConnection(ctx context.Context, id string, n NewConnection
 			l.uid, scopes, md, now); err != nil {
 			return err
 		}
-		l.dirty = true
+		l.dirty, l.served = true, true
 		l.Conn.RequestedScopes, l.Conn.Metadata, l.Conn.UpdatedAt = scopes, md, now
 		return nil
 	})

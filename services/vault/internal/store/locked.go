@@ -24,8 +24,9 @@ type Locked struct {
 	Conn   Connection
 	sealed sealedSecrets
 	staged stagedSecrets
-	dirty  bool
-	events int // outbox rows written
+	dirty  bool // something was written: commit
+	served bool // what is served changed: tell the caches (Options.Changed)
+	events int  // outbox rows written
 }
 
 // WithLock locks connection id, calls fn, and commits whatever fn changed
@@ -56,7 +57,11 @@ func (s *Store) WithLock(ctx context.Context, id string, fn func(ctx context.Con
 	if err := commit(ctx, tx); err != nil {
 		return Connection{}, fmt.Errorf("commit: %w", err)
 	}
-	s.committed(Change{ConnectionID: l.Conn.ID}, l.events)
+	var c Change
+	if l.served {
+		c.ConnectionID = l.Conn.ID
+	}
+	s.committed(c, l.events)
 	return l.Conn, ferr
 }
 
@@ -120,17 +125,19 @@ func (l *Locked) saveTokens(ctx context.Context, t Tokens, ev messages.EventType
 		expires_at = $5, refresh_expires_at = $6, scopes = $7, last_refreshed_at = $8, token_version = token_version + 1,
 		attention_code = null, attention_message = null, attention_since = null, failure_code = null, failure_message = null,
 		refresh_due_at = $10, refresh_attempts = 0, refresh_lease_owner = null,
+		refresh_inflight_owner = null, refresh_inflight_until = null,
 		updated_at = $9 where id = $1`,
 		l.uid, access, refresh, t.TokenType, t.ExpiresAt, t.RefreshExpires, t.Scopes, last, now, due)
 	if err != nil {
 		return err
 	}
-	l.dirty = true
+	l.dirty, l.served = true, true
 	c := &l.Conn
 	c.Status, c.TokenType, c.ExpiresAt, c.RefreshExpires, c.Scopes, c.LastRefreshedAt = messages.StatusActive, t.TokenType, utc(t.ExpiresAt), utc(t.RefreshExpires), t.Scopes, last
 	c.TokenVersion++
 	c.Attention, c.Failure, c.UpdatedAt, c.HasRefreshToken = nil, nil, now, refresh != nil
 	c.RefreshDue, c.RefreshAttempts = due, 0
+	c.RefreshInFlightOwner, c.RefreshInFlightUntil = "", nil
 	l.sealed.access, l.sealed.refresh = access, refresh
 	return l.event(ctx, ev, nil, now)
 }
@@ -143,7 +150,7 @@ func (l *Locked) Fail(ctx context.Context, reason messages.Reason) error {
 		l.uid, reason.Code, reason.Message, now); err != nil {
 		return err
 	}
-	l.dirty = true
+	l.dirty, l.served = true, true
 	l.Conn.Status, l.Conn.Failure, l.Conn.UpdatedAt, l.Conn.ConfirmBy = messages.StatusFailed, &reason, now, nil
 	l.staged = stagedSecrets{}
 	return l.event(ctx, messages.EventFailed, &reason, now)
@@ -155,12 +162,14 @@ func (l *Locked) Fail(ctx context.Context, reason messages.Reason) error {
 func (l *Locked) RequireAttention(ctx context.Context, reason messages.Reason) error {
 	now := l.s.clock()
 	if _, err := l.tx.Exec(ctx, `update vault.connections set status = 'attention_required', attention_code = $2, attention_message = $3,
-		attention_since = $4, updated_at = $4, refresh_due_at = null, refresh_lease_owner = null where id = $1`,
+		attention_since = $4, updated_at = $4, refresh_due_at = null, refresh_lease_owner = null,
+		refresh_inflight_owner = null, refresh_inflight_until = null where id = $1`,
 		l.uid, reason.Code, reason.Message, now); err != nil {
 		return err
 	}
-	l.dirty = true
+	l.dirty, l.served = true, true
 	l.Conn.Status, l.Conn.UpdatedAt, l.Conn.RefreshDue = messages.StatusAttentionRequired, now, nil
+	l.Conn.RefreshInFlightOwner, l.Conn.RefreshInFlightUntil = "", nil
 	l.Conn.Attention = &messages.Attention{Code: reason.Code, Message: reason.Message, Since: now}
 	return l.event(ctx, messages.EventAttentionRequired, &reason, now)
 }
@@ -196,7 +205,7 @@ func (l *Locked) StoreStatic(ctx context.Context, creds secret.Value, schemaHash
 	if err != nil {
 		return err
 	}
-	l.dirty = true
+	l.dirty, l.served = true, true
 	c := &l.Conn
 	c.Status, c.TokenType, c.ExpiresAt, c.RefreshExpires, c.Scopes = messages.StatusActive, "", nil, nil, scopes
 	c.TokenVersion++
@@ -213,12 +222,13 @@ func (l *Locked) Revoke(ctx context.Context) error {
 	if _, err := l.tx.Exec(ctx, `update vault.connections set status = 'revoked', access_token = null, refresh_token = null,
 		static_credentials = null, credential_schema_hash = null,
 		attention_code = null, attention_message = null, attention_since = null, refresh_due_at = null, refresh_lease_owner = null,
-		`+wipeStaged+`, updated_at = $2 where id = $1`, l.uid, now); err != nil {
+		refresh_inflight_owner = null, refresh_inflight_until = null, `+wipeStaged+`, updated_at = $2 where id = $1`, l.uid, now); err != nil {
 		return err
 	}
-	l.dirty = true
+	l.dirty, l.served = true, true
 	l.Conn.Status, l.Conn.Attention, l.Conn.UpdatedAt, l.Conn.HasRefreshToken, l.Conn.RefreshDue = messages.StatusRevoked, nil, now, false, nil
 	l.Conn.HasStaticCredentials, l.Conn.CredentialSchemaHash, l.Conn.ConfirmBy = false, "", nil
+	l.Conn.RefreshInFlightOwner, l.Conn.RefreshInFlightUntil = "", nil
 	l.sealed, l.staged = sealedSecrets{}, stagedSecrets{}
 	return l.event(ctx, messages.EventRevoked, nil, now)
 }

@@ -42,6 +42,10 @@ type Connection struct {
 	// never); RefreshAttempts counts transient failures since the last success.
 	RefreshDue      *time.Time
 	RefreshAttempts int
+	// RefreshInFlightOwner is the vault replica calling the provider for this
+	// connection right now, until RefreshInFlightUntil (Locked.TakeRefresh).
+	RefreshInFlightOwner string
+	RefreshInFlightUntil *time.Time
 	// ConfirmBy is set while a consent's tokens or credentials wait for the
 	// Gateway's confirmation (Locked.Stage): until then.
 	ConfirmBy *time.Time
