@@ -53,6 +53,24 @@ type Provider struct {
 	// the vault's default (3600).
 	DefaultTokenLifetimeSeconds int `json:"default_token_lifetime_seconds,omitempty"`
 
+	// The mix-up defence (RFC 9207, RFC 9700 section 4.4). Issuer is every
+	// OAuth provider's identifier, unique across providers: an OIDC
+	// provider's from discovery; an OAuth2 provider's from its RFC 8414
+	// metadata when it has any, else as configured (by default its
+	// authorization endpoint's origin). IssParameterSupported: its server
+	// sends iss in every authorization response, so a response without one
+	// is refused; it is taken from the server's metadata, never turned off
+	// by it (only an operator's update can), and a response carrying an iss
+	// from a server that does not say it sends one is refused too.
+	IssParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
+	// CallbackPath is where, under PUBLIC_URL, the provider sends people
+	// back: register PUBLIC_URL + CallbackPath as the redirect URI. Each
+	// provider has its own (/v1/callback/<id>), so a response from another
+	// server is told apart even without iss; SharedCallback keeps the one
+	// shared path (/v1/callback) of registrations made before.
+	CallbackPath   string `json:"callback_path,omitempty"`
+	SharedCallback bool   `json:"shared_callback,omitempty"`
+
 	// Static credentials: the JSON Schema (draft 2020-12) of what the user
 	// supplies, and how the Gateway applies it.
 	CredentialSchema json.RawMessage `json:"credential_schema,omitempty"`
@@ -69,6 +87,15 @@ type Provider struct {
 func (p Provider) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("id", p.ID), slog.String("name", p.Name), slog.String("type", string(p.Type)))
 }
+
+// Callback paths under PUBLIC_URL.
+const (
+	SharedCallbackPath = "/v1/callback"
+	callbackPrefix     = "/v1/callback/"
+)
+
+// ProviderCallbackPath is the callback path of provider id.
+func ProviderCallbackPath(id string) string { return callbackPrefix + id }
 
 // ProviderRef names a provider by id, name or alias. Body of providers.get and
 // providers.delete.

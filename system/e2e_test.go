@@ -363,7 +363,8 @@ func TestNoPlaintextAtRest(t *testing.T) {
 func TestCallbackAttacks(t *testing.T) {
 	b := startBroker(t, oidcprovider.Options{})
 	ctx := ctxT(t)
-	if _, err := b.RegisterOIDC(ctx, "acme"); err != nil {
+	prov, err := b.RegisterOIDC(ctx, "acme")
+	if err != nil {
 		t.Fatal(err)
 	}
 
@@ -377,7 +378,7 @@ func TestCallbackAttacks(t *testing.T) {
 		}
 		br := systemtest.NewBrowser()
 		br.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-			if req.URL.Path == "/v1/callback" {
+			if strings.HasPrefix(req.URL.Path, messages.SharedCallbackPath) {
 				return http.ErrUseLastResponse
 			}
 			return nil
@@ -388,7 +389,7 @@ func TestCallbackAttacks(t *testing.T) {
 		}
 		resp.Body.Close()
 		loc, err := url.Parse(resp.Header.Get("Location"))
-		if err != nil || loc.Path != "/v1/callback" {
+		if err != nil || loc.Path != prov.CallbackPath {
 			t.Fatalf("expected a redirect to the callback, got %d %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
 		br.CheckRedirect = nil
@@ -420,7 +421,7 @@ func TestCallbackAttacks(t *testing.T) {
 		}
 		tokens := b.Provider.TokenRequests()
 		resp, body := get(t, br, cb.String())
-		if resp.StatusCode != http.StatusBadRequest || resp.Request.URL.Path != "/v1/callback" {
+		if resp.StatusCode != http.StatusBadRequest || resp.Request.URL.Path != prov.CallbackPath {
 			t.Fatalf("replay: %d at %s, want a 400 page", resp.StatusCode, resp.Request.URL.Path)
 		}
 		if !strings.Contains(strings.ToLower(body), "<html") {

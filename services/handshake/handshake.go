@@ -176,6 +176,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	bindKey, _ := keys.Derive(cfg.StateKey, keys.InfoBinding)
 	flowKey, _ := keys.Derive(cfg.StateKey, keys.InfoFlow)
 	csrfKey, _ := keys.Derive(cfg.StateKey, keys.InfoCSRF)
+	discoKey, _ := keys.Derive(cfg.StateKey, keys.InfoDiscovery)
 
 	s := &Service{log: log, reg: metrics.NewRegistry()}
 	ok := false
@@ -215,7 +216,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Providers:  &adminapi.Client{NATS: client},
 		Vault:      vault,
 		Flows:      flows,
-		Discovery:  discocache.New(s.rdb, cfg.HTTPClient, log, cfg.RedisKeyPrefix),
+		Discovery:  discocache.New(s.rdb, cfg.HTTPClient, log, cfg.RedisKeyPrefix, discoKey),
 		ReturnURLs: allow,
 		PublicURL:  public.String(),
 		FlowTTL:    cfg.FlowTTL,

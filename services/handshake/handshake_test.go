@@ -46,7 +46,7 @@ func TestConsentHappyPath(t *testing.T) {
 	}
 	q := loc.Query()
 	for k, want := range map[string]string{
-		"response_type": "code", "client_id": clientID, "redirect_uri": e.public + "/v1/callback",
+		"response_type": "code", "client_id": clientID, "redirect_uri": e.public + "/v1/callback/prov-oidc",
 		"scope": "openid email", "code_challenge_method": "S256", "access_type": "offline",
 	} {
 		if q.Get(k) != want {
@@ -71,7 +71,7 @@ func TestConsentHappyPath(t *testing.T) {
 		t.Fatalf("binding cookie = %+v", cookie)
 	}
 
-	resp, body := e.callback(b, url.Values{"code": {"the-code"}, "state": {q.Get("state")}, "iss": {e.idp.srv.URL}})
+	resp, body := e.callbackTo(b, q.Get("redirect_uri"), url.Values{"code": {"the-code"}, "state": {q.Get("state")}})
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("callback: HTTP %d: %s", resp.StatusCode, body)
 	}
@@ -81,7 +81,7 @@ func TestConsentHappyPath(t *testing.T) {
 	}
 	x := e.fakes.lastExchange()
 	sum := sha256.Sum256([]byte(x.CodeVerifier))
-	if x.ConnectionID != "conn-1" || x.Code != "the-code" || x.RedirectURI != e.public+"/v1/callback" || x.Nonce != q.Get("nonce") ||
+	if x.ConnectionID != "conn-1" || x.Code != "the-code" || x.RedirectURI != e.public+"/v1/callback/prov-oidc" || x.Nonce != q.Get("nonce") ||
 		base64.RawURLEncoding.EncodeToString(sum[:]) != q.Get("code_challenge") {
 		t.Fatalf("vault exchange = %+v does not match the authorization request", x)
 	}
@@ -90,7 +90,7 @@ func TestConsentHappyPath(t *testing.T) {
 	}
 
 	// Replay: the flow was consumed.
-	resp, body = e.callback(b, url.Values{"code": {"the-code"}, "state": {q.Get("state")}, "iss": {e.idp.srv.URL}})
+	resp, body = e.callbackTo(b, q.Get("redirect_uri"), url.Values{"code": {"the-code"}, "state": {q.Get("state")}})
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "already used") {
 		t.Fatalf("replay: HTTP %d: %s", resp.StatusCode, body)
 	}
@@ -192,7 +192,8 @@ func TestPlainOAuth2AndReconsent(t *testing.T) {
 	if loc.Host != "github.example.com" || q.Get("x") != "1" || q.Get("scope") != "repo" || q.Get("nonce") != "" || q.Get("code_challenge_method") != "S256" {
 		t.Fatalf("authorization URL = %s", loc)
 	}
-	// No expected issuer is known for this provider, so an iss is not compared.
+	// Its server sends no iss: the provider's own callback path tells its
+	// responses apart.
 	resp, _ := e.callback(b, url.Values{"code": {"c"}, "state": {q.Get("state")}})
 	if got, want := resp.Header.Get("Location"), "http://localhost:3000/done?tab=2&connection_id=conn-existing&status=active"; got != want {
 		t.Fatalf("back to %s, want %s", got, want)
@@ -253,14 +254,82 @@ func TestCallbackRejections(t *testing.T) {
 			t.Fatalf("HTTP %d, Location %q, want %q", resp.StatusCode, resp.Header.Get("Location"), want)
 		}
 		f := assertFailed(t, e, rep.ConnectionID, "access_denied")
-		if f.Reason.Message != "<b>The user said no</b>" {
-			t.Errorf("reason message = %q", f.Reason.Message)
+		if strings.Contains(f.Reason.Message, "said no") {
+			t.Errorf("the provider's free text was kept: %q", f.Reason.Message)
+		}
+	})
+
+	t.Run("an error code of no standard", func(t *testing.T) {
+		b := e.browser()
+		rep := e.mustBegin("oidc")
+		loc := e.connect(b, rep.AuthURL)
+		resp, _ := e.callback(b, url.Values{"error": {"call_us_at_0800_123"}, "state": {loc.Query().Get("state")}})
+		if !strings.Contains(resp.Header.Get("Location"), "error=provider_error") {
+			t.Fatalf("Location %q", resp.Header.Get("Location"))
+		}
+		assertFailed(t, e, rep.ConnectionID, "provider_error")
+	})
+
+	t.Run("iss from a server that does not send iss", func(t *testing.T) {
+		b := e.browser()
+		rep := e.mustBegin("oidc")
+		loc := e.connect(b, rep.AuthURL)
+		_, _, before := e.fakes.counts()
+		resp, _ := e.callback(b, url.Values{"code": {"c"}, "state": {loc.Query().Get("state")}, "iss": {e.idp.srv.URL}})
+		if !strings.Contains(resp.Header.Get("Location"), "error=unexpected_iss") {
+			t.Fatalf("Location %q", resp.Header.Get("Location"))
+		}
+		if _, _, after := e.fakes.counts(); after != before {
+			t.Fatal("the code was sent to the vault with an unexpected iss")
+		}
+		assertFailed(t, e, rep.ConnectionID, "unexpected_iss")
+	})
+
+	t.Run("an error response from another server", func(t *testing.T) {
+		// iss is compared first: a server that sends iss has sent none, so
+		// the response is not its own, and its error decides nothing.
+		b := e.browser()
+		rep := e.mustBegin("strict")
+		loc := e.connect(b, rep.AuthURL)
+		resp, _ := e.callback(b, url.Values{"error": {"access_denied"}, "state": {loc.Query().Get("state")}})
+		if !strings.Contains(resp.Header.Get("Location"), "error=issuer_mismatch") {
+			t.Fatalf("Location %q", resp.Header.Get("Location"))
+		}
+		assertFailed(t, e, rep.ConnectionID, "issuer_mismatch")
+	})
+
+	t.Run("another provider's callback", func(t *testing.T) {
+		for _, path := range []string{"/v1/callback/prov-strict", messages.SharedCallbackPath} {
+			b := e.browser()
+			rep := e.mustBegin("oidc")
+			loc := e.connect(b, rep.AuthURL)
+			_, _, before := e.fakes.counts()
+			resp, _ := e.callbackTo(b, e.public+path, url.Values{"code": {"c"}, "state": {loc.Query().Get("state")}})
+			if !strings.Contains(resp.Header.Get("Location"), "error=wrong_callback") {
+				t.Fatalf("%s: Location %q", path, resp.Header.Get("Location"))
+			}
+			if _, _, after := e.fakes.counts(); after != before {
+				t.Fatalf("%s: the code was sent to the vault from another callback", path)
+			}
+		}
+	})
+
+	t.Run("a registration on the shared callback", func(t *testing.T) {
+		b := e.browser()
+		rep := e.mustBegin("legacy")
+		loc := e.connect(b, rep.AuthURL)
+		if got := loc.Query().Get("redirect_uri"); got != e.public+messages.SharedCallbackPath {
+			t.Fatalf("redirect_uri = %q", got)
+		}
+		resp, _ := e.callback(b, url.Values{"code": {"c"}, "state": {loc.Query().Get("state")}})
+		if !strings.Contains(resp.Header.Get("Location"), "status=active") {
+			t.Fatalf("Location %q", resp.Header.Get("Location"))
 		}
 	})
 
 	t.Run("iss mismatch", func(t *testing.T) {
 		b := e.browser()
-		rep := e.mustBegin("oidc")
+		rep := e.mustBegin("strict")
 		loc := e.connect(b, rep.AuthURL)
 		_, _, before := e.fakes.counts()
 		resp, _ := e.callback(b, url.Values{"code": {"c"}, "state": {loc.Query().Get("state")}, "iss": {"https://attacker.example.com"}})

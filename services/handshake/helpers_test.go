@@ -196,12 +196,16 @@ type env struct {
 	fakes     *fakes
 	idp       *idp
 	idpStrict *idp
+	// redirects are the redirect URIs of the authorization requests seen,
+	// by state: callback returns to the one of its state.
+	mu        sync.Mutex
+	redirects map[string]string
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	natsURL := testkit.NATS(t)
-	e := &env{t: t, clock: &clock{t: time.Now().UTC()}, fakes: &fakes{}}
+	e := &env{t: t, clock: &clock{t: time.Now().UTC()}, fakes: &fakes{}, redirects: map[string]string{}}
 	e.nc = testkit.Conn(t, natsURL)
 	e.client = &natsx.Client{NC: e.nc, APIKey: apiKey}
 	e.idp = newIDP(t, false)
@@ -210,8 +214,11 @@ func newEnv(t *testing.T) *env {
 		"oidc": {ID: "prov-oidc", Name: "oidc", Type: messages.ProviderOIDC, Issuer: e.idp.srv.URL, ClientID: clientID,
 			Scopes: []string{"email"}, AuthorizationParams: map[string]string{"access_type": "offline", "state": "evil"}},
 		"strict": {ID: "prov-strict", Name: "strict", Type: messages.ProviderOIDC, Issuer: e.idpStrict.srv.URL, ClientID: clientID},
-		"plain": {ID: "prov-plain", Name: "plain", Type: messages.ProviderOAuth2, ClientID: clientID,
+		"plain": {ID: "prov-plain", Name: "plain", Type: messages.ProviderOAuth2, ClientID: clientID, Issuer: "https://github.example.com",
 			AuthorizationEndpoint: "https://github.example.com/login/oauth/authorize?x=1", Scopes: []string{"repo"}},
+		// A registration made before providers had their own callbacks.
+		"legacy": {ID: "prov-legacy", Name: "legacy", Type: messages.ProviderOAuth2, ClientID: clientID, Issuer: "https://legacy.example.com",
+			AuthorizationEndpoint: "https://legacy.example.com/authorize", CallbackPath: messages.SharedCallbackPath, SharedCallback: true},
 		"static": {ID: "prov-static", Name: "static", Type: messages.ProviderStatic}, // no usable schema
 	}
 	for _, p := range staticProviders() {
@@ -312,11 +319,28 @@ func (e *env) connect(b *http.Client, authURL string) *url.URL {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.mu.Lock()
+	e.redirects[loc.Query().Get("state")] = loc.Query().Get("redirect_uri")
+	e.mu.Unlock()
 	return loc
 }
 
-// callback plays the provider sending browser b back with params.
+// callback plays the provider sending browser b back with params, to the
+// redirect URI of the authorization request with params' state (the shared
+// callback for a state it never saw).
 func (e *env) callback(b *http.Client, params url.Values) (*http.Response, string) {
 	e.t.Helper()
-	return get(e.t, b, e.public+"/v1/callback?"+params.Encode())
+	e.mu.Lock()
+	to := e.redirects[params.Get("state")]
+	e.mu.Unlock()
+	if to == "" {
+		to = e.public + messages.SharedCallbackPath
+	}
+	return e.callbackTo(b, to, params)
+}
+
+// callbackTo sends browser b back to redirectURI with params.
+func (e *env) callbackTo(b *http.Client, redirectURI string, params url.Values) (*http.Response, string) {
+	e.t.Helper()
+	return get(e.t, b, redirectURI+"?"+params.Encode())
 }

@@ -39,6 +39,8 @@ type Document struct {
 type Error struct {
 	URL    string
 	Reason string
+	// Unreachable: no answer came (network error or timeout).
+	Unreachable bool
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("discovery at %s failed: %s", e.URL, e.Reason) }

@@ -93,3 +93,15 @@ func full(iss string, methods []string) map[string]any {
 	}
 	return m
 }
+
+func TestMetadataURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://as.example.com":          "https://as.example.com/.well-known/oauth-authorization-server",
+		"https://as.example.com/":         "https://as.example.com/.well-known/oauth-authorization-server",
+		"https://as.example.com/tenant/1": "https://as.example.com/.well-known/oauth-authorization-server/tenant/1",
+	} {
+		if got := discovery.MetadataURL(in); got != want {
+			t.Errorf("MetadataURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -64,6 +65,9 @@ type Broker struct {
 	OperatorKey       string
 	// Infra is what the broker runs on.
 	Infra Infra
+
+	mu        sync.Mutex
+	redirects []string // of the broker's client at Provider
 	// PublicURL is the handshake edge; AdminURL the operator API.
 	PublicURL, AdminURL string
 	Agent               *Agent
@@ -103,7 +107,8 @@ func Start(ctx context.Context, in Infra, popts oidcprovider.Options) (*Broker, 
 	}
 	b.PublicURL = "http://" + listeners["handshake"].Addr().String()
 	b.AdminURL = "http://" + listeners["admin"].Addr().String()
-	if err := p.AddClient(oidcprovider.Client{ID: ClientID, Secret: ClientSecret, RedirectURIs: []string{b.PublicURL + "/v1/callback"}}); err != nil {
+	b.redirects = []string{b.PublicURL + messages.SharedCallbackPath}
+	if err := p.AddClient(oidcprovider.Client{ID: ClientID, Secret: ClientSecret, RedirectURIs: b.redirects}); err != nil {
 		return fail(err)
 	}
 
@@ -184,6 +189,11 @@ func (b *Broker) Close() {
 // RegisterOIDC registers the test provider with admin by issuer alone.
 func (b *Broker) RegisterOIDC(ctx context.Context, name string, aliases ...string) (messages.Provider, error) {
 	var out messages.Provider
+	defer func() {
+		if out.CallbackPath != "" {
+			b.allowRedirect(b.PublicURL + out.CallbackPath)
+		}
+	}()
 	err := b.Operator.Request(ctx, messages.SubjectProvidersCreate, messages.Provider{
 		Name:         name,
 		Aliases:      aliases,
@@ -194,6 +204,17 @@ func (b *Broker) RegisterOIDC(ctx context.Context, name string, aliases ...strin
 		Scopes:       []string{"openid", "offline_access", "profile"},
 	}, &out)
 	return out, err
+}
+
+// allowRedirect adds redirectURI to the broker's client at the test
+// provider: each provider registered with admin has its own callback.
+func (b *Broker) allowRedirect(redirectURI string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !slices.Contains(b.redirects, redirectURI) {
+		b.redirects = append(b.redirects, redirectURI)
+	}
+	_ = b.Provider.AddClient(oidcprovider.Client{ID: ClientID, Secret: ClientSecret, RedirectURIs: slices.Clone(b.redirects)})
 }
 
 // Begin starts a consent for workspace on provider, returning to the agent.

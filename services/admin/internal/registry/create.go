@@ -23,7 +23,7 @@ func (r *Registry) Create(ctx context.Context, doc json.RawMessage) (messages.Pr
 	if p.ID != "" {
 		ps.add("id", "is assigned by the broker; leave it out (to change an existing provider, update it)")
 	}
-	p.ClientSecretSet, p.CreatedAt, p.UpdatedAt = false, time.Time{}, time.Time{}
+	p.ClientSecretSet, p.CreatedAt, p.UpdatedAt, p.CallbackPath = false, time.Time{}, time.Time{}, ""
 	normalize(&p)
 	ps = append(ps, r.check(ctx, &p, sec != "", false, true)...)
 	if err := ps.err(); err != nil {

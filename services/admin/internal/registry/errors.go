@@ -18,14 +18,17 @@ func notFound(ref string) error {
 // anything else is internal.
 func storeErr(err error, ref string) error {
 	var (
-		e     *messages.Error
-		inUse *store.NameInUseError
+		e      *messages.Error
+		inUse  *store.NameInUseError
+		issuer *store.IssuerInUseError
 	)
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &e):
 		return e
+	case errors.As(err, &issuer):
+		return messages.Errorf(messages.CodeConflict, "issuer %q is already provider %q's, at other endpoints; no two servers may claim one issuer, so that every response is tied to its server", issuer.Issuer, issuer.Provider)
 	case errors.Is(err, store.ErrNotFound):
 		return notFound(ref)
 	case errors.As(err, &inUse) && inUse.Name != "":

@@ -49,6 +49,9 @@ func checkFixed(cur messages.Provider, patch map[string]any, newSecret bool) (pr
 			ps.add("client_secret_set", "is set by the broker (whether the vault holds a client secret); send client_secret to set one")
 		}
 	}
+	if v, ok := patch["callback_path"]; ok && v != cur.CallbackPath {
+		ps.add("callback_path", "is set by the broker (from the provider's id, or /v1/callback with shared_callback)")
+	}
 	if v, ok := patch["created_at"]; ok {
 		if t, ok := timestamp(v); !ok || !t.Equal(cur.CreatedAt) {
 			ps.add("created_at", "is set by the broker and cannot be changed")

@@ -32,9 +32,11 @@ type Vault interface {
 	DeleteClient(ctx context.Context, providerID string) error
 }
 
-// Discoverer reads an OIDC issuer's discovery document.
+// Discoverer reads an OIDC issuer's discovery document, and an OAuth 2.0
+// authorization server's metadata (RFC 8414).
 type Discoverer interface {
 	Discover(ctx context.Context, issuer string) (discovery.Document, error)
+	DiscoverAuthorizationServer(ctx context.Context, issuer string) (discovery.Document, error)
 }
 
 var _ Discoverer = (*discovery.Client)(nil)

@@ -81,7 +81,7 @@ func (r *Registry) prepare(ctx context.Context, cur messages.Provider, patch map
 	}
 	sec := takeSecret(&next)
 	normalize(&next)
-	discover := false
+	discover := next.Type == messages.ProviderOAuth2 && (cur.Type != next.Type || next.Issuer != cur.Issuer)
 	if next.Type == messages.ProviderOIDC {
 		reissued := cur.Type != messages.ProviderOIDC || next.Issuer != cur.Issuer
 		discover = reissued

@@ -20,7 +20,7 @@ type querier interface {
 const selectProvider = `select p.id, p.name, p.type, p.issuer, p.authorization_endpoint, p.token_endpoint,
 	p.revocation_endpoint, p.jwks_uri, p.client_id, p.client_auth_method, p.scopes, p.authorization_params,
 	p.credential_schema, p.strategy, p.verification, p.client_secret_set, p.created_at, p.updated_at,
-	p.default_token_lifetime_seconds,
+	p.default_token_lifetime_seconds, p.iss_parameter_supported, p.shared_callback,
 	coalesce((select array_agg(a.alias order by a.alias) from admin.provider_aliases a where a.provider_id = p.id), '{}')
 	from admin.providers p `
 
@@ -74,7 +74,8 @@ func scanProvider(r pgx.Row) (messages.Provider, error) {
 	)
 	err := r.Scan(&p.ID, &p.Name, &typ, &p.Issuer, &p.AuthorizationEndpoint, &p.TokenEndpoint,
 		&p.RevocationEndpoint, &p.JWKSURI, &p.ClientID, &p.ClientAuthMethod, &p.Scopes, &params,
-		&schema, &p.Strategy, &p.Verification, &p.ClientSecretSet, &created, &updated, &p.DefaultTokenLifetimeSeconds, &p.Aliases)
+		&schema, &p.Strategy, &p.Verification, &p.ClientSecretSet, &created, &updated, &p.DefaultTokenLifetimeSeconds,
+		&p.IssParameterSupported, &p.SharedCallback, &p.Aliases)
 	if err != nil {
 		return messages.Provider{}, err
 	}
@@ -92,5 +93,12 @@ func scanProvider(r pgx.Row) (messages.Provider, error) {
 		p.Aliases = []string{}
 	}
 	p.CreatedAt, p.UpdatedAt = created.UTC(), updated.UTC()
+	switch {
+	case p.Type == messages.ProviderStatic:
+	case p.SharedCallback:
+		p.CallbackPath = messages.SharedCallbackPath
+	default:
+		p.CallbackPath = messages.ProviderCallbackPath(p.ID)
+	}
 	return p, nil
 }

@@ -50,6 +50,13 @@ func (e *NameInUseError) Error() string {
 	return fmt.Sprintf("%v: %q", ErrNameInUse, e.Name)
 }
 
+// IssuerInUseError: another provider has this issuer.
+type IssuerInUseError struct{ Issuer, Provider string }
+
+func (e *IssuerInUseError) Error() string {
+	return fmt.Sprintf("store: issuer %q is provider %q's", e.Issuer, e.Provider)
+}
+
 // Is makes errors.Is(err, ErrNameInUse) true.
 func (e *NameInUseError) Is(target error) bool { return target == ErrNameInUse }
 

@@ -29,10 +29,14 @@ func (s *Store) Create(ctx context.Context, p messages.Provider, push Push) (mes
 		if err := checkNames(ctx, tx, p.ID, append([]string{p.Name}, p.Aliases...)); err != nil {
 			return err
 		}
+		if err := checkIssuer(ctx, tx, p); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `insert into admin.providers (id, name, type, issuer, authorization_endpoint, token_endpoint,
 			revocation_endpoint, jwks_uri, client_id, client_auth_method, scopes, authorization_params, credential_schema,
-			strategy, verification, client_secret_set, created_at, updated_at, default_token_lifetime_seconds)
-			values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16, false, $15, $15, $17)`,
+			strategy, verification, client_secret_set, created_at, updated_at, default_token_lifetime_seconds,
+			iss_parameter_supported, shared_callback)
+			values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16, false, $15, $15, $17, $18, $19)`,
 			columns(p, now)...)
 		if err != nil {
 			return uniqueViolation(err)
@@ -69,10 +73,13 @@ func (s *Store) Update(ctx context.Context, p messages.Provider, readAt time.Tim
 		if err := checkNames(ctx, tx, p.ID, append([]string{p.Name}, p.Aliases...)); err != nil {
 			return err
 		}
+		if err := checkIssuer(ctx, tx, p); err != nil {
+			return err
+		}
 		_, err = tx.Exec(ctx, `update admin.providers set name = $2, type = $3, issuer = $4, authorization_endpoint = $5,
 			token_endpoint = $6, revocation_endpoint = $7, jwks_uri = $8, client_id = $9, client_auth_method = $10,
 			scopes = $11, authorization_params = $12, credential_schema = $13, strategy = $14, updated_at = $15,
-			verification = $16, default_token_lifetime_seconds = $17
+			verification = $16, default_token_lifetime_seconds = $17, iss_parameter_supported = $18, shared_callback = $19
 			where id = $1`, columns(p, now)...)
 		if err != nil {
 			return uniqueViolation(err)
@@ -144,7 +151,7 @@ func columns(p messages.Provider, now time.Time) []any {
 	}
 	return []any{p.ID, p.Name, string(p.Type), p.Issuer, p.AuthorizationEndpoint, p.TokenEndpoint,
 		p.RevocationEndpoint, p.JWKSURI, p.ClientID, p.ClientAuthMethod, scopes, params, schema, p.Strategy, now, p.Verification,
-		p.DefaultTokenLifetimeSeconds}
+		p.DefaultTokenLifetimeSeconds, p.IssParameterSupported, p.SharedCallback}
 }
 
 // nameLockKey names the transaction-scoped advisory lock that serialises
@@ -171,4 +178,26 @@ func checkNames(ctx context.Context, tx pgx.Tx, id string, names []string) error
 		return err
 	}
 	return &NameInUseError{Name: taken}
+}
+
+// checkIssuer fails with an *IssuerInUseError when another provider has p's
+// issuer but another server: a response is tied to its server by its
+// issuer, so no two servers may claim one (two client registrations at one
+// server, with the same authorization and token endpoints, may share it).
+// Runs under the names lock.
+func checkIssuer(ctx context.Context, tx pgx.Tx, p messages.Provider) error {
+	if p.Issuer == "" {
+		return nil
+	}
+	var other string
+	err := tx.QueryRow(ctx, `select name from admin.providers where issuer = $1 and id <> $2
+		and (authorization_endpoint <> $3 or token_endpoint <> $4) limit 1`,
+		p.Issuer, p.ID, p.AuthorizationEndpoint, p.TokenEndpoint).Scan(&other)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return &IssuerInUseError{Issuer: p.Issuer, Provider: other}
 }

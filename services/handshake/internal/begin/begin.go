@@ -108,7 +108,13 @@ func (h *Handler) Begin(ctx context.Context, req messages.BeginRequest) (*messag
 	f.ProviderID = p.ID
 	f.ProviderType = p.Type
 	if p.Type != messages.ProviderStatic {
-		f.RedirectURI = h.d.PublicURL + CallbackPath
+		// The provider's own callback tells its responses apart from any
+		// other server's, iss or not (RFC 9700 section 4.4.2).
+		path := p.CallbackPath
+		if path == "" {
+			path = messages.ProviderCallbackPath(p.ID)
+		}
+		f.RedirectURI = h.d.PublicURL + path
 		f.Verifier = oauth2.GenerateVerifier()
 	}
 	if p.Type == messages.ProviderOIDC {
@@ -152,10 +158,13 @@ func (h *Handler) authorization(ctx context.Context, p *messages.Provider) (flow
 		if doc.AuthorizationEndpoint != "" {
 			f.AuthorizationEndpoint = doc.AuthorizationEndpoint
 		}
-		f.IssRequired = doc.IssParameterSupported
+		// Once the provider says it sends iss, it is required; what
+		// discovery says later never turns that off (only an operator can).
+		f.IssRequired = p.IssParameterSupported || doc.IssParameterSupported
 	case messages.ProviderOAuth2:
 		f.AuthorizationEndpoint = p.AuthorizationEndpoint
-		f.ExpectedIssuer = p.Issuer // RFC 9207 needs one; without it iss cannot be checked
+		f.ExpectedIssuer = p.Issuer
+		f.IssRequired = p.IssParameterSupported
 	default:
 		return f, messages.Errorf(messages.CodeInvalidRequest, "provider %s has unsupported type %q", p.ID, p.Type)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -49,7 +50,7 @@ func TestGetCaches(t *testing.T) {
 			"authorization_response_iss_parameter_supported": true}
 	})
 	r := rdb(t)
-	c := New(r, nil, nil, testPrefix(t))
+	c := New(r, nil, nil, testPrefix(t), testKey)
 	t.Cleanup(func() { r.Del(context.Background(), c.Key(srv.URL)) })
 	for range 3 {
 		d, err := c.Get(context.Background(), srv.URL)
@@ -73,7 +74,7 @@ func TestGetRefusesWrongIssuer(t *testing.T) {
 	srv, _ := idp(t, func(base string) any {
 		return map[string]any{"issuer": base + "/other", "authorization_endpoint": base + "/auth"}
 	})
-	_, err := New(rdb(t), nil, nil, testPrefix(t)).Get(context.Background(), srv.URL)
+	_, err := New(rdb(t), nil, nil, testPrefix(t), testKey).Get(context.Background(), srv.URL)
 	var de *discovery.Error
 	if !errors.As(err, &de) {
 		t.Fatalf("err = %v, want *Error", err)
@@ -81,7 +82,7 @@ func TestGetRefusesWrongIssuer(t *testing.T) {
 }
 
 func TestGetRefusesNonLoopbackHTTP(t *testing.T) {
-	_, err := New(rdb(t), nil, nil, testPrefix(t)).Get(context.Background(), "http://idp.example.com")
+	_, err := New(rdb(t), nil, nil, testPrefix(t), testKey).Get(context.Background(), "http://idp.example.com")
 	var de *discovery.Error
 	if !errors.As(err, &de) {
 		t.Fatalf("err = %v, want *Error", err)
@@ -91,3 +92,36 @@ func TestGetRefusesNonLoopbackHTTP(t *testing.T) {
 // testPrefix keeps each test's cache apart: test providers reuse loopback
 // ports, so issuer URLs repeat across tests and runs.
 func testPrefix(t *testing.T) string { return "nexus:test:" + testkit.RandomHex(t, 6) + ":" }
+
+var testKey = []byte("discovery-cache-test-key-0123456")
+
+// TestForgedEntriesAreRefused: whoever can write to Redis cannot choose a
+// provider's authorization endpoint nor switch off its iss check: an entry
+// that is not the cache's own is fetched again.
+func TestForgedEntriesAreRefused(t *testing.T) {
+	srv, hits := idp(t, func(base string) any {
+		return map[string]any{"issuer": base, "authorization_endpoint": base + "/auth", "token_endpoint": base + "/token", "jwks_uri": base + "/jwks",
+			"authorization_response_iss_parameter_supported": true}
+	})
+	r := rdb(t)
+	c := New(r, nil, nil, testPrefix(t), testKey)
+	ctx := context.Background()
+	if _, err := c.Get(ctx, srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := json.Marshal(discovery.Document{Issuer: srv.URL, AuthorizationEndpoint: "https://evil.example/auth", IssParameterSupported: false})
+	for name, value := range map[string][]byte{
+		"plain JSON":          forged,
+		"another key's MAC":   append(New(r, nil, nil, "", []byte("another-key-0123456789-abcdefghij")).mac(c.Key(srv.URL), forged), forged...),
+		"a MAC for elsewhere": append(c.mac(c.Key("https://elsewhere.example"), forged), forged...),
+	} {
+		if err := r.Set(ctx, c.Key(srv.URL), value, time.Hour).Err(); err != nil {
+			t.Fatal(err)
+		}
+		before := hits.Load()
+		d, err := c.Get(ctx, srv.URL)
+		if err != nil || d.AuthorizationEndpoint != srv.URL+"/auth" || !d.IssParameterSupported || hits.Load() != before+1 {
+			t.Fatalf("%s: served %+v (%v), fetched %d times", name, d, err, hits.Load()-before)
+		}
+	}
+}

@@ -16,6 +16,8 @@ const (
 	InfoBinding = "nexus-handshake-binding"
 	InfoFlow    = "nexus-handshake-flow"
 	InfoCSRF    = "nexus-handshake-csrf"
+	// InfoDiscovery authenticates the discovery documents cached in Redis.
+	InfoDiscovery = "nexus-handshake-discovery"
 )
 
 // Derive returns a 32-byte key for info from the 32-byte STATE_KEY

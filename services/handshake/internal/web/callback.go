@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/nexus-broker/nexus/messages"
@@ -18,12 +19,17 @@ const exchangeTimeout = 20 * time.Second
 // Reason codes the handshake itself gives for a failed consent.
 const (
 	ReasonIssuerMismatch = "issuer_mismatch"
+	ReasonUnexpectedIss  = "unexpected_iss"
+	ReasonWrongCallback  = "wrong_callback"
 	ReasonMissingCode    = "missing_code"
 )
 
-// callback finishes a consent: it checks state, consumes the flow (once),
-// checks the browser binding and RFC 9207 iss, has the vault redeem the code,
-// and sends the browser back to the app's return_url.
+// callback finishes a consent: it checks state, the browser binding,
+// consumes the flow (once), checks where the response came from (RFC 9207
+// iss, and the callback path it came to) before anything else it says, has
+// the vault redeem the code, and sends the browser back to the app's
+// return_url. It serves both the providers' own callbacks
+// (/v1/callback/{provider}) and the shared one (/v1/callback).
 func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	q, err := parseCallbackQuery(r.URL.RawQuery)
 	if err != nil {
@@ -67,22 +73,20 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: h.cookie.path, MaxAge: -1,
 		HttpOnly: true, Secure: h.cookie.secure, SameSite: http.SameSiteLaxMode})
 
-	if q.Error != "" {
-		msg := q.ErrorDescription
-		if msg == "" {
-			msg = "the provider returned " + q.Error
-		}
-		h.fail(f, q.Error, msg)
-		log.Info("consent failed at the provider", "error", q.Error)
-		h.back(w, r, f, q.Error)
+	// Where the response came from, first: an error response from another
+	// server (a mix-up) must not decide this consent either.
+	if reason, why := h.origin(r, f, q); reason != "" {
+		h.fail(f, reason, originMessages[reason])
+		log.Warn("callback rejected: "+why, "has_iss", q.HasIss, "provider_id", f.ProviderID)
+		h.back(w, r, f, reason)
 		return
 	}
-	if f.ExpectedIssuer != "" && (q.HasIss || f.IssRequired) && q.Iss != f.ExpectedIssuer {
-		// RFC 9207: the response may come from another authorization server
-		// (mix-up); its code must not reach the vault.
-		h.fail(f, ReasonIssuerMismatch, "the authorization response did not come from the expected issuer")
-		log.Warn("callback rejected: iss mismatch", "has_iss", q.HasIss)
-		h.back(w, r, f, ReasonIssuerMismatch)
+	if q.Error != "" {
+		// Only the code, from a fixed set: nothing the provider writes in
+		// free text is stored, logged or published.
+		h.fail(f, q.Error, "The provider refused the authorization request ("+q.Error+").")
+		log.Info("consent failed at the provider", "error", q.Error)
+		h.back(w, r, f, q.Error)
 		return
 	}
 	if q.Code == "" {
@@ -109,6 +113,36 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	log.Info("consent completed")
 	h.back(w, r, f, "")
+}
+
+// originMessages are the reasons recorded when a response is not from the
+// flow's server.
+var originMessages = map[string]string{
+	ReasonIssuerMismatch: "The authorization response did not come from the expected issuer.",
+	ReasonUnexpectedIss:  "The authorization response carried an issuer its server does not say it sends.",
+	ReasonWrongCallback:  "The authorization response came back to another provider's callback.",
+}
+
+// origin checks that the response is from the flow's server (RFC 9207 and
+// RFC 9700 section 4.4): its iss, compared by simple string comparison,
+// must be the flow's issuer when the server sends iss (and is then
+// required); an iss from a server that does not say it sends one is
+// refused; and the response must come to the flow's own callback path. It
+// returns a reason code and why, or "".
+func (h *Handler) origin(r *http.Request, f flow.Flow, q callbackQuery) (reason, why string) {
+	switch {
+	case q.HasIss && !f.IssRequired:
+		return ReasonUnexpectedIss, "iss from a server that does not advertise it"
+	case f.IssRequired && (!q.HasIss || q.Iss != f.ExpectedIssuer):
+		return ReasonIssuerMismatch, "iss missing or not the flow's issuer"
+	}
+	if f.RedirectURI != "" {
+		want, err := url.Parse(f.RedirectURI)
+		if err != nil || want.Path != r.URL.Path {
+			return ReasonWrongCallback, "the response came to another callback path than the flow's redirect URI"
+		}
+	}
+	return "", ""
 }
 
 // flowUsable renders the right page when a flow could not be read.

@@ -3,26 +3,32 @@ package web
 import (
 	"errors"
 	"net/url"
-	"strings"
-	"unicode"
 )
 
-// Limits on what the callback reads from its query.
-const (
-	maxQuery       = 8 << 10
-	maxErrorCode   = 64
-	maxDescription = 256
-)
+// maxQuery bounds what the callback reads from its query.
+const maxQuery = 8 << 10
 
 // callbackQuery is what a provider's redirect carries (RFC 6749 4.1.2,
 // RFC 9207).
 type callbackQuery struct {
-	Code             string
-	State            string
-	Error            string // sanitised: [a-z0-9_.-], at most 64
-	ErrorDescription string // sanitised: printable, at most 256 runes
-	Iss              string
-	HasIss           bool
+	Code  string
+	State string
+	// Error is the response's error code when it is one of knownErrors,
+	// else "provider_error"; error_description and error_uri are free text
+	// and never read.
+	Error  string
+	Iss    string
+	HasIss bool
+}
+
+// knownErrors are the authorization error codes of RFC 6749 section 4.1.2.1
+// and OpenID Connect Core section 3.1.2.6: the only ones a consent records.
+var knownErrors = map[string]bool{
+	"invalid_request": true, "unauthorized_client": true, "access_denied": true, "unsupported_response_type": true,
+	"invalid_scope": true, "server_error": true, "temporarily_unavailable": true,
+	"interaction_required": true, "login_required": true, "account_selection_required": true, "consent_required": true,
+	"invalid_request_uri": true, "invalid_request_object": true, "request_not_supported": true,
+	"request_uri_not_supported": true, "registration_not_supported": true,
 }
 
 var errQuery = errors.New("malformed callback query")
@@ -43,52 +49,16 @@ func parseCallbackQuery(raw string) (callbackQuery, error) {
 		}
 	}
 	q := callbackQuery{
-		Code:             v.Get("code"),
-		State:            v.Get("state"),
-		Error:            sanitizeCode(v.Get("error")),
-		ErrorDescription: sanitizeText(v.Get("error_description"), maxDescription),
-		Iss:              v.Get("iss"),
-		HasIss:           v.Has("iss"),
+		Code:   v.Get("code"),
+		State:  v.Get("state"),
+		Iss:    v.Get("iss"),
+		HasIss: v.Has("iss"),
 	}
-	if v.Has("error") && q.Error == "" {
+	if v.Has("error") {
 		q.Error = "provider_error"
+		if c := v.Get("error"); knownErrors[c] {
+			q.Error = c
+		}
 	}
 	return q, nil
-}
-
-// sanitizeCode keeps an error code to the characters RFC 6749 error codes use
-// in practice, lower-cased.
-func sanitizeCode(s string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(s) {
-		if b.Len() >= maxErrorCode {
-			break
-		}
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-' {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-// sanitizeText drops control and invalid characters and truncates to n runes.
-func sanitizeText(s string, n int) string {
-	var b strings.Builder
-	count := 0
-	for _, r := range s {
-		if count >= n {
-			b.WriteString("...")
-			break
-		}
-		if r == unicode.ReplacementChar || !unicode.IsPrint(r) {
-			if unicode.IsSpace(r) {
-				r = ' '
-			} else {
-				continue
-			}
-		}
-		b.WriteRune(r)
-		count++
-	}
-	return strings.TrimSpace(b.String())
 }

@@ -105,5 +105,6 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	mux.Handle("GET /v1/connect/{flow}", secure(http.HandlerFunc(h.connect)))
 	mux.Handle("POST /v1/connect/{flow}", secure(http.HandlerFunc(h.submit)))
 	mux.Handle("GET /v1/callback", secure(http.HandlerFunc(h.callback)))
+	mux.Handle("GET /v1/callback/{provider}", secure(http.HandlerFunc(h.callback)))
 	mux.Handle("/v1/", secure(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { pageNotFound.render(w) })))
 }

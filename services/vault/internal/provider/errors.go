@@ -75,11 +75,32 @@ func (e *Error) Is(target error) bool {
 // (docs/ARCHITECTURE.md, invariants 6).
 var PermanentCodes = map[string]bool{"invalid_grant": true, "unauthorized_client": true}
 
+// tokenErrors are the token endpoint's error codes (RFC 6749 section 5.2,
+// RFC 8628, RFC 9449): the only ones kept. Nothing else a provider writes
+// is stored, logged or published.
+var tokenErrors = map[string]bool{
+	"invalid_request": true, "invalid_client": true, "invalid_grant": true, "unauthorized_client": true,
+	"unsupported_grant_type": true, "invalid_scope": true, "access_denied": true, "expired_token": true,
+	"invalid_dpop_proof": true, "use_dpop_nonce": true, "server_error": true, "temporarily_unavailable": true,
+}
+
+// tokenErrorCode is code when it is a token endpoint error code, else
+// "provider_error" (or "" for none).
+func tokenErrorCode(code string) string {
+	switch {
+	case code == "":
+		return ""
+	case tokenErrors[code]:
+		return code
+	}
+	return "provider_error"
+}
+
 // classify turns an x/oauth2 or transport error into an *Error.
 func classify(endpoint string, err error) *Error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		e := &Error{Endpoint: endpoint, Code: re.ErrorCode, Err: errors.New("provider error response")}
+		e := &Error{Endpoint: endpoint, Code: tokenErrorCode(re.ErrorCode), Err: errors.New("provider error response")}
 		if re.Response != nil {
 			e.Status = re.Response.StatusCode
 			e.RetryAfter = retryAfter(re.Response.Header, time.Now())

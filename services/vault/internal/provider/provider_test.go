@@ -2,8 +2,10 @@ package provider_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -99,5 +101,23 @@ func TestNoRedirects(t *testing.T) {
 	}
 	if leaked.Load() {
 		t.Fatal("the refresh token and client secret followed a redirect to another host")
+	}
+}
+
+func TestOnlyStandardErrorCodesAreKept(t *testing.T) {
+	op, err := oidcprovider.New(oidcprovider.Options{AlwaysIssueRefreshToken: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(op.Close)
+	if err := op.AddClient(oidcprovider.Client{ID: "c", Secret: "s", RedirectURIs: []string{"http://127.0.0.1:1/cb"}}); err != nil {
+		t.Fatal(err)
+	}
+	cl := provider.Registration{Type: messages.ProviderOAuth2, ClientID: "c", ClientSecret: "s", TokenEndpoint: op.Issuer() + "/token"}
+	op.FailTokenRequests(1, http.StatusBadRequest, nil, `{"error":"please_call_support_at_0800_123","error_description":"Your account is blocked, call 0800 123"}`)
+	_, err = provider.New(0, nil).Refresh(context.Background(), cl, secret.Value("rt"))
+	var pe *provider.Error
+	if !errors.As(err, &pe) || pe.Code != "provider_error" || strings.Contains(err.Error(), "0800") {
+		t.Fatalf("a made-up error code: %v (code %q)", err, pe.Code)
 	}
 }
