@@ -71,7 +71,7 @@ func TestHousekeep(t *testing.T) {
 	}
 
 	// Just inside both lifetimes: nothing changes.
-	housekeep(ctx, st, clock.Add(store.PendingLifetime-time.Second), logging.Discard())
+	housekeep(ctx, st, clock.Add(store.PendingLifetime-time.Second), store.DefaultEndedRetention, logging.Discard())
 	if c, _ := st.GetConnection(ctx, stale); c.Status != messages.StatusPending {
 		t.Fatalf("a consent within its lifetime is %s", c.Status)
 	}
@@ -81,7 +81,7 @@ func TestHousekeep(t *testing.T) {
 
 	clock = clock.Add(store.PublishedRetention + time.Second)
 	fresh := newPending() // its created event stays unpublished
-	housekeep(ctx, st, clock, logging.Discard())
+	housekeep(ctx, st, clock, store.DefaultEndedRetention, logging.Discard())
 	for id, want := range map[string]messages.ConnectionStatus{stale: messages.StatusExpired, fresh: messages.StatusPending} {
 		if c, err := st.GetConnection(ctx, id); err != nil || c.Status != want {
 			t.Errorf("connection is %s (%v), want %s", c.Status, err, want)
