@@ -130,8 +130,8 @@ func (h *Handlers) refreshToken(ctx context.Context, r messages.TokenRequest) (*
 	if err := c.Serveable(); err != nil {
 		return nil, err
 	}
-	// Counted only when a provider call follows, in the connection's own
-	// workspace (a cross-workspace key may name none).
+	// Counted only for a refresh that may call the provider, in the
+	// connection's own workspace (a cross-workspace key may name none).
 	if h.RefreshLimit != nil {
 		if err := h.RefreshLimit.Allow(ctx, natsx.CallerOf(ctx).KeyID, c.WorkspaceID); err != nil {
 			return nil, err
