@@ -27,6 +27,7 @@ import (
 	"github.com/nexus-broker/nexus/services/handshake/internal/discocache"
 	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
 	"github.com/nexus-broker/nexus/services/handshake/internal/keys"
+	"github.com/nexus-broker/nexus/services/handshake/internal/redislimit"
 	"github.com/nexus-broker/nexus/services/handshake/internal/returnurl"
 	"github.com/nexus-broker/nexus/services/handshake/internal/state"
 	"github.com/nexus-broker/nexus/services/handshake/internal/vaultapi"
@@ -37,6 +38,7 @@ import (
 	"github.com/nexus-broker/nexus/shared/metrics"
 	"github.com/nexus-broker/nexus/shared/natsauth"
 	"github.com/nexus-broker/nexus/shared/natsx"
+	"github.com/nexus-broker/nexus/shared/ratelimit"
 	"github.com/nexus-broker/nexus/shared/redisx"
 )
 
@@ -48,6 +50,15 @@ const (
 
 // DefaultFlowTTL is how long a consent link works.
 const DefaultFlowTTL = 10 * time.Minute
+
+// The default limits of handshake.begin: a Gateway key may start 600
+// consents a minute across all its workspaces, a workspace 60, whichever
+// keys start them. Only begin is limited: a consent once begun finishes
+// (connect link, callback, hosted form) whatever the limits.
+const (
+	DefaultBeginRatePerKey       = "600/m"
+	DefaultBeginRatePerWorkspace = "60/m"
+)
 
 // Config is the handshake's configuration.
 type Config struct {
@@ -63,6 +74,11 @@ type Config struct {
 	// InternalHTTPAddr (INTERNAL_HTTP_ADDR, default :9080) serves /readyz and
 	// /metrics for probes and Prometheus, away from the public edge.
 	InternalHTTPAddr string
+	// BeginLimits bound handshake.begin per Gateway key
+	// (BEGIN_RATE_PER_KEY, default 600/m) and per workspace
+	// (BEGIN_RATE_PER_WORKSPACE, default 60/m), counted in Redis across
+	// replicas. The zero value is no limit; LoadConfig gives the defaults.
+	BeginLimits ratelimit.Limits
 
 	// GatewayKeys (API_KEY) are the keys the Gateway presents on
 	// handshake.begin; ServiceKeys (HANDSHAKE_SERVICE_KEY) the handshake's
@@ -82,12 +98,13 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("nats_url", c.RedactedNATSURL()), slog.String("prefix", c.Prefix), slog.String("http_addr", c.HTTPAddr),
 		slog.String("public_url", c.PublicURL), slog.Any("allowed_return_urls", c.AllowedReturnURLs),
-		slog.Duration("flow_ttl", c.FlowTTL), slog.String("state_key", "[redacted]"))
+		slog.Duration("flow_ttl", c.FlowTTL), slog.String("state_key", "[redacted]"),
+		slog.String("begin_rate_per_key", c.BeginLimits.PerKey.String()), slog.String("begin_rate_per_workspace", c.BeginLimits.PerWorkspace.String()))
 }
 
 // LoadConfig reads the handshake's variables: the common ones, REDIS_URL,
-// STATE_KEY, PUBLIC_URL, ALLOWED_RETURN_URLS and FLOW_TTL. Problems are
-// collected in l.
+// STATE_KEY, PUBLIC_URL, ALLOWED_RETURN_URLS, FLOW_TTL and the limits of
+// handshake.begin. Problems are collected in l.
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
 		Common:            l.Common(":8080"),
@@ -100,6 +117,10 @@ func LoadConfig(l *config.Loader) Config {
 		RedisKeyPrefix:    l.String("REDIS_KEY_PREFIX", flow.DefaultPrefix),
 		GatewayKeys:       l.Keys(config.GatewayKeys, "the keys the Gateway presents", true),
 		ServiceKeys:       l.Keys(config.HandshakeServiceKeys, "the key the handshake presents to the vault and admin", true),
+		BeginLimits: ratelimit.Limits{
+			PerKey:       ratelimit.Load(l, "BEGIN_RATE_PER_KEY", DefaultBeginRatePerKey),
+			PerWorkspace: ratelimit.Load(l, "BEGIN_RATE_PER_WORKSPACE", DefaultBeginRatePerWorkspace),
+		},
 	}
 	if c.RedisURL != "" {
 		if err := redisx.CheckURL(c.RedisURL); err != nil {
@@ -212,7 +233,19 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}); err != nil {
 		return nil, err
 	}
+	limit, err := ratelimit.New(ratelimit.Options{
+		Endpoint:   "handshake.begin",
+		Limits:     cfg.BeginLimits,
+		Counter:    redislimit.New(s.rdb, cfg.RedisKeyPrefix, cfg.Now),
+		Now:        cfg.Now,
+		Log:        log,
+		Registerer: s.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
 	b := begin.New(begin.Deps{
+		Limit:      limit,
 		Providers:  &adminapi.Client{NATS: client},
 		Vault:      vault,
 		Flows:      flows,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -200,9 +201,12 @@ type env struct {
 	// by state: callback returns to the one of its state.
 	mu        sync.Mutex
 	redirects map[string]string
+	cfg       handshake.Config
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts a handshake; settings, when given, add to or replace its
+// configuration variables.
+func newEnv(t *testing.T, settings ...map[string]string) *env {
 	t.Helper()
 	natsURL := testkit.NATS(t)
 	e := &env{t: t, clock: &clock{t: time.Now().UTC()}, fakes: &fakes{}, redirects: map[string]string{}}
@@ -238,7 +242,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.public = "http://" + ln.Addr().String()
-	cfg := handshake.LoadConfig(config.FromMap(map[string]string{
+	vars := map[string]string{
 		"NATS_URL":              natsURL,
 		"API_KEY":               apiKey,
 		"HANDSHAKE_SERVICE_KEY": serviceKey,
@@ -248,8 +252,13 @@ func newEnv(t *testing.T) *env {
 		"ALLOWED_RETURN_URLS":   returnURL + ",http://localhost:3000",
 		// Test providers reuse loopback ports: keep each test's Redis keys apart.
 		"REDIS_KEY_PREFIX": "nexus:test:" + testkit.RandomHex(t, 6) + ":",
-	}))
+	}
+	for _, m := range settings {
+		maps.Copy(vars, m)
+	}
+	cfg := handshake.LoadConfig(config.FromMap(vars))
 	cfg.Now = e.clock.Now
+	e.cfg = cfg
 	svc, err := handshake.Start(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)

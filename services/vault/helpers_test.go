@@ -50,6 +50,8 @@ type env struct {
 	// as calls as each principal; call picks the one a subject serves.
 	as   map[string]*natsx.Client
 	pool *pgxpool.Pool
+	// configure, when set, changes each replica's configuration.
+	configure func(*vault.Config)
 }
 
 // callerOf is the principal whose subject this is.
@@ -74,11 +76,13 @@ type envOptions struct {
 	provider   oidcprovider.Options
 	authMethod string
 	noProvider bool
+	// configure changes the vault's configuration before it starts.
+	configure func(*vault.Config)
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, dbURL: testkit.Postgres(t), natsURL: testkit.NATS(t), key: randomKey(t)}
+	e := &env{t: t, dbURL: testkit.Postgres(t), natsURL: testkit.NATS(t), key: randomKey(t), configure: o.configure}
 	e.svc = e.start(e.key)
 	e.nc = testkit.Conn(t, e.natsURL)
 	e.client = &natsx.Client{NC: e.nc, Prefix: messages.DefaultPrefix, APIKey: apiKey}
@@ -121,7 +125,7 @@ func randomKey(t *testing.T) []byte {
 }
 
 func (e *env) config(active []byte, previous ...[]byte) vault.Config {
-	return vault.Config{
+	c := vault.Config{
 		Common:             config.Common{NATSURL: e.natsURL, Prefix: messages.DefaultPrefix},
 		GatewayKeys:        []string{workspaceKey},
 		CrossWorkspaceKeys: []string{apiKey},
@@ -132,6 +136,10 @@ func (e *env) config(active []byte, previous ...[]byte) vault.Config {
 		EncryptionKey:      active,
 		PreviousKeys:       previous,
 	}
+	if e.configure != nil {
+		e.configure(&c)
+	}
+	return c
 }
 
 // start runs another vault replica on the same database and NATS.

@@ -37,17 +37,19 @@ type housekeepingStore interface {
 	PruneOutbox(ctx context.Context, cutoff time.Time) (int64, error)
 	ConfirmationsDue(ctx context.Context, now time.Time, limit int) ([]string, error)
 	WithLock(ctx context.Context, id string, fn func(ctx context.Context, l *store.Locked) error) (store.Connection, error)
+	PruneEnded(ctx context.Context, cutoff time.Time) (int64, error)
+	PruneRateLimits(ctx context.Context, cutoff time.Time) (int64, error)
 }
 
 var _ housekeepingStore = (*store.Store)(nil)
 
 // runHousekeeping runs housekeep at once and then every interval until ctx
 // ends, reading the time from now.
-func runHousekeeping(ctx context.Context, st housekeepingStore, every time.Duration, now func() time.Time, log *slog.Logger) {
+func runHousekeeping(ctx context.Context, st housekeepingStore, every time.Duration, now func() time.Time, ended time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		housekeep(ctx, st, now(), log)
+		housekeep(ctx, st, now(), ended, log)
 		select {
 		case <-ctx.Done():
 			return
@@ -59,9 +61,11 @@ func runHousekeeping(ctx context.Context, st housekeepingStore, every time.Durat
 // housekeep is one pass at time now: consents started and never finished
 // become expired once no flow can still complete them
 // (store.PendingLifetime), events published longer ago than
-// store.PublishedRetention leave the outbox, and consents that waited for
-// confirmation past their time end.
-func housekeep(ctx context.Context, st housekeepingStore, now time.Time, log *slog.Logger) {
+// store.PublishedRetention leave the outbox, consents that waited for
+// confirmation past their time end, connections that ended (failed,
+// expired, revoked) longer than ended ago are deleted, at most a batch a
+// pass, and rate-limit windows that are over are dropped.
+func housekeep(ctx context.Context, st housekeepingStore, now time.Time, ended time.Duration, log *slog.Logger) {
 	if n, err := st.ExpirePending(ctx, now.Add(-store.PendingLifetime)); err != nil && ctx.Err() == nil {
 		log.Warn("expiring pending connections failed", "err", err)
 	} else if n > 0 {
@@ -69,6 +73,16 @@ func housekeep(ctx context.Context, st housekeepingStore, now time.Time, log *sl
 	}
 	if _, err := st.PruneOutbox(ctx, now.Add(-store.PublishedRetention)); err != nil && ctx.Err() == nil {
 		log.Warn("pruning the outbox failed", "err", err)
+	}
+	// A failed or expired connection reopened by a new consent is kept at
+	// least as long as that consent may take, whatever the retention.
+	if n, err := st.PruneEnded(ctx, now.Add(-max(ended, store.PendingLifetime))); err != nil && ctx.Err() == nil {
+		log.Warn("pruning ended connections failed", "err", err)
+	} else if n > 0 {
+		log.Info("ended connections pruned", "count", n, "retention", ended)
+	}
+	if _, err := st.PruneRateLimits(ctx, now); err != nil && ctx.Err() == nil {
+		log.Warn("pruning rate-limit windows failed", "err", err)
 	}
 	expireConfirmations(ctx, st, now, log)
 }

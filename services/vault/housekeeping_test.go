@@ -71,7 +71,7 @@ func TestHousekeep(t *testing.T) {
 	}
 
 	// Just inside both lifetimes: nothing changes.
-	housekeep(ctx, st, clock.Add(store.PendingLifetime-time.Second), logging.Discard())
+	housekeep(ctx, st, clock.Add(store.PendingLifetime-time.Second), store.DefaultEndedRetention, logging.Discard())
 	if c, _ := st.GetConnection(ctx, stale); c.Status != messages.StatusPending {
 		t.Fatalf("a consent within its lifetime is %s", c.Status)
 	}
@@ -81,7 +81,7 @@ func TestHousekeep(t *testing.T) {
 
 	clock = clock.Add(store.PublishedRetention + time.Second)
 	fresh := newPending() // its created event stays unpublished
-	housekeep(ctx, st, clock, logging.Discard())
+	housekeep(ctx, st, clock, store.DefaultEndedRetention, logging.Discard())
 	for id, want := range map[string]messages.ConnectionStatus{stale: messages.StatusExpired, fresh: messages.StatusPending} {
 		if c, err := st.GetConnection(ctx, id); err != nil || c.Status != want {
 			t.Errorf("connection is %s (%v), want %s", c.Status, err, want)
@@ -136,18 +136,22 @@ func TestHousekeepEndsUnconfirmedConsents(t *testing.T) {
 		}
 		return c
 	}
-	lock(again.ID, func(ctx context.Context, l *store.Locked) error { return l.Activate(ctx, store.Tokens{Access: "old-access"}) })
+	lock(again.ID, func(ctx context.Context, l *store.Locked) error {
+		return l.Activate(ctx, store.Tokens{Access: "old-access"})
+	})
 	for _, id := range []string{first.ID, again.ID} {
-		lock(id, func(ctx context.Context, l *store.Locked) error { return l.Stage(ctx, store.Tokens{Access: "staged-access"}, wait) })
+		lock(id, func(ctx context.Context, l *store.Locked) error {
+			return l.Stage(ctx, store.Tokens{Access: "staged-access"}, wait)
+		})
 	}
 
-	housekeep(ctx, st, by.Add(-time.Second), logging.Discard())
+	housekeep(ctx, st, by.Add(-time.Second), store.DefaultEndedRetention, logging.Discard())
 	for _, id := range []string{first.ID, again.ID} {
 		if c, _ := st.GetConnection(ctx, id); c.ConfirmBy == nil {
 			t.Fatalf("a consent within its deadline was ended: %+v", c)
 		}
 	}
-	housekeep(ctx, st, by, logging.Discard())
+	housekeep(ctx, st, by, store.DefaultEndedRetention, logging.Discard())
 	for id, want := range map[string]messages.ConnectionStatus{first.ID: messages.StatusFailed, again.ID: messages.StatusActive} {
 		c, err := st.GetConnection(ctx, id)
 		if err != nil || c.Status != want || c.ConfirmBy != nil {

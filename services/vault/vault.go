@@ -36,6 +36,7 @@ import (
 	"github.com/nexus-broker/nexus/shared/natsauth"
 	"github.com/nexus-broker/nexus/shared/natsx"
 	"github.com/nexus-broker/nexus/shared/pg"
+	"github.com/nexus-broker/nexus/shared/ratelimit"
 )
 
 // Name and Version identify the service in NATS micro discovery.
@@ -67,7 +68,29 @@ type Config struct {
 	ProviderConcurrency int
 	BreakerTrip         int
 	BreakerCoolDown     time.Duration
+	// RefreshLimits bound tokens.refresh, a provider call each, per
+	// Gateway key (TOKENS_REFRESH_RATE_PER_KEY, default 600/m) and per
+	// workspace (TOKENS_REFRESH_RATE_PER_WORKSPACE, default 30/m), counted
+	// in PostgreSQL across replicas. The zero value is no limit; LoadConfig
+	// gives the defaults.
+	RefreshLimits ratelimit.Limits
+	// EndedRetention is ENDED_CONNECTION_RETENTION (default 720h, at least
+	// 1h): how long a failed, expired or revoked connection is kept after
+	// its last change before it is deleted. Zero means the default.
+	EndedRetention time.Duration
+
+	// Now is the clock of the vault's records, refresh schedules,
+	// housekeeping and rate-limit windows; nil means time.Now. For tests.
+	Now func() time.Time
 }
+
+// The default limits of tokens.refresh: a forced refresh calls the
+// provider, so a workspace gets 30 a minute; tokens.get refreshes when it
+// must and is not limited.
+const (
+	DefaultRefreshRatePerKey       = "600/m"
+	DefaultRefreshRatePerWorkspace = "30/m"
+)
 
 // LogValue keeps the keys and the database URL (which may hold a password)
 // out of logs.
@@ -75,12 +98,14 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("nats_url", c.RedactedNATSURL()), slog.String("prefix", c.Prefix), slog.String("http_addr", c.HTTPAddr),
 		slog.String("encryption_key", "[redacted]"), slog.Int("previous_keys", len(c.PreviousKeys)),
-		slog.Duration("refresh_lead_time", c.RefreshLead))
+		slog.Duration("refresh_lead_time", c.RefreshLead), slog.Duration("ended_connection_retention", c.EndedRetention),
+		slog.String("tokens_refresh_rate_per_key", c.RefreshLimits.PerKey.String()),
+		slog.String("tokens_refresh_rate_per_workspace", c.RefreshLimits.PerWorkspace.String()))
 }
 
 // LoadConfig reads the vault's variables: the common ones, DATABASE_URL,
-// ENCRYPTION_KEY, ENCRYPTION_KEYS_PREVIOUS and REFRESH_LEAD_TIME. Problems
-// are collected in l.
+// ENCRYPTION_KEY, ENCRYPTION_KEYS_PREVIOUS, REFRESH_LEAD_TIME, the limits of
+// tokens.refresh and ENDED_CONNECTION_RETENTION. Problems are collected in l.
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
 		Common:        l.Common(":8082"),
@@ -98,6 +123,12 @@ func LoadConfig(l *config.Loader) Config {
 		HandshakeKeys:      l.Keys(config.HandshakeServiceKeys, "the key the handshake presents to the vault and admin", true),
 		AdminKeys:          l.Keys(config.AdminServiceKeys, "the key admin presents to the vault", true),
 		RefresherKeys:      l.Keys(config.RefresherServiceKeys, "the key the refresher presents to the vault", true),
+
+		RefreshLimits: ratelimit.Limits{
+			PerKey:       ratelimit.Load(l, "TOKENS_REFRESH_RATE_PER_KEY", DefaultRefreshRatePerKey),
+			PerWorkspace: ratelimit.Load(l, "TOKENS_REFRESH_RATE_PER_WORKSPACE", DefaultRefreshRatePerWorkspace),
+		},
+		EndedRetention: l.Duration("ENDED_CONNECTION_RETENTION", store.DefaultEndedRetention),
 	}
 	if c.DatabaseURL != "" {
 		if err := pg.CheckURL(c.DatabaseURL); err != nil {
@@ -106,6 +137,9 @@ func LoadConfig(l *config.Loader) Config {
 	}
 	if c.RefreshLead <= 0 || c.RefreshLead > 24*time.Hour {
 		l.Problem("REFRESH_LEAD_TIME", "must be between 1s and 24h")
+	}
+	if c.EndedRetention < store.MinEndedRetention {
+		l.Problem("ENDED_CONNECTION_RETENTION", "must be at least %s", store.MinEndedRetention)
 	}
 	return c
 }
@@ -176,6 +210,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.EndedRetention <= 0 {
+		cfg.EndedRetention = store.DefaultEndedRetention
+	}
 	s := &Service{log: log, reg: metrics.NewRegistry()}
 	ok := false
 	defer func() {
@@ -197,6 +237,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	inv := invalidator{nc: s.nc, cache: c, subject: messages.Subject(cfg.Prefix, messages.SubjectVaultInvalidate), log: log}
 	outboxSubject := messages.Subject(cfg.Prefix, messages.SubjectVaultOutboxNotify)
 	st := store.New(s.pool, keys, store.Options{
+		Now:         cfg.Now,
 		RefreshLead: cfg.RefreshLead,
 		// Every commit that changes what is served empties the caches of
 		// every replica: the one place that does it.
@@ -224,8 +265,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	prov := providers{c: provider.New(provider.DefaultTimeout, nil), guard: guard.New(guard.Config{
 		Concurrency: cfg.ProviderConcurrency, Trip: cfg.BreakerTrip, CoolDown: cfg.BreakerCoolDown, Log: log})}
-	h := api.New(api.Deps{Store: st, Provider: prov, Refresher: refresh.New(st, prov, log, nil), Cache: c, Log: log,
-		Verifier: static.NewVerifier(static.DefaultVerifyTimeout, nil), Schemas: static.NewSchemas()})
+	limit, err := ratelimit.New(ratelimit.Options{
+		Endpoint: "tokens.refresh", Limits: cfg.RefreshLimits, Counter: st, Now: cfg.Now, Log: log, Registerer: s.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h := api.New(api.Deps{Store: st, Provider: prov, Refresher: refresh.New(st, prov, log, cfg.Now), Cache: c, Log: log, Now: cfg.Now,
+		Verifier: static.NewVerifier(static.DefaultVerifyTimeout, nil), Schemas: static.NewSchemas(), RefreshLimit: limit})
 
 	if s.svc, err = natsx.NewService(s.nc, natsx.ServiceConfig{
 		Name:        Name,
@@ -252,7 +299,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	s.stop = stop
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); runCacheSweep(sctx, c, cacheSweepInterval) }()
-	go func() { defer s.wg.Done(); runHousekeeping(sctx, st, housekeepingInterval, time.Now, log) }()
+	go func() {
+		defer s.wg.Done()
+		runHousekeeping(sctx, st, housekeepingInterval, cfg.Now, cfg.EndedRetention, log)
+	}()
 	ok = true
 	log.Info("vault started", "keys", keys)
 	return s, nil

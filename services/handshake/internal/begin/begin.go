@@ -30,6 +30,7 @@ const (
 
 // Deps is what the endpoint needs.
 type Deps struct {
+	Limit      Limiter // nil for no limits
 	Providers  Providers
 	Vault      Vault
 	Flows      FlowStore
@@ -70,6 +71,12 @@ func (h *Handler) Begin(ctx context.Context, req messages.BeginRequest) (*messag
 	returnURL, err := h.d.ReturnURLs.Check(req.ReturnURL)
 	if err != nil {
 		return nil, messages.Errorf(messages.CodeInvalidRequest, "%v", err)
+	}
+	// Before anything is created: a refused begin leaves nothing behind.
+	if h.d.Limit != nil {
+		if err := h.d.Limit.Allow(ctx, natsx.CallerOf(ctx).KeyID, req.WorkspaceID); err != nil {
+			return nil, err
+		}
 	}
 
 	p, err := h.d.Providers.GetProvider(ctx, req.Provider)

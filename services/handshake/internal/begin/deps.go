@@ -11,7 +11,14 @@ import (
 	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
 	"github.com/nexus-broker/nexus/services/handshake/internal/vaultapi"
 	"github.com/nexus-broker/nexus/shared/discovery"
+	"github.com/nexus-broker/nexus/shared/ratelimit"
 )
+
+// Limiter counts a Gateway key's begin for a workspace, refusing it with
+// rate_limited over a limit (shared/ratelimit).
+type Limiter interface {
+	Allow(ctx context.Context, keyID, workspaceID string) error
+}
 
 // Providers resolves the provider a consent names (admin).
 type Providers interface {
@@ -39,6 +46,7 @@ type ReturnURLs interface {
 }
 
 var (
+	_ Limiter    = (*ratelimit.Limiter)(nil)
 	_ Providers  = (*adminapi.Client)(nil)
 	_ Vault      = (*vaultapi.Client)(nil)
 	_ FlowStore  = (*flow.Store)(nil)

@@ -70,6 +70,9 @@ type Deps struct {
 	Cache *cache.Cache
 	Log   *slog.Logger
 	Now   func() time.Time
+
+	// RefreshLimit bounds tokens.refresh (nil for no limit).
+	RefreshLimit RateLimiter
 }
 
 // Handlers answers the vault's subjects.

@@ -10,12 +10,22 @@ import (
 	"github.com/nexus-broker/nexus/services/vault/internal/refresh"
 	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
+	"github.com/nexus-broker/nexus/shared/natsx"
+	"github.com/nexus-broker/nexus/shared/ratelimit"
 )
 
 type tokenStore interface {
 	GetConnection(ctx context.Context, id string) (store.Connection, error)
 	GetWithTokens(ctx context.Context, id string) (store.Connection, store.Tokens, error)
 }
+
+// RateLimiter counts a Gateway key's request for a workspace, refusing it
+// with rate_limited over a limit (shared/ratelimit).
+type RateLimiter interface {
+	Allow(ctx context.Context, keyID, workspaceID string) error
+}
+
+var _ RateLimiter = (*ratelimit.Limiter)(nil)
 
 // MaxMinValidSeconds bounds min_valid_seconds: asking for more than a token
 // usually lives would refresh on every request.
@@ -119,6 +129,13 @@ func (h *Handlers) refreshToken(ctx context.Context, r messages.TokenRequest) (*
 	}
 	if err := c.Serveable(); err != nil {
 		return nil, err
+	}
+	// Counted only for a refresh that may call the provider, in the
+	// connection's own workspace (a cross-workspace key may name none).
+	if h.RefreshLimit != nil {
+		if err := h.RefreshLimit.Allow(ctx, natsx.CallerOf(ctx).KeyID, c.WorkspaceID); err != nil {
+			return nil, err
+		}
 	}
 	res, err := h.Refresher.Refresh(ctx, c.ID, c.ProviderID, refresh.Need{Force: true, SeenVersion: c.TokenVersion})
 	if err != nil {

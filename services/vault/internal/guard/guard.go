@@ -81,7 +81,9 @@ func (g *Guard) entry(providerID string) *entry {
 			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(g.cfg.Trip) },
 			// Only a provider that does not answer, or answers 5xx/429,
 			// counts against it: a refusal is an answer.
-			IsSuccessful: func(err error) bool { return err == nil || !errors.Is(err, provider.ErrTransient) || errors.Is(err, errGuard) },
+			IsSuccessful: func(err error) bool {
+				return err == nil || !errors.Is(err, provider.ErrTransient) || errors.Is(err, errGuard)
+			},
 			OnStateChange: func(name string, from, to gobreaker.State) {
 				e.mu.Lock()
 				if to == gobreaker.StateOpen {

@@ -12,9 +12,12 @@ const PendingLifetime = time.Hour + 5*time.Minute
 
 // ExpirePending moves connections pending since before cutoff (a consent
 // that was started and never finished) to expired, and returns how many it
-// moved. Any replica may run it; it is idempotent.
+// moved. Any replica may run it; it is idempotent. A pending connection
+// holds no secret; should one ever, it would not keep it once expired.
 func (s *Store) ExpirePending(ctx context.Context, cutoff time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `update vault.connections set status = 'expired', updated_at = $1, `+wipeStaged+`
+	tag, err := s.pool.Exec(ctx, `update vault.connections set status = 'expired', updated_at = $1,
+		access_token = null, refresh_token = null, static_credentials = null, credential_schema_hash = null,
+		refresh_due_at = null, refresh_lease_owner = null, `+wipeStaged+`
 		where status = 'pending' and updated_at < $2`, s.clock(), cutoff.UTC())
 	if err != nil {
 		return 0, err
