@@ -93,7 +93,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		s.pool.Close()
 		return nil, err
 	}
-	if s.nc, err = natsx.Connect(cfg.NATSURL, natsauth.Admin, log); err != nil {
+	if s.nc, err = natsx.Connect(cfg.NATSURL, natsauth.Admin, log, natsx.TLS(cfg.Common)...); err != nil {
 		s.pool.Close()
 		return nil, fmt.Errorf("nats: %w", err) // natsx.Connect names the server, without its password
 	}

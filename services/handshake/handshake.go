@@ -34,6 +34,7 @@ import (
 	"github.com/nexus-broker/nexus/services/handshake/internal/web"
 	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/config"
+	"github.com/nexus-broker/nexus/shared/discovery"
 	"github.com/nexus-broker/nexus/shared/httpserver"
 	"github.com/nexus-broker/nexus/shared/metrics"
 	"github.com/nexus-broker/nexus/shared/natsauth"
@@ -145,15 +146,20 @@ func LoadConfig(l *config.Loader) Config {
 	return c
 }
 
-// parsePublicURL checks PUBLIC_URL: absolute http(s), no userinfo, query or
-// fragment. The result has no trailing slash.
+// parsePublicURL checks PUBLIC_URL: absolute https (http only on a
+// loopback host, for development: the callback carries authorization codes
+// and the form carries credentials), no userinfo, query or fragment. The
+// result has no trailing slash.
 func parsePublicURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(strings.TrimSuffix(raw, "/"))
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, errors.New("must be an absolute http or https URL")
+		return nil, errors.New("must be an absolute https URL")
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
 		return nil, errors.New("must not carry userinfo, a query or a fragment")
+	}
+	if u.Scheme == "http" && !discovery.Loopback(u.Hostname()) {
+		return nil, errors.New("must use https (http only on a loopback host such as 127.0.0.1 or localhost, for development)")
 	}
 	return u, nil
 }
@@ -214,7 +220,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if err != nil {
 		return nil, err
 	}
-	if s.nc, err = natsx.Connect(cfg.NATSURL, natsauth.Handshake, log); err != nil {
+	if s.nc, err = natsx.Connect(cfg.NATSURL, natsauth.Handshake, log, natsx.TLS(cfg.Common)...); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
 	client := &natsx.Client{NC: s.nc, Prefix: cfg.Prefix, APIKey: apikey.Outgoing(cfg.ServiceKeys)}

@@ -16,6 +16,7 @@ import (
 	"github.com/nexus-broker/nexus/services/handshake"
 	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/shared/natsx"
+	"github.com/nexus-broker/nexus/shared/testkit"
 )
 
 func TestConsentHappyPath(t *testing.T) {
@@ -494,4 +495,25 @@ func assertFailed(t *testing.T, e *env, connectionID, code string) messages.Vaul
 	}
 	t.Fatalf("connection %s was not marked failed", connectionID)
 	return messages.VaultFailConnection{}
+}
+
+// TestPublicURLMustBeHTTPS: the edge carries authorization codes and typed
+// credentials: plain http only on loopback, for development.
+func TestPublicURLMustBeHTTPS(t *testing.T) {
+	for raw, ok := range map[string]bool{
+		"https://connect.example.com":    true,
+		"http://127.0.0.1:8080":          true,
+		"http://localhost:8080/base":     true,
+		"http://[::1]:8080":              true,
+		"http://connect.example.com":     false,
+		"http://10.0.0.5:8080":           false,
+		"http://127.0.0.1.example.com:8": false,
+	} {
+		l := config.FromMap(map[string]string{"API_KEY": apiKey, "HANDSHAKE_SERVICE_KEY": serviceKey, "REDIS_URL": "redis://127.0.0.1:6379/0",
+			"STATE_KEY": testkit.Key32(t), "PUBLIC_URL": raw, "ALLOWED_RETURN_URLS": "https://app.example.com/cb"})
+		handshake.LoadConfig(l)
+		if err := l.Err(); (err == nil) != ok {
+			t.Errorf("PUBLIC_URL=%s: %v", raw, err)
+		}
+	}
 }

@@ -172,7 +172,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		}
 	}()
 
-	if s.nc, err = natsx.Connect(cfg.NATSURL, natsauth.Refresher, log); err != nil {
+	if s.nc, err = natsx.Connect(cfg.NATSURL, natsauth.Refresher, log, natsx.TLS(cfg.Common)...); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
 	if s.js, err = jetstream.New(s.nc); err != nil {

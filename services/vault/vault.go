@@ -230,7 +230,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if err := store.Migrate(ctx, s.pool); err != nil {
 		return nil, err
 	}
-	if s.nc, err = natsx.Connect(cfg.NATSURL, natsauth.Vault, log); err != nil {
+	if s.nc, err = natsx.Connect(cfg.NATSURL, natsauth.Vault, log, natsx.TLS(cfg.Common)...); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
 	c := cache.New(cache.DefaultTTL, nil)

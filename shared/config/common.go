@@ -11,6 +11,11 @@ type Common struct {
 	HTTPAddr  string // HTTP_ADDR: /healthz, /readyz, /metrics and the service's own routes
 	LogLevel  string // LOG_LEVEL
 	LogFormat string // LOG_FORMAT: json or text
+	// TLS to NATS (tls:// URLs, or a server that requires it): the CA that
+	// signed the servers' certificates (NATS_CA_FILE; the system's roots
+	// when unset) and this service's client certificate and key
+	// (NATS_CERT_FILE, NATS_KEY_FILE), for servers that verify clients.
+	NATSCAFile, NATSCertFile, NATSKeyFile string
 }
 
 // Common reads the variables every service needs. httpAddr is the service's
@@ -25,6 +30,11 @@ func (l *Loader) Common(httpAddr string) Common {
 	}
 	for _, p := range NATSURLProblems(c.NATSURL) {
 		l.Problem("NATS_URL", "%s", p)
+	}
+	c.NATSCAFile = l.File("NATS_CA_FILE")
+	c.NATSCertFile, c.NATSKeyFile = l.File("NATS_CERT_FILE"), l.File("NATS_KEY_FILE")
+	if (c.NATSCertFile == "") != (c.NATSKeyFile == "") {
+		l.Problem("NATS_CERT_FILE", "and NATS_KEY_FILE go together: a client certificate needs its key")
 	}
 	return c
 }

@@ -145,6 +145,21 @@ func (l *Loader) URL(name, def string, schemes ...string) *url.URL {
 	return nil
 }
 
+// File reads an optional path to a file that must exist and be readable.
+func (l *Loader) File(name string) string {
+	v, ok := l.get(name)
+	if !ok {
+		return ""
+	}
+	f, err := os.Open(v)
+	if err != nil {
+		l.Problem(name, "cannot read %s: %v", v, errors.Unwrap(err))
+		return v
+	}
+	f.Close()
+	return v
+}
+
 // Duration reads a Go duration ("90s", "5m").
 func (l *Loader) Duration(name string, def time.Duration) time.Duration {
 	v, ok := l.get(name)

@@ -54,6 +54,20 @@ func Connect(url, service string, log *slog.Logger, opts ...nats.Option) (*nats.
 	return nc, nil
 }
 
+// TLS is the client options NATS_CA_FILE, NATS_CERT_FILE and NATS_KEY_FILE
+// ask for (none when unset: a tls:// URL then verifies the server against
+// the system's roots).
+func TLS(c config.Common) []nats.Option {
+	var opts []nats.Option
+	if c.NATSCAFile != "" {
+		opts = append(opts, nats.RootCAs(c.NATSCAFile))
+	}
+	if c.NATSCertFile != "" {
+		opts = append(opts, nats.ClientCert(c.NATSCertFile, c.NATSKeyFile))
+	}
+	return opts
+}
+
 // Drain drains the connection and waits until it is closed or ctx ends.
 func Drain(ctx context.Context, nc *nats.Conn) {
 	if nc == nil || nc.IsClosed() {

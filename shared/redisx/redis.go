@@ -4,6 +4,7 @@ package redisx
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -21,6 +22,8 @@ import (
 //	redis://[:password@]host:port/db       one server
 //	redis://host1:port,host2:port/?cluster=true
 //	redis://host1:port,host2:port/db?master=mymaster   Sentinel
+//
+// rediss:// is the same over TLS, in every mode.
 func Connect(ctx context.Context, rawURL string) (redis.UniversalClient, error) {
 	opts, err := parseURL(rawURL)
 	if err != nil {
@@ -76,6 +79,15 @@ func parse(rawURL string) (*redis.UniversalOptions, error) {
 		return &redis.UniversalOptions{Addrs: []string{o.Addr}, DB: o.DB, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig, Protocol: o.Protocol}, nil
 	}
 	opts := &redis.UniversalOptions{Addrs: strings.Split(u.Host, ","), MasterName: q.Get("master"), IsClusterMode: q.Get("cluster") == "true"}
+	switch u.Scheme {
+	case "rediss":
+		// TLS to every node and sentinel, verified against the system's
+		// roots; the server name is each address's host.
+		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	case "redis":
+	default:
+		return nil, fmt.Errorf("scheme must be redis or rediss, not %q", u.Scheme)
+	}
 	if u.User != nil {
 		opts.Username = u.User.Username()
 		opts.Password, _ = u.User.Password()

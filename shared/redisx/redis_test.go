@@ -188,3 +188,29 @@ func TestGoRedisLinesGoThroughSlog(t *testing.T) {
 		t.Errorf("an error-level logger got %s", quiet.String())
 	}
 }
+
+// TestTLSInEveryMode: rediss:// keeps TLS for one server, a Cluster and a
+// Sentinel group alike; redis:// has none.
+func TestTLSInEveryMode(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"rediss://:pw@cache.example:6380/0":                        true,
+		"rediss://n1.example:6380,n2.example:6380/?cluster=true":   true,
+		"rediss://s1.example:26379,s2.example:26379/0?master=main": true,
+		"redis://n1.example:6379,n2.example:6379/?cluster=true":    false,
+		"redis://cache.example:6379/0":                             false,
+	} {
+		opts, err := parse(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		if got := opts.TLSConfig != nil; got != want {
+			t.Errorf("%s: TLS %v, want %v", raw, got, want)
+		}
+		if want && opts.TLSConfig.InsecureSkipVerify {
+			t.Errorf("%s: certificates not verified", raw)
+		}
+	}
+	if _, err := parse("http://n1.example:6379,n2.example:6379/?cluster=true"); err == nil {
+		t.Error("an http:// Redis URL was taken")
+	}
+}
