@@ -62,16 +62,28 @@ type AuditRecord struct {
 	Caller  apikey.Caller // the zero Caller when the key was unknown
 	Subject string        // relative to the prefix, e.g. v1.tokens.get
 	// Target and Workspace are what the request named (AuditTarget), when
-	// it could be decoded.
+	// it could be decoded; what a successful reply names instead, when it
+	// names something (the connection a request created).
 	Target, Workspace string
+	// Actor is the key id of the caller a service acted for, when the
+	// request names one (AuditActorer): the Gateway key behind a consent
+	// the handshake starts.
+	Actor string
 	// Code is the error's contract code; "" when the request succeeded.
 	Code messages.ErrorCode
 }
 
 // AuditTargeter is implemented by request types that name what they act on
-// (a connection, a provider), for audit records.
+// (a connection, a provider), for audit records, and by reply types that
+// name what was acted on.
 type AuditTargeter interface {
 	AuditTarget() (target, workspace string)
+}
+
+// AuditActorer is implemented by request types in which a service names the
+// caller it acts for (a key id, never a key), for audit records.
+type AuditActorer interface {
+	AuditActor() string
 }
 
 // Service is a micro service whose endpoints run concurrently, check the API
@@ -174,9 +186,6 @@ type endpointOptions struct {
 	audited  bool
 }
 
-// Audited sends a record of every request of the endpoint to the service's
-// Audit.
-
 // For names the callers (apikey.Gateway, apikey.Handshake, ...) an endpoint
 // serves. Every endpoint needs at least one.
 func For(principals ...string) Option {
@@ -187,6 +196,8 @@ func For(principals ...string) Option {
 	}
 }
 
+// Audited sends a record of every request of the endpoint to the service's
+// Audit.
 func Audited() Option { return func(o *endpointOptions) { o.audited = true } }
 
 // MaxBytes bounds the endpoint's request body instead of the service's
@@ -263,6 +274,9 @@ func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(context.
 			if t, ok := any(in).(AuditTargeter); ok {
 				rec.Target, rec.Workspace = t.AuditTarget()
 			}
+			if a, ok := any(in).(AuditActorer); ok {
+				rec.Actor = a.AuditActor()
+			}
 		}
 		ctx := apikey.WithCaller(context.Background(), caller)
 		if fast != nil {
@@ -330,6 +344,11 @@ func (e *endpoint) finish(req micro.Request, rec *AuditRecord, reply any, err er
 		e.s.duration.WithLabelValues(e.subject, code).Observe(time.Since(rec.At).Seconds())
 	}
 	if e.audit != nil {
+		if t, ok := reply.(AuditTargeter); ok && err == nil {
+			if target, ws := t.AuditTarget(); target != "" {
+				rec.Target, rec.Workspace = target, ws
+			}
+		}
 		rec.Subject = e.relative
 		e.audit(*rec)
 	}
