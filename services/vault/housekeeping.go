@@ -14,6 +14,7 @@ import (
 const (
 	cacheSweepInterval   = 5 * time.Second
 	housekeepingInterval = time.Minute
+	auditPruneInterval   = time.Hour
 )
 
 // runCacheSweep drops expired cache entries every interval until ctx ends,
@@ -66,5 +67,37 @@ func housekeep(ctx context.Context, st housekeepingStore, now time.Time, log *sl
 	}
 	if _, err := st.PruneOutbox(ctx, now.Add(-store.PublishedRetention)); err != nil && ctx.Err() == nil {
 		log.Warn("pruning the outbox failed", "err", err)
+	}
+}
+
+// auditStore is what the audit prune changes.
+type auditStore interface {
+	PruneAudit(ctx context.Context, cutoff time.Time) (int64, error)
+}
+
+var _ auditStore = (*store.Store)(nil)
+
+// runAuditPrune runs pruneAudit at once and then every interval until ctx
+// ends, reading the time from now.
+func runAuditPrune(ctx context.Context, st auditStore, every, retention time.Duration, now func() time.Time, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		pruneAudit(ctx, st, now(), retention, log)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pruneAudit is one pass at time now: audit records older than retention
+// (AUDIT_RETENTION) are deleted.
+func pruneAudit(ctx context.Context, st auditStore, now time.Time, retention time.Duration, log *slog.Logger) {
+	if n, err := st.PruneAudit(ctx, now.Add(-retention)); err != nil && ctx.Err() == nil {
+		log.Warn("pruning audit records failed", "err", err)
+	} else if n > 0 {
+		log.Info("audit records pruned", "count", n, "retention", retention)
 	}
 }

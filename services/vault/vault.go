@@ -22,6 +22,7 @@ import (
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault/internal/api"
+	"github.com/nexus-broker/nexus/services/vault/internal/audit"
 	"github.com/nexus-broker/nexus/services/vault/internal/cache"
 	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
@@ -59,6 +60,9 @@ type Config struct {
 	// the background refresher renews a token (half the token's life when
 	// that is shorter).
 	RefreshLead time.Duration
+	// AuditRetention is AUDIT_RETENTION (default 2160h, 90 days): how long
+	// audit records are kept (0 here means the default).
+	AuditRetention time.Duration
 }
 
 // LogValue keeps the keys and the database URL (which may hold a password)
@@ -67,19 +71,20 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("nats_url", c.RedactedNATSURL()), slog.String("prefix", c.Prefix), slog.String("http_addr", c.HTTPAddr),
 		slog.String("encryption_key", "[redacted]"), slog.Int("previous_keys", len(c.PreviousKeys)),
-		slog.Duration("refresh_lead_time", c.RefreshLead))
+		slog.Duration("refresh_lead_time", c.RefreshLead), slog.Duration("audit_retention", c.AuditRetention))
 }
 
 // LoadConfig reads the vault's variables: the common ones, DATABASE_URL,
-// ENCRYPTION_KEY, ENCRYPTION_KEYS_PREVIOUS and REFRESH_LEAD_TIME. Problems
-// are collected in l.
+// ENCRYPTION_KEY, ENCRYPTION_KEYS_PREVIOUS, REFRESH_LEAD_TIME and
+// AUDIT_RETENTION. Problems are collected in l.
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
-		Common:        l.Common(":8082"),
-		DatabaseURL:   l.Required("DATABASE_URL", "the PostgreSQL database holding schema vault"),
-		EncryptionKey: l.Key32("ENCRYPTION_KEY"),
-		PreviousKeys:  l.Keys32("ENCRYPTION_KEYS_PREVIOUS"),
-		RefreshLead:   l.Duration("REFRESH_LEAD_TIME", store.DefaultRefreshLead),
+		Common:         l.Common(":8082"),
+		DatabaseURL:    l.Required("DATABASE_URL", "the PostgreSQL database holding schema vault"),
+		EncryptionKey:  l.Key32("ENCRYPTION_KEY"),
+		PreviousKeys:   l.Keys32("ENCRYPTION_KEYS_PREVIOUS"),
+		RefreshLead:    l.Duration("REFRESH_LEAD_TIME", store.DefaultRefreshLead),
+		AuditRetention: l.Duration("AUDIT_RETENTION", store.DefaultAuditRetention),
 
 		GatewayKeys:        l.Keys(config.GatewayKeys, "the keys the Gateway presents", true),
 		CrossWorkspaceKeys: l.Keys(config.CrossWorkspaceKeys, "Gateway keys that may omit workspace_id", false),
@@ -89,6 +94,9 @@ func LoadConfig(l *config.Loader) Config {
 	}
 	if c.RefreshLead <= 0 || c.RefreshLead > 24*time.Hour {
 		l.Problem("REFRESH_LEAD_TIME", "must be between 1s and 24h")
+	}
+	if c.AuditRetention < time.Hour {
+		l.Problem("AUDIT_RETENTION", "must be at least 1h (the default is 2160h, 90 days)")
 	}
 	return c
 }
@@ -142,6 +150,7 @@ type Service struct {
 	svc      *natsx.Service
 	sub      *nats.Subscription
 	reg      *prometheus.Registry
+	audit    *audit.Sink
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
 	closeErr error
@@ -205,9 +214,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if s.sub, err = s.nc.Subscribe(inv.subject, inv.received); err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", inv.subject, err)
 	}
+	// Credential releases are counted by group; every other audited request
+	// is a row of its own (internal/audit).
+	if s.audit, err = audit.New(st, audit.Options{Aggregate: []string{messages.SubjectTokensGet}, Registerer: s.reg, Log: log}); err != nil {
+		return nil, err
+	}
 	prov := providers{provider.New(provider.DefaultTimeout, nil)}
 	h := api.New(api.Deps{Store: st, Provider: prov, Refresher: refresh.New(st, prov, log, nil), Cache: c, Log: log,
-		Verifier: static.NewVerifier(static.DefaultVerifyTimeout, nil), Schemas: static.NewSchemas()})
+		Verifier: static.NewVerifier(static.DefaultVerifyTimeout, nil), Schemas: static.NewSchemas(), AuditLog: s.audit})
 
 	if s.svc, err = natsx.NewService(s.nc, natsx.ServiceConfig{
 		Name:        Name,
@@ -218,6 +232,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Errors:      h.ContractError,
 		Log:         log,
 		Registerer:  s.reg,
+		Audit:       s.audit.Record,
 	}); err != nil {
 		return nil, err
 	}
@@ -232,9 +247,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 
 	sctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
-	s.wg.Add(2)
+	retention := cfg.AuditRetention
+	if retention <= 0 {
+		retention = store.DefaultAuditRetention
+	}
+	s.wg.Add(4)
 	go func() { defer s.wg.Done(); runCacheSweep(sctx, c, cacheSweepInterval) }()
 	go func() { defer s.wg.Done(); runHousekeeping(sctx, st, housekeepingInterval, time.Now, log) }()
+	go func() { defer s.wg.Done(); s.audit.Run(sctx) }()
+	go func() { defer s.wg.Done(); runAuditPrune(sctx, st, auditPruneInterval, retention, time.Now, log) }()
 	ok = true
 	log.Info("vault started", "keys", keys)
 	return s, nil
@@ -250,8 +271,9 @@ func (s *Service) Handler() http.Handler {
 	return mux
 }
 
-// Close stops the endpoints (waiting for handlers in flight), drains NATS
-// and closes the database pool. It is safe to call more than once.
+// Close stops the endpoints (waiting for handlers in flight), writes the
+// audit records still collected, drains NATS and closes the database pool.
+// It is safe to call more than once.
 func (s *Service) Close(ctx context.Context) error {
 	s.once.Do(func() {
 		var errs []error
@@ -261,6 +283,10 @@ func (s *Service) Close(ctx context.Context) error {
 		}
 		if s.svc != nil {
 			errs = append(errs, s.svc.Stop())
+		}
+		if s.audit != nil {
+			// The log has the detail; a late record is not a failed Close.
+			_ = s.audit.Close(ctx)
 		}
 		if s.sub != nil {
 			_ = s.sub.Unsubscribe()
