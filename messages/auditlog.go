@@ -110,7 +110,8 @@ func (r AuditListRequest) PageLimit() int {
 // Audit cursors are the position of a page's last record in the order of
 // every audit list (at, then id, both descending), versioned and
 // base64url-encoded, so that the vault and admin page through their
-// records alike. Callers pass NextCursor back as it is.
+// records alike, and admin through both at once. Callers pass NextCursor
+// back as it is.
 const auditCursorVersion = "a1:"
 
 // EncodeAuditCursor is the cursor of the page that ends with the record at,
@@ -135,10 +136,31 @@ func DecodeAuditCursor(c string) (at time.Time, id string, ok bool) {
 	}
 	micros, id, ok := strings.Cut(rest, ":")
 	n, err := strconv.ParseInt(micros, 10, 64)
-	if !ok || err != nil || id == "" {
+	if !ok || err != nil || !canonicalUUID(id) {
 		return time.Time{}, "", false
 	}
 	return time.UnixMicro(n).UTC(), id, true
+}
+
+// canonicalUUID: record ids are UUIDs in their canonical text form
+// (lowercase), so that comparing the text compares the ids as the
+// databases order them.
+func canonicalUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case (c < '0' || c > '9') && (c < 'a' || c > 'f'):
+			return false
+		}
+	}
+	return true
 }
 
 // AuditBefore reports whether record a comes before record b in an audit

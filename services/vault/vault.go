@@ -63,6 +63,10 @@ type Config struct {
 	// AuditRetention is AUDIT_RETENTION (default 2160h, 90 days): how long
 	// audit records are kept (0 here means the default).
 	AuditRetention time.Duration
+	// AuditInterval is how often collected audit records are written
+	// (audit.DefaultInterval, 2s, when 0). Not read from the environment:
+	// tests set it, so that only what they ask for writes.
+	AuditInterval time.Duration
 }
 
 // LogValue keeps the keys and the database URL (which may hold a password)
@@ -216,7 +220,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	// Credential releases are counted by group; every other audited request
 	// is a row of its own (internal/audit).
-	if s.audit, err = audit.New(st, audit.Options{Aggregate: []string{messages.SubjectTokensGet}, Registerer: s.reg, Log: log}); err != nil {
+	if s.audit, err = audit.New(st, audit.Options{Aggregate: []string{messages.SubjectTokensGet}, Interval: cfg.AuditInterval, Registerer: s.reg, Log: log}); err != nil {
 		return nil, err
 	}
 	prov := providers{provider.New(provider.DefaultTimeout, nil)}

@@ -49,9 +49,10 @@ type ServiceConfig struct {
 	// Registerer receives the request-duration histogram; nil for none.
 	Registerer prometheus.Registerer
 	// Audit, when set, is given a record of every request to an endpoint
-	// registered with Audited, once it is answered (refused ones included).
-	// It runs on the answering goroutine, the subscription's for requests
-	// answered inline: it must not block.
+	// registered with Audited, refused ones included, once its answer is
+	// settled and just before it is sent. It runs on the answering
+	// goroutine, the subscription's for requests answered inline: it must
+	// not block.
 	Audit func(AuditRecord)
 }
 
@@ -329,19 +330,17 @@ func call[Req, Reply any](ctx context.Context, e *endpoint, in Req, h func(conte
 	return h(ctx, in)
 }
 
-// finish sends the reply or the error and records the duration. inline says
-// the subscription's goroutine is answering, before micro's handler returns:
-// only then may micro's own error bookkeeping (req.Error) be used.
+// finish records the request (audited endpoints), sends the reply or the
+// error and records the duration. The audit record is taken before the
+// reply leaves, so a caller holding a reply knows its request is recorded.
+// inline says the subscription's goroutine is answering, before micro's
+// handler returns: only then may micro's own error bookkeeping (req.Error)
+// be used.
 func (e *endpoint) finish(req micro.Request, rec *AuditRecord, reply any, err error, inline bool) {
-	code := "ok"
+	var me *messages.Error
 	if err != nil {
-		rec.Code = e.fail(req, err, inline)
-		code = string(rec.Code)
-	} else if rerr := respondJSON(req, reply); rerr != nil {
-		e.s.cfg.Log.Error("reply failed", "subject", e.subject, "err", rerr)
-	}
-	if e.s.duration != nil {
-		e.s.duration.WithLabelValues(e.subject, code).Observe(time.Since(rec.At).Seconds())
+		me = e.contractError(err)
+		rec.Code = me.Code
 	}
 	if e.audit != nil {
 		if t, ok := reply.(AuditTargeter); ok && err == nil {
@@ -352,10 +351,22 @@ func (e *endpoint) finish(req micro.Request, rec *AuditRecord, reply any, err er
 		rec.Subject = e.relative
 		e.audit(*rec)
 	}
+	code := "ok"
+	if me != nil {
+		e.fail(req, me, inline)
+		code = string(me.Code)
+	} else if rerr := respondJSON(req, reply); rerr != nil {
+		e.s.cfg.Log.Error("reply failed", "subject", e.subject, "err", rerr)
+	}
+	if e.s.duration != nil {
+		e.s.duration.WithLabelValues(e.subject, code).Observe(time.Since(rec.At).Seconds())
+	}
 }
 
-// fail is the one place where errors become the contract's error replies.
-func (e *endpoint) fail(req micro.Request, err error, inline bool) messages.ErrorCode {
+// contractError is the one place where errors become the contract's: the
+// service's mapping, then timeouts as unavailable and anything else as
+// internal (its detail logged, never sent). Every error is counted by code.
+func (e *endpoint) contractError(err error) *messages.Error {
 	if e.s.cfg.Errors != nil {
 		err = e.s.cfg.Errors(err)
 	}
@@ -373,6 +384,11 @@ func (e *endpoint) fail(req micro.Request, err error, inline bool) messages.Erro
 	e.counts.mu.Lock()
 	e.counts.errors[me.Code]++
 	e.counts.mu.Unlock()
+	return me
+}
+
+// fail sends me as the contract's error reply.
+func (e *endpoint) fail(req micro.Request, me *messages.Error, inline bool) {
 	body, _ := json.Marshal(messages.ErrorBody{Error: me})
 	desc := me.Message
 	if me.Code == messages.CodeRateLimited && me.RetryAfterSeconds > 0 {
@@ -398,7 +414,6 @@ func (e *endpoint) fail(req micro.Request, err error, inline bool) messages.Erro
 	if rerr != nil {
 		e.s.cfg.Log.Error("error reply failed", "subject", e.subject, "err", rerr)
 	}
-	return me.Code
 }
 
 func respondJSON(req micro.Request, v any) error {
