@@ -65,7 +65,8 @@ type Config struct {
 	AuditRetention time.Duration
 	// AuditInterval is how often collected audit records are written
 	// (audit.DefaultInterval, 2s, when 0). Not read from the environment:
-	// tests set it, so that only what they ask for writes.
+	// tests make it long, so that rows are written only when they list
+	// them (vault.audit.list writes first) or close the vault.
 	AuditInterval time.Duration
 }
 
@@ -289,7 +290,8 @@ func (s *Service) Close(ctx context.Context) error {
 			errs = append(errs, s.svc.Stop())
 		}
 		if s.audit != nil {
-			// The log has the detail; a late record is not a failed Close.
+			// Records it cannot write are counted and logged; they do not
+			// fail Close.
 			_ = s.audit.Close(ctx)
 		}
 		if s.sub != nil {
