@@ -45,10 +45,11 @@ type AuditListReply struct {
 // operator's change to a provider. It never holds a secret nor a key.
 type AuditRecord struct {
 	ID string `json:"id"`
-	// At is when the request was answered. Credential releases
-	// (v1.tokens.get) are counted rather than recorded one by one: a record
-	// with Count n stands for n identical requests (same caller, action,
-	// target, workspace and outcome) from At to LastAt.
+	// At is when the request came in (on admin's records, when the change
+	// was made). Credential releases (v1.tokens.get) are counted rather
+	// than recorded one by one: a record with Count n stands for n
+	// identical requests (same caller, action, target, workspace and
+	// outcome) from At to LastAt.
 	At     time.Time `json:"at"`
 	LastAt time.Time `json:"last_at"`
 	Count  int64     `json:"count"`
@@ -69,8 +70,9 @@ type AuditRecord struct {
 	// Outcome is "ok", or the error code of the reply (forbidden,
 	// not_found, ...).
 	Outcome string `json:"outcome"`
-	// Changed names the fields an operator's change set (never their
-	// values; a new client secret shows as "client_secret").
+	// Changed names the fields whose values an operator's change to a
+	// provider changed (never the values; a new client secret shows as
+	// "client_secret").
 	Changed []string `json:"changed,omitempty"`
 }
 
