@@ -168,9 +168,11 @@ func (s *Sink) report(err error) {
 		return
 	}
 	s.lastWarn = now
-	args := []any{"waiting", s.requests(), "dropped", s.unreported.Swap(0)}
+	dropped := s.unreported.Swap(0)
 	if s.failing {
-		args = append(args, "err", s.lastErr)
+		s.log.Warn("audit records are not written: the database does not take them; they are tried again, and dropped when more wait than the sink holds",
+			"waiting", s.requests(), "dropped", dropped, "err", s.lastErr)
+		return
 	}
-	s.log.Warn("audit records are not all written: the database does not take them; those waiting are tried again, and dropped when more wait than the sink holds", args...)
+	s.log.Warn("audit records dropped: more came in between two writes than the sink holds", "dropped", dropped)
 }
