@@ -1,11 +1,14 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -188,6 +191,8 @@ func TestOutage(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	o := options(reg)
 	o.MaxPending = 10
+	var logs syncBuffer
+	o.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	s := newSink(t, d.st, o)
 	t0 := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 
@@ -223,9 +228,16 @@ func TestOutage(t *testing.T) {
 		t.Fatalf("dropped %v, want 8", n)
 	}
 
+	if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "the database does not take them") || !strings.Contains(l, "cut the database off") {
+		t.Errorf("no warning of the outage: %s", l)
+	}
+
 	d.up()
 	if err := s.Flush(context.Background()); err != nil {
 		t.Fatalf("flush once the database is back: %v", err)
+	}
+	if l := logs.String(); !strings.Contains(l, "audit records are written again") {
+		t.Errorf("no word of the recovery: %s", l)
 	}
 	rows := d.rows()
 	var conn0 int64
@@ -244,6 +256,15 @@ func TestOutage(t *testing.T) {
 		t.Fatalf("dropped %v, want 18 (the collection's 10 beyond what the buffer held)", n)
 	}
 }
+
+// syncBuffer is a log sink safe for the sink's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) { b.mu.Lock(); defer b.mu.Unlock(); return b.b.Write(p) }
+func (b *syncBuffer) String() string              { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
 
 // dropped reads nexus_vault_audit_dropped_total.
 func dropped(t *testing.T, reg *prometheus.Registry) float64 {
