@@ -27,3 +27,10 @@ func (r VaultClient) AuditTarget() (string, string)         { return r.ProviderI
 func (r VaultClientRef) AuditTarget() (string, string)      { return r.ProviderID, "" }
 func (r ProviderRef) AuditTarget() (string, string)         { return r.Provider, "" }
 func (r ProviderUpdate) AuditTarget() (string, string)      { return r.Provider, "" }
+
+// A Connection in a reply names the connection a request acted on: the one
+// vault.connections.create made, which its request could not name yet.
+func (c Connection) AuditTarget() (string, string) { return c.ConnectionID, c.WorkspaceID }
+
+// AuditActor is the key id of the Gateway key a consent was begun with.
+func (r VaultCreateConnection) AuditActor() string { return r.Actor }

@@ -19,6 +19,10 @@ type VaultCreateConnection struct {
 	WorkspaceID  string         `json:"workspace_id"`
 	Scopes       []string       `json:"scopes"`
 	Metadata     map[string]any `json:"metadata,omitempty"`
+	// Actor is the key id (apikey.Caller.KeyID, a fingerprint, never the
+	// key) of the Gateway key whose handshake.begin this consent is; the
+	// vault's audit record of the request names it.
+	Actor string `json:"actor_key_id,omitempty"`
 }
 
 // VaultExchange asks the vault to redeem an authorization code (handshake ->

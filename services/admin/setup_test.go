@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -253,6 +254,10 @@ type vaultDouble struct {
 	secrets map[string]string
 	putErr  *messages.Error
 	delErr  *messages.Error
+	// audit are the vault's audit records vault.audit.list serves;
+	// auditErr, when set, is its answer instead.
+	audit    []messages.AuditRecord
+	auditErr *messages.Error
 }
 
 func startVaultDouble(t *testing.T, nc *nats.Conn) *vaultDouble {
@@ -279,6 +284,10 @@ func startVaultDouble(t *testing.T, nc *nats.Conn) *vaultDouble {
 	if err != nil {
 		t.Fatal(err)
 	}
+	err = natsx.Endpoint(svc, messages.SubjectVaultAuditList, v.listAudit, natsx.For(apikey.Admin))
+	if err != nil {
+		t.Fatal(err)
+	}
 	err = natsx.Endpoint(svc, messages.SubjectVaultClientsDelete, func(_ context.Context, ref messages.VaultClientRef) (messages.VaultClientReply, error) {
 		v.mu.Lock()
 		defer v.mu.Unlock()
@@ -293,6 +302,47 @@ func startVaultDouble(t *testing.T, nc *nats.Conn) *vaultDouble {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// listAudit answers vault.audit.list as the vault does: the records the
+// filters select, newest first, a page after the cursor's position.
+func (v *vaultDouble) listAudit(_ context.Context, r messages.AuditListRequest) (messages.AuditListReply, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.auditErr != nil {
+		return messages.AuditListReply{}, v.auditErr
+	}
+	if err := r.Validate(); err != nil {
+		return messages.AuditListReply{}, err
+	}
+	at, id, _ := messages.DecodeAuditCursor(r.Cursor)
+	after := messages.AuditRecord{At: at, ID: id}
+	var sel []messages.AuditRecord
+	for _, a := range v.audit {
+		switch {
+		case !r.Since.IsZero() && a.At.Before(r.Since), !r.Until.IsZero() && !a.At.Before(r.Until),
+			r.Principal != "" && a.Principal != r.Principal, r.KeyID != "" && a.KeyID != r.KeyID && a.ActorKeyID != r.KeyID,
+			r.Target != "" && a.Target != r.Target, r.WorkspaceID != "" && a.WorkspaceID != r.WorkspaceID,
+			r.Action != "" && a.Action != r.Action, r.Cursor != "" && !messages.AuditBefore(after, a):
+			continue
+		}
+		sel = append(sel, a)
+	}
+	slices.SortFunc(sel, func(a, b messages.AuditRecord) int {
+		if messages.AuditBefore(a, b) {
+			return -1
+		}
+		return 1
+	})
+	out := messages.AuditListReply{Records: sel}
+	if n := r.PageLimit(); len(sel) > n {
+		out.Records = sel[:n]
+		out.NextCursor = messages.EncodeAuditCursor(sel[n-1].At, sel[n-1].ID)
+	}
+	if out.Records == nil {
+		out.Records = []messages.AuditRecord{}
+	}
+	return out, nil
 }
 
 func (v *vaultDouble) failPuts(e *messages.Error) { v.mu.Lock(); v.putErr = e; v.mu.Unlock() }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/handshake"
+	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/shared/natsx"
 	"github.com/nexus-broker/nexus/shared/testkit"
@@ -33,6 +34,9 @@ func TestConsentHappyPath(t *testing.T) {
 	e.fakes.mu.Unlock()
 	if created.ProviderID != "prov-oidc" || created.WorkspaceID != "ws-1" || strings.Join(created.Scopes, " ") != "openid email" {
 		t.Fatalf("vault create = %+v", created)
+	}
+	if gw, _ := apikey.NewSet().Add(apikey.Gateway, []string{apiKey}).Identify(apiKey); created.Actor != gw.KeyID {
+		t.Fatalf("vault create names actor %q, want the Gateway key's id %q", created.Actor, gw.KeyID)
 	}
 
 	b := e.browser()

@@ -3,6 +3,7 @@ package vault_test
 import (
 	"bytes"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -67,5 +68,38 @@ func TestLoadConfig(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "c2hvcnQ") {
 		t.Fatal("problem shows the key")
+	}
+}
+
+// TestAuditRetention: AUDIT_RETENTION is 90 days unless set, and at least
+// an hour.
+func TestAuditRetention(t *testing.T) {
+	base := map[string]string{"API_KEY": apiKey, "DATABASE_URL": "postgres://db/x", "ENCRYPTION_KEY": testkit.Key32(t),
+		"HANDSHAKE_SERVICE_KEY": handshakeKey, "ADMIN_SERVICE_KEY": adminKey, "REFRESHER_SERVICE_KEY": refresherKey}
+	for _, tc := range []struct {
+		value   string
+		want    time.Duration
+		problem bool
+	}{
+		{"", 90 * 24 * time.Hour, false},
+		{"720h", 720 * time.Hour, false},
+		{"1h", time.Hour, false},
+		{"30m", 0, true},
+		{"0s", 0, true},
+		{"90d", 0, true},
+	} {
+		env := maps.Clone(base)
+		if tc.value != "" {
+			env["AUDIT_RETENTION"] = tc.value
+		}
+		l := config.FromMap(env)
+		cfg := vault.LoadConfig(l)
+		err := l.Err()
+		switch {
+		case tc.problem && (err == nil || !strings.Contains(err.Error(), "AUDIT_RETENTION")):
+			t.Errorf("AUDIT_RETENTION=%q: %v, want a problem naming it", tc.value, err)
+		case !tc.problem && (err != nil || cfg.AuditRetention != tc.want):
+			t.Errorf("AUDIT_RETENTION=%q: %v (%v), want %v", tc.value, cfg.AuditRetention, err, tc.want)
+		}
 	}
 }

@@ -59,7 +59,7 @@ func callerOf(subject string) string {
 	switch {
 	case strings.HasPrefix(subject, "v1.vault.connections."), subject == messages.SubjectVaultExchange, subject == messages.SubjectVaultStaticStore:
 		return apikey.Handshake
-	case strings.HasPrefix(subject, "v1.vault.clients."):
+	case strings.HasPrefix(subject, "v1.vault.clients."), subject == messages.SubjectVaultAuditList:
 		return apikey.Admin
 	case strings.HasPrefix(subject, "v1.vault.refresh."), strings.HasPrefix(subject, "v1.vault.outbox."):
 		return apikey.Refresher
@@ -135,6 +135,8 @@ func (e *env) config(active []byte, previous ...[]byte) vault.Config {
 		DatabaseURL:        e.dbURL,
 		EncryptionKey:      active,
 		PreviousKeys:       previous,
+		// Audit records are written when a test lists them, or at Close.
+		AuditInterval: time.Hour,
 	}
 	if e.configure != nil {
 		e.configure(&c)

@@ -14,6 +14,7 @@ import (
 const (
 	cacheSweepInterval   = 5 * time.Second
 	housekeepingInterval = time.Minute
+	auditPruneInterval   = time.Hour
 )
 
 // runCacheSweep drops expired cache entries every interval until ctx ends,
@@ -110,5 +111,37 @@ func expireConfirmations(ctx context.Context, st housekeepingStore, now time.Tim
 	}
 	if len(ids) > 0 {
 		log.Info("unconfirmed consents ended", "count", len(ids))
+	}
+}
+
+// auditStore is what the audit prune changes.
+type auditStore interface {
+	PruneAudit(ctx context.Context, cutoff time.Time) (int64, error)
+}
+
+var _ auditStore = (*store.Store)(nil)
+
+// runAuditPrune runs pruneAudit at once and then every interval until ctx
+// ends, reading the time from now.
+func runAuditPrune(ctx context.Context, st auditStore, every, retention time.Duration, now func() time.Time, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		pruneAudit(ctx, st, now(), retention, log)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pruneAudit is one pass at time now: audit records older than retention
+// (AUDIT_RETENTION) are deleted.
+func pruneAudit(ctx context.Context, st auditStore, now time.Time, retention time.Duration, log *slog.Logger) {
+	if n, err := st.PruneAudit(ctx, now.Add(-retention)); err != nil && ctx.Err() == nil {
+		log.Warn("pruning audit records failed", "err", err)
+	} else if n > 0 {
+		log.Info("audit records pruned", "count", n, "retention", retention)
 	}
 }

@@ -166,3 +166,61 @@ func TestHousekeepEndsUnconfirmedConsents(t *testing.T) {
 		t.Fatalf("%d rows keep staged secrets (%v)", staged, err)
 	}
 }
+
+// TestPruneAudit: one pass at a given time deletes the audit records older
+// than the retention, however many (the prune goes in batches), and keeps
+// the rest.
+func TestPruneAudit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := pg.Connect(ctx, testkit.Postgres(t), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := store.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	key, err := config.DecodeKey(testkit.Key32(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := keyring.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(pool, keys, store.Options{})
+	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	retention := 90 * 24 * time.Hour
+	entries := func(n int, at time.Time) []store.AuditEntry {
+		out := make([]store.AuditEntry, n)
+		for i := range out {
+			id, err := store.NewID()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[i] = store.AuditEntry{ID: id, At: at, LastAt: at, Count: 1, Principal: "gateway", KeyID: "0123456789abcdef",
+				Action: messages.SubjectConnectionsRevoke, Target: "c", Outcome: messages.OutcomeOK}
+		}
+		return out
+	}
+	old := 10005 // more than one batch
+	if err := st.InsertAudit(ctx, append(entries(old, now.Add(-retention-time.Second)), entries(3, now.Add(-retention+time.Second))...)); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		var n int
+		if err := pool.QueryRow(ctx, "select count(*) from vault.audit").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	pruneAudit(ctx, st, now, retention, logging.Discard())
+	if n := count(); n != 3 {
+		t.Fatalf("%d audit records left, want the 3 within the retention", n)
+	}
+	pruneAudit(ctx, st, now.Add(2*time.Second), retention, logging.Discard())
+	if n := count(); n != 0 {
+		t.Fatalf("%d audit records left, want none", n)
+	}
+}

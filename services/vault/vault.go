@@ -22,6 +22,7 @@ import (
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault/internal/api"
+	"github.com/nexus-broker/nexus/services/vault/internal/audit"
 	"github.com/nexus-broker/nexus/services/vault/internal/cache"
 	"github.com/nexus-broker/nexus/services/vault/internal/guard"
 	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
@@ -82,6 +83,14 @@ type Config struct {
 	// Now is the clock of the vault's records, refresh schedules,
 	// housekeeping and rate-limit windows; nil means time.Now. For tests.
 	Now func() time.Time
+	// AuditRetention is AUDIT_RETENTION (default 2160h, 90 days): how long
+	// audit records are kept (0 here means the default).
+	AuditRetention time.Duration
+	// AuditInterval is how often collected audit records are written
+	// (audit.DefaultInterval, 2s, when 0). Not read from the environment:
+	// tests make it long, so that rows are written only when they list
+	// them (vault.audit.list writes first) or close the vault.
+	AuditInterval time.Duration
 }
 
 // The default limits of tokens.refresh: a forced refresh calls the
@@ -100,19 +109,22 @@ func (c Config) LogValue() slog.Value {
 		slog.String("encryption_key", "[redacted]"), slog.Int("previous_keys", len(c.PreviousKeys)),
 		slog.Duration("refresh_lead_time", c.RefreshLead), slog.Duration("ended_connection_retention", c.EndedRetention),
 		slog.String("tokens_refresh_rate_per_key", c.RefreshLimits.PerKey.String()),
-		slog.String("tokens_refresh_rate_per_workspace", c.RefreshLimits.PerWorkspace.String()))
+		slog.String("tokens_refresh_rate_per_workspace", c.RefreshLimits.PerWorkspace.String()),
+		slog.Duration("audit_retention", c.AuditRetention))
 }
 
 // LoadConfig reads the vault's variables: the common ones, DATABASE_URL,
 // ENCRYPTION_KEY, ENCRYPTION_KEYS_PREVIOUS, REFRESH_LEAD_TIME, the limits of
-// tokens.refresh and ENDED_CONNECTION_RETENTION. Problems are collected in l.
+// tokens.refresh, ENDED_CONNECTION_RETENTION and AUDIT_RETENTION. Problems
+// are collected in l.
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
-		Common:        l.Common(":8082"),
-		DatabaseURL:   l.Required("DATABASE_URL", "the PostgreSQL database holding schema vault"),
-		EncryptionKey: l.Key32("ENCRYPTION_KEY"),
-		PreviousKeys:  l.Keys32("ENCRYPTION_KEYS_PREVIOUS"),
-		RefreshLead:   l.Duration("REFRESH_LEAD_TIME", store.DefaultRefreshLead),
+		Common:         l.Common(":8082"),
+		DatabaseURL:    l.Required("DATABASE_URL", "the PostgreSQL database holding schema vault"),
+		EncryptionKey:  l.Key32("ENCRYPTION_KEY"),
+		PreviousKeys:   l.Keys32("ENCRYPTION_KEYS_PREVIOUS"),
+		RefreshLead:    l.Duration("REFRESH_LEAD_TIME", store.DefaultRefreshLead),
+		AuditRetention: l.Duration("AUDIT_RETENTION", store.DefaultAuditRetention),
 
 		ProviderConcurrency: l.Int("PROVIDER_CONCURRENCY", guard.DefaultConcurrency, 1),
 		BreakerTrip:         l.Int("PROVIDER_BREAKER_TRIP", guard.DefaultTrip, 1),
@@ -140,6 +152,9 @@ func LoadConfig(l *config.Loader) Config {
 	}
 	if c.EndedRetention < store.MinEndedRetention {
 		l.Problem("ENDED_CONNECTION_RETENTION", "must be at least %s", store.MinEndedRetention)
+	}
+	if c.AuditRetention < time.Hour {
+		l.Problem("AUDIT_RETENTION", "must be at least 1h (the default is 2160h, 90 days)")
 	}
 	return c
 }
@@ -193,6 +208,7 @@ type Service struct {
 	svc      *natsx.Service
 	sub      *nats.Subscription
 	reg      *prometheus.Registry
+	audit    *audit.Sink
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
 	closeErr error
@@ -263,6 +279,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if s.sub, err = s.nc.Subscribe(inv.subject, inv.received); err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", inv.subject, err)
 	}
+	// Credential releases are counted by group; every other audited request
+	// is a row of its own (internal/audit).
+	if s.audit, err = audit.New(st, audit.Options{Aggregate: []string{messages.SubjectTokensGet}, Interval: cfg.AuditInterval, Registerer: s.reg, Log: log}); err != nil {
+		return nil, err
+	}
 	prov := providers{c: provider.New(provider.DefaultTimeout, nil), guard: guard.New(guard.Config{
 		Concurrency: cfg.ProviderConcurrency, Trip: cfg.BreakerTrip, CoolDown: cfg.BreakerCoolDown, Log: log})}
 	limit, err := ratelimit.New(ratelimit.Options{
@@ -272,7 +293,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		return nil, err
 	}
 	h := api.New(api.Deps{Store: st, Provider: prov, Refresher: refresh.New(st, prov, log, cfg.Now), Cache: c, Log: log, Now: cfg.Now,
-		Verifier: static.NewVerifier(static.DefaultVerifyTimeout, nil), Schemas: static.NewSchemas(), RefreshLimit: limit})
+		Verifier: static.NewVerifier(static.DefaultVerifyTimeout, nil), Schemas: static.NewSchemas(), RefreshLimit: limit, AuditLog: s.audit})
 
 	if s.svc, err = natsx.NewService(s.nc, natsx.ServiceConfig{
 		Name:        Name,
@@ -283,6 +304,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Errors:      h.ContractError,
 		Log:         log,
 		Registerer:  s.reg,
+		Audit:       s.audit.Record,
 	}); err != nil {
 		return nil, err
 	}
@@ -297,12 +319,18 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 
 	sctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
-	s.wg.Add(2)
+	retention := cfg.AuditRetention
+	if retention <= 0 {
+		retention = store.DefaultAuditRetention
+	}
+	s.wg.Add(4)
 	go func() { defer s.wg.Done(); runCacheSweep(sctx, c, cacheSweepInterval) }()
 	go func() {
 		defer s.wg.Done()
 		runHousekeeping(sctx, st, housekeepingInterval, cfg.Now, cfg.EndedRetention, log)
 	}()
+	go func() { defer s.wg.Done(); s.audit.Run(sctx) }()
+	go func() { defer s.wg.Done(); runAuditPrune(sctx, st, auditPruneInterval, retention, cfg.Now, log) }()
 	ok = true
 	log.Info("vault started", "keys", keys)
 	return s, nil
@@ -318,8 +346,9 @@ func (s *Service) Handler() http.Handler {
 	return mux
 }
 
-// Close stops the endpoints (waiting for handlers in flight), drains NATS
-// and closes the database pool. It is safe to call more than once.
+// Close stops the endpoints (waiting for handlers in flight), writes the
+// audit records still collected, drains NATS and closes the database pool.
+// It is safe to call more than once.
 func (s *Service) Close(ctx context.Context) error {
 	s.once.Do(func() {
 		var errs []error
@@ -329,6 +358,11 @@ func (s *Service) Close(ctx context.Context) error {
 		}
 		if s.svc != nil {
 			errs = append(errs, s.svc.Stop())
+		}
+		if s.audit != nil {
+			// Records it cannot write are counted and logged; they do not
+			// fail Close.
+			_ = s.audit.Close(ctx)
 		}
 		if s.sub != nil {
 			_ = s.sub.Unsubscribe()

@@ -49,9 +49,10 @@ type ServiceConfig struct {
 	// Registerer receives the request-duration histogram; nil for none.
 	Registerer prometheus.Registerer
 	// Audit, when set, is given a record of every request to an endpoint
-	// registered with Audited, once it is answered (refused ones included).
-	// It runs on the answering goroutine, the subscription's for requests
-	// answered inline: it must not block.
+	// registered with Audited, refused ones included, once its answer is
+	// settled and just before it is sent. It runs on the answering
+	// goroutine, the subscription's for requests answered inline: it must
+	// not block.
 	Audit func(AuditRecord)
 }
 
@@ -62,16 +63,28 @@ type AuditRecord struct {
 	Caller  apikey.Caller // the zero Caller when the key was unknown
 	Subject string        // relative to the prefix, e.g. v1.tokens.get
 	// Target and Workspace are what the request named (AuditTarget), when
-	// it could be decoded.
+	// it could be decoded; what a successful reply names instead, when it
+	// names something (the connection a request created).
 	Target, Workspace string
+	// Actor is the key id of the caller a service acted for, when the
+	// request names one (AuditActorer): the Gateway key behind a consent
+	// the handshake starts.
+	Actor string
 	// Code is the error's contract code; "" when the request succeeded.
 	Code messages.ErrorCode
 }
 
 // AuditTargeter is implemented by request types that name what they act on
-// (a connection, a provider), for audit records.
+// (a connection, a provider), for audit records, and by reply types that
+// name what was acted on.
 type AuditTargeter interface {
 	AuditTarget() (target, workspace string)
+}
+
+// AuditActorer is implemented by request types in which a service names the
+// caller it acts for (a key id, never a key), for audit records.
+type AuditActorer interface {
+	AuditActor() string
 }
 
 // Service is a micro service whose endpoints run concurrently, check the API
@@ -174,9 +187,6 @@ type endpointOptions struct {
 	audited  bool
 }
 
-// Audited sends a record of every request of the endpoint to the service's
-// Audit.
-
 // For names the callers (apikey.Gateway, apikey.Handshake, ...) an endpoint
 // serves. Every endpoint needs at least one.
 func For(principals ...string) Option {
@@ -187,6 +197,8 @@ func For(principals ...string) Option {
 	}
 }
 
+// Audited sends a record of every request of the endpoint to the service's
+// Audit.
 func Audited() Option { return func(o *endpointOptions) { o.audited = true } }
 
 // MaxBytes bounds the endpoint's request body instead of the service's
@@ -263,6 +275,9 @@ func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(context.
 			if t, ok := any(in).(AuditTargeter); ok {
 				rec.Target, rec.Workspace = t.AuditTarget()
 			}
+			if a, ok := any(in).(AuditActorer); ok {
+				rec.Actor = a.AuditActor()
+			}
 		}
 		ctx := apikey.WithCaller(context.Background(), caller)
 		if fast != nil {
@@ -315,28 +330,43 @@ func call[Req, Reply any](ctx context.Context, e *endpoint, in Req, h func(conte
 	return h(ctx, in)
 }
 
-// finish sends the reply or the error and records the duration. inline says
-// the subscription's goroutine is answering, before micro's handler returns:
-// only then may micro's own error bookkeeping (req.Error) be used.
+// finish records the request (audited endpoints), sends the reply or the
+// error and records the duration. The audit record is taken before the
+// reply leaves, so a caller holding a reply knows its request is recorded.
+// inline says the subscription's goroutine is answering, before micro's
+// handler returns: only then may micro's own error bookkeeping (req.Error)
+// be used.
 func (e *endpoint) finish(req micro.Request, rec *AuditRecord, reply any, err error, inline bool) {
-	code := "ok"
+	var me *messages.Error
 	if err != nil {
-		rec.Code = e.fail(req, err, inline)
-		code = string(rec.Code)
+		me = e.contractError(err)
+		rec.Code = me.Code
+	}
+	if e.audit != nil {
+		if t, ok := reply.(AuditTargeter); ok && err == nil {
+			if target, ws := t.AuditTarget(); target != "" {
+				rec.Target, rec.Workspace = target, ws
+			}
+		}
+		rec.Subject = e.relative
+		e.audit(*rec)
+	}
+	code := "ok"
+	if me != nil {
+		e.fail(req, me, inline)
+		code = string(me.Code)
 	} else if rerr := respondJSON(req, reply); rerr != nil {
 		e.s.cfg.Log.Error("reply failed", "subject", e.subject, "err", rerr)
 	}
 	if e.s.duration != nil {
 		e.s.duration.WithLabelValues(e.subject, code).Observe(time.Since(rec.At).Seconds())
 	}
-	if e.audit != nil {
-		rec.Subject = e.relative
-		e.audit(*rec)
-	}
 }
 
-// fail is the one place where errors become the contract's error replies.
-func (e *endpoint) fail(req micro.Request, err error, inline bool) messages.ErrorCode {
+// contractError is the one place where errors become the contract's: the
+// service's mapping, then timeouts as unavailable and anything else as
+// internal (its detail logged, never sent). Every error is counted by code.
+func (e *endpoint) contractError(err error) *messages.Error {
 	if e.s.cfg.Errors != nil {
 		err = e.s.cfg.Errors(err)
 	}
@@ -354,6 +384,11 @@ func (e *endpoint) fail(req micro.Request, err error, inline bool) messages.Erro
 	e.counts.mu.Lock()
 	e.counts.errors[me.Code]++
 	e.counts.mu.Unlock()
+	return me
+}
+
+// fail sends me as the contract's error reply.
+func (e *endpoint) fail(req micro.Request, me *messages.Error, inline bool) {
 	body, _ := json.Marshal(messages.ErrorBody{Error: me})
 	desc := me.Message
 	if me.Code == messages.CodeRateLimited && me.RetryAfterSeconds > 0 {
@@ -379,7 +414,6 @@ func (e *endpoint) fail(req micro.Request, err error, inline bool) messages.Erro
 	if rerr != nil {
 		e.s.cfg.Log.Error("error reply failed", "subject", e.subject, "err", rerr)
 	}
-	return me.Code
 }
 
 func respondJSON(req micro.Request, v any) error {

@@ -70,7 +70,7 @@ func TestFlags(t *testing.T) {
 
 func TestVariables(t *testing.T) {
 	got := strings.Join(Variables(testLoad), " ")
-	if want := "NATS_URL NEXUS_SUBJECT_PREFIX HTTP_ADDR LOG_LEVEL LOG_FORMAT API_KEY EXAMPLE_URL"; got != want {
+	if want := "NATS_URL NEXUS_SUBJECT_PREFIX HTTP_ADDR LOG_LEVEL LOG_FORMAT NATS_CA_FILE NATS_CERT_FILE NATS_KEY_FILE API_KEY EXAMPLE_URL"; got != want {
 		t.Fatalf("Variables = %s, want %s", got, want)
 	}
 }

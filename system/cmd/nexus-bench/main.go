@@ -118,7 +118,7 @@ func run(duration time.Duration, latencyN, inflight int, pgBase, redisURL string
 		return err
 	}
 	defer client.Close()
-	body, _ := json.Marshal(messages.TokenRequest{ConnectionID: connID})
+	body, _ := json.Marshal(messages.TokenRequest{ConnectionID: connID, WorkspaceID: "ws-bench"})
 	mk := func(subject string) func() *nats.Msg {
 		return func() *nats.Msg {
 			m := nats.NewMsg(subject)

@@ -5,9 +5,10 @@
 //	nexus-admin list [-type T] [-limit N] [-cursor C]
 //	nexus-admin update REF [-f FILE]     (a JSON merge patch; stdin without -f)
 //	nexus-admin delete REF
+//	nexus-admin audit [-since T] [-until T] [-principal P] [-key-id K] [-target T] [-workspace W] [-action A] [-limit N] [-cursor C] [-json]
 //
 // REF is a provider id, name or alias. Documents are read from -f or stdin
-// and replies printed as JSON. ADMIN_URL (http://127.0.0.1:8081) says where
+// and replies printed as JSON; audit prints a table unless -json. ADMIN_URL (http://127.0.0.1:8081) says where
 // the API is; ADMIN_API_KEY (the first key of a comma-separated list) is sent as a
 // bearer token. Pass client secrets in a file or on stdin, never as an
 // argument (arguments are visible to every user of the machine).
@@ -46,6 +47,9 @@ const usage = `usage: nexus-admin <command> [flags]
   list [-type T] [-limit N] [-cursor C]
   update REF [-f FILE]        apply a JSON merge patch (from FILE or stdin)
   delete REF                  remove a provider
+  audit [-since T] [-until T] [-principal P] [-key-id K] [-target T] [-workspace W] [-action A] [-limit N] [-cursor C] [-json]
+                              who asked for what, newest first: credential releases, consents, revocations,
+                              provider changes (T: an RFC 3339 time, or a duration before now such as 1h)
   -version                    print the version and Go build information
 environment: ADMIN_URL (default http://127.0.0.1:8081), ADMIN_API_KEY
 `
@@ -185,6 +189,8 @@ func (c *cli) dispatch(ctx context.Context, cmd string, args []string, stderr io
 			return err
 		}
 		return c.do(ctx, http.MethodPatch, "/v1/providers/"+url.PathEscape(ref), "application/merge-patch+json", body)
+	case "audit":
+		return c.audit(ctx, fs, args)
 	case "help", "-h", "--help":
 		fmt.Fprint(stderr, usage)
 		return flag.ErrHelp
@@ -203,30 +209,9 @@ func (c *cli) document(file string) ([]byte, error) {
 
 // do sends one request and prints the reply, or returns the API's error.
 func (c *cli) do(ctx context.Context, method, path, contentType string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	data, err := c.fetch(ctx, method, path, contentType, body)
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("Accept", "application/json")
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		var eb messages.ErrorBody
-		if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
-			return eb.Error
-		}
-		return fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
 	}
 	var out bytes.Buffer
 	if err := json.Indent(&out, data, "", "  "); err != nil {
@@ -235,6 +220,36 @@ func (c *cli) do(ctx context.Context, method, path, contentType string, body []b
 	}
 	_, err = fmt.Fprintln(c.stdout, out.String())
 	return err
+}
+
+// fetch sends one request and returns the reply's body, or the API's error.
+func (c *cli) fetch(ctx context.Context, method, path, contentType string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Accept", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		var eb messages.ErrorBody
+		if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
+			return nil, eb.Error
+		}
+		return nil, fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
+	}
+	return data, nil
 }
 
 func oneRef(fs *flag.FlagSet) (string, error) {

@@ -43,6 +43,15 @@ func TestCLI(t *testing.T) {
 	_ = natsx.Endpoint(vault, messages.SubjectVaultClientsDelete, func(context.Context, messages.VaultClientRef) (messages.VaultClientReply, error) {
 		return messages.VaultClientReply{}, nil
 	}, natsx.For(apikey.Admin))
+	// The vault's audit records: one burst of credential releases.
+	release := messages.AuditRecord{ID: "00000000-0000-7000-8000-000000000001", At: time.Now().Add(-time.Minute).UTC(), LastAt: time.Now().UTC(), Count: 400,
+		Principal: apikey.Gateway, KeyID: "0123456789abcdef", Action: messages.SubjectTokensGet, Target: "conn-1", WorkspaceID: "ws-1", Outcome: "ok"}
+	_ = natsx.Endpoint(vault, messages.SubjectVaultAuditList, func(_ context.Context, r messages.AuditListRequest) (messages.AuditListReply, error) {
+		if (r.Principal != "" && r.Principal != release.Principal) || r.Cursor != "" {
+			return messages.AuditListReply{Records: []messages.AuditRecord{}}, nil
+		}
+		return messages.AuditListReply{Records: []messages.AuditRecord{release}}, nil
+	}, natsx.For(apikey.Admin))
 	l := config.FromMap(map[string]string{"NATS_URL": natsURL, "ADMIN_API_KEY": key, "DATABASE_URL": testkit.Postgres(t),
 		"ADMIN_SERVICE_KEY": serviceKey, "HANDSHAKE_SERVICE_KEY": "test-handshake-service-key-0123"})
 	cfg := admin.LoadConfig(l)
@@ -102,6 +111,36 @@ func TestCLI(t *testing.T) {
 	}
 	if code, _, stderr := cli("", "get", "gh"); code != 1 || !strings.Contains(stderr, "not_found") {
 		t.Errorf("get after delete: %d %s", code, stderr)
+	}
+	// audit: a table by default, JSON with -json, filters as flags.
+	code, out, stderr = cli("", "audit")
+	if code != 0 {
+		t.Fatalf("audit: %d %s %s", code, out, stderr)
+	}
+	for _, want := range []string{"AT", "PRINCIPAL", "KEY ID", "OUTCOME", "v1.admin.providers.delete", "provider github2",
+		"changed name,client_secret", "changed name,aliases,type", "v1.tokens.get", "400", "conn-1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the audit table does not show %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "cli-secret") || strings.Contains(out, key) {
+		t.Errorf("the audit table shows a secret or a key:\n%s", out)
+	}
+	code, out, stderr = cli("", "audit", "-json", "-principal", "operator", "-since", "1h")
+	var page messages.AuditListReply
+	if code != 0 || json.Unmarshal([]byte(out), &page) != nil || len(page.Records) != 3 {
+		t.Fatalf("audit -json: %d %s %s", code, out, stderr)
+	}
+	for _, r := range page.Records {
+		if r.Principal != apikey.Operator || r.Target != p.ID {
+			t.Errorf("audit -json -principal operator: %+v", r)
+		}
+	}
+	if code, out, _ := cli("", "audit", "-limit", "1"); code != 0 || !strings.Contains(out, "more: the same command with -cursor ") {
+		t.Errorf("audit -limit 1: %d %s", code, out)
+	}
+	if code, _, stderr := cli("", "audit", "-since", "yesterday"); code != 1 || !strings.Contains(stderr, "-since") {
+		t.Errorf("audit -since yesterday: %d %s", code, stderr)
 	}
 	if code, _, _ := cli("", "frobnicate"); code != 1 {
 		t.Errorf("unknown command: %d", code)

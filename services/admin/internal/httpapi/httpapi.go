@@ -1,5 +1,5 @@
 // Package httpapi serves the provider registry as an operator JSON API under
-// /v1/providers. Errors become the contract's JSON errors in
+// /v1/providers, and the audit log under /v1/audit. Errors become the contract's JSON errors in
 // httpserver.WriteError, the one place for this transport. Authentication
 // (a bearer API key) is wrapped around it by the caller.
 package httpapi
@@ -34,15 +34,23 @@ type Registry interface {
 	Delete(ctx context.Context, ref messages.ProviderRef) (messages.Provider, error)
 }
 
-type api struct {
-	reg Registry
-	log *slog.Logger
+// AuditLog answers GET /v1/audit (internal/audit).
+type AuditLog interface {
+	List(ctx context.Context, r messages.AuditListRequest) (messages.AuditListReply, error)
 }
 
-// New returns the /v1/providers routes.
-func New(reg Registry, log *slog.Logger) http.Handler {
-	a := &api{reg: reg, log: log}
+type api struct {
+	reg   Registry
+	audit AuditLog
+	log   *slog.Logger
+}
+
+// New returns the /v1/providers and /v1/audit routes.
+func New(reg Registry, audit AuditLog, log *slog.Logger) http.Handler {
+	a := &api{reg: reg, audit: audit, log: log}
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/audit", a.listAudit)
+	mux.Handle("/v1/audit", methodNotAllowed("/v1/audit", "GET"))
 	mux.HandleFunc("POST /v1/providers", a.create)
 	mux.HandleFunc("GET /v1/providers", a.list)
 	mux.HandleFunc("GET /v1/providers/{ref}", a.get)
@@ -67,7 +75,10 @@ func methodNotAllowed(route string, methods ...string) http.Handler {
 	if slices.Contains(methods, http.MethodGet) {
 		allow = strings.Replace(allow, "GET", "GET, HEAD", 1)
 	}
-	said := strings.Join(methods[:len(methods)-1], ", ") + " or " + methods[len(methods)-1]
+	said := methods[0]
+	if len(methods) > 1 {
+		said = strings.Join(methods[:len(methods)-1], ", ") + " or " + methods[len(methods)-1]
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
 		httpserver.WriteJSON(w, http.StatusMethodNotAllowed, messages.ErrorBody{Error: messages.Errorf(messages.CodeInvalidRequest,

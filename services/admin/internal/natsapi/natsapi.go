@@ -1,5 +1,6 @@
 // Package natsapi serves the provider registry on NATS: the
-// v1.admin.providers.* request/reply subjects. Errors become the contract's
+// v1.admin.providers.* request/reply subjects, and the audit log
+// (v1.admin.audit.list). Errors become the contract's
 // error replies in natsx, the one place for this transport.
 package natsapi
 
@@ -22,8 +23,13 @@ type Registry interface {
 	Delete(ctx context.Context, ref messages.ProviderRef) (messages.Provider, error)
 }
 
-// Register adds the providers.* endpoints to svc.
-func Register(svc *natsx.Service, reg Registry) error {
+// AuditLog answers audit.list (internal/audit).
+type AuditLog interface {
+	List(ctx context.Context, r messages.AuditListRequest) (messages.AuditListReply, error)
+}
+
+// Register adds the providers.* endpoints and audit.list to svc.
+func Register(svc *natsx.Service, reg Registry, audit AuditLog) error {
 	// Create takes the document as sent (a json.RawMessage), which the
 	// registry reads itself to report every problem of it at once.
 	// Operators change providers; the handshake reads one to start a
@@ -35,6 +41,7 @@ func Register(svc *natsx.Service, reg Registry) error {
 		natsx.Endpoint(svc, messages.SubjectProvidersList, reg.List, operator),
 		natsx.Endpoint(svc, messages.SubjectProvidersUpdate, reg.Update, operator, natsx.MaxBytes(MaxDocumentBytes)),
 		natsx.Endpoint(svc, messages.SubjectProvidersDelete, reg.Delete, operator),
+		natsx.Endpoint(svc, messages.SubjectAuditList, audit.List, operator),
 	)
 }
 

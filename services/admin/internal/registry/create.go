@@ -35,7 +35,7 @@ func (r *Registry) Create(ctx context.Context, doc json.RawMessage) (messages.Pr
 		set, err := r.put(ctx, p, sec)
 		pushed = err == nil
 		return set, err
-	})
+	}, audit(ctx, messages.SubjectProvidersCreate, changed(messages.Provider{}, p, sec != "")))
 	if err != nil {
 		if pushed {
 			r.forget(ctx, p.ID)

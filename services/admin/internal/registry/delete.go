@@ -22,7 +22,7 @@ func (r *Registry) Delete(ctx context.Context, ref messages.ProviderRef) (messag
 			return nil
 		}
 		return r.vaultErr(err)
-	})
+	}, audit(ctx, messages.SubjectProvidersDelete, nil))
 	if err != nil {
 		return messages.Provider{}, storeErr(err, ref.Provider)
 	}

@@ -19,9 +19,9 @@ import (
 type Store interface {
 	Get(ctx context.Context, ref string) (messages.Provider, error)
 	List(ctx context.Context, typ messages.ProviderType, after string, limit int) ([]messages.Provider, error)
-	Create(ctx context.Context, p messages.Provider, push store.Push) (messages.Provider, error)
-	Update(ctx context.Context, p messages.Provider, readAt time.Time, push store.Push) (messages.Provider, error)
-	Delete(ctx context.Context, ref string, push func(context.Context, messages.Provider) error) (messages.Provider, error)
+	Create(ctx context.Context, p messages.Provider, push store.Push, a store.Audit) (messages.Provider, error)
+	Update(ctx context.Context, p messages.Provider, readAt time.Time, push store.Push, a store.Audit) (messages.Provider, error)
+	Delete(ctx context.Context, ref string, push func(context.Context, messages.Provider) error, a store.Audit) (messages.Provider, error)
 }
 
 var _ Store = (*store.Store)(nil)

@@ -48,7 +48,7 @@ func (r *Registry) Update(ctx context.Context, u messages.ProviderUpdate) (messa
 		}
 		out, err := r.store.Update(ctx, next, cur.UpdatedAt, func(ctx context.Context) (bool, error) {
 			return r.put(ctx, next, sec)
-		})
+		}, audit(ctx, messages.SubjectProvidersUpdate, changed(cur, next, sec != "")))
 		if errors.Is(err, store.ErrStale) && attempt < maxUpdateAttempts {
 			continue
 		}

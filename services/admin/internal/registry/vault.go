@@ -12,8 +12,8 @@ import (
 // vaultTimeout bounds each call to the vault.
 const vaultTimeout = 5 * time.Second
 
-// NATSVault talks to the vault's clients.* subjects. The natsx.Client
-// presents admin's first API key.
+// NATSVault talks to the vault's clients.* subjects and reads its audit
+// records. The natsx.Client presents admin's first API key.
 type NATSVault struct{ Client *natsx.Client }
 
 var _ Vault = NATSVault{}
@@ -29,6 +29,14 @@ func (v NATSVault) PutClient(ctx context.Context, c messages.VaultClient) (messa
 func (v NATSVault) DeleteClient(ctx context.Context, providerID string) error {
 	var reply messages.VaultClientReply
 	return v.Client.Request(ctx, messages.SubjectVaultClientsDelete, messages.VaultClientRef{ProviderID: providerID}, &reply)
+}
+
+// ListAudit reads a page of the vault's audit records (admin's audit.list
+// merges them with its own).
+func (v NATSVault) ListAudit(ctx context.Context, r messages.AuditListRequest) (messages.AuditListReply, error) {
+	var reply messages.AuditListReply
+	err := v.Client.Request(ctx, messages.SubjectVaultAuditList, r, &reply)
+	return reply, err
 }
 
 // vaultClient is what the vault needs of p; sec is empty when the vault

@@ -17,9 +17,9 @@ import (
 type Push = func(ctx context.Context) (clientSecretSet bool, err error)
 
 // Create inserts p (its ID set by the caller) with its aliases, calls push,
-// records what the vault reported, and commits. It returns the stored
-// provider. p.ClientSecret is never stored.
-func (s *Store) Create(ctx context.Context, p messages.Provider, push Push) (messages.Provider, error) {
+// records what the vault reported and the audit record a, and commits. It
+// returns the stored provider. p.ClientSecret is never stored.
+func (s *Store) Create(ctx context.Context, p messages.Provider, push Push, a Audit) (messages.Provider, error) {
 	now := s.clock()
 	var out messages.Provider
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -41,15 +41,18 @@ func (s *Store) Create(ctx context.Context, p messages.Provider, push Push) (mes
 		if err != nil {
 			return uniqueViolation(err)
 		}
-		return finish(ctx, tx, p, push, &out)
+		if err := finish(ctx, tx, p, push, &out); err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, a, out, now)
 	})
 	return out, err
 }
 
 // Update replaces the provider p.ID with p, provided it still has the
-// updated_at the caller read (readAt; ErrStale otherwise), calls push, and
-// commits. p.ClientSecret is never stored.
-func (s *Store) Update(ctx context.Context, p messages.Provider, readAt time.Time, push Push) (messages.Provider, error) {
+// updated_at the caller read (readAt; ErrStale otherwise), calls push,
+// records the audit record a, and commits. p.ClientSecret is never stored.
+func (s *Store) Update(ctx context.Context, p messages.Provider, readAt time.Time, push Push, a Audit) (messages.Provider, error) {
 	var out messages.Provider
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := lockNames(ctx, tx); err != nil {
@@ -87,15 +90,19 @@ func (s *Store) Update(ctx context.Context, p messages.Provider, readAt time.Tim
 		if _, err := tx.Exec(ctx, "delete from admin.provider_aliases where provider_id = $1", p.ID); err != nil {
 			return err
 		}
-		return finish(ctx, tx, p, push, &out)
+		if err := finish(ctx, tx, p, push, &out); err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, a, out, now)
 	})
 	return out, err
 }
 
 // Delete removes the provider whose id, name or alias is ref. push runs
 // first, with the provider row locked; if it fails, nothing is deleted.
-// It returns the deleted provider.
-func (s *Store) Delete(ctx context.Context, ref string, push func(context.Context, messages.Provider) error) (messages.Provider, error) {
+// The audit record a is written with the deletion. It returns the deleted
+// provider.
+func (s *Store) Delete(ctx context.Context, ref string, push func(context.Context, messages.Provider) error, a Audit) (messages.Provider, error) {
 	var out messages.Provider
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		p, err := get(ctx, tx, ref, true)
@@ -109,7 +116,7 @@ func (s *Store) Delete(ctx context.Context, ref string, push func(context.Contex
 			return err
 		}
 		out = p
-		return nil
+		return writeAudit(ctx, tx, a, p, s.clock())
 	})
 	return out, err
 }

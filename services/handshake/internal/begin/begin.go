@@ -100,6 +100,7 @@ func (h *Handler) Begin(ctx context.Context, req messages.BeginRequest) (*messag
 		WorkspaceID:  req.WorkspaceID,
 		Scopes:       f.Scopes,
 		Metadata:     req.Metadata,
+		Actor:        natsx.CallerOf(ctx).KeyID,
 	})
 	if err != nil {
 		return nil, err

@@ -31,6 +31,7 @@ type Store interface {
 	refreshStore
 	outboxStore
 	staticStore
+	auditStore
 }
 
 // Provider is what the handlers ask of providers, in the vault's own terms
@@ -68,8 +69,10 @@ type Deps struct {
 	// the store's commit hook empties it (vault.go), so no handler has to
 	// remember to.
 	Cache *cache.Cache
-	Log   *slog.Logger
-	Now   func() time.Time
+	// AuditLog, when set, is written out before vault.audit.list reads.
+	AuditLog AuditLog
+	Log      *slog.Logger
+	Now      func() time.Time
 
 	// RefreshLimit bounds tokens.refresh (nil for no limit).
 	RefreshLimit RateLimiter
@@ -99,25 +102,29 @@ func New(d Deps) *Handlers {
 
 // Register adds every endpoint to svc, which must map errors with
 // ContractError. Each endpoint serves only its callers: the Gateway the
-// contract's subjects, each service the internal subjects it uses.
+// contract's subjects, each service the internal subjects it uses. Every
+// request to the Gateway's subjects and to the consent's leaves an audit
+// record (audited: the service's Audit, internal/audit), refusals included.
 func (h *Handlers) Register(svc *natsx.Service) error {
 	gateway := natsx.For(apikey.Gateway)
 	handshake := natsx.For(apikey.Handshake)
 	admin := natsx.For(apikey.Admin)
 	refresher := natsx.For(apikey.Refresher)
+	audited := natsx.Audited()
 	return errors.Join(
-		natsx.Endpoint(svc, messages.SubjectConnectionsGet, h.getConnection, gateway),
-		natsx.Endpoint(svc, messages.SubjectConnectionsList, h.listConnections, gateway),
-		natsx.Endpoint(svc, messages.SubjectConnectionsRevoke, h.revokeConnection, gateway),
-		natsx.Endpoint(svc, messages.SubjectConnectionsConfirm, h.confirmConnection, gateway),
-		natsx.FastEndpoint(svc, messages.SubjectTokensGet, h.getTokenFast, h.getToken, gateway),
-		natsx.Endpoint(svc, messages.SubjectTokensRefresh, h.refreshToken, gateway),
-		natsx.Endpoint(svc, messages.SubjectVaultConnectionsCreate, h.createConnection, handshake),
-		natsx.Endpoint(svc, messages.SubjectVaultConnectionsFail, h.failConnection, handshake),
-		natsx.Endpoint(svc, messages.SubjectVaultExchange, h.exchange, handshake),
-		natsx.Endpoint(svc, messages.SubjectVaultStaticStore, h.storeStatic, handshake, natsx.MaxBytes(MaxCredentialBytes+1024)),
+		natsx.Endpoint(svc, messages.SubjectConnectionsGet, h.getConnection, gateway, audited),
+		natsx.Endpoint(svc, messages.SubjectConnectionsList, h.listConnections, gateway, audited),
+		natsx.Endpoint(svc, messages.SubjectConnectionsRevoke, h.revokeConnection, gateway, audited),
+		natsx.Endpoint(svc, messages.SubjectConnectionsConfirm, h.confirmConnection, gateway, audited),
+		natsx.FastEndpoint(svc, messages.SubjectTokensGet, h.getTokenFast, h.getToken, gateway, audited),
+		natsx.Endpoint(svc, messages.SubjectTokensRefresh, h.refreshToken, gateway, audited),
+		natsx.Endpoint(svc, messages.SubjectVaultConnectionsCreate, h.createConnection, handshake, audited),
+		natsx.Endpoint(svc, messages.SubjectVaultConnectionsFail, h.failConnection, handshake, audited),
+		natsx.Endpoint(svc, messages.SubjectVaultExchange, h.exchange, handshake, audited),
+		natsx.Endpoint(svc, messages.SubjectVaultStaticStore, h.storeStatic, handshake, audited, natsx.MaxBytes(MaxCredentialBytes+1024)),
 		natsx.Endpoint(svc, messages.SubjectVaultClientsPut, h.putClient, admin, natsx.MaxBytes(MaxSchemaBytes+16<<10)),
 		natsx.Endpoint(svc, messages.SubjectVaultClientsDelete, h.deleteClient, admin),
+		natsx.Endpoint(svc, messages.SubjectVaultAuditList, h.listAudit, admin),
 		natsx.Endpoint(svc, messages.SubjectVaultRefreshClaim, h.claimRefresh, refresher),
 		natsx.Endpoint(svc, messages.SubjectVaultRefreshRun, h.runRefresh, refresher),
 		natsx.Endpoint(svc, messages.SubjectVaultRefreshDefer, h.deferRefresh, refresher),
