@@ -33,6 +33,7 @@ import (
 	"github.com/nexus-broker/nexus/services/handshake/internal/web"
 	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/config"
+	"github.com/nexus-broker/nexus/shared/egress"
 	"github.com/nexus-broker/nexus/shared/httpserver"
 	"github.com/nexus-broker/nexus/shared/metrics"
 	"github.com/nexus-broker/nexus/shared/natsauth"
@@ -70,11 +71,13 @@ type Config struct {
 	// older ones during a rotation).
 	GatewayKeys, ServiceKeys []string
 
+	// ProviderNetworks (PROVIDER_PRIVATE_NETWORKS) are the networks
+	// discovery may reach although the egress guard refuses them by
+	// default, and the only ones plain http may reach.
+	ProviderNetworks egress.Networks
+
 	// Now is the clock; nil means time.Now. For tests of expiry.
 	Now func() time.Time
-	// HTTPClient fetches OIDC discovery documents; nil means a client with a
-	// 10 second timeout that does not follow redirects.
-	HTTPClient *http.Client
 }
 
 // LogValue keeps STATE_KEY out of logs.
@@ -82,12 +85,13 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("nats_url", c.RedactedNATSURL()), slog.String("prefix", c.Prefix), slog.String("http_addr", c.HTTPAddr),
 		slog.String("public_url", c.PublicURL), slog.Any("allowed_return_urls", c.AllowedReturnURLs),
-		slog.Duration("flow_ttl", c.FlowTTL), slog.String("state_key", "[redacted]"))
+		slog.Duration("flow_ttl", c.FlowTTL), slog.String("provider_private_networks", c.ProviderNetworks.String()),
+		slog.String("state_key", "[redacted]"))
 }
 
 // LoadConfig reads the handshake's variables: the common ones, REDIS_URL,
-// STATE_KEY, PUBLIC_URL, ALLOWED_RETURN_URLS and FLOW_TTL. Problems are
-// collected in l.
+// STATE_KEY, PUBLIC_URL, ALLOWED_RETURN_URLS, FLOW_TTL and
+// PROVIDER_PRIVATE_NETWORKS. Problems are collected in l.
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
 		Common:            l.Common(":8080"),
@@ -100,6 +104,7 @@ func LoadConfig(l *config.Loader) Config {
 		RedisKeyPrefix:    l.String("REDIS_KEY_PREFIX", flow.DefaultPrefix),
 		GatewayKeys:       l.Keys(config.GatewayKeys, "the keys the Gateway presents", true),
 		ServiceKeys:       l.Keys(config.HandshakeServiceKeys, "the key the handshake presents to the vault and admin", true),
+		ProviderNetworks:  egress.Load(l),
 	}
 	if c.RedisURL != "" {
 		if err := redisx.CheckURL(c.RedisURL); err != nil {
@@ -215,12 +220,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Providers:  &adminapi.Client{NATS: client},
 		Vault:      vault,
 		Flows:      flows,
-		Discovery:  discocache.New(s.rdb, cfg.HTTPClient, log, cfg.RedisKeyPrefix),
+		Discovery:  discocache.New(s.rdb, egress.New(egress.Options{Private: cfg.ProviderNetworks}), log, cfg.RedisKeyPrefix),
 		ReturnURLs: allow,
 		PublicURL:  public.String(),
 		FlowTTL:    cfg.FlowTTL,
 		Now:        cfg.Now,
 		Log:        log,
+
+		ProviderNetworks: cfg.ProviderNetworks,
 	})
 	if s.svc, err = natsx.NewService(s.nc, natsx.ServiceConfig{
 		Name:        Name,

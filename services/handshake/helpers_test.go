@@ -241,6 +241,8 @@ func newEnv(t *testing.T) *env {
 		"ALLOWED_RETURN_URLS":   returnURL + ",http://localhost:3000",
 		// Test providers reuse loopback ports: keep each test's Redis keys apart.
 		"REDIS_KEY_PREFIX": "nexus:test:" + testkit.RandomHex(t, 6) + ":",
+		// The test providers listen on 127.0.0.1; 127.0.0.2 stays refused.
+		"PROVIDER_PRIVATE_NETWORKS": "127.0.0.1/32",
 	}))
 	cfg.Now = e.clock.Now
 	svc, err := handshake.Start(context.Background(), cfg, nil)

@@ -30,6 +30,7 @@ import (
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
 	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/config"
+	"github.com/nexus-broker/nexus/shared/egress"
 	"github.com/nexus-broker/nexus/shared/httpserver"
 	"github.com/nexus-broker/nexus/shared/metrics"
 	"github.com/nexus-broker/nexus/shared/natsauth"
@@ -59,6 +60,11 @@ type Config struct {
 	// the background refresher renews a token (half the token's life when
 	// that is shorter).
 	RefreshLead time.Duration
+	// ProviderNetworks (PROVIDER_PRIVATE_NETWORKS) are the networks token,
+	// revocation, JWKS and verification requests may reach although the
+	// egress guard refuses them by default, and the only ones plain http
+	// may reach.
+	ProviderNetworks egress.Networks
 }
 
 // LogValue keeps the keys and the database URL (which may hold a password)
@@ -67,12 +73,12 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("nats_url", c.RedactedNATSURL()), slog.String("prefix", c.Prefix), slog.String("http_addr", c.HTTPAddr),
 		slog.String("encryption_key", "[redacted]"), slog.Int("previous_keys", len(c.PreviousKeys)),
-		slog.Duration("refresh_lead_time", c.RefreshLead))
+		slog.Duration("refresh_lead_time", c.RefreshLead), slog.String("provider_private_networks", c.ProviderNetworks.String()))
 }
 
 // LoadConfig reads the vault's variables: the common ones, DATABASE_URL,
-// ENCRYPTION_KEY, ENCRYPTION_KEYS_PREVIOUS and REFRESH_LEAD_TIME. Problems
-// are collected in l.
+// ENCRYPTION_KEY, ENCRYPTION_KEYS_PREVIOUS, REFRESH_LEAD_TIME and
+// PROVIDER_PRIVATE_NETWORKS. Problems are collected in l.
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
 		Common:        l.Common(":8082"),
@@ -80,6 +86,8 @@ func LoadConfig(l *config.Loader) Config {
 		EncryptionKey: l.Key32("ENCRYPTION_KEY"),
 		PreviousKeys:  l.Keys32("ENCRYPTION_KEYS_PREVIOUS"),
 		RefreshLead:   l.Duration("REFRESH_LEAD_TIME", store.DefaultRefreshLead),
+
+		ProviderNetworks: egress.Load(l),
 
 		GatewayKeys:        l.Keys(config.GatewayKeys, "the keys the Gateway presents", true),
 		CrossWorkspaceKeys: l.Keys(config.CrossWorkspaceKeys, "Gateway keys that may omit workspace_id", false),
@@ -210,9 +218,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if s.sub, err = s.nc.Subscribe(inv.subject, inv.received); err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", inv.subject, err)
 	}
-	prov := providers{provider.New(provider.DefaultTimeout, nil)}
+	// Every request to a provider-side URL goes through one egress guard.
+	out := egress.New(egress.Options{Private: cfg.ProviderNetworks})
+	prov := providers{provider.New(out, nil)}
 	h := api.New(api.Deps{Store: st, Provider: prov, Refresher: refresh.New(st, prov, log, nil), Cache: c, Log: log,
-		Verifier: static.NewVerifier(static.DefaultVerifyTimeout, nil), Schemas: static.NewSchemas()})
+		Verifier: static.NewVerifier(out, nil), Schemas: static.NewSchemas(), ProviderNetworks: cfg.ProviderNetworks})
 
 	if s.svc, err = natsx.NewService(s.nc, natsx.ServiceConfig{
 		Name:        Name,

@@ -40,11 +40,11 @@ func (r *Registry) fill(ctx context.Context, p *messages.Provider) string {
 func (r *Registry) check(ctx context.Context, p *messages.Provider, newSecret, heldSecret, discover bool) problems {
 	var ps problems
 	failed := false
-	if discover && p.Type == messages.ProviderOIDC && p.Issuer != "" && issuerProblem(p.Issuer) == "" {
+	if discover && p.Type == messages.ProviderOIDC && p.Issuer != "" && r.urls.issuerProblem(p.Issuer) == "" {
 		if prob := r.fill(ctx, p); prob != "" {
 			ps.addText("issuer", prob)
 			failed = true
 		}
 	}
-	return append(ps, validate(*p, newSecret, heldSecret, failed)...)
+	return append(ps, validate(*p, r.urls, newSecret, heldSecret, failed)...)
 }
