@@ -23,11 +23,14 @@ import (
 
 // DevDefaults are the values `make run` uses for what the environment does
 // not set. PUBLIC_URL defaults to the handshake's own address (PublicURL).
+// PROVIDER_PRIVATE_NETWORKS opens loopback, where development providers run
+// (over plain http); in production it is empty unless set.
 var DevDefaults = map[string]string{
-	"DATABASE_URL":        DevDatabaseURL,
-	"REDIS_URL":           "redis://127.0.0.1:6379/0",
-	"ALLOWED_RETURN_URLS": "http://127.0.0.1:3000,http://localhost:3000",
-	"LOG_FORMAT":          "text",
+	"DATABASE_URL":              DevDatabaseURL,
+	"REDIS_URL":                 "redis://127.0.0.1:6379/0",
+	"ALLOWED_RETURN_URLS":       "http://127.0.0.1:3000,http://localhost:3000",
+	"LOG_FORMAT":                "text",
+	"PROVIDER_PRIVATE_NETWORKS": "127.0.0.0/8,::1/128",
 }
 
 // DevDatabaseURL is the development database, created on first use.

@@ -26,6 +26,7 @@ import (
 	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/shared/discovery"
+	"github.com/nexus-broker/nexus/shared/egress"
 	"github.com/nexus-broker/nexus/shared/httpserver"
 	"github.com/nexus-broker/nexus/shared/metrics"
 	"github.com/nexus-broker/nexus/shared/natsauth"
@@ -48,11 +49,15 @@ type Config struct {
 	// providers with it. ServiceKeys (ADMIN_SERVICE_KEY): admin's own, which
 	// it presents to the vault.
 	OperatorKeys, HandshakeKeys, ServiceKeys []string
+	// ProviderNetworks (PROVIDER_PRIVATE_NETWORKS) are the networks
+	// discovery may reach although the egress guard refuses them by
+	// default, and the only ones plain http may reach.
+	ProviderNetworks egress.Networks
 }
 
-// LoadConfig reads the common variables and DATABASE_URL, nothing else.
-// A DATABASE_URL that cannot be read is reported with the other problems,
-// without its password.
+// LoadConfig reads the common variables, DATABASE_URL and
+// PROVIDER_PRIVATE_NETWORKS, nothing else. A DATABASE_URL that cannot be
+// read is reported with the other problems, without its password.
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
 		Common:      l.Common(DefaultHTTPAddr),
@@ -61,6 +66,8 @@ func LoadConfig(l *config.Loader) Config {
 		OperatorKeys:  l.Keys(config.OperatorKeys, "the keys operators present to admin", true),
 		HandshakeKeys: l.Keys(config.HandshakeServiceKeys, "the key the handshake presents to admin and the vault", true),
 		ServiceKeys:   l.Keys(config.AdminServiceKeys, "the key admin presents to the vault", true),
+
+		ProviderNetworks: egress.Load(l),
 	}
 	if c.DatabaseURL != "" {
 		if err := pg.CheckURL(c.DatabaseURL); err != nil {
@@ -101,7 +108,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	st := store.New(s.pool, nil)
 	vault := registry.NATSVault{Client: &natsx.Client{NC: s.nc, Prefix: cfg.Prefix, APIKey: apikey.Outgoing(cfg.ServiceKeys)}}
-	reg := registry.New(st, vault, discovery.New(nil), log)
+	reg := registry.New(st, vault, discovery.New(egress.New(egress.Options{Private: cfg.ProviderNetworks})), cfg.ProviderNetworks, log)
 	auditLog := audit.New(st, vault, log)
 	prom := metrics.NewRegistry()
 	s.svc, err = natsx.NewService(s.nc, natsx.ServiceConfig{

@@ -104,10 +104,13 @@ func TestCreateInvalid(t *testing.T) {
 		{"forbidden authorization_params", withOAuth(func(p *messages.Provider) {
 			p.AuthorizationParams = map[string]string{"state": "x", "redirect_uri": "https://evil", "prompt": "consent", "Code_Challenge": "x"}
 		}), []string{`"state" is set by the broker`, `"redirect_uri" is set by the broker`, `"Code_Challenge" is set by the broker`}},
-		{"http issuer on a non-loopback host", messages.Provider{Name: "a", Type: "oidc", Issuer: "http://accounts.example.com", ClientID: "c", ClientSecret: "s"},
-			[]string{"issuer: must use https"}},
-		{"http endpoint on a non-loopback host", withOAuth(func(p *messages.Provider) { p.TokenEndpoint = "http://auth.example.com/token" }),
-			[]string{"token_endpoint: must use https"}},
+		{"issuer at a refused address", messages.Provider{Name: "a", Type: "oidc", Issuer: "http://127.0.0.2:9", ClientID: "c", ClientSecret: "s"},
+			[]string{"issuer: 127.0.0.2 is a loopback address; add its network to PROVIDER_PRIVATE_NETWORKS to allow it"}},
+		{"endpoint at a private address", withOAuth(func(p *messages.Provider) { p.TokenEndpoint = "https://10.0.0.5/token" }),
+			[]string{"token_endpoint: 10.0.0.5 is a private address (RFC 1918); add its network to PROVIDER_PRIVATE_NETWORKS"}},
+		{"endpoint at a metadata address", withOAuth(func(p *messages.Provider) {
+			p.RevocationEndpoint = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+		}), []string{"revocation_endpoint: 169.254.169.254 is a cloud metadata address"}},
 		{"relative endpoint", withOAuth(func(p *messages.Provider) { p.AuthorizationEndpoint = "/authorize" }),
 			[]string{"authorization_endpoint: must be an absolute URL"}},
 		{"bad names", withOAuth(func(p *messages.Provider) { p.Name = "GitHub"; p.Aliases = []string{"ok", "has space", "ok", "prv_x"} }),

@@ -68,7 +68,9 @@ func setup(t *testing.T) *env {
 	e.oidc = op
 
 	l := config.FromMap(map[string]string{"NATS_URL": natsURL, "ADMIN_API_KEY": apiKey + ",second-key-0123456789", "DATABASE_URL": dbURL,
-		"ADMIN_SERVICE_KEY": adminKey, "HANDSHAKE_SERVICE_KEY": handshakeKey})
+		"ADMIN_SERVICE_KEY": adminKey, "HANDSHAKE_SERVICE_KEY": handshakeKey,
+		// The test providers listen on 127.0.0.1; 127.0.0.2 stays refused.
+		"PROVIDER_PRIVATE_NETWORKS": "127.0.0.1/32"})
 	cfg := admin.LoadConfig(l)
 	if err := l.Err(); err != nil {
 		t.Fatal(err)

@@ -159,9 +159,9 @@ func TestStaticProvidersInvalid(t *testing.T) {
 		{"oauth2 strategy", static("a", ok, messages.Strategy{Type: messages.StrategyOAuth2}), []string{"strategy.type: must be one of"}},
 		{"verification", func() messages.Provider {
 			p := withSchema(ok)
-			p.Verification = &messages.Verification{URL: "http://api.example.com/me", Method: "DELETE", ExpectStatus: 700}
+			p.Verification = &messages.Verification{URL: "http://10.1.2.3/me", Method: "DELETE", ExpectStatus: 700}
 			return p
-		}(), []string{"verification.url: must use https", "verification.method: must be GET, POST or HEAD", "verification.expect_status: must be an HTTP status"}},
+		}(), []string{"verification.url: 10.1.2.3 is a private address", "verification.method: must be GET, POST or HEAD", "verification.expect_status: must be an HTTP status"}},
 		{"verification without url", func() messages.Provider {
 			p := withSchema(ok)
 			p.Verification = &messages.Verification{}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -34,7 +35,7 @@ import (
 	"github.com/nexus-broker/nexus/services/handshake/internal/web"
 	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/config"
-	"github.com/nexus-broker/nexus/shared/discovery"
+	"github.com/nexus-broker/nexus/shared/egress"
 	"github.com/nexus-broker/nexus/shared/httpserver"
 	"github.com/nexus-broker/nexus/shared/metrics"
 	"github.com/nexus-broker/nexus/shared/natsauth"
@@ -87,11 +88,13 @@ type Config struct {
 	// older ones during a rotation).
 	GatewayKeys, ServiceKeys []string
 
+	// ProviderNetworks (PROVIDER_PRIVATE_NETWORKS) are the networks
+	// discovery may reach although the egress guard refuses them by
+	// default, and the only ones plain http may reach.
+	ProviderNetworks egress.Networks
+
 	// Now is the clock; nil means time.Now. For tests of expiry.
 	Now func() time.Time
-	// HTTPClient fetches OIDC discovery documents; nil means a client with a
-	// 10 second timeout that does not follow redirects.
-	HTTPClient *http.Client
 }
 
 // LogValue keeps STATE_KEY out of logs.
@@ -99,13 +102,14 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("nats_url", c.RedactedNATSURL()), slog.String("prefix", c.Prefix), slog.String("http_addr", c.HTTPAddr),
 		slog.String("public_url", c.PublicURL), slog.Any("allowed_return_urls", c.AllowedReturnURLs),
-		slog.Duration("flow_ttl", c.FlowTTL), slog.String("state_key", "[redacted]"),
+		slog.Duration("flow_ttl", c.FlowTTL), slog.String("provider_private_networks", c.ProviderNetworks.String()),
+		slog.String("state_key", "[redacted]"),
 		slog.String("begin_rate_per_key", c.BeginLimits.PerKey.String()), slog.String("begin_rate_per_workspace", c.BeginLimits.PerWorkspace.String()))
 }
 
 // LoadConfig reads the handshake's variables: the common ones, REDIS_URL,
-// STATE_KEY, PUBLIC_URL, ALLOWED_RETURN_URLS, FLOW_TTL and the limits of
-// handshake.begin. Problems are collected in l.
+// STATE_KEY, PUBLIC_URL, ALLOWED_RETURN_URLS, FLOW_TTL, the limits of
+// handshake.begin and PROVIDER_PRIVATE_NETWORKS. Problems are collected in l.
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
 		Common:            l.Common(":8080"),
@@ -122,6 +126,7 @@ func LoadConfig(l *config.Loader) Config {
 			PerKey:       ratelimit.Load(l, "BEGIN_RATE_PER_KEY", DefaultBeginRatePerKey),
 			PerWorkspace: ratelimit.Load(l, "BEGIN_RATE_PER_WORKSPACE", DefaultBeginRatePerWorkspace),
 		},
+		ProviderNetworks: egress.Load(l),
 	}
 	if c.RedisURL != "" {
 		if err := redisx.CheckURL(c.RedisURL); err != nil {
@@ -158,10 +163,19 @@ func parsePublicURL(raw string) (*url.URL, error) {
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
 		return nil, errors.New("must not carry userinfo, a query or a fragment")
 	}
-	if u.Scheme == "http" && !discovery.Loopback(u.Hostname()) {
+	if u.Scheme == "http" && !loopback(u.Hostname()) {
 		return nil, errors.New("must use https (http only on a loopback host such as 127.0.0.1 or localhost, for development)")
 	}
 	return u, nil
+}
+
+// loopback reports whether host is localhost or a loopback address.
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 // Service is a running handshake.
@@ -255,12 +269,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Providers:  &adminapi.Client{NATS: client},
 		Vault:      vault,
 		Flows:      flows,
-		Discovery:  discocache.New(s.rdb, cfg.HTTPClient, log, cfg.RedisKeyPrefix, discoKey),
+		Discovery:  discocache.New(s.rdb, egress.New(egress.Options{Private: cfg.ProviderNetworks}), log, cfg.RedisKeyPrefix, discoKey),
 		ReturnURLs: allow,
 		PublicURL:  public.String(),
 		FlowTTL:    cfg.FlowTTL,
 		Now:        cfg.Now,
 		Log:        log,
+
+		ProviderNetworks: cfg.ProviderNetworks,
 	})
 	if s.svc, err = natsx.NewService(s.nc, natsx.ServiceConfig{
 		Name:        Name,

@@ -450,13 +450,15 @@ func TestLoadConfig(t *testing.T) {
 
 	l = config.FromMap(map[string]string{
 		"PUBLIC_URL": "ftp://x", "ALLOWED_RETURN_URLS": "javascript:alert(1),https://ok.example.com,https://u@x.example.com", "STATE_KEY": "short", "FLOW_TTL": "2s",
+		"PROVIDER_PRIVATE_NETWORKS": "192.168.0.0/16,100.0.0.0/8",
 	})
 	handshake.LoadConfig(l)
 	err := l.Err()
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
-	for _, name := range []string{"API_KEY", "REDIS_URL", "STATE_KEY", "PUBLIC_URL", "ALLOWED_RETURN_URLS: entry 1", "ALLOWED_RETURN_URLS: entry 3", "FLOW_TTL"} {
+	for _, name := range []string{"API_KEY", "REDIS_URL", "STATE_KEY", "PUBLIC_URL", "ALLOWED_RETURN_URLS: entry 1", "ALLOWED_RETURN_URLS: entry 3", "FLOW_TTL",
+		"PROVIDER_PRIVATE_NETWORKS: 100.0.0.0/8 includes public addresses"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("problems do not name %s:\n%v", name, err)
 		}

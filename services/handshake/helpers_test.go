@@ -252,6 +252,8 @@ func newEnv(t *testing.T, settings ...map[string]string) *env {
 		"ALLOWED_RETURN_URLS":   returnURL + ",http://localhost:3000",
 		// Test providers reuse loopback ports: keep each test's Redis keys apart.
 		"REDIS_KEY_PREFIX": "nexus:test:" + testkit.RandomHex(t, 6) + ":",
+		// The test providers listen on 127.0.0.1; 127.0.0.2 stays refused.
+		"PROVIDER_PRIVATE_NETWORKS": "127.0.0.1/32",
 	}
 	for _, m := range settings {
 		maps.Copy(vars, m)

@@ -71,7 +71,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	for range max(o.vaults, 1) {
 		l := config.FromMap(map[string]string{"NATS_URL": e.natsURL, "DATABASE_URL": e.dbURL, "ENCRYPTION_KEY": key,
 			"API_KEY": gatewayKey, "CROSS_WORKSPACE_API_KEY": gatewayKey, "HANDSHAKE_SERVICE_KEY": handshakeKey,
-			"ADMIN_SERVICE_KEY": adminKey, "REFRESHER_SERVICE_KEY": apiKey})
+			"ADMIN_SERVICE_KEY": adminKey, "REFRESHER_SERVICE_KEY": apiKey,
+			// The test provider listens on 127.0.0.1.
+			"PROVIDER_PRIVATE_NETWORKS": "127.0.0.1/32"})
 		cfg := vault.LoadConfig(l)
 		if err := l.Err(); err != nil {
 			t.Fatal(err)

@@ -287,7 +287,7 @@ func TestClients(t *testing.T) {
 		"bad type":        bad(func(c *messages.VaultClient) { c.Type = "saml" }),
 		"no client id":    bad(func(c *messages.VaultClient) { c.ClientID = "" }),
 		"no token url":    bad(func(c *messages.VaultClient) { c.TokenEndpoint = "" }),
-		"http token url":  bad(func(c *messages.VaultClient) { c.TokenEndpoint = "http://auth.example.com/token" }),
+		"refused token":   bad(func(c *messages.VaultClient) { c.TokenEndpoint = "https://10.0.0.5/token" }),
 		"relative url":    bad(func(c *messages.VaultClient) { c.RevocationEndpoint = "/revoke" }),
 		"bad auth method": bad(func(c *messages.VaultClient) { c.ClientAuthMethod = "private_key_jwt" }),
 		"oidc, no issuer": bad(func(c *messages.VaultClient) {

@@ -3,6 +3,7 @@ package vault_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
 	"github.com/nexus-broker/nexus/shared/config"
+	"github.com/nexus-broker/nexus/shared/egress"
 	"github.com/nexus-broker/nexus/shared/natsx"
 	"github.com/nexus-broker/nexus/shared/testkit"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
@@ -171,6 +173,8 @@ func BenchmarkRefresh(b *testing.B) {
 		AdminKeys:     []string{adminKey},
 		RefresherKeys: []string{refresherKey},
 		DatabaseURL:   dbURL, EncryptionKey: key,
+		// The provider listens on 127.0.0.1.
+		ProviderNetworks: egress.Networks{netip.MustParsePrefix("127.0.0.1/32")},
 	}, nil)
 	if err != nil {
 		b.Fatal(err)

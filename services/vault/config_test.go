@@ -38,8 +38,13 @@ func TestLoadConfig(t *testing.T) {
 			t.Fatalf("the vault read %s", name)
 		}
 	}
-	if !slices.Contains(read, "REFRESH_LEAD_TIME") {
-		t.Fatalf("the vault did not read REFRESH_LEAD_TIME: %v", read)
+	for _, name := range []string{"REFRESH_LEAD_TIME", "PROVIDER_PRIVATE_NETWORKS"} {
+		if !slices.Contains(read, name) {
+			t.Fatalf("the vault did not read %s: %v", name, read)
+		}
+	}
+	if len(cfg.ProviderNetworks) != 0 {
+		t.Fatalf("PROVIDER_PRIVATE_NETWORKS is empty by default: %v", cfg.ProviderNetworks)
 	}
 	// REFRESH_LEAD_TIME defaults to 5 minutes.
 	l = config.FromMap(map[string]string{"API_KEY": apiKey, "DATABASE_URL": "postgres://db/x", "ENCRYPTION_KEY": key,
@@ -54,14 +59,15 @@ func TestLoadConfig(t *testing.T) {
 	}
 
 	// Every problem at once, naming the variable, never the key.
-	l = config.FromMap(map[string]string{"ENCRYPTION_KEY": "c2hvcnQ=", "ENCRYPTION_KEYS_PREVIOUS": "!!!", "REFRESH_LEAD_TIME": "0s"})
+	l = config.FromMap(map[string]string{"ENCRYPTION_KEY": "c2hvcnQ=", "ENCRYPTION_KEYS_PREVIOUS": "!!!", "REFRESH_LEAD_TIME": "0s",
+		"PROVIDER_PRIVATE_NETWORKS": "10.0.0.0/8,10.0.0.0/33"})
 	vault.LoadConfig(l)
 	err := l.Err()
 	if err == nil {
 		t.Fatal("no problems reported")
 	}
 	for _, want := range []string{"API_KEY", "DATABASE_URL", "ENCRYPTION_KEY:", "ENCRYPTION_KEYS_PREVIOUS", "REFRESH_LEAD_TIME",
-		"HANDSHAKE_SERVICE_KEY", "ADMIN_SERVICE_KEY", "REFRESHER_SERVICE_KEY"} {
+		"HANDSHAKE_SERVICE_KEY", "ADMIN_SERVICE_KEY", "REFRESHER_SERVICE_KEY", `PROVIDER_PRIVATE_NETWORKS: "10.0.0.0/33" is not a CIDR network`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Fatalf("%q does not mention %s", err, want)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/config"
+	"github.com/nexus-broker/nexus/shared/egress"
 	"github.com/nexus-broker/nexus/shared/natsx"
 	"github.com/nexus-broker/nexus/shared/testkit"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
@@ -52,6 +53,8 @@ type env struct {
 	pool *pgxpool.Pool
 	// configure, when set, changes each replica's configuration.
 	configure func(*vault.Config)
+	// networks is the vaults' PROVIDER_PRIVATE_NETWORKS.
+	networks egress.Networks
 }
 
 // callerOf is the principal whose subject this is.
@@ -78,11 +81,18 @@ type envOptions struct {
 	noProvider bool
 	// configure changes the vault's configuration before it starts.
 	configure func(*vault.Config)
+	// networks is PROVIDER_PRIVATE_NETWORKS; default 127.0.0.1/32, where
+	// the test providers listen (the rest of 127.0.0.0/8 stays refused).
+	networks string
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, dbURL: testkit.Postgres(t), natsURL: testkit.NATS(t), key: randomKey(t), configure: o.configure}
+	if o.networks == "" {
+		o.networks = "127.0.0.1/32"
+	}
+	e := &env{t: t, dbURL: testkit.Postgres(t), natsURL: testkit.NATS(t), key: randomKey(t), networks: networksOf(t, o.networks),
+		configure: o.configure}
 	e.svc = e.start(e.key)
 	e.nc = testkit.Conn(t, e.natsURL)
 	e.client = &natsx.Client{NC: e.nc, Prefix: messages.DefaultPrefix, APIKey: apiKey}
@@ -116,6 +126,16 @@ func newEnv(t *testing.T, o envOptions) *env {
 	return e
 }
 
+// networksOf parses a PROVIDER_PRIVATE_NETWORKS value.
+func networksOf(t *testing.T, list string) egress.Networks {
+	t.Helper()
+	n, errs := egress.ParseNetworks(list)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	return n
+}
+
 func randomKey(t *testing.T) []byte {
 	k, err := config.DecodeKey(testkit.Key32(t))
 	if err != nil {
@@ -135,6 +155,7 @@ func (e *env) config(active []byte, previous ...[]byte) vault.Config {
 		DatabaseURL:        e.dbURL,
 		EncryptionKey:      active,
 		PreviousKeys:       previous,
+		ProviderNetworks:   e.networks,
 		// Audit records are written when a test lists them, or at Close.
 		AuditInterval: time.Hour,
 	}

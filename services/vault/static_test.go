@@ -384,7 +384,7 @@ func TestStaticClientValidation(t *testing.T) {
 		"schema not compiling": bad(func(c *messages.VaultClient) { c.CredentialSchema = json.RawMessage(`{"type":5}`) }),
 		"external reference":   bad(func(c *messages.VaultClient) { c.CredentialSchema = json.RawMessage(`{"$ref":"file:///etc/passwd"}`) }),
 		"client secret":        bad(func(c *messages.VaultClient) { c.ClientSecret = "s3cret-value" }),
-		"http verification":    bad(func(c *messages.VaultClient) { c.Verification.URL = "http://api.example.com/me" }),
+		"refused verification": bad(func(c *messages.VaultClient) { c.Verification.URL = "http://127.0.0.2/me" }),
 		"no verification url":  bad(func(c *messages.VaultClient) { c.Verification.URL = "" }),
 		"verification method":  bad(func(c *messages.VaultClient) { c.Verification.Method = "DELETE" }),
 		"expect status":        bad(func(c *messages.VaultClient) { c.Verification.ExpectStatus = 700 }),

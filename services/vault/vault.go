@@ -32,6 +32,7 @@ import (
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
 	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/config"
+	"github.com/nexus-broker/nexus/shared/egress"
 	"github.com/nexus-broker/nexus/shared/httpserver"
 	"github.com/nexus-broker/nexus/shared/metrics"
 	"github.com/nexus-broker/nexus/shared/natsauth"
@@ -91,6 +92,11 @@ type Config struct {
 	// tests make it long, so that rows are written only when they list
 	// them (vault.audit.list writes first) or close the vault.
 	AuditInterval time.Duration
+	// ProviderNetworks (PROVIDER_PRIVATE_NETWORKS) are the networks token,
+	// revocation, JWKS and verification requests may reach although the
+	// egress guard refuses them by default, and the only ones plain http
+	// may reach.
+	ProviderNetworks egress.Networks
 }
 
 // The default limits of tokens.refresh: a forced refresh calls the
@@ -110,13 +116,13 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("refresh_lead_time", c.RefreshLead), slog.Duration("ended_connection_retention", c.EndedRetention),
 		slog.String("tokens_refresh_rate_per_key", c.RefreshLimits.PerKey.String()),
 		slog.String("tokens_refresh_rate_per_workspace", c.RefreshLimits.PerWorkspace.String()),
-		slog.Duration("audit_retention", c.AuditRetention))
+		slog.Duration("audit_retention", c.AuditRetention), slog.String("provider_private_networks", c.ProviderNetworks.String()))
 }
 
 // LoadConfig reads the vault's variables: the common ones, DATABASE_URL,
 // ENCRYPTION_KEY, ENCRYPTION_KEYS_PREVIOUS, REFRESH_LEAD_TIME, the limits of
-// tokens.refresh, ENDED_CONNECTION_RETENTION and AUDIT_RETENTION. Problems
-// are collected in l.
+// tokens.refresh, ENDED_CONNECTION_RETENTION, AUDIT_RETENTION and
+// PROVIDER_PRIVATE_NETWORKS. Problems are collected in l.
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
 		Common:         l.Common(":8082"),
@@ -129,6 +135,8 @@ func LoadConfig(l *config.Loader) Config {
 		ProviderConcurrency: l.Int("PROVIDER_CONCURRENCY", guard.DefaultConcurrency, 1),
 		BreakerTrip:         l.Int("PROVIDER_BREAKER_TRIP", guard.DefaultTrip, 1),
 		BreakerCoolDown:     l.Duration("PROVIDER_BREAKER_COOLDOWN", guard.DefaultCoolDown),
+
+		ProviderNetworks: egress.Load(l),
 
 		GatewayKeys:        l.Keys(config.GatewayKeys, "the keys the Gateway presents", true),
 		CrossWorkspaceKeys: l.Keys(config.CrossWorkspaceKeys, "Gateway keys that may omit workspace_id", false),
@@ -284,7 +292,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if s.audit, err = audit.New(st, audit.Options{Aggregate: []string{messages.SubjectTokensGet}, Interval: cfg.AuditInterval, Registerer: s.reg, Log: log}); err != nil {
 		return nil, err
 	}
-	prov := providers{c: provider.New(provider.DefaultTimeout, nil), guard: guard.New(guard.Config{
+	// Every request to a provider-side URL goes through one egress guard.
+	out := egress.New(egress.Options{Private: cfg.ProviderNetworks})
+	prov := providers{c: provider.New(out, nil), guard: guard.New(guard.Config{
 		Concurrency: cfg.ProviderConcurrency, Trip: cfg.BreakerTrip, CoolDown: cfg.BreakerCoolDown, Log: log})}
 	limit, err := ratelimit.New(ratelimit.Options{
 		Endpoint: "tokens.refresh", Limits: cfg.RefreshLimits, Counter: st, Now: cfg.Now, Log: log, Registerer: s.reg,
@@ -293,7 +303,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		return nil, err
 	}
 	h := api.New(api.Deps{Store: st, Provider: prov, Refresher: refresh.New(st, prov, log, cfg.Now), Cache: c, Log: log, Now: cfg.Now,
-		Verifier: static.NewVerifier(static.DefaultVerifyTimeout, nil), Schemas: static.NewSchemas(), RefreshLimit: limit, AuditLog: s.audit})
+		Verifier: static.NewVerifier(out, nil), Schemas: static.NewSchemas(), ProviderNetworks: cfg.ProviderNetworks,
+		RefreshLimit: limit, AuditLog: s.audit})
 
 	if s.svc, err = natsx.NewService(s.nc, natsx.ServiceConfig{
 		Name:        Name,

@@ -13,13 +13,12 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
+
+	"github.com/nexus-broker/nexus/shared/egress"
 )
 
-// Timeout bounds one discovery request.
-const Timeout = 10 * time.Second
-
-// maxDocument bounds the size of a discovery document.
+// maxDocument bounds the size of a discovery document (the egress client's
+// own cap may be lower).
 const maxDocument = 1 << 20
 
 // Document is what the broker takes from a discovery document.
@@ -47,18 +46,17 @@ func (e *Error) Error() string { return fmt.Sprintf("discovery at %s failed: %s"
 
 // Client fetches discovery documents.
 type Client struct {
-	http *http.Client
+	http *egress.Client
 }
 
-// New returns a client that uses hc, or, when hc is nil, an HTTP client with
-// a 10 second timeout that does not follow redirects: the document must be
-// served at the issuer's own well-known URL.
-func New(hc *http.Client) *Client {
+// New returns a client that fetches through hc, the egress guard (which
+// also says which networks the documents' endpoints may name), or, when hc
+// is nil, through a guard that opens no private network. Redirects are
+// never followed: the document must be served at the issuer's own
+// well-known URL.
+func New(hc *egress.Client) *Client {
 	if hc == nil {
-		hc = &http.Client{
-			Timeout:       Timeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		hc = egress.New(egress.Options{})
 	}
 	return &Client{http: hc}
 }
@@ -69,16 +67,18 @@ func URL(issuer string) string {
 }
 
 // Discover fetches and checks issuer's discovery document: the issuer and
-// every endpoint follow CheckEndpoint; the document's issuer must equal
-// issuer exactly; authorization_endpoint, token_endpoint and jwks_uri must be
-// present; code_challenge_methods_supported, when present, must include
-// S256. Every failure is an *Error.
+// every endpoint follow CheckEndpoint (with the networks the client opens);
+// the document's issuer must equal issuer exactly; authorization_endpoint,
+// token_endpoint and jwks_uri must be present;
+// code_challenge_methods_supported, when present, must include S256. Every
+// failure is an *Error.
 func (c *Client) Discover(ctx context.Context, issuer string) (Document, error) {
 	u := URL(issuer)
 	fail := func(format string, args ...any) (Document, error) {
 		return Document{}, &Error{URL: u, Reason: fmt.Sprintf(format, args...)}
 	}
-	if err := CheckEndpoint(issuer); err != nil {
+	private := c.http.Private()
+	if err := CheckEndpoint(issuer, private); err != nil {
 		return fail("the issuer %v", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -134,7 +134,7 @@ func (c *Client) Discover(ctx context.Context, issuer string) (Document, error) 
 		if f.value == "" {
 			continue
 		}
-		if err := CheckEndpoint(f.value); err != nil {
+		if err := CheckEndpoint(f.value, private); err != nil {
 			return fail("%s %v", f.name, err)
 		}
 	}

@@ -4,14 +4,30 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nexus-broker/nexus/shared/discovery"
+	"github.com/nexus-broker/nexus/shared/egress"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
+
+// loopback is a discovery client for the tests' providers on 127.0.0.1,
+// as PROVIDER_PRIVATE_NETWORKS=127.0.0.1/32 opens them.
+func loopback(t *testing.T, o egress.Options) *discovery.Client {
+	t.Helper()
+	n, errs := egress.ParseNetworks("127.0.0.1/32")
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	o.Private = n
+	return discovery.New(egress.New(o))
+}
 
 func TestDiscoverRealProvider(t *testing.T) {
 	op, err := oidcprovider.New(oidcprovider.Options{})
@@ -19,7 +35,7 @@ func TestDiscoverRealProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer op.Close()
-	doc, err := discovery.New(nil).Discover(context.Background(), op.Issuer())
+	doc, err := loopback(t, egress.Options{}).Discover(context.Background(), op.Issuer())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +44,7 @@ func TestDiscoverRealProvider(t *testing.T) {
 		t.Errorf("doc = %+v", doc)
 	}
 	// The issuer must match exactly: a trailing slash is another issuer.
-	if _, err := discovery.New(nil).Discover(context.Background(), op.Issuer()+"/"); err == nil || !strings.Contains(err.Error(), "does not equal") {
+	if _, err := loopback(t, egress.Options{}).Discover(context.Background(), op.Issuer()+"/"); err == nil || !strings.Contains(err.Error(), "does not equal") {
 		t.Errorf("trailing slash: %v", err)
 	}
 }
@@ -71,7 +87,7 @@ func TestDiscoverRejects(t *testing.T) {
 		{"/redirect", "HTTP 302"},
 		{"/missing", "HTTP 404"},
 	}
-	c := discovery.New(nil)
+	c := loopback(t, egress.Options{})
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
 			_, err := c.Discover(context.Background(), srv.URL+tc.path)
@@ -103,5 +119,112 @@ func TestMetadataURL(t *testing.T) {
 		if got := discovery.MetadataURL(in); got != want {
 			t.Errorf("MetadataURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestDiscoverEgress: discovery goes through the egress guard. An issuer
+// at a refused address is never contacted, a document naming endpoints at
+// refused addresses is refused, an oversized document is refused.
+func TestDiscoverEgress(t *testing.T) {
+	var conns atomic.Int32
+	refused := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.NotFound(w, r)
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatalf("listen on 127.0.0.2 (Linux routes 127.0.0.0/8 to lo): %v", err)
+	}
+	refused.Listener.Close()
+	refused.Listener = ln
+	refused.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	refused.Start()
+	defer refused.Close()
+
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		iss := srv.URL + strings.TrimSuffix(r.URL.Path, "/.well-known/openid-configuration")
+		switch strings.TrimPrefix(iss, srv.URL) {
+		case "/internal-token":
+			m := full(iss, nil)
+			m["token_endpoint"] = refused.URL + "/token"
+			json.NewEncoder(w).Encode(m)
+		case "/metadata-jwks":
+			m := full(iss, nil)
+			m["jwks_uri"] = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+			json.NewEncoder(w).Encode(m)
+		case "/huge":
+			m := full(iss, nil)
+			m["padding"] = strings.Repeat("x", 64<<10)
+			json.NewEncoder(w).Encode(m)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+
+	c := loopback(t, egress.Options{MaxBody: 32 << 10})
+	for _, tc := range []struct{ issuer, want string }{
+		{refused.URL, "the issuer 127.0.0.2 is a loopback address; add its network to PROVIDER_PRIVATE_NETWORKS to allow it"},
+		{srv.URL + "/internal-token", "token_endpoint 127.0.0.2 is a loopback address"},
+		{srv.URL + "/metadata-jwks", "jwks_uri 169.254.169.254 is a cloud metadata address"},
+		{srv.URL + "/huge", "is larger than 32 KiB"},
+	} {
+		_, err := c.Discover(context.Background(), tc.issuer)
+		var de *discovery.Error
+		if !errors.As(err, &de) {
+			t.Errorf("%s: err = %v, want a discovery error", tc.issuer, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.issuer, err, tc.want)
+		}
+	}
+	if n := conns.Load(); n != 0 {
+		t.Errorf("the refused address saw %d connection(s)", n)
+	}
+
+	// Without private networks (the default), loopback is refused too.
+	op, err := oidcprovider.New(oidcprovider.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	if _, err := discovery.New(nil).Discover(context.Background(), op.Issuer()); err == nil || !strings.Contains(err.Error(), "must use https") {
+		t.Errorf("a loopback http issuer with no private networks: %v", err)
+	}
+}
+
+// fixedResolver answers every name with one address.
+type fixedResolver netip.Addr
+
+func (r fixedResolver) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	return []netip.Addr{netip.Addr(r)}, nil
+}
+
+// TestAuthorizationServerMetadataRefusedIsNotUnreachable: an OAuth 2.0
+// server's metadata is optional and an unreachable one lets the configured
+// endpoints stand; an issuer whose name resolves where the guard does not
+// go is not an outage but a problem to report.
+func TestAuthorizationServerMetadataRefusedIsNotUnreachable(t *testing.T) {
+	c := discovery.New(egress.New(egress.Options{Resolver: fixedResolver(netip.MustParseAddr("10.0.0.5"))}))
+	_, err := c.DiscoverAuthorizationServer(context.Background(), "https://as.corp.example")
+	var de *discovery.Error
+	if !errors.As(err, &de) || de.Unreachable || !strings.Contains(err.Error(), "private address") {
+		t.Fatalf("an issuer resolving to 10.0.0.5: %v (%+v)", err, de)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	_, err = loopback(t, egress.Options{}).DiscoverAuthorizationServer(context.Background(), "https://"+closed)
+	if !errors.As(err, &de) || !de.Unreachable {
+		t.Fatalf("an issuer where nothing listens: %v, want unreachable", err)
 	}
 }

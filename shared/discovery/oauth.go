@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/nexus-broker/nexus/shared/egress"
 )
 
 // ErrNoMetadata: the authorization server publishes no RFC 8414 metadata
@@ -38,7 +40,8 @@ func (c *Client) DiscoverAuthorizationServer(ctx context.Context, issuer string)
 	fail := func(format string, args ...any) (Document, error) {
 		return Document{}, &Error{URL: u, Reason: fmt.Sprintf(format, args...)}
 	}
-	if err := CheckEndpoint(issuer); err != nil || u == "" {
+	private := c.http.Private()
+	if err := CheckEndpoint(issuer, private); err != nil || u == "" {
 		return fail("the issuer %v", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -52,7 +55,9 @@ func (c *Client) DiscoverAuthorizationServer(ctx context.Context, issuer string)
 		if errors.As(err, &ue) && ue.Unwrap() != nil {
 			err = ue.Unwrap()
 		}
-		return Document{}, &Error{URL: u, Reason: fmt.Sprintf("could not fetch the metadata: %v", err), Unreachable: true}
+		// A refusal by the egress guard is not an outage: the issuer's
+		// host is somewhere the broker does not go.
+		return Document{}, &Error{URL: u, Reason: fmt.Sprintf("could not fetch the metadata: %v", err), Unreachable: !errors.Is(err, egress.ErrRefused)}
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
@@ -89,7 +94,7 @@ func (c *Client) DiscoverAuthorizationServer(ctx context.Context, issuer string)
 		case f.value == "" && f.required:
 			return fail("the metadata has no %s", f.name)
 		case f.value != "":
-			if err := CheckEndpoint(f.value); err != nil {
+			if err := CheckEndpoint(f.value, private); err != nil {
 				return fail("%s %v", f.name, err)
 			}
 		}

@@ -131,6 +131,10 @@ func Start(ctx context.Context, in Infra, popts oidcprovider.Options) (*Broker, 
 		// runs: keep each broker's Redis keys (the discovery cache) apart.
 		"REDIS_KEY_PREFIX": "nexus:test:" + randomHex(6) + ":",
 		"LOG_LEVEL":        "warn",
+		// The provider, and the tests' verification endpoints, listen on
+		// 127.0.0.1; the rest of 127.0.0.0/8 stays refused, so a test can
+		// aim at 127.0.0.2 as at an internal service.
+		"PROVIDER_PRIVATE_NETWORKS": "127.0.0.1/32",
 	}
 	for user, pw := range in.NATSPasswords {
 		env[system.NATSPasswordVar(user)] = pw

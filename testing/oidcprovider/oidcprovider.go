@@ -44,6 +44,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v3"
@@ -80,6 +81,10 @@ type Options struct {
 	// By default (fosite's default) one is issued only when "offline_access"
 	// or "offline" was granted, and only such grants may be refreshed.
 	AlwaysIssueRefreshToken bool
+	// Addr is where the provider listens, "127.0.0.1:0" by default. Any
+	// 127.0.0.0/8 address works on Linux (all of it is routed to lo), so
+	// tests can run a provider at an address the broker must refuse.
+	Addr string
 }
 
 // SessionCookieName is the name of the provider's login session cookie.
@@ -120,6 +125,7 @@ type Server struct {
 	rewriteResponse []func(map[string]any)
 	foreignKey      *rsa.PrivateKey
 	tokenRequests   int
+	connections     atomic.Int64
 	refreshGrants   int
 	refreshUses     map[string]int
 	revocations     []string
@@ -129,7 +135,8 @@ type Server struct {
 	serveErrChannel chan error
 }
 
-// New starts a provider on 127.0.0.1 with a fresh RSA signing key.
+// New starts a provider on 127.0.0.1 (or Options.Addr) with a fresh RSA
+// signing key.
 func New(opts Options) (*Server, error) {
 	if opts.Subject == "" {
 		opts.Subject = "user-1"
@@ -147,7 +154,10 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("oidcprovider: key thumbprint: %w", err)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("oidcprovider: listen: %w", err)
 	}
@@ -215,7 +225,11 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc("/revoke", s.handleRevoke)
 	mux.HandleFunc("/introspect", s.handleIntrospect)
 	mux.HandleFunc("/userinfo", s.handleUserinfo)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ConnState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.connections.Add(1)
+		}
+	}}
 	go func() { s.serveErrChannel <- s.srv.Serve(ln) }()
 	return s, nil
 }
@@ -229,7 +243,7 @@ func (s *Server) Close() {
 }
 
 // Issuer is the provider's issuer URL, "http://127.0.0.1:PORT" (no trailing
-// slash); the discovery document is at Issuer()+"/.well-known/openid-configuration".
+// slash; the host is Options.Addr's); the discovery document is at Issuer()+"/.well-known/openid-configuration".
 func (s *Server) Issuer() string { return s.issuer }
 
 // Subject is the user every authorization is granted for.
@@ -425,6 +439,10 @@ func (s *Server) Delay(d time.Duration) {
 	defer s.mu.Unlock()
 	s.delay = d
 }
+
+// Connections counts the TCP connections the provider accepted, whatever
+// came over them: a test can tell that nothing reached it.
+func (s *Server) Connections() int { return int(s.connections.Load()) }
 
 // TokenRequests counts all requests to /token, including injected failures.
 func (s *Server) TokenRequests() int {

@@ -47,6 +47,8 @@ configuration, from the environment; unset values get the defaults shown:
                                 created when missing; a database set here must exist)
   REDIS_URL                     Redis (redis://127.0.0.1:6379/0)
   ALLOWED_RETURN_URLS           (http://127.0.0.1:3000,http://localhost:3000)
+  PROVIDER_PRIVATE_NETWORKS     networks providers may be reached at, plain http included
+                                (127.0.0.0/8,::1/128: providers on this machine; empty in production)
   ENCRYPTION_KEY, STATE_KEY, API_KEY (the Gateway's), ADMIN_API_KEY (operators'),
   HANDSHAKE_SERVICE_KEY, ADMIN_SERVICE_KEY, REFRESHER_SERVICE_KEY (the services'),
   NATS_<USER>_PASSWORD (each user of the embedded NATS server: vault, handshake, admin,

@@ -76,11 +76,11 @@ func (r *Registry) check(ctx context.Context, p *messages.Provider, newSecret, h
 			discover = false
 		}
 	}
-	if discover && isOAuth(p.Type) && p.Issuer != "" && issuerProblem(p.Issuer) == "" {
+	if discover && isOAuth(p.Type) && p.Issuer != "" && r.urls.issuerProblem(p.Issuer) == "" {
 		if prob := r.fill(ctx, p); prob != "" {
 			ps.addText("issuer", prob)
 			failed = true
 		}
 	}
-	return append(ps, validate(*p, newSecret, heldSecret, failed)...)
+	return append(ps, validate(*p, r.urls, newSecret, heldSecret, failed)...)
 }

@@ -38,7 +38,7 @@ func FuzzPatch(f *testing.F) {
 		}
 		sec := takeSecret(&next)
 		normalize(&next)
-		ps = append(append(ps, decoded...), validate(next, sec != "", true, false)...)
+		ps = append(append(ps, decoded...), validate(next, urlRule{}, sec != "", true, false)...)
 		if err := ps.err(); err != nil {
 			assertInvalid(t, err)
 		}
@@ -58,7 +58,7 @@ func FuzzDocument(f *testing.F) {
 		}
 		sec := takeSecret(&p)
 		normalize(&p)
-		ps = append(ps, validate(p, sec != "", false, false)...)
+		ps = append(ps, validate(p, urlRule{}, sec != "", false, false)...)
 		if err := ps.err(); err != nil {
 			assertInvalid(t, err)
 		}

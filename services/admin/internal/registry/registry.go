@@ -13,6 +13,7 @@ import (
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/admin/internal/store"
 	"github.com/nexus-broker/nexus/shared/discovery"
+	"github.com/nexus-broker/nexus/shared/egress"
 )
 
 // Store is the persistence the registry needs (implemented by *store.Store).
@@ -46,15 +47,18 @@ type Registry struct {
 	store    Store
 	vault    Vault
 	discover Discoverer
+	urls     urlRule
 	log      *slog.Logger
 }
 
-// New returns a registry.
-func New(st Store, v Vault, d Discoverer, log *slog.Logger) *Registry {
+// New returns a registry. private is PROVIDER_PRIVATE_NETWORKS, which
+// decides whether provider URLs may use plain http and which address hosts
+// they may name (discovery.CheckEndpoint).
+func New(st Store, v Vault, d Discoverer, private egress.Networks, log *slog.Logger) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{store: st, vault: v, discover: d, log: log}
+	return &Registry{store: st, vault: v, discover: d, urls: urlRule(private), log: log}
 }
 
 // IDPrefix starts every provider id; names and aliases may not use it.

@@ -10,36 +10,48 @@ import (
 	"testing"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/egress"
 )
 
 func TestURLProblem(t *testing.T) {
+	loopback, errs := egress.ParseNetworks("127.0.0.0/8,::1/128")
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
 	tests := []struct {
-		url string
-		ok  bool
+		url     string
+		ok      bool // with PROVIDER_PRIVATE_NETWORKS=127.0.0.0/8,::1/128
+		okUnset bool // with it empty
 	}{
-		{"https://accounts.example.com", true},
-		{"https://accounts.example.com/tenant/v2.0", true},
-		{"http://127.0.0.1:8080", true},
-		{"http://127.3.4.5/x", true},
-		{"http://[::1]:9000/x", true},
-		{"http://localhost:9000", true},
-		{"http://LOCALHOST", true},
-		{"http://example.com", false},
-		{"http://10.0.0.1", false},
-		{"http://localhost.example.com", false},
-		{"ftp://example.com", false},
-		{"/relative", false},
-		{"https://", false},
-		{"https://user:pw@example.com", false},
-		{"https://example.com/#frag", false},
-		{"", false},
+		{"https://accounts.example.com", true, true},
+		{"https://accounts.example.com/tenant/v2.0", true, true},
+		{"http://127.0.0.1:8080", true, false},
+		{"http://127.3.4.5/x", true, false},
+		{"http://[::1]:9000/x", true, false},
+		{"http://localhost:9000", true, false},
+		{"http://LOCALHOST", true, false},
+		{"https://127.0.0.1:8443", true, false},
+		{"http://example.com", true, false}, // a name: the guard judges where it resolves
+		{"http://10.0.0.1", false, false},
+		{"https://10.0.0.1", false, false},
+		{"https://169.254.169.254/latest", false, false},
+		{"http://localhost.example.com", true, false},
+		{"ftp://example.com", false, false},
+		{"/relative", false, false},
+		{"https://", false, false},
+		{"https://user:pw@example.com", false, false},
+		{"https://example.com/#frag", false, false},
+		{"", false, false},
 	}
 	for _, tc := range tests {
-		if got := urlProblem(tc.url); (got == "") != tc.ok {
-			t.Errorf("urlProblem(%q) = %q, want ok=%v", tc.url, got, tc.ok)
+		if got := urlRule(loopback).problem(tc.url); (got == "") != tc.ok {
+			t.Errorf("problem(%q) with loopback listed = %q, want ok=%v", tc.url, got, tc.ok)
+		}
+		if got := (urlRule{}).problem(tc.url); (got == "") != tc.okUnset {
+			t.Errorf("problem(%q) with nothing listed = %q, want ok=%v", tc.url, got, tc.okUnset)
 		}
 	}
-	if issuerProblem("https://example.com/?tenant=1") == "" {
+	if (urlRule{}).issuerProblem("https://example.com/?tenant=1") == "" {
 		t.Error("an issuer with a query was accepted")
 	}
 }

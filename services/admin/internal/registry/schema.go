@@ -213,13 +213,13 @@ func schemaErr(err error) string {
 }
 
 // validateVerification checks the optional verification request.
-func validateVerification(ps *problems, v *messages.Verification) {
+func validateVerification(ps *problems, urls urlRule, v *messages.Verification) {
 	if v == nil {
 		return
 	}
 	if v.URL == "" {
 		ps.add("verification.url", "is required")
-	} else if prob := urlProblem(v.URL); prob != "" {
+	} else if prob := urls.problem(v.URL); prob != "" {
 		ps.add("verification.url", "%s", prob)
 	}
 	switch v.Method {

@@ -4,21 +4,26 @@ import (
 	"net/url"
 
 	"github.com/nexus-broker/nexus/shared/discovery"
+	"github.com/nexus-broker/nexus/shared/egress"
 )
 
-// urlProblem says what is wrong with a provider URL, or "" when it is fine
-// (discovery.CheckEndpoint: https, or http on loopback hosts).
-func urlProblem(raw string) string {
-	if err := discovery.CheckEndpoint(raw); err != nil {
+// urlRule is the rule provider URLs follow (discovery.CheckEndpoint: https,
+// or http when PROVIDER_PRIVATE_NETWORKS, these networks, lists any; a host
+// written as an address must be one the egress guard connects to).
+type urlRule egress.Networks
+
+// problem says what is wrong with a provider URL, or "" when it is fine.
+func (r urlRule) problem(raw string) string {
+	if err := discovery.CheckEndpoint(raw, egress.Networks(r)); err != nil {
 		return err.Error()
 	}
 	return ""
 }
 
-// issuerProblem is urlProblem plus OpenID Connect's rule that an issuer has
+// issuerProblem is problem plus OpenID Connect's rule that an issuer has
 // no query.
-func issuerProblem(raw string) string {
-	if p := urlProblem(raw); p != "" {
+func (r urlRule) issuerProblem(raw string) string {
+	if p := r.problem(raw); p != "" {
 		return p
 	}
 	if u, _ := url.Parse(raw); u.RawQuery != "" || u.ForceQuery {

@@ -112,7 +112,7 @@ func isOAuth(t messages.ProviderType) bool {
 // validate checks a normalized document. newSecret: the request carries a
 // client secret; heldSecret: the vault already holds one. discoveryFailed
 // suppresses "is required" for the fields discovery would have filled.
-func validate(p messages.Provider, newSecret, heldSecret, discoveryFailed bool) problems {
+func validate(p messages.Provider, urls urlRule, newSecret, heldSecret, discoveryFailed bool) problems {
 	var ps problems
 	if prob := nameProblem(p.Name); prob != "" {
 		ps.add("name", "%s", prob)
@@ -131,9 +131,9 @@ func validate(p messages.Provider, newSecret, heldSecret, discoveryFailed bool) 
 	}
 	switch p.Type {
 	case messages.ProviderOIDC, messages.ProviderOAuth2:
-		validateOAuth(&ps, p, newSecret, heldSecret, discoveryFailed)
+		validateOAuth(&ps, p, urls, newSecret, heldSecret, discoveryFailed)
 	case messages.ProviderStatic:
-		validateStatic(&ps, p, newSecret)
+		validateStatic(&ps, p, urls, newSecret)
 	case "":
 		ps.add("type", "is required (oidc, oauth2 or static)")
 	default:
@@ -142,7 +142,7 @@ func validate(p messages.Provider, newSecret, heldSecret, discoveryFailed bool) 
 	return ps
 }
 
-func validateOAuth(ps *problems, p messages.Provider, newSecret, heldSecret, discoveryFailed bool) {
+func validateOAuth(ps *problems, p messages.Provider, urls urlRule, newSecret, heldSecret, discoveryFailed bool) {
 	oidc := p.Type == messages.ProviderOIDC
 	issuerOK := true
 	switch {
@@ -150,7 +150,7 @@ func validateOAuth(ps *problems, p messages.Provider, newSecret, heldSecret, dis
 		ps.add("issuer", "is required for oidc providers")
 		issuerOK = false
 	case p.Issuer != "":
-		if prob := issuerProblem(p.Issuer); prob != "" {
+		if prob := urls.issuerProblem(p.Issuer); prob != "" {
 			ps.add("issuer", "%s", prob)
 			issuerOK = false
 		}
@@ -170,7 +170,7 @@ func validateOAuth(ps *problems, p messages.Provider, newSecret, heldSecret, dis
 		case f.value == "" && f.required && !discovered:
 			ps.add(f.name, "is required")
 		case f.value != "":
-			if prob := urlProblem(f.value); prob != "" {
+			if prob := urls.problem(f.value); prob != "" {
 				ps.add(f.name, "%s", prob)
 			}
 		}
@@ -220,7 +220,7 @@ func validateOAuth(ps *problems, p messages.Provider, newSecret, heldSecret, dis
 // schema the hosted form can render (schema.go), a strategy whose settings
 // are valid and whose fields the schema requires, and an optional
 // verification request.
-func validateStatic(ps *problems, p messages.Provider, newSecret bool) {
+func validateStatic(ps *problems, p messages.Provider, urls urlRule, newSecret bool) {
 	if newSecret {
 		ps.add("client_secret", "static providers have no client secret")
 	}
@@ -257,7 +257,7 @@ func validateStatic(ps *problems, p messages.Provider, newSecret bool) {
 	} else {
 		validateSchema(ps, p.CredentialSchema, p.Strategy)
 	}
-	validateVerification(ps, p.Verification)
+	validateVerification(ps, urls, p.Verification)
 }
 
 func validStrategy(t messages.StrategyType) bool {

@@ -18,6 +18,7 @@ import (
 	"github.com/nexus-broker/nexus/services/handshake/internal/form"
 	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/discovery"
+	"github.com/nexus-broker/nexus/shared/egress"
 	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
@@ -40,6 +41,9 @@ type Deps struct {
 	FlowTTL    time.Duration
 	Now        func() time.Time
 	Log        *slog.Logger
+	// ProviderNetworks is PROVIDER_PRIVATE_NETWORKS, for the rule the
+	// authorization endpoint follows (discovery.CheckEndpoint).
+	ProviderNetworks egress.Networks
 }
 
 // Handler is the handshake.begin endpoint.
@@ -179,7 +183,7 @@ func (h *Handler) authorization(ctx context.Context, p *messages.Provider) (flow
 	if f.AuthorizationEndpoint == "" {
 		return f, messages.Errorf(messages.CodeInternal, "provider %s has no authorization endpoint", p.ID)
 	}
-	if err := discovery.CheckEndpoint(f.AuthorizationEndpoint); err != nil {
+	if err := discovery.CheckEndpoint(f.AuthorizationEndpoint, h.d.ProviderNetworks); err != nil {
 		h.d.Log.Error("provider authorization endpoint refused", "provider_id", p.ID, "err", err)
 		return f, messages.Errorf(messages.CodeInternal, "provider %s has an unusable authorization endpoint", p.ID)
 	}

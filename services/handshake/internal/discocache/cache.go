@@ -16,12 +16,12 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nexus-broker/nexus/shared/discovery"
+	"github.com/nexus-broker/nexus/shared/egress"
 )
 
 // CacheTTL is how long a document is kept.
@@ -39,9 +39,9 @@ type Cache struct {
 
 // New returns a Cache keeping documents under prefix + "disco:" (the
 // handshake's REDIS_KEY_PREFIX), authenticated with key (derived for this
-// purpose, keys.InfoDiscovery). hc nil means discovery's default client (10
-// second timeout, no redirects followed).
-func New(rdb redis.UniversalClient, hc *http.Client, log *slog.Logger, prefix string, key []byte) *Cache {
+// purpose, keys.InfoDiscovery), fetched through hc, the egress guard (nil:
+// discovery's default, a guard that opens no private network).
+func New(rdb redis.UniversalClient, hc *egress.Client, log *slog.Logger, prefix string, key []byte) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nexus-broker/nexus/shared/discovery"
+	"github.com/nexus-broker/nexus/shared/egress"
 	"github.com/nexus-broker/nexus/shared/redisx"
 	"github.com/nexus-broker/nexus/shared/testkit"
 )
@@ -34,6 +36,17 @@ func idp(t *testing.T, doc func(base string) any) (*httptest.Server, *atomic.Int
 	return srv, &hits
 }
 
+// loopback is the egress guard with 127.0.0.1/32 opened, where the tests'
+// providers listen.
+func loopback(t *testing.T) *egress.Client {
+	t.Helper()
+	n, errs := egress.ParseNetworks("127.0.0.1/32")
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	return egress.New(egress.Options{Private: n})
+}
+
 func rdb(t *testing.T) redis.UniversalClient {
 	t.Helper()
 	c, err := redisx.Connect(context.Background(), testkit.Redis(t))
@@ -50,7 +63,7 @@ func TestGetCaches(t *testing.T) {
 			"authorization_response_iss_parameter_supported": true}
 	})
 	r := rdb(t)
-	c := New(r, nil, nil, testPrefix(t), testKey)
+	c := New(r, loopback(t), nil, testPrefix(t), testKey)
 	t.Cleanup(func() { r.Del(context.Background(), c.Key(srv.URL)) })
 	for range 3 {
 		d, err := c.Get(context.Background(), srv.URL)
@@ -74,18 +87,27 @@ func TestGetRefusesWrongIssuer(t *testing.T) {
 	srv, _ := idp(t, func(base string) any {
 		return map[string]any{"issuer": base + "/other", "authorization_endpoint": base + "/auth"}
 	})
-	_, err := New(rdb(t), nil, nil, testPrefix(t), testKey).Get(context.Background(), srv.URL)
+	_, err := New(rdb(t), loopback(t), nil, testPrefix(t), testKey).Get(context.Background(), srv.URL)
 	var de *discovery.Error
 	if !errors.As(err, &de) {
 		t.Fatalf("err = %v, want *Error", err)
 	}
 }
 
-func TestGetRefusesNonLoopbackHTTP(t *testing.T) {
-	_, err := New(rdb(t), nil, nil, testPrefix(t), testKey).Get(context.Background(), "http://idp.example.com")
-	var de *discovery.Error
-	if !errors.As(err, &de) {
-		t.Fatalf("err = %v, want *Error", err)
+// TestGetRefusesWhatTheGuardRefuses: with no private network opened (the
+// default), a loopback issuer is refused without a fetch, over http and
+// https alike.
+func TestGetRefusesWhatTheGuardRefuses(t *testing.T) {
+	srv, hits := idp(t, func(base string) any { return map[string]any{"issuer": base} })
+	for _, issuer := range []string{srv.URL, "https://" + strings.TrimPrefix(srv.URL, "http://"), "http://idp.example.com"} {
+		_, err := New(rdb(t), nil, nil, testPrefix(t), testKey).Get(context.Background(), issuer)
+		var de *discovery.Error
+		if !errors.As(err, &de) {
+			t.Fatalf("%s: err = %v, want *Error", issuer, err)
+		}
+	}
+	if hits.Load() != 0 {
+		t.Errorf("the refused issuer was fetched %d times", hits.Load())
 	}
 }
 
@@ -104,7 +126,7 @@ func TestForgedEntriesAreRefused(t *testing.T) {
 			"authorization_response_iss_parameter_supported": true}
 	})
 	r := rdb(t)
-	c := New(r, nil, nil, testPrefix(t), testKey)
+	c := New(r, loopback(t), nil, testPrefix(t), testKey)
 	ctx := context.Background()
 	if _, err := c.Get(ctx, srv.URL); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/nexus-broker/nexus/services/vault/internal/static"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
 	"github.com/nexus-broker/nexus/shared/apikey"
+	"github.com/nexus-broker/nexus/shared/egress"
 	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
@@ -73,6 +74,10 @@ type Deps struct {
 	AuditLog AuditLog
 	Log      *slog.Logger
 	Now      func() time.Time
+	// ProviderNetworks is PROVIDER_PRIVATE_NETWORKS: with it, clients.put
+	// checks provider URLs as admin does (discovery.CheckEndpoint), and the
+	// default Verifier's guard opens these networks.
+	ProviderNetworks egress.Networks
 
 	// RefreshLimit bounds tokens.refresh (nil for no limit).
 	RefreshLimit RateLimiter
@@ -92,7 +97,7 @@ func New(d Deps) *Handlers {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	if d.Verifier == nil {
-		d.Verifier = static.NewVerifier(0, d.Now)
+		d.Verifier = static.NewVerifier(egress.New(egress.Options{Private: d.ProviderNetworks}), d.Now)
 	}
 	if d.Schemas == nil {
 		d.Schemas = static.NewSchemas()

@@ -11,6 +11,7 @@ import (
 	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 	"github.com/nexus-broker/nexus/services/vault/internal/static"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
+	"github.com/nexus-broker/nexus/shared/egress"
 )
 
 type clientStore interface {
@@ -21,7 +22,7 @@ type clientStore interface {
 
 // vault.clients.put: create or replace a provider's client registration.
 func (h *Handlers) putClient(ctx context.Context, r messages.VaultClient) (messages.VaultClientReply, error) {
-	if err := validateClient(&r); err != nil {
+	if err := validateClient(&r, h.ProviderNetworks); err != nil {
 		return messages.VaultClientReply{}, err
 	}
 	// The secret may only go where it was registered to go: moving the
@@ -57,7 +58,7 @@ func (h *Handlers) putClient(ctx context.Context, r messages.VaultClient) (messa
 // MaxDefaultTokenLifetimeSeconds bounds default_token_lifetime_seconds (a year).
 const MaxDefaultTokenLifetimeSeconds = 365 * 24 * 3600
 
-func validateClient(r *messages.VaultClient) error {
+func validateClient(r *messages.VaultClient, private egress.Networks) error {
 	bad := func(format string, args ...any) error {
 		return messages.Errorf(messages.CodeInvalidRequest, format, args...)
 	}
@@ -73,7 +74,7 @@ func validateClient(r *messages.VaultClient) error {
 	}
 	switch r.Type {
 	case messages.ProviderStatic:
-		return validateStatic(r)
+		return validateStatic(r, private)
 	case messages.ProviderOAuth2, messages.ProviderOIDC:
 	default:
 		return bad("type must be oidc, oauth2 or static")
@@ -112,7 +113,7 @@ func validateClient(r *messages.VaultClient) error {
 			}
 			continue
 		}
-		if err := provider.CheckURL(u.value); err != nil {
+		if err := provider.CheckURL(u.value, private); err != nil {
 			return bad("%s: %v", u.name, err)
 		}
 	}
@@ -124,8 +125,8 @@ const MaxSchemaBytes = 64 << 10
 
 // validateStatic checks a static provider: a valid strategy, a credential
 // schema that compiles (draft 2020-12), an optional verification request to
-// an https (or loopback) URL, and no client secret.
-func validateStatic(r *messages.VaultClient) error {
+// a URL provider.CheckURL accepts, and no client secret.
+func validateStatic(r *messages.VaultClient, private egress.Networks) error {
 	bad := func(format string, args ...any) error {
 		return messages.Errorf(messages.CodeInvalidRequest, format, args...)
 	}
@@ -154,7 +155,7 @@ func validateStatic(r *messages.VaultClient) error {
 		if v.URL == "" {
 			return bad("verification.url is required")
 		}
-		if err := provider.CheckURL(v.URL); err != nil {
+		if err := provider.CheckURL(v.URL, private); err != nil {
 			return bad("verification.url: %v", err)
 		}
 		switch v.Method {

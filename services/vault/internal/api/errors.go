@@ -39,6 +39,9 @@ func (h *Handlers) ContractError(err error) error {
 	case errors.As(err, &inv):
 		return messages.Errorf(messages.CodeInvalidRequest, "%v", inv)
 	case errors.As(err, &ver):
+		if ver.Refused != nil {
+			return messages.Errorf(messages.CodeProviderError, "%v", ver)
+		}
 		if ver.Transient {
 			return messages.Errorf(messages.CodeUnavailable, "%v; try again later", ver)
 		}

@@ -28,7 +28,7 @@ func FuzzRequestDecoding(f *testing.F) {
 		}
 		var vc messages.VaultClient
 		if natsx.Decode(data, &vc) == nil {
-			_ = validateClient(&vc)
+			_ = validateClient(&vc, nil)
 		}
 		var ss storeStaticRequest
 		if natsx.Decode(data, &ss) == nil && len(ss.Credentials) > 0 {

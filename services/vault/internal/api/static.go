@@ -113,8 +113,9 @@ func (h *Handlers) storeStatic(ctx context.Context, r storeStaticRequest) (messa
 	return c.Message(), nil
 }
 
-// verificationFailed records a refusal by the verification request: a first
-// consent fails (verification_failed, with the HTTP status only); a
+// verificationFailed records a refusal by the verification request, or by
+// the egress guard of the request: a first consent fails
+// (verification_failed, with the HTTP status only); a
 // re-consent leaves the working connection and its credentials as they were,
 // as a failed code exchange does. No answer, 5xx or 429 says nothing about
 // the credentials and changes nothing: the caller decides.
@@ -124,9 +125,16 @@ func (h *Handlers) verificationFailed(ctx context.Context, c store.Connection, e
 		h.Log.Warn("verification request of static credentials got no usable answer", "connection_id", c.ID, "provider_id", c.ProviderID, "status", statusOf(ve))
 		return
 	}
-	h.Log.Warn("static credentials failed verification", "connection_id", c.ID, "provider_id", c.ProviderID, "status", ve.Status)
 	reason := messages.Reason{Code: "verification_failed",
 		Message: fmt.Sprintf("The provider's verification request answered HTTP %d.", ve.Status)}
+	if ve.Refused != nil {
+		// Where the URL resolves is for the operator's eyes (the log), not
+		// for the event every consumer reads.
+		h.Log.Error("verification request refused by the egress guard", "connection_id", c.ID, "provider_id", c.ProviderID, "err", ve.Refused)
+		reason.Message = "The broker does not send the provider's verification request where its URL points; see the vault's log."
+	} else {
+		h.Log.Warn("static credentials failed verification", "connection_id", c.ID, "provider_id", c.ProviderID, "status", ve.Status)
+	}
 	if _, ferr := h.failPending(ctx, c.ID, reason); ferr != nil {
 		h.Log.Error("cannot record a failed verification", "connection_id", c.ID, "err", ferr)
 	}

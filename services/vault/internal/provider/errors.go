@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/nexus-broker/nexus/shared/egress"
 )
 
 // Kind says what a provider failure means for the connection.
@@ -114,6 +116,15 @@ func classify(endpoint string, err error) *Error {
 			e.Kind = Rejected
 		}
 		return e
+	}
+	// The guard's refusals and the body cap say, without a secret or the
+	// response, what an operator has to change.
+	var refused *egress.RefusedError
+	if errors.As(err, &refused) {
+		return &Error{Kind: Rejected, Endpoint: endpoint, Err: refused}
+	}
+	if egress.IsBodyTooLarge(err) {
+		return &Error{Kind: Rejected, Endpoint: endpoint, Err: errors.New("the response is larger than the broker reads from a provider")}
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.As(err, &ne) {

@@ -21,12 +21,15 @@ import (
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault/internal/secret"
+	"github.com/nexus-broker/nexus/shared/egress"
 )
 
-// DefaultTimeout bounds every call to a provider.
-const DefaultTimeout = 10 * time.Second
+// DefaultTimeout bounds every call to a provider: the egress client's
+// whole-request timeout.
+const DefaultTimeout = egress.DefaultTimeout
 
-// Client calls providers. It caches one JWKS key set per jwks_uri.
+// Client calls providers, every request through the egress guard. It
+// caches one JWKS key set per jwks_uri.
 type Client struct {
 	http *http.Client
 	now  func() time.Time
@@ -35,22 +38,21 @@ type Client struct {
 	keySets map[string]*oidc.RemoteKeySet
 }
 
-// New returns a client whose HTTP calls time out after timeout (DefaultTimeout
-// when zero). now may be nil.
-func New(timeout time.Duration, now func() time.Time) *Client {
-	if timeout <= 0 {
-		timeout = DefaultTimeout
+// New returns a client that makes its requests with hc, the egress guard
+// (a guard that opens no private network when nil): token, revocation and
+// JWKS requests go only to addresses it allows, never follow a redirect (a
+// token, revocation or JWKS endpoint that answers 3xx would otherwise have
+// Go re-send the refresh token, the code and verifier, or the client
+// secret to whatever host it names), and time out. now may be nil.
+func New(hc *egress.Client, now func() time.Time) *Client {
+	if hc == nil {
+		hc = egress.New(egress.Options{})
 	}
 	if now == nil {
 		now = time.Now
 	}
 	return &Client{
-		// Never follow redirects: a token, revocation or JWKS endpoint that
-		// answers 3xx would otherwise have Go re-send the refresh token, the
-		// code and verifier, or the client secret to whatever host it names.
-		http: &http.Client{Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}},
+		http:    hc.HTTP(),
 		now:     now,
 		keySets: map[string]*oidc.RemoteKeySet{},
 	}

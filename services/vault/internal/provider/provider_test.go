@@ -13,8 +13,21 @@ import (
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
 	"github.com/nexus-broker/nexus/services/vault/internal/secret"
+	"github.com/nexus-broker/nexus/shared/egress"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
+
+// loopback is the egress guard with 127.0.0.1/32 opened, where the tests'
+// providers listen; the rest of 127.0.0.0/8 stays refused.
+func loopback(t *testing.T, o egress.Options) *egress.Client {
+	t.Helper()
+	n, errs := egress.ParseNetworks("127.0.0.1/32")
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	o.Private = n
+	return egress.New(o)
+}
 
 // TestExpiresInForms pins what x/oauth2 makes of expires_in as real
 // providers send it (a number, a string of digits, nothing) and what the
@@ -46,7 +59,7 @@ func TestExpiresInForms(t *testing.T) {
 		{name: "refresh_token_expires_in as string", rewrite: func(b map[string]any) { b["refresh_token_expires_in"] = "600" }, want: time.Hour, wantRefresh: 10 * time.Minute},
 		{name: "refresh_expires_in (Keycloak)", rewrite: func(b map[string]any) { b["refresh_expires_in"] = 600 }, want: time.Hour, wantRefresh: 10 * time.Minute},
 	}
-	p := provider.New(0, nil)
+	p := provider.New(loopback(t, egress.Options{}), nil)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rt, err := op.MintRefreshToken("c", []string{"offline_access"})
@@ -93,7 +106,7 @@ func TestNoRedirects(t *testing.T) {
 	}))
 	defer redirector.Close()
 
-	c := provider.New(5*time.Second, nil)
+	c := provider.New(loopback(t, egress.Options{}), nil)
 	cl := provider.Registration{Type: messages.ProviderOAuth2, ClientID: "cid", ClientSecret: "client-secret",
 		AuthMethod: messages.ClientSecretPost, TokenEndpoint: redirector.URL + "/token"}
 	if _, err := c.Refresh(context.Background(), cl, secret.Value("refresh-token")); err == nil {
@@ -115,7 +128,7 @@ func TestOnlyStandardErrorCodesAreKept(t *testing.T) {
 	}
 	cl := provider.Registration{Type: messages.ProviderOAuth2, ClientID: "c", ClientSecret: "s", TokenEndpoint: op.Issuer() + "/token"}
 	op.FailTokenRequests(1, http.StatusBadRequest, nil, `{"error":"please_call_support_at_0800_123","error_description":"Your account is blocked, call 0800 123"}`)
-	_, err = provider.New(0, nil).Refresh(context.Background(), cl, secret.Value("rt"))
+	_, err = provider.New(loopback(t, egress.Options{}), nil).Refresh(context.Background(), cl, secret.Value("rt"))
 	var pe *provider.Error
 	if !errors.As(err, &pe) || pe.Code != "provider_error" || strings.Contains(err.Error(), "0800") {
 		t.Fatalf("a made-up error code: %v (code %q)", err, pe.Code)

@@ -2,28 +2,35 @@ package static
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/egress"
 )
 
-// DefaultVerifyTimeout bounds a verification request.
-const DefaultVerifyTimeout = 10 * time.Second
-
-// VerifyError: the verification request did not accept the credentials.
-// It carries the HTTP status only: never the response body, the URL (a
-// query_param strategy puts the credential in it) or a credential.
+// VerifyError: the verification request did not accept the credentials,
+// or was never made. It carries the HTTP status only: never the response
+// body, the URL (a query_param strategy puts the credential in it) or a
+// credential.
 type VerifyError struct {
 	Status int // 0 when there was no answer
 	// Transient: no answer (timeout, network error), or 5xx or 429, which
 	// say nothing about the credentials.
 	Transient bool
+	// Refused: the egress guard would not send the request where the URL
+	// points (its host and why, never the URL). Nothing was sent, so it is
+	// the same whether anything listens there or not.
+	Refused *egress.RefusedError
 }
 
 func (e *VerifyError) Error() string {
+	if e.Refused != nil {
+		return "the broker does not send the provider's verification request: " + e.Refused.Error()
+	}
 	if e.Status == 0 {
 		return "the provider's verification request got no answer (timeout or network error)"
 	}
@@ -32,27 +39,23 @@ func (e *VerifyError) Error() string {
 
 // Verifier makes providers' verification requests.
 type Verifier struct {
-	http *http.Client
+	http *egress.Client
 	now  func() time.Time
 }
 
-// NewVerifier returns a Verifier whose requests time out after timeout
-// (DefaultVerifyTimeout when zero). now may be nil.
-func NewVerifier(timeout time.Duration, now func() time.Time) *Verifier {
-	if timeout <= 0 {
-		timeout = DefaultVerifyTimeout
+// NewVerifier returns a Verifier whose requests go through hc, the egress
+// guard (a guard that opens no private network when nil): only to
+// addresses it allows, never following a redirect (Go would re-send the
+// applied credentials, headers and query, to whatever host it names), and
+// with its timeouts. now may be nil.
+func NewVerifier(hc *egress.Client, now func() time.Time) *Verifier {
+	if hc == nil {
+		hc = egress.New(egress.Options{})
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return &Verifier{
-		// Never follow a redirect: Go would re-send the applied credentials
-		// (headers, query) to whatever host it names.
-		http: &http.Client{Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}},
-		now: now,
-	}
+	return &Verifier{http: hc, now: now}
 }
 
 // Verify makes v's request with creds (as Select returned them) applied
@@ -73,7 +76,12 @@ func (x *Verifier) Verify(ctx context.Context, v messages.Verification, st messa
 	}
 	resp, err := x.http.Do(req)
 	if err != nil {
-		// err quotes the URL, which may hold the credential: drop it.
+		// err quotes the URL, which may hold the credential: drop it. A
+		// refusal names only the host and the address it resolved to.
+		var refused *egress.RefusedError
+		if errors.As(err, &refused) {
+			return &VerifyError{Refused: refused}
+		}
 		return &VerifyError{Transient: true}
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
