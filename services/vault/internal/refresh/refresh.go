@@ -1,8 +1,11 @@
 // Package refresh renews a connection's access token with its refresh token:
 // single-flight per connection within the process (singleflight) and across
-// replicas (the connection's row lock), persisting a rotated refresh token
-// before the new access token is handed out. tokens.get, tokens.refresh and
-// a background refresher all go through Refresher.Refresh.
+// replicas (a refresh in flight is taken under the row lock and recorded on
+// the row, so other replicas wait for it), with no database transaction
+// open during the provider call. A rotated refresh token is stored, if the
+// token presented is still the stored one, before the new access token is
+// handed out. tokens.get, tokens.refresh and the background refresher all
+// go through Refresher.Refresh.
 package refresh
 
 import (
