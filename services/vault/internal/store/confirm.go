@@ -180,7 +180,10 @@ var Unconfirmed = messages.Reason{Code: "unconfirmed", Message: "The consent was
 
 // ExpireConfirmation ends a consent that waited for confirmation past now:
 // its staged secrets are wiped, and a pending connection fails
-// (Unconfirmed); a re-consent leaves the connection as it was.
+// (Unconfirmed); a re-consent leaves the connection as it was. They are not
+// revoked at the provider: at some providers that ends the person's whole
+// grant to the client, the live tokens of a re-consented connection and the
+// person's other connections included (docs/INTERNALS.md).
 func (l *Locked) ExpireConfirmation(ctx context.Context, now time.Time) error {
 	if l.Conn.ConfirmBy == nil || now.Before(*l.Conn.ConfirmBy) {
 		return nil
