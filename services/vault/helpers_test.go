@@ -15,6 +15,7 @@ import (
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault"
 	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
+	"github.com/nexus-broker/nexus/services/vault/internal/store"
 	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/shared/natsx"
@@ -57,7 +58,7 @@ func callerOf(subject string) string {
 	switch {
 	case strings.HasPrefix(subject, "v1.vault.connections."), subject == messages.SubjectVaultExchange, subject == messages.SubjectVaultStaticStore:
 		return apikey.Handshake
-	case strings.HasPrefix(subject, "v1.vault.clients."):
+	case strings.HasPrefix(subject, "v1.vault.clients."), strings.HasPrefix(subject, "v1.vault.keys."):
 		return apikey.Admin
 	case strings.HasPrefix(subject, "v1.vault.refresh."), strings.HasPrefix(subject, "v1.vault.outbox."):
 		return apikey.Refresher
@@ -131,6 +132,8 @@ func (e *env) config(active []byte, previous ...[]byte) vault.Config {
 		DatabaseURL:        e.dbURL,
 		EncryptionKey:      active,
 		PreviousKeys:       previous,
+		// Re-seal passes and replica renewals every 200ms, not every minute.
+		KeysInterval: 200 * time.Millisecond,
 	}
 }
 
@@ -227,7 +230,8 @@ func (e *env) get(id string) messages.Connection {
 func (e *env) storedRefreshToken(id string) string {
 	e.t.Helper()
 	var sealed []byte
-	if err := e.pool.QueryRow(context.Background(), "select refresh_token from vault.connections where id = $1", id).Scan(&sealed); err != nil {
+	var version int64
+	if err := e.pool.QueryRow(context.Background(), "select refresh_token, token_version from vault.connections where id = $1", id).Scan(&sealed, &version); err != nil {
 		e.t.Fatal(err)
 	}
 	if sealed == nil {
@@ -237,7 +241,7 @@ func (e *env) storedRefreshToken(id string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	pt, err := k.Open("vault.connections/"+id+"/refresh_token", sealed)
+	pt, err := k.Open(store.ConnectionPlace(id, "refresh_token", version), sealed)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -55,10 +55,18 @@ type Config struct {
 	DatabaseURL                             string   // DATABASE_URL
 	EncryptionKey                           []byte   // ENCRYPTION_KEY: 32 bytes, seals everything
 	PreviousKeys                            [][]byte // ENCRYPTION_KEYS_PREVIOUS: open only, during a rotation
+	// CanaryRecreate is ENCRYPTION_CANARY_RECREATE: ENCRYPTION_KEY's key id,
+	// set for one start to seal a new canary in a database that lost it
+	// (store.NoCanaryError says when).
+	CanaryRecreate string
 	// RefreshLead is REFRESH_LEAD_TIME (default 5m): how long before expiry
 	// the background refresher renews a token (half the token's life when
 	// that is shorter).
 	RefreshLead time.Duration
+	// KeysInterval is how often the vault renews its row in vault.replicas
+	// and runs a re-seal pass (keysInterval when zero). Not read from the
+	// environment: for tests.
+	KeysInterval time.Duration
 }
 
 // LogValue keeps the keys and the database URL (which may hold a password)
@@ -75,11 +83,12 @@ func (c Config) LogValue() slog.Value {
 // are collected in l.
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
-		Common:        l.Common(":8082"),
-		DatabaseURL:   l.Required("DATABASE_URL", "the PostgreSQL database holding schema vault"),
-		EncryptionKey: l.Key32("ENCRYPTION_KEY"),
-		PreviousKeys:  l.Keys32("ENCRYPTION_KEYS_PREVIOUS"),
-		RefreshLead:   l.Duration("REFRESH_LEAD_TIME", store.DefaultRefreshLead),
+		Common:         l.Common(":8082"),
+		DatabaseURL:    l.Required("DATABASE_URL", "the PostgreSQL database holding schema vault"),
+		EncryptionKey:  l.Key32("ENCRYPTION_KEY"),
+		PreviousKeys:   l.Keys32("ENCRYPTION_KEYS_PREVIOUS"),
+		CanaryRecreate: l.String("ENCRYPTION_CANARY_RECREATE", ""),
+		RefreshLead:    l.Duration("REFRESH_LEAD_TIME", store.DefaultRefreshLead),
 
 		GatewayKeys:        l.Keys(config.GatewayKeys, "the keys the Gateway presents", true),
 		CrossWorkspaceKeys: l.Keys(config.CrossWorkspaceKeys, "Gateway keys that may omit workspace_id", false),
@@ -90,6 +99,11 @@ func LoadConfig(l *config.Loader) Config {
 	if c.DatabaseURL != "" {
 		if err := pg.CheckURL(c.DatabaseURL); err != nil {
 			l.Problem("DATABASE_URL", "%v", err)
+		}
+	}
+	if c.CanaryRecreate != "" {
+		if _, err := keyring.ParseKeyID(c.CanaryRecreate); err != nil {
+			l.Problem("ENCRYPTION_CANARY_RECREATE", "must be ENCRYPTION_KEY's key id, 8 hex digits, as the vault's refusal to start names it")
 		}
 	}
 	if c.RefreshLead <= 0 || c.RefreshLead > 24*time.Hour {
@@ -143,6 +157,8 @@ func (c Config) callers() *apikey.Set {
 type Service struct {
 	log      *slog.Logger
 	pool     *pgxpool.Pool
+	st       *store.Store
+	replica  string // this vault's row in vault.replicas
 	nc       *nats.Conn
 	svc      *natsx.Service
 	sub      *nats.Subscription
@@ -153,9 +169,11 @@ type Service struct {
 	once     sync.Once
 }
 
-// Start connects to PostgreSQL and NATS, migrates schema vault, proves
-// ENCRYPTION_KEY opens the database (the canary), re-seals everything under
-// the active key when previous keys are configured, and starts answering.
+// Start connects to PostgreSQL and NATS, migrates schema vault, proves its
+// keys are the database's (store.CheckKeys: every key id in use held, the
+// canary opens, ENCRYPTION_KEY not older than the newest key) and starts
+// answering; re-sealing under ENCRYPTION_KEY goes on in the background
+// (keys.go).
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -184,27 +202,29 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	c := cache.New(cache.DefaultTTL, nil)
 	inv := invalidator{nc: s.nc, cache: c, subject: messages.Subject(cfg.Prefix, messages.SubjectVaultInvalidate), log: log}
 	outboxSubject := messages.Subject(cfg.Prefix, messages.SubjectVaultOutboxNotify)
+	every := cfg.KeysInterval
+	if every <= 0 {
+		every = keysInterval
+	}
 	st := store.New(s.pool, keys, store.Options{
 		RefreshLead: cfg.RefreshLead,
+		ReplicaTTL:  3 * every,
 		// Every commit that changes what is served empties the caches of
 		// every replica: the one place that does it.
 		Changed: inv.changed,
 		// Tell the relay at once; if this is lost, its poll finds the rows.
 		OnOutbox: func() { _ = s.nc.Publish(outboxSubject, nil) },
 	})
-	if err := st.CheckCanary(ctx); err != nil {
+	if err := st.CheckKeys(ctx, cfg.CanaryRecreate); err != nil {
 		return nil, err
 	}
-	if keys.HasPrevious() {
-		stats, err := st.Rotate(ctx, log)
-		if err != nil {
-			return nil, fmt.Errorf("key rotation: %w", err)
-		}
-		log.Info("key rotation done", "keys", keys, "connections", stats.Connections, "clients", stats.Clients, "failed", stats.Failed)
-		if stats.Failed == 0 {
-			log.Info("every sealed value now uses ENCRYPTION_KEY; ENCRYPTION_KEYS_PREVIOUS may be removed")
-		}
+	if s.replica, err = store.NewID(); err != nil {
+		return nil, err
 	}
+	if err := st.Renew(ctx, s.replica); err != nil {
+		return nil, err
+	}
+	s.st = st
 
 	// Plain subscription, not a queue group: every replica drops its entry.
 	if s.sub, err = s.nc.Subscribe(inv.subject, inv.received); err != nil {
@@ -237,9 +257,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 
 	sctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() { defer s.wg.Done(); runCacheSweep(sctx, c, cacheSweepInterval) }()
 	go func() { defer s.wg.Done(); runHousekeeping(sctx, st, housekeepingInterval, time.Now, log) }()
+	go func() { defer s.wg.Done(); runKeys(sctx, st, s.replica, keys, every, log) }()
 	ok = true
 	log.Info("vault started", "keys", keys)
 	return s, nil
@@ -271,6 +292,12 @@ func (s *Service) Close(ctx context.Context) error {
 			_ = s.sub.Unsubscribe()
 		}
 		natsx.Drain(ctx, s.nc)
+		if s.st != nil {
+			// This vault seals nothing more: the database stops counting it.
+			if err := s.st.Leave(ctx, s.replica); err != nil {
+				s.log.Warn("could not remove this vault from vault.replicas; the row expires by itself", "err", err)
+			}
+		}
 		if s.pool != nil {
 			s.pool.Close()
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
 )
@@ -102,13 +103,20 @@ func (h *Handlers) revokeConnection(ctx context.Context, r messages.ConnectionRe
 		return c.Message(), nil
 	}
 	cl, clErr := h.Store.GetClient(ctx, c.ProviderID)
+	if errors.Is(clErr, keyring.ErrUnknownKey) {
+		// A client secret this vault cannot open yet: one that can revokes
+		// at the provider too.
+		return messages.Connection{}, clErr
+	}
 	c, err = h.Store.WithLock(ctx, c.ID, func(ctx context.Context, l *store.Locked) error {
 		if l.Conn.Status == messages.StatusRevoked {
 			return nil
 		}
 		// Static credentials have no revocation endpoint: wiping them is all.
 		if clErr == nil && cl.Type != messages.ProviderStatic {
-			h.revokeAtProvider(ctx, cl, l)
+			if err := h.revokeAtProvider(ctx, cl, l); err != nil {
+				return err
+			}
 		}
 		return l.Revoke(ctx)
 	})
@@ -120,28 +128,35 @@ func (h *Handlers) revokeConnection(ctx context.Context, r messages.ConnectionRe
 
 // revokeAtProvider presents the refresh token (or the access token when
 // there is none) to the provider's revocation endpoint. A failure is logged
-// and does not stop the local revocation.
-func (h *Handlers) revokeAtProvider(ctx context.Context, cl store.Client, l *store.Locked) {
+// and does not stop the local revocation, with one exception: tokens sealed
+// under a key this vault does not hold (a rotation under way) are an error,
+// and nothing changes, because a vault that holds the key can still revoke
+// them at the provider; wiping them here would leave the grant alive there.
+func (h *Handlers) revokeAtProvider(ctx context.Context, cl store.Client, l *store.Locked) error {
 	if cl.RevocationEndpoint == "" {
-		return
+		return nil
 	}
 	t, err := l.Tokens()
+	if errors.Is(err, keyring.ErrUnknownKey) {
+		return err
+	}
 	if err != nil {
 		h.Log.Error("revoke: cannot open the connection's tokens; revoking locally only", "connection_id", l.Conn.ID, "err", err)
-		return
+		return nil
 	}
 	token, hint := t.Refresh, "refresh_token"
 	if token.IsZero() {
 		token, hint = t.Access, "access_token"
 	}
 	if token.IsZero() {
-		return
+		return nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, revokeTimeout)
 	defer cancel()
 	if err := h.Provider.Revoke(rctx, cl, token, hint); err != nil && !errors.Is(err, provider.ErrNoRevocationEndpoint) {
 		h.Log.Warn("revoke at provider failed; revoked locally", "connection_id", l.Conn.ID, "provider_id", cl.ProviderID, "err", err)
 	}
+	return nil
 }
 
 // vault.connections.create: a pending connection, or an existing one
