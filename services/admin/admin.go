@@ -2,7 +2,8 @@
 // credential providers, their aliases and public configuration, served on
 // NATS (v1.admin.providers.*) and as an operator HTTP JSON API under
 // /v1/providers. Client secrets go to the vault; admin never stores or
-// returns them.
+// returns them. It also relays the vault's report on its encryption keys
+// (v1.admin.keys.status, GET /v1/keys).
 package admin
 
 import (
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nexus-broker/nexus/services/admin/internal/httpapi"
+	"github.com/nexus-broker/nexus/services/admin/internal/keys"
 	"github.com/nexus-broker/nexus/services/admin/internal/natsapi"
 	"github.com/nexus-broker/nexus/services/admin/internal/registry"
 	"github.com/nexus-broker/nexus/services/admin/internal/store"
@@ -97,12 +99,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		s.pool.Close()
 		return nil, fmt.Errorf("nats: %w", err) // natsx.Connect names the server, without its password
 	}
-	reg := registry.New(
-		store.New(s.pool, nil),
-		registry.NATSVault{Client: &natsx.Client{NC: s.nc, Prefix: cfg.Prefix, APIKey: apikey.Outgoing(cfg.ServiceKeys)}},
-		discovery.New(nil),
-		log,
-	)
+	vault := &natsx.Client{NC: s.nc, Prefix: cfg.Prefix, APIKey: apikey.Outgoing(cfg.ServiceKeys)}
+	reg := registry.New(store.New(s.pool, nil), registry.NATSVault{Client: vault}, discovery.New(nil), log)
+	relay := keys.Relay{Client: vault, Log: log}
 	prom := metrics.NewRegistry()
 	s.svc, err = natsx.NewService(s.nc, natsx.ServiceConfig{
 		Name:        "admin",
@@ -114,7 +113,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Registerer:  prom,
 	})
 	if err == nil {
-		err = natsapi.Register(s.svc, reg)
+		err = errors.Join(natsapi.Register(s.svc, reg), natsapi.RegisterKeys(s.svc, relay))
 	}
 	if err == nil {
 		// The endpoints are subscribed once Start returns, so a request
@@ -125,15 +124,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		_ = s.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
-	s.handler = s.routes(reg, callers, prom)
+	s.handler = s.routes(reg, relay, callers, prom)
 	return s, nil
 }
 
-func (s *Service) routes(reg *registry.Registry, callers *apikey.Set, prom *prometheus.Registry) http.Handler {
+func (s *Service) routes(reg *registry.Registry, relay keys.Relay, callers *apikey.Set, prom *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	api := httpserver.RequireBearer(callers, apikey.Operator, s.log, httpapi.New(reg, s.log))
 	mux.Handle("/v1/providers", api)
 	mux.Handle("/v1/providers/", api)
+	mux.Handle("/v1/keys", httpserver.RequireBearer(callers, apikey.Operator, s.log, httpapi.NewKeys(relay, s.log)))
 	httpserver.Mount(mux, prom, map[string]httpserver.Check{
 		"postgres": func(ctx context.Context) error { return s.pool.Ping(ctx) },
 		"nats":     natsx.Ready(s.nc),
@@ -141,7 +141,8 @@ func (s *Service) routes(reg *registry.Registry, callers *apikey.Set, prom *prom
 	return mux
 }
 
-// Handler serves /v1/providers (bearer API key), /healthz, /readyz and /metrics.
+// Handler serves /v1/providers and /v1/keys (bearer API key), /healthz,
+// /readyz and /metrics.
 func (s *Service) Handler() http.Handler { return s.handler }
 
 // Close stops the endpoints, drains NATS and closes the pool.

@@ -5,6 +5,7 @@
 //	nexus-admin list [-type T] [-limit N] [-cursor C]
 //	nexus-admin update REF [-f FILE]     (a JSON merge patch; stdin without -f)
 //	nexus-admin delete REF
+//	nexus-admin keys status              (what is sealed under each encryption key)
 //
 // REF is a provider id, name or alias. Documents are read from -f or stdin
 // and replies printed as JSON. ADMIN_URL (http://127.0.0.1:8081) says where
@@ -46,6 +47,8 @@ const usage = `usage: nexus-admin <command> [flags]
   list [-type T] [-limit N] [-cursor C]
   update REF [-f FILE]        apply a JSON merge patch (from FILE or stdin)
   delete REF                  remove a provider
+  keys status                 what the vault has sealed under each encryption key, its running replicas,
+                              and whether a key rotation is complete (rotation_complete)
   -version                    print the version and Go build information
 environment: ADMIN_URL (default http://127.0.0.1:8081), ADMIN_API_KEY
 `
@@ -185,6 +188,14 @@ func (c *cli) dispatch(ctx context.Context, cmd string, args []string, stderr io
 			return err
 		}
 		return c.do(ctx, http.MethodPatch, "/v1/providers/"+url.PathEscape(ref), "application/merge-patch+json", body)
+	case "keys":
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 || fs.Arg(0) != "status" {
+			return errors.New("keys takes one subcommand: status")
+		}
+		return c.do(ctx, http.MethodGet, "/v1/keys", "", nil)
 	case "help", "-h", "--help":
 		fmt.Fprint(stderr, usage)
 		return flag.ErrHelp

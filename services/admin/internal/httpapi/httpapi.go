@@ -67,7 +67,10 @@ func methodNotAllowed(route string, methods ...string) http.Handler {
 	if slices.Contains(methods, http.MethodGet) {
 		allow = strings.Replace(allow, "GET", "GET, HEAD", 1)
 	}
-	said := strings.Join(methods[:len(methods)-1], ", ") + " or " + methods[len(methods)-1]
+	said := methods[0]
+	if len(methods) > 1 {
+		said = strings.Join(methods[:len(methods)-1], ", ") + " or " + methods[len(methods)-1]
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
 		httpserver.WriteJSON(w, http.StatusMethodNotAllowed, messages.ErrorBody{Error: messages.Errorf(messages.CodeInvalidRequest,
