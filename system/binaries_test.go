@@ -131,8 +131,8 @@ func TestBinaryFlags(t *testing.T) {
 		reads    []string // in -h
 		notReads []string
 	}{
-		{"vault", "./services/vault/cmd/vault", []string{"NATS_URL", "API_KEY", "CROSS_WORKSPACE_API_KEY", "HANDSHAKE_SERVICE_KEY", "HTTP_ADDR", "DATABASE_URL", "ENCRYPTION_KEY", "ENCRYPTION_KEYS_PREVIOUS"}, []string{"STATE_KEY", "REDIS_URL", "ADMIN_API_KEY"}},
-		{"handshake", "./services/handshake/cmd/handshake", []string{"NATS_URL", "API_KEY", "HANDSHAKE_SERVICE_KEY", "REDIS_URL", "STATE_KEY", "PUBLIC_URL", "INTERNAL_HTTP_ADDR"}, []string{"ENCRYPTION_KEY", "DATABASE_URL", "ADMIN_API_KEY"}},
+		{"vault", "./services/vault/cmd/vault", []string{"NATS_URL", "API_KEY", "CROSS_WORKSPACE_API_KEY", "HANDSHAKE_SERVICE_KEY", "HTTP_ADDR", "DATABASE_URL", "ENCRYPTION_KEY", "ENCRYPTION_KEYS_PREVIOUS", "ENCRYPTION_CANARY_RECREATE"}, []string{"STATE_KEY", "REDIS_URL", "ADMIN_API_KEY"}},
+		{"handshake", "./services/handshake/cmd/handshake", []string{"NATS_URL", "API_KEY", "HANDSHAKE_SERVICE_KEY", "REDIS_URL", "STATE_KEY", "STATE_KEYS_PREVIOUS", "PUBLIC_URL", "INTERNAL_HTTP_ADDR"}, []string{"ENCRYPTION_KEY", "DATABASE_URL", "ADMIN_API_KEY"}},
 		{"admin", "./services/admin/cmd/admin", []string{"NATS_URL", "ADMIN_API_KEY", "ADMIN_SERVICE_KEY", "HANDSHAKE_SERVICE_KEY", "HTTP_ADDR", "DATABASE_URL"}, []string{"ENCRYPTION_KEY", "STATE_KEY"}},
 		{"refresher", "./services/refresher/cmd/refresher", []string{"NATS_URL", "REFRESHER_SERVICE_KEY", "HTTP_ADDR", "REFRESH_CONCURRENCY"}, []string{"DATABASE_URL", "ENCRYPTION_KEY", "ADMIN_API_KEY"}},
 		{"nexus", "./system/cmd/nexus", []string{"NEXUS_NATS_PORT", "NEXUS_DATA_DIR", "ADMIN_HTTP_ADDR", "VAULT_HTTP_ADDR", "HANDSHAKE_HTTP_ADDR", "HANDSHAKE_INTERNAL_HTTP_ADDR", "REFRESHER_HTTP_ADDR", "PUBLIC_URL", "DATABASE_URL"}, nil},
