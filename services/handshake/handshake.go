@@ -54,10 +54,7 @@ type Config struct {
 	config.Common
 	RedisURL          string        // REDIS_URL
 	StateKey          []byte        // STATE_KEY: 32 bytes; state, browser binding and flow sealing keys derive from it
-	// PreviousStateKeys (STATE_KEYS_PREVIOUS, comma-separated): during a
-	// rotation, what they made (state, binding cookies, CSRF tokens, sealed
-	// flows) is still accepted; STATE_KEY alone makes anything new.
-	PreviousStateKeys [][]byte
+	PreviousStateKeys [][]byte      // STATE_KEYS_PREVIOUS: during a rotation what they made is still accepted; STATE_KEY alone makes anything new
 	PublicURL         string        // PUBLIC_URL: where browsers reach this service (http or https, absolute)
 	AllowedReturnURLs []string      // ALLOWED_RETURN_URLS: where browsers may be sent back to
 	FlowTTL           time.Duration // FLOW_TTL: how long a consent link works (10m)

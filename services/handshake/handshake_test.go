@@ -364,8 +364,8 @@ func TestLoadConfig(t *testing.T) {
 	l := config.FromMap(map[string]string{
 		"API_KEY": apiKey, "HANDSHAKE_SERVICE_KEY": serviceKey, "REDIS_URL": "redis://127.0.0.1:6379/0", "STATE_KEY": base64.StdEncoding.EncodeToString(make([]byte, 32)),
 		"PUBLIC_URL": "https://connect.example.com/", "ALLOWED_RETURN_URLS": "https://app.example.com/cb, http://localhost:3000",
-		"STATE_KEYS_PREVIOUS": base64.StdEncoding.EncodeToString(make([]byte, 32)) + "," + base64.StdEncoding.EncodeToString(make([]byte, 32)),
 		"ENCRYPTION_KEY": "must-not-be-read", "DATABASE_URL": "must-not-be-read",
+		"STATE_KEYS_PREVIOUS": base64.StdEncoding.EncodeToString(make([]byte, 32)) + "," + base64.StdEncoding.EncodeToString(make([]byte, 32)),
 	})
 	cfg := handshake.LoadConfig(l)
 	if err := l.Err(); err != nil {
