@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
+	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 )
 
 // What the database says about keys, checked before the vault serves
@@ -364,7 +365,7 @@ func (s *Store) canary(ctx context.Context) ([]byte, error) {
 // sealCanary seals a new canary under the active key, unless a concurrent
 // start did first, and returns the one stored.
 func (s *Store) sealCanary(ctx context.Context) ([]byte, error) {
-	sealed, err := s.keys.Seal(canaryPlace, []byte(canaryValue))
+	sealed, err := s.seal(canaryPlace, secret.Value(canaryValue))
 	if err != nil {
 		return nil, err
 	}

@@ -137,7 +137,7 @@ func (s *Store) resealBatch(ctx context.Context, log *slog.Logger, st *ResealSta
 			v, changed, err := s.reseal(p, p, r.sealed[i])
 			if err != nil {
 				// Never write what did not open: the row stays as it is.
-				log.Error("key rotation: a connection's secret does not open; the row is left as it is",
+				s.unopened(log, "key rotation: a connection's secret does not open; the row is left as it is",
 					"connection_id", r.id.String(), "column", c.String(), "err", err)
 				ok = false
 				break
@@ -215,7 +215,7 @@ func (s *Store) resealClientBatch(ctx context.Context, log *slog.Logger, st *Res
 		p := clientSecretPlace(r.id)
 		out, moved, err := s.reseal(p, p, r.sealed)
 		if err != nil {
-			log.Error("key rotation: a client secret does not open; it is left as it is", "provider_id", r.id, "err", err)
+			s.unopened(log, "key rotation: a client secret does not open; it is left as it is", "provider_id", r.id, "err", err)
 			st.Failed++
 			continue
 		}
@@ -282,4 +282,15 @@ func (s *Store) resealCanary(ctx context.Context) (bool, error) {
 	}
 	s.format1.Store(false)
 	return moved, nil
+}
+
+// unopened logs a value the pass could not open, at error level the first
+// time this process meets it and at debug level on every later pass.
+func (s *Store) unopened(log *slog.Logger, msg string, args ...any) {
+	key := fmt.Sprint(args[:len(args)-1]...)
+	if _, seen := s.reported.LoadOrStore(key, true); seen {
+		log.Debug(msg, args...)
+		return
+	}
+	log.Error(msg, args...)
 }

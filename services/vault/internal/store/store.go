@@ -11,6 +11,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +68,7 @@ type Store struct {
 	// format1: values in ciphertext format 1 still open (the canary is in
 	// format 1: this database has not finished moving to format 2).
 	format1     atomic.Bool
+	reported    sync.Map // values the re-seal pass could not open, logged once
 	replicaTTL  time.Duration
 	batchSize   int
 	beforeBatch func() error
