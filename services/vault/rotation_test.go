@@ -406,6 +406,9 @@ func TestTwoPhaseRotationFailsNoRead(t *testing.T) {
 	if a, _, _ := e.sealedKeys(c1.ConnectionID); a != id(keyA) || e.keys().NewestKeyID != id(keyA) {
 		t.Fatalf("phase 1 moved something: %s, newest %s", a, e.keys().NewestKeyID)
 	}
+	if strings.Contains(oldLogs.String(), mayBeRemoved) {
+		t.Fatal("a key given ahead of the switch is said to be removable")
+	}
 
 	// Phase 2: one replica switches; the phase-1 one still runs.
 	newer := e.replica(keyB, keyA)

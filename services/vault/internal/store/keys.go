@@ -483,11 +483,13 @@ func (s *Store) NewestKey(ctx context.Context) (string, error) {
 // vault's ENCRYPTION_KEYS_PREVIOUS are needed no more: its ENCRYPTION_KEY
 // is the newest key and seals the canary in the current format, nothing is
 // sealed under a previous key or in ciphertext format 1, and no running
-// vault seals with a previous key. False when it has no previous keys.
+// vault seals with a previous key. False when none of its previous keys
+// ever sealed anything (a key given ahead of a switch to it).
 func (s *Store) PreviousKeysRemovable(ctx context.Context) (bool, error) {
 	prev := s.previousIDs()
-	if len(prev) == 0 {
-		return false, nil
+	var used bool
+	if err := s.pool.QueryRow(ctx, "select exists (select from vault.keys where key_id = any($1))", prev).Scan(&used); err != nil || !used {
+		return false, err
 	}
 	newest, err := s.NewestKey(ctx)
 	if err != nil || newest != s.keys.ActiveID().String() {
