@@ -132,8 +132,10 @@ func (e *env) config(active []byte, previous ...[]byte) vault.Config {
 		DatabaseURL:        e.dbURL,
 		EncryptionKey:      active,
 		PreviousKeys:       previous,
-		// Re-seal passes and replica renewals every 200ms, not every minute.
-		KeysInterval: 200 * time.Millisecond,
+		// Re-seal passes and replica renewals every 200ms, not every minute;
+		// a replica counts as gone 5s after its last renewal (a loaded
+		// machine may be late by more than a few intervals).
+		KeysInterval: 200 * time.Millisecond, ReplicaTTL: 5 * time.Second,
 	}
 }
 

@@ -26,16 +26,35 @@ var _ keysStore = (*store.Store)(nil)
 
 // runKeys keeps this vault's keys and the database in step, at once and
 // then every interval until ctx ends: it renews the vault's row in
-// vault.replicas, re-seals what is not under ENCRYPTION_KEY in the current
+// vault.replicas (Start made it), re-seals what is not under ENCRYPTION_KEY in the current
 // format (store.Reseal: resumable, and safe on every replica at once), and
 // says "ENCRYPTION_KEYS_PREVIOUS may be removed" when the database, not this
 // pass, shows nothing needs them: whichever vault sees it first says it.
 func runKeys(ctx context.Context, st keysStore, replica string, keys *keyring.Keyring, every time.Duration, log *slog.Logger) {
+	// Renewals on their own ticker: a long pass must not make this vault
+	// look gone.
+	done := make(chan struct{})
+	defer func() { <-done }()
+	go func() {
+		defer close(done)
+		renewals := time.NewTicker(every)
+		defer renewals.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-renewals.C:
+			}
+			if err := st.Renew(ctx, replica); err != nil && ctx.Err() == nil {
+				log.Warn("key upkeep: renewing this vault's row in vault.replicas failed", "err", err)
+			}
+		}
+	}()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var k keyUpkeep
 	for {
-		k.pass(ctx, st, replica, keys, log)
+		k.pass(ctx, st, keys, log)
 		select {
 		case <-ctx.Done():
 			return
@@ -50,10 +69,7 @@ type keyUpkeep struct {
 	removable  bool
 }
 
-func (k *keyUpkeep) pass(ctx context.Context, st keysStore, replica string, keys *keyring.Keyring, log *slog.Logger) {
-	if err := st.Renew(ctx, replica); err != nil && ctx.Err() == nil {
-		log.Warn("key upkeep: renewing this vault's row in vault.replicas failed", "err", err)
-	}
+func (k *keyUpkeep) pass(ctx context.Context, st keysStore, keys *keyring.Keyring, log *slog.Logger) {
 	if !k.superseded {
 		stats, err := st.Reseal(ctx, log)
 		var se *store.SupersededKeyError

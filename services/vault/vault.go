@@ -64,9 +64,10 @@ type Config struct {
 	// that is shorter).
 	RefreshLead time.Duration
 	// KeysInterval is how often the vault renews its row in vault.replicas
-	// and runs a re-seal pass (keysInterval when zero). Not read from the
-	// environment: for tests.
-	KeysInterval time.Duration
+	// and runs a re-seal pass (keysInterval when zero); ReplicaTTL how long
+	// a row not renewed still counts as a running vault (three intervals
+	// when zero). Not read from the environment: for tests.
+	KeysInterval, ReplicaTTL time.Duration
 }
 
 // LogValue keeps the keys and the database URL (which may hold a password)
@@ -202,13 +203,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	c := cache.New(cache.DefaultTTL, nil)
 	inv := invalidator{nc: s.nc, cache: c, subject: messages.Subject(cfg.Prefix, messages.SubjectVaultInvalidate), log: log}
 	outboxSubject := messages.Subject(cfg.Prefix, messages.SubjectVaultOutboxNotify)
-	every := cfg.KeysInterval
+	every, ttl := cfg.KeysInterval, cfg.ReplicaTTL
 	if every <= 0 {
 		every = keysInterval
 	}
+	if ttl <= 0 {
+		ttl = 3 * every
+	}
 	st := store.New(s.pool, keys, store.Options{
 		RefreshLead: cfg.RefreshLead,
-		ReplicaTTL:  3 * every,
+		ReplicaTTL:  ttl,
 		// Every commit that changes what is served empties the caches of
 		// every replica: the one place that does it.
 		Changed: inv.changed,
