@@ -109,15 +109,15 @@ func TestResealResumesAfterKill9(t *testing.T) {
 		[]string{"id", "provider_id", "workspace_id", "status", "access_token", "refresh_token", "token_type", "expires_at"}, src); err != nil {
 		t.Fatal(err)
 	}
-	total := e.valuesUnder(id(keyA))
+	total := e.valuesUnder(kid(keyA))
 
 	p := runVault(t, bin, e.processEnv(keyB, keyA))
-	within(t, "the pass commits a batch", func() bool { return e.valuesUnder(id(keyB)) > 0 })
+	within(t, "the pass commits a batch", func() bool { return e.valuesUnder(kid(keyB)) > 0 })
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-p.done
-	underA, underB := e.valuesUnder(id(keyA)), e.valuesUnder(id(keyB))
+	underA, underB := e.valuesUnder(kid(keyA)), e.valuesUnder(kid(keyB))
 	t.Logf("killed with %d values under the new key, %d under the old", underB, underA)
 	if underA == 0 {
 		t.Fatalf("the pass finished before it was killed (%d values); it needs more rows to be killed in the middle", underB)
@@ -126,7 +126,7 @@ func TestResealResumesAfterKill9(t *testing.T) {
 	if err := e.pool.QueryRow(ctx, "select count(*) from vault.connections where access_token_key_id <> refresh_token_key_id").Scan(&mixed); err != nil {
 		t.Fatal(err)
 	}
-	if mixed != 0 || underA+underB != total || e.canaryKey() != id(keyA) {
+	if mixed != 0 || underA+underB != total || e.canaryKey() != kid(keyA) {
 		t.Fatalf("after the kill: %d rows half re-sealed, %d+%d of %d values, canary under %s", mixed, underA, underB, total, e.canaryKey())
 	}
 
@@ -140,7 +140,7 @@ func TestResealResumesAfterKill9(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the vault without the old key neither started serving nor exited")
 	}
-	for _, want := range []string{"key id " + id(keyA) + fmt.Sprintf(" seals %d", underA), "ENCRYPTION_KEYS_PREVIOUS"} {
+	for _, want := range []string{"key id " + kid(keyA) + fmt.Sprintf(" seals %d", underA), "ENCRYPTION_KEYS_PREVIOUS"} {
 		if !strings.Contains(refused.out.String(), want) {
 			t.Fatalf("the refusal does not say %q:\n%s", want, refused.out)
 		}
@@ -149,7 +149,7 @@ func TestResealResumesAfterKill9(t *testing.T) {
 	// With the old key back, a restart finishes the pass.
 	again := runVault(t, bin, e.processEnv(keyB, keyA))
 	within(t, "the restarted vault finishes the pass", func() bool {
-		return e.valuesUnder(id(keyA)) == 0 && e.canaryKey() == id(keyB)
+		return e.valuesUnder(kid(keyA)) == 0 && e.canaryKey() == kid(keyB)
 	})
 	within(t, "it says the old key may be removed", func() bool { return strings.Contains(again.out.String(), mayBeRemoved) })
 	if err := again.cmd.Process.Signal(syscall.SIGTERM); err != nil {

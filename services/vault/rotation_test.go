@@ -129,7 +129,7 @@ func within(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func id(k []byte) string { return keyring.IDOf(k).String() }
+func kid(k []byte) string { return keyring.IDOf(k).String() }
 
 // sealedKeys are the key ids of a connection's live secrets, from the key
 // id columns the database keeps ("" for none).
@@ -211,11 +211,11 @@ func TestDroppingTheOldKeyAfterAnInterruptedRotation(t *testing.T) {
 	if _, err := st.Reseal(ctx, slog.New(slog.DiscardHandler)); !errors.Is(err, errKilled) {
 		t.Fatalf("interrupted pass: %v", err)
 	}
-	if a, r, _ := e.sealedKeys(c1.ConnectionID); a != id(keyB) || r != id(keyB) {
-		t.Fatalf("the first batch's row is under %s/%s, want %s", a, r, id(keyB))
+	if a, r, _ := e.sealedKeys(c1.ConnectionID); a != kid(keyB) || r != kid(keyB) {
+		t.Fatalf("the first batch's row is under %s/%s, want %s", a, r, kid(keyB))
 	}
-	underA := e.valuesUnder(id(keyA))
-	if underA == 0 || e.canaryKey() != id(keyA) {
+	underA := e.valuesUnder(kid(keyA))
+	if underA == 0 || e.canaryKey() != kid(keyA) {
 		t.Fatalf("after the interrupted pass: %d values and the canary (%s) should still be under the old key", underA, e.canaryKey())
 	}
 
@@ -223,15 +223,15 @@ func TestDroppingTheOldKeyAfterAnInterruptedRotation(t *testing.T) {
 	// which key id, what it seals, and what to do.
 	_, err = vault.Start(ctx, e.config(keyB), nil)
 	var uk *store.UnheldKeyError
-	if !errors.As(err, &uk) || len(uk.Keys) != 1 || uk.Keys[0].KeyID != id(keyA) || uk.Keys[0].Total() != int64(underA) {
+	if !errors.As(err, &uk) || len(uk.Keys) != 1 || uk.Keys[0].KeyID != kid(keyA) || uk.Keys[0].Total() != int64(underA) {
 		t.Fatalf("start without the old key: %v", err)
 	}
 	if uk.Keys[0].Rows["vault.connections.access_token"] != 1 || uk.Keys[0].Rows["vault.connections.static_credentials"] != 1 ||
 		uk.Keys[0].Rows["vault.canary.sealed"] != 1 || uk.Keys[0].Rows["vault.provider_clients.client_secret"] != 1 {
 		t.Fatalf("rows under the old key: %v", uk.Keys[0].Rows)
 	}
-	for _, want := range []string{"ENCRYPTION_KEY does not open this database", "key id " + id(keyA), "vault.connections.refresh_token 1",
-		"ENCRYPTION_KEYS_PREVIOUS", "canary is sealed under key id " + id(keyA), "nexus-admin keys status"} {
+	for _, want := range []string{"ENCRYPTION_KEY does not open this database", "key id " + kid(keyA), "vault.connections.refresh_token 1",
+		"ENCRYPTION_KEYS_PREVIOUS", "canary is sealed under key id " + kid(keyA), "nexus-admin keys status"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("refusal %q does not say %q", err, want)
 		}
@@ -239,7 +239,7 @@ func TestDroppingTheOldKeyAfterAnInterruptedRotation(t *testing.T) {
 	if strings.Contains(err.Error(), b64(keyA)) || strings.Contains(err.Error(), b64(keyB)) {
 		t.Fatal("the refusal shows key material")
 	}
-	if e.valuesUnder(id(keyA)) != underA {
+	if e.valuesUnder(kid(keyA)) != underA {
 		t.Fatal("the refused start changed the database")
 	}
 
@@ -247,11 +247,11 @@ func TestDroppingTheOldKeyAfterAnInterruptedRotation(t *testing.T) {
 	_, logs := e.startLogged(keyB, keyA)
 	within(t, "the rotation completes", func() bool { return e.keys().RotationComplete })
 	within(t, "a vault says the previous key may be removed", func() bool { return strings.Contains(logs.String(), mayBeRemoved) })
-	if e.valuesUnder(id(keyA)) != 0 || e.canaryKey() != id(keyB) {
-		t.Fatalf("after the rotation: %d values under the old key, canary under %s", e.valuesUnder(id(keyA)), e.canaryKey())
+	if e.valuesUnder(kid(keyA)) != 0 || e.canaryKey() != kid(keyB) {
+		t.Fatalf("after the rotation: %d values under the old key, canary under %s", e.valuesUnder(kid(keyA)), e.canaryKey())
 	}
 	ks := e.keys()
-	if ks.NewestKeyID != id(keyB) || ks.CanaryKeyID != id(keyB) || ks.OlderFormatRows != 0 {
+	if ks.NewestKeyID != kid(keyB) || ks.CanaryKeyID != kid(keyB) || ks.OlderFormatRows != 0 {
 		t.Fatalf("keys.status: %+v", ks)
 	}
 
@@ -293,7 +293,7 @@ func TestRollingRestartWithOldAndNewReplicas(t *testing.T) {
 	newer := e.replica(keyB, keyA)
 	within(t, "the new replica re-seals the connection under the new key", func() bool {
 		a, r, _ := e.sealedKeys(c.ConnectionID)
-		return a == id(keyB) && r == id(keyB)
+		return a == kid(keyB) && r == kid(keyB)
 	})
 
 	// The old replica, asked for that connection: a clear, retryable error,
@@ -320,7 +320,7 @@ func TestRollingRestartWithOldAndNewReplicas(t *testing.T) {
 	// The old replica writes under the old key; the new one reads it and
 	// re-seals it.
 	sc := e.connectStatic(staticProviderID, map[string]any{"api_key": "written-by-the-old-replica"})
-	if _, _, s := e.sealedKeys(sc.ConnectionID); s != id(keyA) {
+	if _, _, s := e.sealedKeys(sc.ConnectionID); s != kid(keyA) {
 		t.Fatalf("the old replica sealed under %s", s)
 	}
 	if got, err := newer.token(sc.ConnectionID); err != nil || got.Credentials["api_key"] != "written-by-the-old-replica" {
@@ -328,12 +328,12 @@ func TestRollingRestartWithOldAndNewReplicas(t *testing.T) {
 	}
 	within(t, "the new replica re-seals what the old one wrote", func() bool {
 		_, _, s := e.sealedKeys(sc.ConnectionID)
-		return s == id(keyB)
+		return s == kid(keyB)
 	})
 
 	// While the old replica runs and seals with the old key, nothing says the
 	// old key may go: the database knows a vault still uses it.
-	within(t, "the canary moves to the new key", func() bool { return e.canaryKey() == id(keyB) })
+	within(t, "the canary moves to the new key", func() bool { return e.canaryKey() == kid(keyB) })
 	ks := newer.keys()
 	if ks.RotationComplete || len(ks.Replicas) != 2 {
 		t.Fatalf("keys.status with the old replica running: %+v", ks)
@@ -342,7 +342,7 @@ func TestRollingRestartWithOldAndNewReplicas(t *testing.T) {
 	for _, r := range ks.Replicas {
 		sealing[r.SealingKeyID] = true
 	}
-	if !sealing[id(keyA)] || !sealing[id(keyB)] {
+	if !sealing[kid(keyA)] || !sealing[kid(keyB)] {
 		t.Fatalf("replicas: %+v", ks.Replicas)
 	}
 	time.Sleep(time.Second) // several passes of the new replica
@@ -355,7 +355,7 @@ func TestRollingRestartWithOldAndNewReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	within(t, "the new replica says the old key may be removed", func() bool { return strings.Contains(newer.logs.String(), mayBeRemoved) })
-	if ks := newer.keys(); !ks.RotationComplete || ks.NewestKeyID != id(keyB) || len(ks.Keys) != 2 || ks.Keys[0].KeyID != id(keyA) ||
+	if ks := newer.keys(); !ks.RotationComplete || ks.NewestKeyID != kid(keyB) || len(ks.Keys) != 2 || ks.Keys[0].KeyID != kid(keyA) ||
 		ks.Keys[0].Total != 0 || ks.Keys[1].Total == 0 {
 		t.Fatalf("keys.status after the rotation: %+v", ks)
 	}
@@ -365,12 +365,12 @@ func TestRollingRestartWithOldAndNewReplicas(t *testing.T) {
 	// rollback) it would re-seal backwards.
 	_, err = vault.Start(ctx, e.config(keyA), nil)
 	var uk *store.UnheldKeyError
-	if !errors.As(err, &uk) || uk.Keys[0].KeyID != id(keyB) {
+	if !errors.As(err, &uk) || uk.Keys[0].KeyID != kid(keyB) {
 		t.Fatalf("the old key alone: %v", err)
 	}
 	_, err = vault.Start(ctx, e.config(keyA, keyB), nil)
 	var sk *store.SupersededKeyError
-	if !errors.As(err, &sk) || sk.Newest != id(keyB) || !strings.Contains(err.Error(), "rotate to a new key") {
+	if !errors.As(err, &sk) || sk.Newest != kid(keyB) || !strings.Contains(err.Error(), "rotate to a new key") {
 		t.Fatalf("the old key with the new one as previous: %v", err)
 	}
 
@@ -403,7 +403,7 @@ func TestTwoPhaseRotationFailsNoRead(t *testing.T) {
 	var oldLogs *logBuffer
 	e.svc, oldLogs = e.startLogged(keyA, keyB)
 	time.Sleep(600 * time.Millisecond)
-	if a, _, _ := e.sealedKeys(c1.ConnectionID); a != id(keyA) || e.keys().NewestKeyID != id(keyA) {
+	if a, _, _ := e.sealedKeys(c1.ConnectionID); a != kid(keyA) || e.keys().NewestKeyID != kid(keyA) {
 		t.Fatalf("phase 1 moved something: %s, newest %s", a, e.keys().NewestKeyID)
 	}
 	if strings.Contains(oldLogs.String(), mayBeRemoved) {
@@ -414,7 +414,7 @@ func TestTwoPhaseRotationFailsNoRead(t *testing.T) {
 	newer := e.replica(keyB, keyA)
 	within(t, "the switched replica re-seals under the new key", func() bool {
 		a, _, _ := e.sealedKeys(c2.ConnectionID)
-		return a == id(keyB)
+		return a == kid(keyB)
 	})
 	// The phase-1 replica reads what was re-sealed, refreshes with it, and
 	// writes under its own key; the switched one reads that.
@@ -431,7 +431,7 @@ func TestTwoPhaseRotationFailsNoRead(t *testing.T) {
 	})
 	// It never moves values back to the old key.
 	time.Sleep(time.Second)
-	if a, r, _ := e.sealedKeys(c2.ConnectionID); a != id(keyB) || r != id(keyB) {
+	if a, r, _ := e.sealedKeys(c2.ConnectionID); a != kid(keyB) || r != kid(keyB) {
 		t.Fatalf("a value went back to %s/%s", a, r)
 	}
 	// A replica restarted with the phase-1 configuration is refused.
@@ -448,7 +448,7 @@ func TestTwoPhaseRotationFailsNoRead(t *testing.T) {
 	within(t, "the rotation completes", func() bool { return newer.keys().RotationComplete })
 	within(t, "the vault says the old key may be removed", func() bool { return strings.Contains(newer.logs.String(), mayBeRemoved) })
 	for _, c := range []string{c1.ConnectionID, c2.ConnectionID} {
-		if a, r, _ := e.sealedKeys(c); a != id(keyB) || r != id(keyB) {
+		if a, r, _ := e.sealedKeys(c); a != kid(keyB) || r != kid(keyB) {
 			t.Fatalf("%s under %s/%s", c, a, r)
 		}
 	}
@@ -563,11 +563,11 @@ func TestNoCanaryWithSealedValuesIsRefused(t *testing.T) {
 	// Not even with the right key.
 	_, err := vault.Start(ctx, e.config(e.key), nil)
 	var nc *store.NoCanaryError
-	if !errors.As(err, &nc) || len(nc.Keys) != 1 || nc.Keys[0].KeyID != id(e.key) {
+	if !errors.As(err, &nc) || len(nc.Keys) != 1 || nc.Keys[0].KeyID != kid(e.key) {
 		t.Fatalf("start without a canary: %v", err)
 	}
-	for _, want := range []string{"vault.canary is missing", "key id " + id(e.key), "vault.connections.refresh_token 1",
-		"vault.provider_clients.client_secret 1", "Restore vault.canary", "ENCRYPTION_CANARY_RECREATE=" + id(e.key)} {
+	for _, want := range []string{"vault.canary is missing", "key id " + kid(e.key), "vault.connections.refresh_token 1",
+		"vault.provider_clients.client_secret 1", "Restore vault.canary", "ENCRYPTION_CANARY_RECREATE=" + kid(e.key)} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("refusal %q does not say %q", err, want)
 		}
@@ -576,18 +576,18 @@ func TestNoCanaryWithSealedValuesIsRefused(t *testing.T) {
 	// values are under a key it does not hold.
 	other := randomKey(t)
 	cfg := e.config(other)
-	cfg.CanaryRecreate = id(other)
+	cfg.CanaryRecreate = kid(other)
 	var uk *store.UnheldKeyError
 	if _, err := vault.Start(ctx, cfg, nil); !errors.As(err, &uk) {
 		t.Fatalf("another key told to recreate: %v", err)
 	}
 	// Told another id than ENCRYPTION_KEY's: refused.
 	cfg = e.config(e.key)
-	cfg.CanaryRecreate = id(other)
+	cfg.CanaryRecreate = kid(other)
 	if _, err := vault.Start(ctx, cfg, nil); !errors.Is(err, store.ErrRecreateMismatch) {
 		t.Fatalf("ENCRYPTION_CANARY_RECREATE naming another key: %v", err)
 	}
-	if n := e.valuesUnder(id(other)); n != 0 {
+	if n := e.valuesUnder(kid(other)); n != 0 {
 		t.Fatalf("a refused start sealed %d values", n)
 	}
 
@@ -606,7 +606,7 @@ func TestNoCanaryWithSealedValuesIsRefused(t *testing.T) {
 		}
 	}
 	flip()
-	cfg.CanaryRecreate = id(e.key)
+	cfg.CanaryRecreate = kid(e.key)
 	if _, err := vault.Start(ctx, cfg, nil); !errors.Is(err, keyring.ErrAuthentication) || !strings.Contains(err.Error(), "no new canary") {
 		t.Fatalf("recreate with values that do not open: %v", err)
 	}
@@ -619,7 +619,7 @@ func TestNoCanaryWithSealedValuesIsRefused(t *testing.T) {
 		t.Fatalf("recreate: %v", err)
 	}
 	t.Cleanup(func() { _ = svc.Close(ctx) })
-	if e.canaryKey() != id(e.key) {
+	if e.canaryKey() != kid(e.key) {
 		t.Fatalf("the new canary is under %s", e.canaryKey())
 	}
 	if _, err := e.token(c.ConnectionID, intp(0)); err != nil {

@@ -116,7 +116,7 @@ func TestUpgradeFromFormat1(t *testing.T) {
 	if err := pool.QueryRow(ctx, "select c.seal_format, k.key_id from vault.connections c, vault.keys k where c.id = $1", conn).Scan(&format, &registered); err != nil {
 		t.Fatal(err)
 	}
-	if format != 1 || registered != id(key) {
+	if format != 1 || registered != kid(key) {
 		t.Fatalf("after migration 010: seal_format %d, keys %s", format, registered)
 	}
 
