@@ -33,6 +33,9 @@ const (
 	// SubjectAuditList: the audit records of credential releases, consents,
 	// revocations and admin changes, newest first.
 	SubjectAuditList = "v1.admin.audit.list"
+	// SubjectKeysStatus: what is sealed under each encryption key, and
+	// whether a key rotation is complete (admin relays the vault's answer).
+	SubjectKeysStatus = "v1.admin.keys.status"
 
 	// Internal, handshake -> vault (vault.go): start, fail and complete a
 	// consent. Not for the Gateway; deploy/nats grants them to the handshake.
@@ -49,6 +52,8 @@ const (
 	SubjectVaultClientsDelete = "v1.vault.clients.delete"
 	// SubjectVaultAuditList: the vault's audit records, for admin's audit.list.
 	SubjectVaultAuditList = "v1.vault.audit.list"
+	// SubjectVaultKeysStatus: the vault's answer to admin's keys.status.
+	SubjectVaultKeysStatus = "v1.vault.keys.status"
 
 	// Internal, refresher -> vault (refresh.go).
 	// SubjectVaultRefreshClaim: lease a batch of connections whose refresh is due.

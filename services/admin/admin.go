@@ -3,7 +3,9 @@
 // NATS (v1.admin.providers.*) and as an operator HTTP JSON API under
 // /v1/providers. Client secrets go to the vault; admin never stores or
 // returns them. Every change to a provider is audited with it; audit.list
-// (NATS, and GET /v1/audit) reads those records with the vault's.
+// (NATS, and GET /v1/audit) reads those records with the vault's. It also
+// relays the vault's report on its encryption keys (v1.admin.keys.status,
+// GET /v1/keys).
 package admin
 
 import (
@@ -20,6 +22,7 @@ import (
 
 	"github.com/nexus-broker/nexus/services/admin/internal/audit"
 	"github.com/nexus-broker/nexus/services/admin/internal/httpapi"
+	"github.com/nexus-broker/nexus/services/admin/internal/keys"
 	"github.com/nexus-broker/nexus/services/admin/internal/natsapi"
 	"github.com/nexus-broker/nexus/services/admin/internal/registry"
 	"github.com/nexus-broker/nexus/services/admin/internal/store"
@@ -107,9 +110,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		return nil, fmt.Errorf("nats: %w", err) // natsx.Connect names the server, without its password
 	}
 	st := store.New(s.pool, nil)
-	vault := registry.NATSVault{Client: &natsx.Client{NC: s.nc, Prefix: cfg.Prefix, APIKey: apikey.Outgoing(cfg.ServiceKeys)}}
+	vaultClient := &natsx.Client{NC: s.nc, Prefix: cfg.Prefix, APIKey: apikey.Outgoing(cfg.ServiceKeys)}
+	vault := registry.NATSVault{Client: vaultClient}
 	reg := registry.New(st, vault, discovery.New(egress.New(egress.Options{Private: cfg.ProviderNetworks})), cfg.ProviderNetworks, log)
 	auditLog := audit.New(st, vault, log)
+	relay := keys.Relay{Client: vaultClient, Log: log}
 	prom := metrics.NewRegistry()
 	s.svc, err = natsx.NewService(s.nc, natsx.ServiceConfig{
 		Name:        "admin",
@@ -121,7 +126,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Registerer:  prom,
 	})
 	if err == nil {
-		err = natsapi.Register(s.svc, reg, auditLog)
+		err = errors.Join(natsapi.Register(s.svc, reg, auditLog), natsapi.RegisterKeys(s.svc, relay))
 	}
 	if err == nil {
 		// The endpoints are subscribed once Start returns, so a request
@@ -132,16 +137,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		_ = s.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
-	s.handler = s.routes(reg, auditLog, callers, prom)
+	s.handler = s.routes(reg, auditLog, relay, callers, prom)
 	return s, nil
 }
 
-func (s *Service) routes(reg *registry.Registry, auditLog *audit.Log, callers *apikey.Set, prom *prometheus.Registry) http.Handler {
+func (s *Service) routes(reg *registry.Registry, auditLog *audit.Log, relay keys.Relay, callers *apikey.Set, prom *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	api := httpserver.RequireBearer(callers, apikey.Operator, s.log, httpapi.New(reg, auditLog, s.log))
 	mux.Handle("/v1/providers", api)
 	mux.Handle("/v1/providers/", api)
 	mux.Handle("/v1/audit", api)
+	mux.Handle("/v1/keys", httpserver.RequireBearer(callers, apikey.Operator, s.log, httpapi.NewKeys(relay, s.log)))
 	httpserver.Mount(mux, prom, map[string]httpserver.Check{
 		"postgres": func(ctx context.Context) error { return s.pool.Ping(ctx) },
 		"nats":     natsx.Ready(s.nc),
@@ -149,7 +155,7 @@ func (s *Service) routes(reg *registry.Registry, auditLog *audit.Log, callers *a
 	return mux
 }
 
-// Handler serves /v1/providers and /v1/audit (bearer API key), /healthz,
+// Handler serves /v1/providers, /v1/audit and /v1/keys (bearer API key), /healthz,
 // /readyz and /metrics.
 func (s *Service) Handler() http.Handler { return s.handler }
 

@@ -303,6 +303,12 @@ func startVaultDouble(t *testing.T, nc *nats.Conn) *vaultDouble {
 	if err != nil {
 		t.Fatal(err)
 	}
+	err = natsx.Endpoint(svc, messages.SubjectVaultKeysStatus, func(context.Context, messages.KeysStatusRequest) (messages.KeysStatus, error) {
+		return keysStatus, nil
+	}, natsx.For(apikey.Admin))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return v
 }
 
@@ -346,6 +352,10 @@ func (v *vaultDouble) listAudit(_ context.Context, r messages.AuditListRequest) 
 	}
 	return out, nil
 }
+
+// keysStatus is what the double answers on vault.keys.status.
+var keysStatus = messages.KeysStatus{NewestKeyID: "0a0b0c0d", CanaryKeyID: "0a0b0c0d", RotationComplete: true,
+	Keys: []messages.KeyStatus{{KeyID: "0a0b0c0d", Rows: map[string]int64{"vault.canary.sealed": 1}, Total: 1}}}
 
 func (v *vaultDouble) failPuts(e *messages.Error) { v.mu.Lock(); v.putErr = e; v.mu.Unlock() }
 func (v *vaultDouble) failDeletes(e *messages.Error) {

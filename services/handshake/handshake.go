@@ -67,6 +67,7 @@ type Config struct {
 	config.Common
 	RedisURL          string        // REDIS_URL
 	StateKey          []byte        // STATE_KEY: 32 bytes; state, browser binding and flow sealing keys derive from it
+	PreviousStateKeys [][]byte      // STATE_KEYS_PREVIOUS: during a rotation what they made is still accepted; STATE_KEY alone makes anything new
 	PublicURL         string        // PUBLIC_URL: where browsers reach this service (http or https, absolute)
 	AllowedReturnURLs []string      // ALLOWED_RETURN_URLS: where browsers may be sent back to
 	FlowTTL           time.Duration // FLOW_TTL: how long a consent link works (10m)
@@ -103,18 +104,20 @@ func (c Config) LogValue() slog.Value {
 		slog.String("nats_url", c.RedactedNATSURL()), slog.String("prefix", c.Prefix), slog.String("http_addr", c.HTTPAddr),
 		slog.String("public_url", c.PublicURL), slog.Any("allowed_return_urls", c.AllowedReturnURLs),
 		slog.Duration("flow_ttl", c.FlowTTL), slog.String("provider_private_networks", c.ProviderNetworks.String()),
-		slog.String("state_key", "[redacted]"),
+		slog.String("state_key", "[redacted]"), slog.Int("previous_state_keys", len(c.PreviousStateKeys)),
 		slog.String("begin_rate_per_key", c.BeginLimits.PerKey.String()), slog.String("begin_rate_per_workspace", c.BeginLimits.PerWorkspace.String()))
 }
 
 // LoadConfig reads the handshake's variables: the common ones, REDIS_URL,
-// STATE_KEY, PUBLIC_URL, ALLOWED_RETURN_URLS, FLOW_TTL, the limits of
-// handshake.begin and PROVIDER_PRIVATE_NETWORKS. Problems are collected in l.
+// STATE_KEY, STATE_KEYS_PREVIOUS, PUBLIC_URL, ALLOWED_RETURN_URLS, FLOW_TTL,
+// the limits of handshake.begin and PROVIDER_PRIVATE_NETWORKS. Problems are
+// collected in l.
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
 		Common:            l.Common(":8080"),
 		RedisURL:          l.Required("REDIS_URL", "the Redis server holding pending consent flows"),
 		StateKey:          l.Key32("STATE_KEY"),
+		PreviousStateKeys: l.Keys32("STATE_KEYS_PREVIOUS"),
 		PublicURL:         l.Required("PUBLIC_URL", "the http(s) URL where browsers reach the handshake, such as https://connect.example.com"),
 		AllowedReturnURLs: l.List("ALLOWED_RETURN_URLS", nil),
 		FlowTTL:           l.Duration("FLOW_TTL", DefaultFlowTTL),
@@ -210,14 +213,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if err != nil {
 		return nil, fmt.Errorf("ALLOWED_RETURN_URLS: %w", err)
 	}
-	stateKey, err := keys.Derive(cfg.StateKey, keys.InfoState)
+	ring, err := keys.NewRing(cfg.StateKey, cfg.PreviousStateKeys...)
 	if err != nil {
 		return nil, err
 	}
-	bindKey, _ := keys.Derive(cfg.StateKey, keys.InfoBinding)
-	flowKey, _ := keys.Derive(cfg.StateKey, keys.InfoFlow)
-	csrfKey, _ := keys.Derive(cfg.StateKey, keys.InfoCSRF)
-	discoKey, _ := keys.Derive(cfg.StateKey, keys.InfoDiscovery)
+	stateKey, statePrev := ring.For(keys.InfoState)
+	bindKey, bindPrev := ring.For(keys.InfoBinding)
+	flowKey, flowPrev := ring.For(keys.InfoFlow)
+	csrfKey, csrfPrev := ring.For(keys.InfoCSRF)
+	// A cached discovery document whose MAC fails is fetched again, so the
+	// cache needs no previous keys.
+	discoKey, _ := ring.For(keys.InfoDiscovery)
 
 	s := &Service{log: log, reg: metrics.NewRegistry()}
 	ok := false
@@ -230,7 +236,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if s.rdb, err = redisx.Connect(ctx, cfg.RedisURL); err != nil {
 		return nil, err
 	}
-	flows, err := flow.NewStore(s.rdb, flowKey, cfg.RedisKeyPrefix)
+	flows, err := flow.NewStore(s.rdb, flowKey, cfg.RedisKeyPrefix, flowPrev...)
 	if err != nil {
 		return nil, err
 	}
@@ -243,9 +249,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if s.web, err = web.New(web.Deps{
 		Flows:      flows,
 		Vault:      vault,
-		Signer:     state.NewSigner(stateKey),
-		Binder:     state.NewBinder(bindKey),
-		CSRF:       state.NewCSRF(csrfKey),
+		Signer:     state.NewSigner(stateKey, statePrev...),
+		Binder:     state.NewBinder(bindKey, bindPrev...),
+		CSRF:       state.NewCSRF(csrfKey, csrfPrev...),
 		PublicURL:  public,
 		Now:        cfg.Now,
 		Log:        log,

@@ -439,25 +439,27 @@ func TestLoadConfig(t *testing.T) {
 		"API_KEY": apiKey, "HANDSHAKE_SERVICE_KEY": serviceKey, "REDIS_URL": "redis://127.0.0.1:6379/0", "STATE_KEY": base64.StdEncoding.EncodeToString(make([]byte, 32)),
 		"PUBLIC_URL": "https://connect.example.com/", "ALLOWED_RETURN_URLS": "https://app.example.com/cb, http://localhost:3000",
 		"ENCRYPTION_KEY": "must-not-be-read", "DATABASE_URL": "must-not-be-read",
+		"STATE_KEYS_PREVIOUS": base64.StdEncoding.EncodeToString(make([]byte, 32)) + "," + base64.StdEncoding.EncodeToString(make([]byte, 32)),
 	})
 	cfg := handshake.LoadConfig(l)
 	if err := l.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.HTTPAddr != ":8080" || cfg.FlowTTL != 10*time.Minute || len(cfg.AllowedReturnURLs) != 2 || len(cfg.StateKey) != 32 {
+	if cfg.HTTPAddr != ":8080" || cfg.FlowTTL != 10*time.Minute || len(cfg.AllowedReturnURLs) != 2 || len(cfg.StateKey) != 32 || len(cfg.PreviousStateKeys) != 2 {
 		t.Fatalf("cfg = %+v", cfg)
 	}
 
 	l = config.FromMap(map[string]string{
 		"PUBLIC_URL": "ftp://x", "ALLOWED_RETURN_URLS": "javascript:alert(1),https://ok.example.com,https://u@x.example.com", "STATE_KEY": "short", "FLOW_TTL": "2s",
 		"PROVIDER_PRIVATE_NETWORKS": "192.168.0.0/16,100.0.0.0/8",
+		"STATE_KEYS_PREVIOUS":       "c2hvcnQ=",
 	})
 	handshake.LoadConfig(l)
 	err := l.Err()
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
-	for _, name := range []string{"API_KEY", "REDIS_URL", "STATE_KEY", "PUBLIC_URL", "ALLOWED_RETURN_URLS: entry 1", "ALLOWED_RETURN_URLS: entry 3", "FLOW_TTL",
+	for _, name := range []string{"API_KEY", "REDIS_URL", "STATE_KEY", "STATE_KEYS_PREVIOUS: entry 1", "PUBLIC_URL", "ALLOWED_RETURN_URLS: entry 1", "ALLOWED_RETURN_URLS: entry 3", "FLOW_TTL",
 		"PROVIDER_PRIVATE_NETWORKS: 100.0.0.0/8 includes public addresses"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("problems do not name %s:\n%v", name, err)

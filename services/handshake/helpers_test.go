@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,7 +202,10 @@ type env struct {
 	// by state: callback returns to the one of its state.
 	mu        sync.Mutex
 	redirects map[string]string
-	cfg       handshake.Config
+	// cfg is the running handshake's configuration; handler its public
+	// routes, which restart swaps.
+	cfg     handshake.Config
+	handler atomic.Value
 }
 
 // newEnv starts a handshake; settings, when given, add to or replace its
@@ -267,7 +271,10 @@ func newEnv(t *testing.T, settings ...map[string]string) *env {
 	}
 	t.Cleanup(func() { svc.Close(context.Background()) })
 	e.svc = svc
-	e.srv = httptest.NewUnstartedServer(svc.Handler())
+	e.handler.Store(svc.Handler())
+	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.handler.Load().(http.Handler).ServeHTTP(w, r)
+	}))
 	e.srv.Listener.Close()
 	e.srv.Listener = ln
 	e.srv.Start()
@@ -276,6 +283,24 @@ func newEnv(t *testing.T, settings ...map[string]string) *env {
 	t.Cleanup(in.Close)
 	e.internal = in.URL
 	return e
+}
+
+// restart stops the handshake and starts it again, on the same address and
+// Redis, with STATE_KEY key and STATE_KEYS_PREVIOUS previous: a rolling
+// restart of a one-replica deployment.
+func (e *env) restart(key []byte, previous ...[]byte) {
+	e.t.Helper()
+	if err := e.svc.Close(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	e.cfg.StateKey, e.cfg.PreviousStateKeys = key, previous
+	svc, err := handshake.Start(context.Background(), e.cfg, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { svc.Close(context.Background()) })
+	e.svc = svc
+	e.handler.Store(svc.Handler())
 }
 
 // browser is an HTTP client with its own cookie jar that does not follow

@@ -71,11 +71,11 @@ func (s benchSeeder) seed(n, due int, refreshTokens []string) {
 		if i < len(refreshTokens) {
 			rt = refreshTokens[i]
 		}
-		at, err := s.keys.Seal("vault.connections/"+id+"/access_token", []byte("bench-access-"+id))
+		at, err := s.keys.Seal(store.ConnectionPlace(id, "access_token", 0), []byte("bench-access-"+id))
 		if err != nil {
 			return nil, err
 		}
-		sealedRT, err := s.keys.Seal("vault.connections/"+id+"/refresh_token", []byte(rt))
+		sealedRT, err := s.keys.Seal(store.ConnectionPlace(id, "refresh_token", 0), []byte(rt))
 		if err != nil {
 			return nil, err
 		}

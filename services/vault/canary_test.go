@@ -45,6 +45,7 @@ func TestCanaryAndKeyRotation(t *testing.T) {
 	// New key with the old one as previous: starts and re-seals everything.
 	svc := e.start(keyB, keyA)
 	e.key = keyB
+	within(t, "every value, the canary last, is re-sealed under the new key", func() bool { return e.keys().RotationComplete })
 	var n int
 	idB := keyring.IDOf(keyB)
 	if err := e.pool.QueryRow(context.Background(), `select

@@ -15,6 +15,7 @@ import (
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault"
 	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
+	"github.com/nexus-broker/nexus/services/vault/internal/store"
 	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/shared/egress"
@@ -62,7 +63,7 @@ func callerOf(subject string) string {
 	switch {
 	case strings.HasPrefix(subject, "v1.vault.connections."), subject == messages.SubjectVaultExchange, subject == messages.SubjectVaultStaticStore:
 		return apikey.Handshake
-	case strings.HasPrefix(subject, "v1.vault.clients."), subject == messages.SubjectVaultAuditList:
+	case strings.HasPrefix(subject, "v1.vault.clients."), subject == messages.SubjectVaultAuditList, strings.HasPrefix(subject, "v1.vault.keys."):
 		return apikey.Admin
 	case strings.HasPrefix(subject, "v1.vault.refresh."), strings.HasPrefix(subject, "v1.vault.outbox."):
 		return apikey.Refresher
@@ -158,6 +159,10 @@ func (e *env) config(active []byte, previous ...[]byte) vault.Config {
 		ProviderNetworks:   e.networks,
 		// Audit records are written when a test lists them, or at Close.
 		AuditInterval: time.Hour,
+		// Re-seal passes and replica renewals every 200ms, not every minute;
+		// a replica counts as gone 5s after its last renewal (a loaded
+		// machine may be late by more than a few intervals).
+		KeysInterval: 200 * time.Millisecond, ReplicaTTL: 5 * time.Second,
 	}
 	if e.configure != nil {
 		e.configure(&c)
@@ -258,7 +263,8 @@ func (e *env) get(id string) messages.Connection {
 func (e *env) storedRefreshToken(id string) string {
 	e.t.Helper()
 	var sealed []byte
-	if err := e.pool.QueryRow(context.Background(), "select refresh_token from vault.connections where id = $1", id).Scan(&sealed); err != nil {
+	var version int64
+	if err := e.pool.QueryRow(context.Background(), "select refresh_token, token_version from vault.connections where id = $1", id).Scan(&sealed, &version); err != nil {
 		e.t.Fatal(err)
 	}
 	if sealed == nil {
@@ -268,7 +274,7 @@ func (e *env) storedRefreshToken(id string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	pt, err := k.Open("vault.connections/"+id+"/refresh_token", sealed)
+	pt, err := k.Open(store.ConnectionPlace(id, "refresh_token", version), sealed)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -59,6 +59,10 @@ type Config struct {
 	DatabaseURL                             string   // DATABASE_URL
 	EncryptionKey                           []byte   // ENCRYPTION_KEY: 32 bytes, seals everything
 	PreviousKeys                            [][]byte // ENCRYPTION_KEYS_PREVIOUS: open only, during a rotation
+	// CanaryRecreate is ENCRYPTION_CANARY_RECREATE: ENCRYPTION_KEY's key id,
+	// set for one start to seal a new canary in a database that lost it
+	// (store.NoCanaryError says when).
+	CanaryRecreate string
 	// RefreshLead is REFRESH_LEAD_TIME (default 5m): how long before expiry
 	// the background refresher renews a token (half the token's life when
 	// that is shorter).
@@ -97,6 +101,11 @@ type Config struct {
 	// egress guard refuses them by default, and the only ones plain http
 	// may reach.
 	ProviderNetworks egress.Networks
+	// KeysInterval is how often the vault renews its row in vault.replicas
+	// and runs a re-seal pass (keysInterval when zero); ReplicaTTL how long
+	// a row not renewed still counts as a running vault (three intervals
+	// when zero). Not read from the environment: for tests.
+	KeysInterval, ReplicaTTL time.Duration
 }
 
 // The default limits of tokens.refresh: a forced refresh calls the
@@ -116,11 +125,13 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("refresh_lead_time", c.RefreshLead), slog.Duration("ended_connection_retention", c.EndedRetention),
 		slog.String("tokens_refresh_rate_per_key", c.RefreshLimits.PerKey.String()),
 		slog.String("tokens_refresh_rate_per_workspace", c.RefreshLimits.PerWorkspace.String()),
-		slog.Duration("audit_retention", c.AuditRetention), slog.String("provider_private_networks", c.ProviderNetworks.String()))
+		slog.Duration("audit_retention", c.AuditRetention), slog.String("provider_private_networks", c.ProviderNetworks.String()),
+		slog.Bool("canary_recreate", c.CanaryRecreate != ""))
 }
 
 // LoadConfig reads the vault's variables: the common ones, DATABASE_URL,
-// ENCRYPTION_KEY, ENCRYPTION_KEYS_PREVIOUS, REFRESH_LEAD_TIME, the limits of
+// ENCRYPTION_KEY, ENCRYPTION_KEYS_PREVIOUS, ENCRYPTION_CANARY_RECREATE,
+// REFRESH_LEAD_TIME, the limits of
 // tokens.refresh, ENDED_CONNECTION_RETENTION, AUDIT_RETENTION and
 // PROVIDER_PRIVATE_NETWORKS. Problems are collected in l.
 func LoadConfig(l *config.Loader) Config {
@@ -129,6 +140,7 @@ func LoadConfig(l *config.Loader) Config {
 		DatabaseURL:    l.Required("DATABASE_URL", "the PostgreSQL database holding schema vault"),
 		EncryptionKey:  l.Key32("ENCRYPTION_KEY"),
 		PreviousKeys:   l.Keys32("ENCRYPTION_KEYS_PREVIOUS"),
+		CanaryRecreate: l.String("ENCRYPTION_CANARY_RECREATE", ""),
 		RefreshLead:    l.Duration("REFRESH_LEAD_TIME", store.DefaultRefreshLead),
 		AuditRetention: l.Duration("AUDIT_RETENTION", store.DefaultAuditRetention),
 
@@ -153,6 +165,11 @@ func LoadConfig(l *config.Loader) Config {
 	if c.DatabaseURL != "" {
 		if err := pg.CheckURL(c.DatabaseURL); err != nil {
 			l.Problem("DATABASE_URL", "%v", err)
+		}
+	}
+	if c.CanaryRecreate != "" {
+		if _, err := keyring.ParseKeyID(c.CanaryRecreate); err != nil {
+			l.Problem("ENCRYPTION_CANARY_RECREATE", "must be ENCRYPTION_KEY's key id, 8 hex digits, as the vault's refusal to start names it")
 		}
 	}
 	if c.RefreshLead <= 0 || c.RefreshLead > 24*time.Hour {
@@ -212,6 +229,8 @@ func (c Config) callers() *apikey.Set {
 type Service struct {
 	log      *slog.Logger
 	pool     *pgxpool.Pool
+	st       *store.Store
+	replica  string // this vault's row in vault.replicas
 	nc       *nats.Conn
 	svc      *natsx.Service
 	sub      *nats.Subscription
@@ -223,9 +242,11 @@ type Service struct {
 	once     sync.Once
 }
 
-// Start connects to PostgreSQL and NATS, migrates schema vault, proves
-// ENCRYPTION_KEY opens the database (the canary), re-seals everything under
-// the active key when previous keys are configured, and starts answering.
+// Start connects to PostgreSQL and NATS, migrates schema vault, proves its
+// keys are the database's (store.CheckKeys: every key id in use held, the
+// canary opens, ENCRYPTION_KEY not older than the newest key) and starts
+// answering; re-sealing under ENCRYPTION_KEY goes on in the background
+// (keys.go).
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -260,28 +281,33 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	c := cache.New(cache.DefaultTTL, nil)
 	inv := invalidator{nc: s.nc, cache: c, subject: messages.Subject(cfg.Prefix, messages.SubjectVaultInvalidate), log: log}
 	outboxSubject := messages.Subject(cfg.Prefix, messages.SubjectVaultOutboxNotify)
+	every, ttl := cfg.KeysInterval, cfg.ReplicaTTL
+	if every <= 0 {
+		every = keysInterval
+	}
+	if ttl <= 0 {
+		ttl = 3 * every
+	}
 	st := store.New(s.pool, keys, store.Options{
 		Now:         cfg.Now,
 		RefreshLead: cfg.RefreshLead,
+		ReplicaTTL:  ttl,
 		// Every commit that changes what is served empties the caches of
 		// every replica: the one place that does it.
 		Changed: inv.changed,
 		// Tell the relay at once; if this is lost, its poll finds the rows.
 		OnOutbox: func() { _ = s.nc.Publish(outboxSubject, nil) },
 	})
-	if err := st.CheckCanary(ctx); err != nil {
+	if err := st.CheckKeys(ctx, cfg.CanaryRecreate); err != nil {
 		return nil, err
 	}
-	if keys.HasPrevious() {
-		stats, err := st.Rotate(ctx, log)
-		if err != nil {
-			return nil, fmt.Errorf("key rotation: %w", err)
-		}
-		log.Info("key rotation done", "keys", keys, "connections", stats.Connections, "clients", stats.Clients, "failed", stats.Failed)
-		if stats.Failed == 0 {
-			log.Info("every sealed value now uses ENCRYPTION_KEY; ENCRYPTION_KEYS_PREVIOUS may be removed")
-		}
+	if s.replica, err = store.NewID(); err != nil {
+		return nil, err
 	}
+	if err := st.Renew(ctx, s.replica); err != nil {
+		return nil, err
+	}
+	s.st = st
 
 	// Plain subscription, not a queue group: every replica drops its entry.
 	if s.sub, err = s.nc.Subscribe(inv.subject, inv.received); err != nil {
@@ -334,7 +360,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if retention <= 0 {
 		retention = store.DefaultAuditRetention
 	}
-	s.wg.Add(4)
+	s.wg.Add(5)
 	go func() { defer s.wg.Done(); runCacheSweep(sctx, c, cacheSweepInterval) }()
 	go func() {
 		defer s.wg.Done()
@@ -342,6 +368,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}()
 	go func() { defer s.wg.Done(); s.audit.Run(sctx) }()
 	go func() { defer s.wg.Done(); runAuditPrune(sctx, st, auditPruneInterval, retention, cfg.Now, log) }()
+	go func() { defer s.wg.Done(); runKeys(sctx, st, s.replica, keys, every, log) }()
 	ok = true
 	log.Info("vault started", "keys", keys)
 	return s, nil
@@ -379,6 +406,12 @@ func (s *Service) Close(ctx context.Context) error {
 			_ = s.sub.Unsubscribe()
 		}
 		natsx.Drain(ctx, s.nc)
+		if s.st != nil {
+			// This vault seals nothing more: the database stops counting it.
+			if err := s.st.Leave(ctx, s.replica); err != nil {
+				s.log.Warn("could not remove this vault from vault.replicas; the row expires by itself", "err", err)
+			}
+		}
 		if s.pool != nil {
 			s.pool.Close()
 		}

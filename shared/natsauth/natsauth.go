@@ -99,7 +99,7 @@ func Users(prefix string) []User {
 		{
 			Name:      Admin,
 			Subscribe: append([]string{p("v1.admin.>"), inbox(Admin)}, srv("admin")...),
-			Publish:   []string{p("v1.vault.clients.>"), p("v1.vault.audit.list")},
+			Publish:   []string{p("v1.vault.clients.>"), p("v1.vault.audit.list"), p("v1.vault.keys.status")},
 			Responder: true,
 		},
 		{

@@ -6,6 +6,7 @@
 //	nexus-admin update REF [-f FILE]     (a JSON merge patch; stdin without -f)
 //	nexus-admin delete REF
 //	nexus-admin audit [-since T] [-until T] [-principal P] [-key-id K] [-target T] [-workspace W] [-action A] [-limit N] [-cursor C] [-json]
+//	nexus-admin keys status              (what is sealed under each encryption key)
 //
 // REF is a provider id, name or alias. Documents are read from -f or stdin
 // and replies printed as JSON; audit prints a table unless -json. ADMIN_URL (http://127.0.0.1:8081) says where
@@ -50,6 +51,8 @@ const usage = `usage: nexus-admin <command> [flags]
   audit [-since T] [-until T] [-principal P] [-key-id K] [-target T] [-workspace W] [-action A] [-limit N] [-cursor C] [-json]
                               who asked for what, newest first: credential releases, consents, revocations,
                               provider changes (T: an RFC 3339 time, or a duration before now such as 1h)
+  keys status                 what the vault has sealed under each encryption key, its running replicas,
+                              and whether a key rotation is complete (rotation_complete)
   -version                    print the version and Go build information
 environment: ADMIN_URL (default http://127.0.0.1:8081), ADMIN_API_KEY
 `
@@ -191,6 +194,14 @@ func (c *cli) dispatch(ctx context.Context, cmd string, args []string, stderr io
 		return c.do(ctx, http.MethodPatch, "/v1/providers/"+url.PathEscape(ref), "application/merge-patch+json", body)
 	case "audit":
 		return c.audit(ctx, fs, args)
+	case "keys":
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 || fs.Arg(0) != "status" {
+			return errors.New("keys takes one subcommand: status")
+		}
+		return c.do(ctx, http.MethodGet, "/v1/keys", "", nil)
 	case "help", "-h", "--help":
 		fmt.Fprint(stderr, usage)
 		return flag.ErrHelp

@@ -52,6 +52,10 @@ func TestCLI(t *testing.T) {
 		}
 		return messages.AuditListReply{Records: []messages.AuditRecord{release}}, nil
 	}, natsx.For(apikey.Admin))
+	_ = natsx.Endpoint(vault, messages.SubjectVaultKeysStatus, func(context.Context, messages.KeysStatusRequest) (messages.KeysStatus, error) {
+		return messages.KeysStatus{NewestKeyID: "0a0b0c0d", CanaryKeyID: "01020304",
+			Keys: []messages.KeyStatus{{KeyID: "01020304", Rows: map[string]int64{"vault.connections.refresh_token": 7}, Total: 7}}}, nil
+	}, natsx.For(apikey.Admin))
 	l := config.FromMap(map[string]string{"NATS_URL": natsURL, "ADMIN_API_KEY": key, "DATABASE_URL": testkit.Postgres(t),
 		"ADMIN_SERVICE_KEY": serviceKey, "HANDSHAKE_SERVICE_KEY": "test-handshake-service-key-0123"})
 	cfg := admin.LoadConfig(l)
@@ -141,6 +145,15 @@ func TestCLI(t *testing.T) {
 	}
 	if code, _, stderr := cli("", "audit", "-since", "yesterday"); code != 1 || !strings.Contains(stderr, "-since") {
 		t.Errorf("audit -since yesterday: %d %s", code, stderr)
+	}
+	// keys status: the vault's report, relayed.
+	code, out, stderr = cli("", "keys", "status")
+	var ks messages.KeysStatus
+	if code != 0 || json.Unmarshal([]byte(out), &ks) != nil || ks.NewestKeyID != "0a0b0c0d" || ks.Keys[0].Rows["vault.connections.refresh_token"] != 7 {
+		t.Errorf("keys status: %d %s %s", code, out, stderr)
+	}
+	if code, _, stderr := cli("", "keys"); code != 1 || !strings.Contains(stderr, "status") {
+		t.Errorf("keys without status: %d %s", code, stderr)
 	}
 	if code, _, _ := cli("", "frobnicate"); code != 1 {
 		t.Errorf("unknown command: %d", code)

@@ -24,10 +24,11 @@ type Store struct {
 	prefix string
 }
 
-// NewStore returns a Store sealing with key (derived with keys.InfoFlow),
-// keeping flows under prefix ("" means DefaultPrefix).
-func NewStore(rdb redis.UniversalClient, key []byte, prefix string) (*Store, error) {
-	s, err := newSealer(key)
+// NewStore returns a Store sealing with key (derived with keys.InfoFlow)
+// and opening with it and previous, keeping flows under prefix ("" means
+// DefaultPrefix).
+func NewStore(rdb redis.UniversalClient, key []byte, prefix string, previous ...[]byte) (*Store, error) {
+	s, err := newSealer(key, previous...)
 	if err != nil {
 		return nil, err
 	}

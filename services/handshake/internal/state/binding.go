@@ -1,20 +1,17 @@
 package state
 
-import (
-	"crypto/hmac"
-	"crypto/sha256"
-)
-
 // Binder ties a flow to the browser that opened its connect link: the
 // connect page sets a cookie holding Value(ref), and the callback accepts
 // only a browser that presents it.
 type Binder struct {
-	key []byte
+	keys [][]byte
 }
 
-// NewBinder returns a Binder for a key derived for this purpose
-// (keys.InfoBinding).
-func NewBinder(key []byte) *Binder { return &Binder{key: key} }
+// NewBinder returns a Binder for keys derived for this purpose
+// (keys.InfoBinding): key makes cookie values, it and previous check them.
+func NewBinder(key []byte, previous ...[]byte) *Binder {
+	return &Binder{keys: append([][]byte{key}, previous...)}
+}
 
 // CookieName is the binding cookie's name for a flow. It is per flow so that
 // two consents started in one browser do not overwrite each other.
@@ -27,7 +24,7 @@ func (b *Binder) CookieName(ref string) string {
 
 // Value is the cookie value for a flow.
 func (b *Binder) Value(ref string) string {
-	return b64.EncodeToString(b.mac(ref))
+	return b64.EncodeToString(mac(b.keys[0], bindingMsg(ref)))
 }
 
 // Check reports, in constant time, whether presented is the value for ref.
@@ -36,11 +33,7 @@ func (b *Binder) Check(ref, presented string) bool {
 	if err != nil {
 		return false
 	}
-	return hmac.Equal(got, b.mac(ref))
+	return anyMAC(b.keys, got, bindingMsg(ref))
 }
 
-func (b *Binder) mac(ref string) []byte {
-	h := hmac.New(sha256.New, b.key)
-	h.Write([]byte("binding\x00" + ref))
-	return h.Sum(nil)
-}
+func bindingMsg(ref string) []byte { return []byte("binding\x00" + ref) }

@@ -1,10 +1,6 @@
 package state
 
-import (
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-)
+import "crypto/rand"
 
 // CSRF protects the hosted credential form against cross-site submission.
 // Each render of the form draws a random nonce, kept in an HttpOnly,
@@ -14,11 +10,14 @@ import (
 // is posted to: another site can neither read the token nor make the
 // browser send the cookie, and a token is worthless for another flow.
 type CSRF struct {
-	key []byte
+	keys [][]byte
 }
 
-// NewCSRF returns a CSRF for a key derived for this purpose (keys.InfoCSRF).
-func NewCSRF(key []byte) *CSRF { return &CSRF{key: key} }
+// NewCSRF returns a CSRF for keys derived for this purpose (keys.InfoCSRF):
+// key makes tokens, it and previous check them.
+func NewCSRF(key []byte, previous ...[]byte) *CSRF {
+	return &CSRF{keys: append([][]byte{key}, previous...)}
+}
 
 // CSRFCookieName is the nonce cookie's name for a flow.
 func CSRFCookieName(ref string) string {
@@ -37,7 +36,7 @@ func (c *CSRF) Nonce() string {
 
 // Token is the hidden field's value for a flow and a nonce.
 func (c *CSRF) Token(ref, nonce string) string {
-	return b64.EncodeToString(c.mac(ref, nonce))
+	return b64.EncodeToString(mac(c.keys[0], csrfMsg(ref, nonce)))
 }
 
 // Check reports, in constant time, whether token was made for ref and nonce.
@@ -49,11 +48,7 @@ func (c *CSRF) Check(ref, nonce, token string) bool {
 	if err != nil {
 		return false
 	}
-	return hmac.Equal(got, c.mac(ref, nonce))
+	return anyMAC(c.keys, got, csrfMsg(ref, nonce))
 }
 
-func (c *CSRF) mac(ref, nonce string) []byte {
-	h := hmac.New(sha256.New, c.key)
-	h.Write([]byte("csrf\x00" + ref + "\x00" + nonce))
-	return h.Sum(nil)
-}
+func csrfMsg(ref, nonce string) []byte { return []byte("csrf\x00" + ref + "\x00" + nonce) }

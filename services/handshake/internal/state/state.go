@@ -39,14 +39,17 @@ func decode(s string) ([]byte, error) {
 	return b64.DecodeString(s)
 }
 
-// Signer makes and checks state values with one key.
+// Signer makes state values with one key and checks them with it and any
+// previous keys (a STATE_KEY rotation under way).
 type Signer struct {
-	key []byte
+	keys [][]byte
 }
 
-// NewSigner returns a Signer for a key derived for this purpose
-// (keys.InfoState).
-func NewSigner(key []byte) *Signer { return &Signer{key: key} }
+// NewSigner returns a Signer for keys derived for this purpose
+// (keys.InfoState): key signs, it and previous verify.
+func NewSigner(key []byte, previous ...[]byte) *Signer {
+	return &Signer{keys: append([][]byte{key}, previous...)}
+}
 
 type payload struct {
 	Ref string `json:"r"`
@@ -57,7 +60,7 @@ type payload struct {
 func (s *Signer) Sign(ref string, expires time.Time) string {
 	body, _ := json.Marshal(payload{Ref: ref, Exp: expires.Unix()})
 	p := b64.EncodeToString(body)
-	return p + "." + b64.EncodeToString(s.mac(p))
+	return p + "." + b64.EncodeToString(mac(s.keys[0], []byte(p)))
 }
 
 // Verify checks token's MAC in constant time, then its expiry against now,
@@ -71,7 +74,7 @@ func (s *Signer) Verify(token string, now time.Time) (string, error) {
 		return "", ErrInvalid
 	}
 	got, err := decode(m)
-	if err != nil || !hmac.Equal(got, s.mac(p)) {
+	if err != nil || !anyMAC(s.keys, got, []byte(p)) {
 		return "", ErrInvalid
 	}
 	raw, err := decode(p)
@@ -88,8 +91,20 @@ func (s *Signer) Verify(token string, now time.Time) (string, error) {
 	return pl.Ref, nil
 }
 
-func (s *Signer) mac(p string) []byte {
-	h := hmac.New(sha256.New, s.key)
-	h.Write([]byte(p))
+func mac(key, msg []byte) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write(msg)
 	return h.Sum(nil)
+}
+
+// anyMAC reports whether got is msg's MAC under one of keys, comparing with
+// every key in constant time (how many keys there are is no secret).
+func anyMAC(keys [][]byte, got, msg []byte) bool {
+	ok := false
+	for _, k := range keys {
+		if hmac.Equal(got, mac(k, msg)) {
+			ok = true
+		}
+	}
+	return ok
 }

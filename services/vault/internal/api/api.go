@@ -1,5 +1,5 @@
 // Package api answers the vault's NATS subjects: one file per area
-// (connections, tokens, exchange, static, clients, refresh, outbox). Each
+// (connections, tokens, exchange, static, clients, refresh, outbox, keys). Each
 // handler takes its typed request (natsx decodes it) and returns its typed
 // reply; it validates, calls the store, the provider and the refresher, and
 // its errors become the contract's in one place (errors.go).
@@ -33,6 +33,7 @@ type Store interface {
 	outboxStore
 	staticStore
 	auditStore
+	keysStore
 }
 
 // Provider is what the handlers ask of providers, in the vault's own terms
@@ -130,6 +131,7 @@ func (h *Handlers) Register(svc *natsx.Service) error {
 		natsx.Endpoint(svc, messages.SubjectVaultClientsPut, h.putClient, admin, natsx.MaxBytes(MaxSchemaBytes+16<<10)),
 		natsx.Endpoint(svc, messages.SubjectVaultClientsDelete, h.deleteClient, admin),
 		natsx.Endpoint(svc, messages.SubjectVaultAuditList, h.listAudit, admin),
+		natsx.Endpoint(svc, messages.SubjectVaultKeysStatus, h.keysStatus, admin),
 		natsx.Endpoint(svc, messages.SubjectVaultRefreshClaim, h.claimRefresh, refresher),
 		natsx.Endpoint(svc, messages.SubjectVaultRefreshRun, h.runRefresh, refresher),
 		natsx.Endpoint(svc, messages.SubjectVaultRefreshDefer, h.deferRefresh, refresher),

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
 )
@@ -103,13 +104,26 @@ func (h *Handlers) revokeConnection(ctx context.Context, r messages.ConnectionRe
 	if c.Status == messages.StatusRevoked {
 		return c.Message(), nil
 	}
+	cl, clErr := h.Store.GetClient(ctx, c.ProviderID)
+	if errors.Is(clErr, keyring.ErrUnknownKey) {
+		// A client secret this vault cannot open yet: one that can revokes
+		// at the provider too.
+		return messages.Connection{}, clErr
+	}
 	var held store.Tokens
 	c, err = h.Store.WithLock(ctx, c.ID, func(ctx context.Context, l *store.Locked) error {
 		if l.Conn.Status == messages.StatusRevoked {
 			return nil
 		}
 		t, err := l.Tokens()
-		if err != nil {
+		switch {
+		case errors.Is(err, keyring.ErrUnknownKey):
+			// Sealed under a key this vault does not hold (a rotation under
+			// way): nothing changes, because a vault that holds the key can
+			// still revoke them at the provider; wiping them here would
+			// leave the grant alive there.
+			return err
+		case err != nil:
 			h.Log.Error("revoke: cannot open the connection's tokens; revoking locally only", "connection_id", l.Conn.ID, "err", err)
 		}
 		held = t
@@ -118,23 +132,24 @@ func (h *Handlers) revokeConnection(ctx context.Context, r messages.ConnectionRe
 	if err != nil {
 		return messages.Connection{}, err
 	}
-	h.revokeAtProvider(ctx, c, held)
+	if clErr == nil {
+		h.revokeAtProvider(ctx, c, cl, held)
+	}
 	return c.Message(), nil
 }
 
 // revokeAtProvider presents the refresh token (or the access token when
 // there is none) to the provider's revocation endpoint. A failure is logged:
 // the connection is revoked here whatever the provider says.
-func (h *Handlers) revokeAtProvider(ctx context.Context, c store.Connection, t store.Tokens) {
+func (h *Handlers) revokeAtProvider(ctx context.Context, c store.Connection, cl store.Client, t store.Tokens) {
+	if cl.Type == messages.ProviderStatic || cl.RevocationEndpoint == "" {
+		return // static credentials have no revocation endpoint: wiping them is all
+	}
 	token, hint := t.Refresh, "refresh_token"
 	if token.IsZero() {
 		token, hint = t.Access, "access_token"
 	}
 	if token.IsZero() {
-		return // static credentials, or nothing left
-	}
-	cl, err := h.Store.GetClient(ctx, c.ProviderID)
-	if err != nil || cl.Type == messages.ProviderStatic || cl.RevocationEndpoint == "" {
 		return
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)

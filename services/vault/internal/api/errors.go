@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
 	"github.com/nexus-broker/nexus/services/vault/internal/refresh"
 	"github.com/nexus-broker/nexus/services/vault/internal/static"
@@ -74,6 +75,12 @@ func (h *Handlers) ContractError(err error) error {
 		default:
 			return messages.Errorf(messages.CodeProviderError, "%v", pe)
 		}
+	case errors.Is(err, keyring.ErrUnknownKey):
+		// During a rotation, a vault that does not hold the key another one
+		// sealed with: nothing was changed, and a vault that holds it can
+		// answer (docs/ARCHITECTURE.md, invariants 2).
+		h.Log.Warn("a sealed value is under a key this vault does not hold", "err", err)
+		return messages.Errorf(messages.CodeUnavailable, "this vault replica cannot open the connection's secrets: they are sealed with a key it does not hold yet (a key rotation is under way); nothing was changed, try again")
 	case errors.Is(err, context.DeadlineExceeded):
 		return messages.Errorf(messages.CodeUnavailable, "the request timed out; try again")
 	}

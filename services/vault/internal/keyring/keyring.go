@@ -5,11 +5,19 @@
 //
 // Ciphertext layout:
 //
-//	version (1 byte) || key id (4 bytes) || nonce (12 bytes) || GCM ciphertext+tag
+//	format (1 byte) || key id (4 bytes) || nonce (12 bytes) || GCM ciphertext+tag
 //
-// The additional authenticated data is the first 17 bytes (version, key id and
-// nonce) followed by the storage location, for example
-// "vault.connections/<id>/refresh_token".
+// The additional authenticated data is the first 17 bytes (format, key id and
+// nonce) followed by the place the value is stored at (Place). Format 2,
+// which Seal writes, binds the place's location and its generation:
+//
+//	header || location || 0x00 || generation
+//
+// for example location "vault.connections/<id>/refresh_token" and generation
+// "7", the row's token version, so that a value sealed for an earlier state of
+// the row does not open once the row has moved on. Format 1, written before,
+// bound the location alone; Open still reads it, and a caller that has
+// re-sealed everything can refuse it (FormatOf).
 package keyring
 
 import (
@@ -23,8 +31,15 @@ import (
 	"log/slog"
 )
 
-// Version is the ciphertext format written by Seal.
-const Version byte = 1
+// The ciphertext formats. Seal writes Format; Open reads both.
+const (
+	// Format1 bound the location only (AAD = header || location).
+	Format1 byte = 1
+	// Format2 binds the location and the generation.
+	Format2 byte = 2
+	// Format is what Seal writes.
+	Format = Format2
+)
 
 const (
 	idLen     = 4
@@ -63,12 +78,43 @@ type KeyID [idLen]byte
 // String is the id in hex, safe to log.
 func (id KeyID) String() string { return hex.EncodeToString(id[:]) }
 
+// ParseKeyID reads a key id as String prints it (8 hex digits).
+func ParseKeyID(s string) (KeyID, error) {
+	var id KeyID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != idLen {
+		return id, fmt.Errorf("keyring: %q is not a key id (8 hex digits)", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
 // IDOf derives the id of a key.
 func IDOf(key []byte) KeyID {
 	sum := sha256.Sum256(append([]byte("nexus-key-id"), key...))
 	var id KeyID
 	copy(id[:], sum[:idLen])
 	return id
+}
+
+// Place is where a sealed value is stored, which its ciphertext is bound to.
+type Place struct {
+	// Location names the table, row and field:
+	// "vault.connections/<id>/refresh_token".
+	Location string
+	// Generation names the row's state the value belongs to (a connection's
+	// token version), so that a value of an earlier state cannot be put back
+	// on its row. Empty for a row with a single sealed value, whose value and
+	// version would be rolled back together anyway.
+	Generation string
+}
+
+// String is the location and the generation, for error messages.
+func (p Place) String() string {
+	if p.Generation == "" {
+		return p.Location
+	}
+	return p.Location + "@" + p.Generation
 }
 
 type key struct {
@@ -131,20 +177,21 @@ func (k *Keyring) PreviousIDs() []KeyID { return append([]KeyID(nil), k.previous
 // may be under way.
 func (k *Keyring) HasPrevious() bool { return len(k.previous) > 0 }
 
-// Seal encrypts plaintext for location under the active key.
-func (k *Keyring) Seal(location string, plaintext []byte) ([]byte, error) {
+// Seal encrypts plaintext for p under the active key, in Format.
+func (k *Keyring) Seal(p Place, plaintext []byte) ([]byte, error) {
 	out := make([]byte, headerLen, headerLen+len(plaintext)+k.active.aead.Overhead())
-	out[0] = Version
+	out[0] = Format
 	copy(out[1:1+idLen], k.active.id[:])
 	if _, err := rand.Read(out[1+idLen : headerLen]); err != nil {
 		return nil, fmt.Errorf("keyring: nonce: %w", err)
 	}
-	aad := additionalData(out[:headerLen], location)
+	aad := additionalData(out[:headerLen], p)
 	return k.active.aead.Seal(out, out[1+idLen:headerLen], plaintext, aad), nil
 }
 
-// Open decrypts a ciphertext sealed for location by any key of the keyring.
-func (k *Keyring) Open(location string, ciphertext []byte) ([]byte, error) {
+// Open decrypts a ciphertext sealed for p by any key of the keyring, in
+// either format (a Format1 ciphertext is bound to p.Location only).
+func (k *Keyring) Open(p Place, ciphertext []byte) ([]byte, error) {
 	id, err := IDOfCiphertext(ciphertext)
 	if err != nil {
 		return nil, err
@@ -156,7 +203,7 @@ func (k *Keyring) Open(location string, ciphertext []byte) ([]byte, error) {
 	if len(ciphertext) < headerLen+kk.aead.Overhead() {
 		return nil, ErrMalformed
 	}
-	aad := additionalData(ciphertext[:headerLen], location)
+	aad := additionalData(ciphertext[:headerLen], p)
 	pt, err := kk.aead.Open(nil, ciphertext[1+idLen:headerLen], ciphertext[headerLen:], aad)
 	if err != nil {
 		return nil, ErrAuthentication
@@ -164,27 +211,48 @@ func (k *Keyring) Open(location string, ciphertext []byte) ([]byte, error) {
 	return pt, nil
 }
 
-// SealedWithActive reports whether ciphertext names the active key, i.e.
-// whether a rotation can leave it as it is.
-func (k *Keyring) SealedWithActive(ciphertext []byte) bool {
+// Holds reports whether the keyring has the key with this id.
+func (k *Keyring) Holds(id KeyID) bool {
+	_, ok := k.keys[id]
+	return ok
+}
+
+// Current reports whether ciphertext is sealed with the active key in
+// Format, i.e. whether re-sealing can leave it as it is.
+func (k *Keyring) Current(ciphertext []byte) bool {
 	id, err := IDOfCiphertext(ciphertext)
-	return err == nil && id == k.active.id
+	return err == nil && id == k.active.id && ciphertext[0] == Format
+}
+
+// FormatOf reads the format of a ciphertext (Format1 or Format2).
+func FormatOf(ciphertext []byte) (byte, error) {
+	if len(ciphertext) < headerLen || (ciphertext[0] != Format1 && ciphertext[0] != Format2) {
+		return 0, ErrMalformed
+	}
+	return ciphertext[0], nil
 }
 
 // IDOfCiphertext reads the key id from a ciphertext's header.
 func IDOfCiphertext(ciphertext []byte) (KeyID, error) {
 	var id KeyID
-	if len(ciphertext) < headerLen || ciphertext[0] != Version {
-		return id, ErrMalformed
+	if _, err := FormatOf(ciphertext); err != nil {
+		return id, err
 	}
 	copy(id[:], ciphertext[1:1+idLen])
 	return id, nil
 }
 
-func additionalData(header []byte, location string) []byte {
-	aad := make([]byte, 0, len(header)+len(location))
+// additionalData is what a ciphertext is authenticated with: its header and
+// its place, as its format binds it.
+func additionalData(header []byte, p Place) []byte {
+	aad := make([]byte, 0, len(header)+len(p.Location)+1+len(p.Generation))
 	aad = append(aad, header...)
-	return append(aad, location...)
+	aad = append(aad, p.Location...)
+	if header[0] == Format1 {
+		return aad
+	}
+	aad = append(aad, 0)
+	return append(aad, p.Generation...)
 }
 
 // LogValue keeps key material out of logs: only key ids are printed.

@@ -14,7 +14,7 @@ import (
 // ClientSecret keeps the stored one. It returns the registration without
 // its secret, ClientSecretSet telling whether one is held.
 func (s *Store) PutClient(ctx context.Context, c Client) (Client, error) {
-	secret, err := s.seal(clientSecretLoc(c.ProviderID), c.ClientSecret)
+	secret, err := s.seal(clientSecretPlace(c.ProviderID), c.ClientSecret)
 	if err != nil {
 		return Client{}, err
 	}
@@ -68,7 +68,7 @@ func (s *Store) GetClient(ctx context.Context, providerID string) (Client, error
 	c.Type = messages.ProviderType(typ)
 	c.ClientSecretSet = sealed != nil
 	var secret secret.Value
-	if secret, err = s.open(clientSecretLoc(c.ProviderID), sealed); err != nil {
+	if secret, err = s.open(clientSecretPlace(c.ProviderID), sealed); err != nil {
 		return Client{}, err
 	}
 	c.ClientSecret = secret

@@ -50,22 +50,16 @@ func (x *stagedSecrets) dest() []any {
 	return []any{&x.access, &x.refresh, &x.static, &x.tokenType, &x.expires, &x.refreshExpires, &x.scopes, &x.schemaHash, &x.hash}
 }
 
-func stagedAccessLoc(id string) string  { return "vault.connections/" + id + "/staged_access_token" }
-func stagedRefreshLoc(id string) string { return "vault.connections/" + id + "/staged_refresh_token" }
-func stagedStaticLoc(id string) string {
-	return "vault.connections/" + id + "/staged_static_credentials"
-}
-
 // Stage keeps the tokens of a consent aside until Confirm. The connection
 // is otherwise unchanged: pending stays pending, and a re-consent keeps
 // serving the tokens it had. No event: the consent is not complete.
 func (l *Locked) Stage(ctx context.Context, t Tokens, c messages.Confirmation) error {
 	id := l.Conn.ID
-	access, err := l.s.seal(stagedAccessLoc(id), t.Access)
+	access, err := l.s.seal(stagedPlace(id, colStagedAccess, c.Hash), t.Access)
 	if err != nil {
 		return err
 	}
-	refresh, err := l.s.seal(stagedRefreshLoc(id), t.Refresh)
+	refresh, err := l.s.seal(stagedPlace(id, colStagedRefr, c.Hash), t.Refresh)
 	if err != nil {
 		return err
 	}
@@ -76,7 +70,7 @@ func (l *Locked) Stage(ctx context.Context, t Tokens, c messages.Confirmation) e
 // StageStatic keeps the static credentials a person typed aside until
 // Confirm; schemaHash as for StoreStatic.
 func (l *Locked) StageStatic(ctx context.Context, creds secret.Value, schemaHash string, c messages.Confirmation) error {
-	sealed, err := l.s.seal(stagedStaticLoc(l.Conn.ID), creds)
+	sealed, err := l.s.seal(stagedPlace(l.Conn.ID, colStagedStatic, c.Hash), creds)
 	if err != nil {
 		return err
 	}
@@ -118,7 +112,7 @@ func (l *Locked) Confirm(ctx context.Context, value string, now time.Time) error
 	}
 	id := l.Conn.ID
 	if x.static != nil {
-		creds, err := l.s.open(stagedStaticLoc(id), x.static)
+		creds, err := l.s.open(stagedPlace(id, colStagedStatic, x.hash), x.static)
 		if err != nil {
 			return err
 		}
@@ -126,11 +120,11 @@ func (l *Locked) Confirm(ctx context.Context, value string, now time.Time) error
 			return err
 		}
 	} else {
-		access, err := l.s.open(stagedAccessLoc(id), x.access)
+		access, err := l.s.open(stagedPlace(id, colStagedAccess, x.hash), x.access)
 		if err != nil {
 			return err
 		}
-		refresh, err := l.s.open(stagedRefreshLoc(id), x.refresh)
+		refresh, err := l.s.open(stagedPlace(id, colStagedRefr, x.hash), x.refresh)
 		if err != nil {
 			return err
 		}

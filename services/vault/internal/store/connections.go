@@ -111,15 +111,15 @@ type sealedSecrets struct {
 func (x *sealedSecrets) dest() []any { return []any{&x.access, &x.refresh, &x.static} }
 
 func (s *Store) openTokens(c Connection, x sealedSecrets) (Tokens, error) {
-	a, err := s.open(accessTokenLoc(c.ID), x.access)
+	a, err := s.open(connectionPlace(c.ID, colAccess, c.TokenVersion), x.access)
 	if err != nil {
 		return Tokens{}, err
 	}
-	r, err := s.open(refreshTokenLoc(c.ID), x.refresh)
+	r, err := s.open(connectionPlace(c.ID, colRefresh, c.TokenVersion), x.refresh)
 	if err != nil {
 		return Tokens{}, err
 	}
-	st, err := s.open(staticCredentialsLoc(c.ID), x.static)
+	st, err := s.open(connectionPlace(c.ID, colStatic, c.TokenVersion), x.static)
 	if err != nil {
 		return Tokens{}, err
 	}

@@ -93,20 +93,35 @@ func (l *Locked) SaveRefreshed(ctx context.Context, t Tokens) error {
 }
 
 func (l *Locked) saveTokens(ctx context.Context, t Tokens, ev messages.EventType, refreshed bool) error {
-	id := l.Conn.ID
-	access, err := l.s.seal(accessTokenLoc(id), t.Access)
+	id, from, to := l.Conn.ID, l.Conn.TokenVersion, l.Conn.TokenVersion+1
+	access, err := l.s.seal(connectionPlace(id, colAccess, to), t.Access)
 	if err != nil {
 		return err
 	}
-	refresh := l.sealed.refresh
-	if !t.Refresh.IsZero() {
-		if refresh, err = l.s.seal(refreshTokenLoc(id), t.Refresh); err != nil {
+	var refresh []byte
+	switch {
+	case !t.Refresh.IsZero():
+		if refresh, err = l.s.seal(connectionPlace(id, colRefresh, to), t.Refresh); err != nil {
 			return err
 		}
-	} else if !refreshed && l.Conn.Status != messages.StatusActive {
+	case refreshed || l.Conn.Status == messages.StatusActive:
+		// The stored refresh token stays, sealed again for the new token
+		// version. A vault that cannot open it (a key it does not hold,
+		// during a rotation) fails here and changes nothing: keeping the
+		// old ciphertext would leave it bound to a version the row no
+		// longer has.
+		if refresh, _, err = l.s.reseal(connectionPlace(id, colRefresh, from), connectionPlace(id, colRefresh, to), l.sealed.refresh); err != nil {
+			return err
+		}
+	default:
 		// A consent that brings no refresh token: keep the old one only if
 		// the connection was working; after attention_required it is dead.
-		refresh = nil
+	}
+	// Static credentials are not a token connection's; any left are sealed
+	// again for the new version as well, so they never stop opening.
+	static, _, err := l.s.reseal(connectionPlace(id, colStatic, from), connectionPlace(id, colStatic, to), l.sealed.static)
+	if err != nil {
+		return err
 	}
 	now := l.s.clock()
 	last := l.Conn.LastRefreshedAt
@@ -121,24 +136,25 @@ func (l *Locked) saveTokens(ctx context.Context, t Tokens, ev messages.EventType
 		t.RefreshExpires = l.Conn.RefreshExpires
 	}
 	due := RefreshDue(now, t, refresh != nil, l.s.lead)
+	// token_version is set to the version the values were sealed for.
 	_, err = l.tx.Exec(ctx, `update vault.connections set status = 'active', access_token = $2, refresh_token = $3, token_type = $4,
-		expires_at = $5, refresh_expires_at = $6, scopes = $7, last_refreshed_at = $8, token_version = token_version + 1,
+		expires_at = $5, refresh_expires_at = $6, scopes = $7, last_refreshed_at = $8, token_version = $11, static_credentials = $12,
 		attention_code = null, attention_message = null, attention_since = null, failure_code = null, failure_message = null,
 		refresh_due_at = $10, refresh_attempts = 0, refresh_lease_owner = null,
 		refresh_inflight_owner = null, refresh_inflight_until = null,
 		updated_at = $9 where id = $1`,
-		l.uid, access, refresh, t.TokenType, t.ExpiresAt, t.RefreshExpires, t.Scopes, last, now, due)
+		l.uid, access, refresh, t.TokenType, t.ExpiresAt, t.RefreshExpires, t.Scopes, last, now, due, to, static)
 	if err != nil {
 		return err
 	}
 	l.dirty, l.served = true, true
 	c := &l.Conn
 	c.Status, c.TokenType, c.ExpiresAt, c.RefreshExpires, c.Scopes, c.LastRefreshedAt = messages.StatusActive, t.TokenType, utc(t.ExpiresAt), utc(t.RefreshExpires), t.Scopes, last
-	c.TokenVersion++
+	c.TokenVersion = to
 	c.Attention, c.Failure, c.UpdatedAt, c.HasRefreshToken = nil, nil, now, refresh != nil
 	c.RefreshDue, c.RefreshAttempts = due, 0
 	c.RefreshInFlightOwner, c.RefreshInFlightUntil = "", nil
-	l.sealed.access, l.sealed.refresh = access, refresh
+	l.sealed = sealedSecrets{access: access, refresh: refresh, static: static}
 	return l.event(ctx, ev, nil, now)
 }
 
@@ -187,7 +203,8 @@ func (l *Locked) StoreStatic(ctx context.Context, creds secret.Value, schemaHash
 	if l.Conn.Status == messages.StatusAttentionRequired {
 		ev = messages.EventRecovered
 	}
-	sealed, err := l.s.seal(staticCredentialsLoc(l.Conn.ID), creds)
+	version := l.Conn.TokenVersion + 1
+	sealed, err := l.s.seal(connectionPlace(l.Conn.ID, colStatic, version), creds)
 	if err != nil {
 		return err
 	}
@@ -198,17 +215,17 @@ func (l *Locked) StoreStatic(ctx context.Context, creds secret.Value, schemaHash
 	}
 	_, err = l.tx.Exec(ctx, `update vault.connections set status = 'active', static_credentials = $2, credential_schema_hash = $3,
 		access_token = null, refresh_token = null, token_type = '', expires_at = null, refresh_expires_at = null,
-		scopes = $4, token_version = token_version + 1,
+		scopes = $4, token_version = $6,
 		attention_code = null, attention_message = null, attention_since = null, failure_code = null, failure_message = null,
 		refresh_due_at = null, refresh_attempts = 0, refresh_lease_owner = null, updated_at = $5 where id = $1`,
-		l.uid, sealed, schemaHash, scopes, now)
+		l.uid, sealed, schemaHash, scopes, now, version)
 	if err != nil {
 		return err
 	}
 	l.dirty, l.served = true, true
 	c := &l.Conn
 	c.Status, c.TokenType, c.ExpiresAt, c.RefreshExpires, c.Scopes = messages.StatusActive, "", nil, nil, scopes
-	c.TokenVersion++
+	c.TokenVersion = version
 	c.Attention, c.Failure, c.UpdatedAt, c.HasRefreshToken = nil, nil, now, false
 	c.HasStaticCredentials, c.CredentialSchemaHash = true, schemaHash
 	c.RefreshDue, c.RefreshAttempts = nil, 0

@@ -1,7 +1,9 @@
 // Package store keeps connections, provider client registrations and the
 // event outbox in PostgreSQL (schema vault). It is the vault's crypto
 // boundary: secrets go in and come out in plaintext, and are sealed with the
-// keyring, bound to their row and field, on the way to the database.
+// keyring, bound to their row, field and the row's version, on the way to
+// the database (sealed.go), and kept honest across key rotations (keys.go,
+// rotate.go).
 package store
 
 import (
@@ -9,6 +11,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,7 +20,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
-	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 	"github.com/nexus-broker/nexus/shared/pg"
 )
 
@@ -62,6 +65,13 @@ type Store struct {
 	lead     time.Duration
 	onOutbox func()
 	changed  func(Change)
+	// format1: values in ciphertext format 1 still open (the canary is in
+	// format 1: this database has not finished moving to format 2).
+	format1     atomic.Bool
+	reported    sync.Map // values the re-seal pass could not open, logged once
+	replicaTTL  time.Duration
+	batchSize   int
+	beforeBatch func() error
 }
 
 // Change names what a committed transaction changed in what the vault
@@ -86,6 +96,16 @@ type Options struct {
 	// credentials; a provider's registration), so caches drop it. It is the
 	// one place that tells them: no caller has to remember.
 	Changed func(Change)
+	// ReplicaTTL is how long a vault's row in vault.replicas counts as a
+	// running vault after its last renewal (DefaultReplicaTTL when zero).
+	ReplicaTTL time.Duration
+	// ResealBatch is how many rows a re-seal transaction takes
+	// (DefaultResealBatch when zero).
+	ResealBatch int
+	// BeforeResealCommit, when set, is called before each re-seal batch
+	// commits; an error rolls the batch back and ends the pass, as a vault
+	// killed at that moment would. For tests.
+	BeforeResealCommit func() error
 }
 
 // New returns a store over pool that seals with keys.
@@ -96,7 +116,17 @@ func New(pool *pgxpool.Pool, keys *keyring.Keyring, o Options) *Store {
 	if o.RefreshLead <= 0 {
 		o.RefreshLead = DefaultRefreshLead
 	}
-	return &Store{pool: pool, keys: keys, now: o.Now, lead: o.RefreshLead, onOutbox: o.OnOutbox, changed: o.Changed}
+	if o.ReplicaTTL <= 0 {
+		o.ReplicaTTL = DefaultReplicaTTL
+	}
+	if o.ResealBatch <= 0 {
+		o.ResealBatch = DefaultResealBatch
+	}
+	s := &Store{pool: pool, keys: keys, now: o.Now, lead: o.RefreshLead, onOutbox: o.OnOutbox, changed: o.Changed,
+		replicaTTL: o.ReplicaTTL, batchSize: o.ResealBatch, beforeBatch: o.BeforeResealCommit}
+	// Until CheckKeys has read the canary, a value of either format opens.
+	s.format1.Store(true)
+	return s
 }
 
 // committed runs the hooks after a transaction that changed what is served
@@ -132,36 +162,6 @@ func NewID() (string, error) {
 		return "", err
 	}
 	return u.String(), nil
-}
-
-// Storage locations: the additional authenticated data of each sealed column.
-func accessTokenLoc(id string) string  { return "vault.connections/" + id + "/access_token" }
-func refreshTokenLoc(id string) string { return "vault.connections/" + id + "/refresh_token" }
-func staticCredentialsLoc(id string) string {
-	return "vault.connections/" + id + "/static_credentials"
-}
-func clientSecretLoc(providerID string) string {
-	return "vault.provider_clients/" + providerID + "/client_secret"
-}
-
-const canaryLoc = "vault.canary/1/sealed"
-
-func (s *Store) seal(loc string, v secret.Value) ([]byte, error) {
-	if v.IsZero() {
-		return nil, nil
-	}
-	return s.keys.Seal(loc, []byte(v.Reveal()))
-}
-
-func (s *Store) open(loc string, sealed []byte) (secret.Value, error) {
-	if sealed == nil {
-		return "", nil
-	}
-	pt, err := s.keys.Open(loc, sealed)
-	if err != nil {
-		return "", fmt.Errorf("open %s: %w", loc, err)
-	}
-	return secret.Value(pt), nil
 }
 
 // commit commits tx even if the caller's context has just ended: by then the
