@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/prometheus/client_golang/prometheus"
@@ -438,21 +441,24 @@ func (s *Service) Stop() error {
 }
 
 // Decode reads a JSON request body into v. An empty body is read as {} (a
-// request whose fields are all optional needs none); malformed JSON, a body
-// that is not an object, a field v does not have, a value of the wrong type,
-// or trailing data is an invalid_request naming what is wrong.
+// request whose fields are all optional needs none); malformed JSON or
+// invalid UTF-8, a body that is not an object, a field v does not have (names
+// match exactly, not folding case), a field given twice, a value of the wrong
+// type, or trailing data is an invalid_request naming what is wrong.
+//
+// It uses the JSON v2 implementation (github.com/go-json-experiment/json, the
+// Go team's encoding/json/v2): strict by construction, and about four times
+// faster than encoding/json's Decoder with DisallowUnknownFields, which
+// matters on the serial path of a subscription. A duplicated name would
+// otherwise be read as its last value, which another parser may read as its
+// first.
 func Decode(data []byte, v any) error {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
 		data = emptyObject
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := jsonv2.Unmarshal(data, v, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return decodeError(err)
-	}
-	if dec.InputOffset() != int64(len(data)) {
-		return messages.Errorf(messages.CodeInvalidRequest, "the request body holds more than one JSON value")
 	}
 	return nil
 }
@@ -463,19 +469,28 @@ var emptyObject = []byte("{}")
 const maxFieldName = 64
 
 func decodeError(err error) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		if te.Field == "" {
+	var se *jsonv2.SemanticError
+	if errors.As(err, &se) {
+		field := strings.Join(slices.Collect(se.JSONPointer.Tokens()), ".")
+		switch {
+		case errors.Is(se.Err, jsonv2.ErrUnknownName):
+			return messages.Errorf(messages.CodeInvalidRequest, "unknown field %q", clip(field))
+		case field == "" && se.JSONKind != '{':
 			return messages.Errorf(messages.CodeInvalidRequest, "the request body must be a JSON object")
+		case field != "" && se.GoType != nil:
+			return messages.Errorf(messages.CodeInvalidRequest, "field %q: expected %s", clip(field), se.GoType)
+		case field != "":
+			return messages.Errorf(messages.CodeInvalidRequest, "field %q: invalid value", clip(field))
 		}
-		return messages.Errorf(messages.CodeInvalidRequest, "field %q: expected %s", clip(te.Field), te.Type)
 	}
-	// encoding/json reports an unknown field only in its message.
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		if unq, err := strconv.Unquote(name); err == nil {
-			name = unq
+	var syn *jsontext.SyntacticError
+	if errors.As(err, &syn) {
+		switch {
+		case errors.Is(syn.Err, jsontext.ErrDuplicateName):
+			return messages.Errorf(messages.CodeInvalidRequest, "field %q given more than once", clip(syn.JSONPointer.LastToken()))
+		case strings.Contains(syn.Err.Error(), "after top-level value"):
+			return messages.Errorf(messages.CodeInvalidRequest, "the request body holds more than one JSON value")
 		}
-		return messages.Errorf(messages.CodeInvalidRequest, "unknown field %q", clip(name))
 	}
 	return messages.Errorf(messages.CodeInvalidRequest, "malformed JSON request body")
 }

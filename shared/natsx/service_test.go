@@ -1,6 +1,7 @@
 package natsx
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -52,6 +53,11 @@ func TestDecodeNamesTheProblem(t *testing.T) {
 		{`[1]`, "must be a JSON object"},
 		{`{"connection_id":"a"} {}`, "more than one JSON value"},
 		{`{"` + strings.Repeat("x", 500) + `":1}`, strings.Repeat("x", 64) + `..."`},
+		// A name given twice: one parser would read the first, another the last.
+		{`{"connection_id":"a","connection_id":"b"}`, `field "connection_id" given more than once`},
+		// Names match exactly: encoding/json would have folded the case.
+		{`{"Connection_ID":"a"}`, `unknown field "Connection_ID"`},
+		{"{\"connection_id\":\"a\xff\"}", "malformed JSON"},
 	} {
 		var b body
 		err := Decode([]byte(tc.in), &b)
@@ -69,6 +75,31 @@ func FuzzDecode(f *testing.F) {
 		var v messages.TokenRequest
 		if err := Decode(data, &v); err != nil && !errors.Is(err, messages.ErrInvalidRequest) {
 			t.Fatalf("Decode returned a non-contract error: %v", err)
+		}
+	})
+}
+
+// BenchmarkDecode is the cost of reading a tokens.get request, against
+// encoding/json's plain Unmarshal (which would let unknown and duplicated
+// fields through): go test -run '^$' -bench Decode ./shared/natsx
+func BenchmarkDecode(b *testing.B) {
+	body := []byte(`{"connection_id":"01a23164-90e4-7b9e-9415-a2a74b385532","workspace_id":"ws-1"}`)
+	b.Run("strict", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var v messages.TokenRequest
+			if err := Decode(body, &v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json-unmarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var v messages.TokenRequest
+			if err := json.Unmarshal(body, &v); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
