@@ -81,33 +81,12 @@ func (c *Client) Discover(ctx context.Context, issuer string) (Document, error) 
 	if err := CheckEndpoint(issuer, private); err != nil {
 		return fail("the issuer %v", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	doc, err := c.fetch(ctx, u, "document")
+	if errors.Is(err, errNotFound) {
+		return fail("the server answered HTTP 404, not 200")
+	}
 	if err != nil {
-		return fail("bad URL: %v", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var ue interface{ Unwrap() error }
-		if errors.As(err, &ue) && ue.Unwrap() != nil {
-			err = ue.Unwrap() // drop the `Get "url":` prefix, the URL is already said
-		}
-		return fail("could not fetch the document: %v", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fail("the server answered HTTP %d, not 200", resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocument+1))
-	if err != nil {
-		return fail("reading the document: %v", err)
-	}
-	if len(body) > maxDocument {
-		return fail("the document is larger than 1 MiB")
-	}
-	var doc Document
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return fail("the document is not valid JSON: %v", err)
+		return Document{}, err
 	}
 	if doc.Issuer != issuer {
 		return fail("the document's issuer %q does not equal the configured issuer %q", doc.Issuer, issuer)
@@ -141,6 +120,53 @@ func (c *Client) Discover(ctx context.Context, issuer string) (Document, error) 
 	if doc.CodeChallengeMethodsSupported != nil && !slices.Contains(doc.CodeChallengeMethodsSupported, "S256") {
 		return fail("code_challenge_methods_supported %v does not include S256, which the broker requires (PKCE)",
 			doc.CodeChallengeMethodsSupported)
+	}
+	return doc, nil
+}
+
+// errNotFound: the server answered 404.
+var errNotFound = errors.New("discovery: HTTP 404")
+
+// fetch GETs the JSON document at u through the egress guard; what names it
+// in problems ("document", "metadata"). A 404 is errNotFound, any other
+// failure an *Error: Unreachable when no answer came, but not when the guard
+// refused the address (the host is somewhere the broker does not go, which
+// is no outage).
+func (c *Client) fetch(ctx context.Context, u, what string) (Document, error) {
+	fail := func(format string, args ...any) (Document, error) {
+		return Document{}, &Error{URL: u, Reason: fmt.Sprintf(format, args...)}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fail("bad URL: %v", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ue interface{ Unwrap() error }
+		if errors.As(err, &ue) && ue.Unwrap() != nil {
+			err = ue.Unwrap() // drop the `Get "url":` prefix, the URL is already said
+		}
+		return Document{}, &Error{URL: u, Reason: fmt.Sprintf("could not fetch the %s: %v", what, err), Unreachable: !errors.Is(err, egress.ErrRefused)}
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return Document{}, errNotFound
+	default:
+		return fail("the server answered HTTP %d, not 200", resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocument+1))
+	if err != nil {
+		return fail("reading the %s: %v", what, err)
+	}
+	if len(body) > maxDocument {
+		return fail("the %s is larger than 1 MiB", what)
+	}
+	var doc Document
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return fail("the %s is not valid JSON: %v", what, err)
 	}
 	return doc, nil
 }

@@ -2,16 +2,11 @@ package discovery
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-
-	"github.com/nexus-broker/nexus/shared/egress"
 )
 
 // ErrNoMetadata: the authorization server publishes no RFC 8414 metadata
@@ -44,39 +39,12 @@ func (c *Client) DiscoverAuthorizationServer(ctx context.Context, issuer string)
 	if err := CheckEndpoint(issuer, private); err != nil || u == "" {
 		return fail("the issuer %v", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return fail("bad URL: %v", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var ue interface{ Unwrap() error }
-		if errors.As(err, &ue) && ue.Unwrap() != nil {
-			err = ue.Unwrap()
-		}
-		// A refusal by the egress guard is not an outage: the issuer's
-		// host is somewhere the broker does not go.
-		return Document{}, &Error{URL: u, Reason: fmt.Sprintf("could not fetch the metadata: %v", err), Unreachable: !errors.Is(err, egress.ErrRefused)}
-	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusNotFound:
+	doc, err := c.fetch(ctx, u, "metadata")
+	if errors.Is(err, errNotFound) {
 		return Document{}, ErrNoMetadata
-	default:
-		return fail("the server answered HTTP %d, not 200", resp.StatusCode)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocument+1))
 	if err != nil {
-		return fail("reading the metadata: %v", err)
-	}
-	if len(body) > maxDocument {
-		return fail("the metadata is larger than 1 MiB")
-	}
-	var doc Document
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return fail("the metadata is not valid JSON")
+		return Document{}, err
 	}
 	if doc.Issuer != issuer {
 		return fail("the metadata's issuer %q does not equal the configured issuer %q", doc.Issuer, issuer)
