@@ -2,14 +2,12 @@ package system_test
 
 import (
 	"errors"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/testkit"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
 
@@ -23,23 +21,9 @@ func TestEgressRegistrationRefused(t *testing.T) {
 	b := startBroker(t, oidcprovider.Options{})
 	ctx := ctxT(t)
 
-	var conns atomic.Int32
-	internal := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	internal, conns := testkit.HTTPServer(t, testkit.InternalHost+":0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	}))
-	ln, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		t.Fatalf("listen on 127.0.0.2 (Linux routes 127.0.0.0/8 to lo): %v", err)
-	}
-	internal.Listener.Close()
-	internal.Listener = ln
-	internal.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	internal.Start()
-	t.Cleanup(internal.Close)
 	// A real OpenID provider at the internal address.
 	op, err := oidcprovider.New(oidcprovider.Options{Addr: "127.0.0.2:0"})
 	if err != nil {

@@ -2,13 +2,11 @@ package handshake_test
 
 import (
 	"errors"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/testkit"
 )
 
 // TestBeginRefusesWhatTheGuardRefuses: a consent for a provider whose
@@ -17,23 +15,9 @@ import (
 // under test opens 127.0.0.1/32; 127.0.0.2 plays the internal service.
 func TestBeginRefusesWhatTheGuardRefuses(t *testing.T) {
 	e := newEnv(t)
-	var conns atomic.Int32
-	internal := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	internal, conns := testkit.HTTPServer(t, testkit.InternalHost+":0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 	}))
-	ln, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		t.Fatalf("listen on 127.0.0.2 (Linux routes 127.0.0.0/8 to lo): %v", err)
-	}
-	internal.Listener.Close()
-	internal.Listener = ln
-	internal.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	internal.Start()
-	t.Cleanup(internal.Close)
 
 	e.fakes.mu.Lock()
 	e.fakes.providers["internal-oidc"] = messages.Provider{ID: "prov-internal-oidc", Name: "internal-oidc", Type: messages.ProviderOIDC,

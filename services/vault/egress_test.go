@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/testkit"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
 
@@ -23,26 +24,13 @@ import (
 // listener is a server on addr that counts the connections it accepts.
 type listener struct {
 	*httptest.Server
-	conns atomic.Int32
+	conns *atomic.Int32
 }
 
 func listenOn(t *testing.T, addr string, h http.HandlerFunc) *listener {
 	t.Helper()
-	l := &listener{Server: httptest.NewUnstartedServer(h)}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("listen on %s (Linux routes 127.0.0.0/8 to lo): %v", addr, err)
-	}
-	l.Listener.Close()
-	l.Listener = ln
-	l.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			l.conns.Add(1)
-		}
-	}
-	l.Start()
-	t.Cleanup(l.Close)
-	return l
+	s, conns := testkit.HTTPServer(t, addr, h)
+	return &listener{Server: s, conns: conns}
 }
 
 // restrict replaces the vault with one whose PROVIDER_PRIVATE_NETWORKS is

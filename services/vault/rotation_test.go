@@ -596,12 +596,12 @@ func TestNoCanaryWithSealedValuesIsRefused(t *testing.T) {
 	flip := func() {
 		t.Helper()
 		if _, err := e.pool.Exec(ctx, `update vault.connections set
-			access_token = overlay(access_token placing decode(to_hex(get_byte(access_token, 20) # 1), 'hex') from 21 for 1),
-			refresh_token = overlay(refresh_token placing decode(to_hex(get_byte(refresh_token, 20) # 1), 'hex') from 21 for 1)`); err != nil {
+			access_token = set_byte(access_token, 20, get_byte(access_token, 20) # 1),
+			refresh_token = set_byte(refresh_token, 20, get_byte(refresh_token, 20) # 1)`); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.pool.Exec(ctx, `update vault.provider_clients set
-			client_secret = overlay(client_secret placing decode(to_hex(get_byte(client_secret, 20) # 1), 'hex') from 21 for 1)`); err != nil {
+			client_secret = set_byte(client_secret, 20, get_byte(client_secret, 20) # 1)`); err != nil {
 			t.Fatal(err)
 		}
 	}

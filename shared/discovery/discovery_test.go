@@ -9,11 +9,11 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/nexus-broker/nexus/shared/discovery"
 	"github.com/nexus-broker/nexus/shared/egress"
+	"github.com/nexus-broker/nexus/shared/testkit"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
 
@@ -126,23 +126,9 @@ func TestMetadataURL(t *testing.T) {
 // at a refused address is never contacted, a document naming endpoints at
 // refused addresses is refused, an oversized document is refused.
 func TestDiscoverEgress(t *testing.T) {
-	var conns atomic.Int32
-	refused := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	refused, conns := testkit.HTTPServer(t, testkit.InternalHost+":0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 	}))
-	ln, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		t.Fatalf("listen on 127.0.0.2 (Linux routes 127.0.0.0/8 to lo): %v", err)
-	}
-	refused.Listener.Close()
-	refused.Listener = ln
-	refused.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	refused.Start()
-	defer refused.Close()
 
 	var srv *httptest.Server
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

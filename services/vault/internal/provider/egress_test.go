@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,27 +16,13 @@ import (
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
 	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 	"github.com/nexus-broker/nexus/shared/egress"
+	"github.com/nexus-broker/nexus/shared/testkit"
 )
 
 // server runs h on addr and counts the connections it accepts.
 func server(t *testing.T, addr string, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
 	t.Helper()
-	var conns atomic.Int32
-	s := httptest.NewUnstartedServer(h)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("listen on %s (Linux routes 127.0.0.0/8 to lo): %v", addr, err)
-	}
-	s.Listener.Close()
-	s.Listener = ln
-	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	s.Start()
-	t.Cleanup(s.Close)
-	return s, &conns
+	return testkit.HTTPServer(t, addr, h)
 }
 
 func tokenJSON(w http.ResponseWriter, body map[string]any) {
