@@ -209,3 +209,35 @@ func TestOversizedTokenResponse(t *testing.T) {
 		t.Error("the error quotes the response")
 	}
 }
+
+// TestMovedTokenEndpointTakesNoRefreshToken: whoever holds an operator key
+// re-points the provider's token endpoint at a host of their own, with a
+// client secret of their own making (the old one cannot be read back), to
+// collect every connection's refresh token at its next refresh. The vault
+// refuses the move while connections hold grants of the old endpoint, and
+// nothing reaches the new host; once no connection is live, the move is an
+// ordinary change.
+func TestMovedTokenEndpointTakesNoRefreshToken(t *testing.T) {
+	e := newEnv(t, envOptions{networks: "127.0.0.0/8"})
+	c := e.connect(workspace)
+	collector := listenOn(t, "127.0.0.3:0", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
+	moved := messages.VaultClient{ProviderID: providerID, ProviderName: "test-provider", Type: messages.ProviderOIDC,
+		ClientID: clientID, ClientSecret: "attacker-chosen", Issuer: e.op.Issuer(), JWKSURI: e.op.Issuer() + "/jwks",
+		TokenEndpoint: collector.URL + "/token", RevocationEndpoint: e.op.Issuer() + "/revoke"}
+	wantCode(t, e.call(messages.SubjectVaultClientsPut, moved, nil), messages.ErrConflict)
+	revokeMoved := moved
+	revokeMoved.TokenEndpoint, revokeMoved.RevocationEndpoint = e.op.Issuer()+"/token", collector.URL+"/revoke"
+	wantCode(t, e.call(messages.SubjectVaultClientsPut, revokeMoved, nil), messages.ErrConflict)
+
+	// The connection refreshes at the endpoint it was granted by.
+	if err := e.call(messages.SubjectTokensRefresh, messages.TokenRequest{ConnectionID: c.ConnectionID, WorkspaceID: workspace}, nil); err != nil {
+		t.Fatalf("refresh after the refused move: %v", err)
+	}
+	var revoked messages.Connection
+	e.mustCall(messages.SubjectConnectionsRevoke, messages.ConnectionRef{ConnectionID: c.ConnectionID, WorkspaceID: workspace}, &revoked)
+	if n := collector.conns.Load(); n != 0 {
+		t.Fatalf("the attacker's host saw %d connection(s)", n)
+	}
+	// No live connection: nothing would follow the move.
+	e.putClient(moved)
+}

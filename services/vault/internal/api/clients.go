@@ -2,9 +2,7 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"net/url"
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
@@ -25,22 +23,10 @@ func (h *Handlers) putClient(ctx context.Context, r messages.VaultClient) (messa
 	if err := validateClient(&r, h.ProviderNetworks); err != nil {
 		return messages.VaultClientReply{}, err
 	}
-	// The secret may only go where it was registered to go: moving the
-	// token or revocation endpoint to another origin needs the secret again.
-	if r.ClientSecret == "" && r.Type != messages.ProviderStatic {
-		old, err := h.Store.GetClient(ctx, r.ProviderID)
-		switch {
-		case err == nil:
-			// Adding a revocation endpoint where there was none counts as a
-			// move: the secret would start going somewhere new.
-			if old.ClientSecretSet && (origin(old.TokenEndpoint) != origin(r.TokenEndpoint) ||
-				(r.RevocationEndpoint != "" && origin(old.RevocationEndpoint) != origin(r.RevocationEndpoint))) {
-				return messages.VaultClientReply{}, messages.Errorf(messages.CodeInvalidRequest, "the token or revocation endpoint moves to another origin: send client_secret again")
-			}
-		case !errors.Is(err, store.ErrProviderNotFound):
-			return messages.VaultClientReply{}, err
-		}
-	}
+	// The secret, and the connections' refresh tokens, may only go where
+	// they were registered to go: PutClient refuses a move of the token or
+	// revocation endpoint to another origin without the secret, and while
+	// connections hold grants of the old one.
 	c, err := h.Store.PutClient(ctx, store.Client{
 		ProviderID: r.ProviderID, ProviderName: r.ProviderName, Aliases: r.Aliases, Type: r.Type, ClientID: r.ClientID,
 		ClientSecret: secret.Value(r.ClientSecret), ClientAuthMethod: r.ClientAuthMethod, Issuer: r.Issuer,
@@ -170,13 +156,6 @@ func validateStatic(r *messages.VaultClient, private egress.Networks) error {
 	return nil
 }
 
-func origin(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	return u.Scheme + "://" + u.Host
-}
 
 // vault.clients.delete: refused while live connections use the client.
 func (h *Handlers) deleteClient(ctx context.Context, r messages.VaultClientRef) (messages.VaultClientReply, error) {

@@ -18,12 +18,13 @@ import (
 // internal, its detail left to the log.
 func (h *Handlers) ContractError(err error) error {
 	var (
-		me  *messages.Error
-		na  *store.NotActiveError
-		pe  *provider.Error
-		use *store.InUseError
-		inv *static.InvalidError
-		ver *static.VerifyError
+		me    *messages.Error
+		na    *store.NotActiveError
+		pe    *provider.Error
+		use   *store.InUseError
+		moved *store.MovedError
+		inv   *static.InvalidError
+		ver   *static.VerifyError
 	)
 	switch {
 	case errors.As(err, &me):
@@ -63,6 +64,10 @@ func (h *Handlers) ContractError(err error) error {
 		return messages.Errorf(messages.CodeNotActive, "the connection is revoked; start a new connection")
 	case errors.As(err, &use):
 		return messages.Errorf(messages.CodeInvalidRequest, "provider %s still has %d pending, active or attention_required connection(s); revoke them first", use.ProviderID, use.Connections)
+	case errors.Is(err, store.ErrSecretRequired):
+		return messages.Errorf(messages.CodeInvalidRequest, "the token or revocation endpoint moves to another origin: send client_secret again")
+	case errors.As(err, &moved):
+		return messages.Errorf(messages.CodeConflict, "the token or revocation endpoint moves to another origin while %d pending, active or attention_required connection(s) hold grants of the old one, whose refresh tokens would then go there: revoke them first, or register the new endpoint as a new provider", moved.Connections)
 	case errors.Is(err, refresh.ErrNoRefreshToken):
 		return messages.Errorf(messages.CodeInvalidRequest, "%v", refresh.ErrNoRefreshToken)
 	case errors.As(err, &pe):

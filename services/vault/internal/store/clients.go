@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/url"
 
 	"github.com/jackc/pgx/v5"
 
@@ -10,13 +12,89 @@ import (
 	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 )
 
+// Errors of PutClient when a provider's token or revocation endpoint moves
+// to another origin (Moved): its secrets would start going somewhere new.
+var (
+	// ErrSecretRequired: the move sends the stored client secret to the
+	// new origin, so the operator must send it again.
+	ErrSecretRequired = errors.New("store: the token or revocation endpoint moves to another origin: send client_secret again")
+)
+
+// MovedError: the token or revocation endpoint moves to another origin
+// while connections hold grants of the old one. Their refresh tokens (and,
+// for consents in flight, codes and PKCE verifiers) would go to the new
+// origin, whatever client secret comes with the change: whoever holds an
+// operator key could otherwise collect every user's refresh token.
+type MovedError struct {
+	ProviderID  string
+	Connections int
+}
+
+func (e *MovedError) Error() string {
+	return fmt.Sprintf("provider %s: the token or revocation endpoint moves to another origin while %d pending, active or attention_required connection(s) hold grants of the old one", e.ProviderID, e.Connections)
+}
+
+// Moved reports whether a registration going from old to c sends secrets
+// to an origin they did not go to before: the token endpoint's origin
+// changes, or a revocation endpoint is added or moves. Static providers
+// send nothing.
+func Moved(old, c Client) bool {
+	if c.Type == messages.ProviderStatic {
+		return false
+	}
+	return origin(old.TokenEndpoint) != origin(c.TokenEndpoint) ||
+		(c.RevocationEndpoint != "" && origin(old.RevocationEndpoint) != origin(c.RevocationEndpoint))
+}
+
+// origin is scheme://host[:port] as written: any difference counts as a move.
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Scheme + "://" + u.Host
+}
+
 // PutClient creates or replaces a provider's client registration. An empty
-// ClientSecret keeps the stored one. It returns the registration without
-// its secret, ClientSecretSet telling whether one is held.
+// ClientSecret keeps the stored one. A change that Moves the endpoints needs
+// the secret again (ErrSecretRequired) and no live connection of the
+// provider (*MovedError); both are decided under the registration's row
+// lock, which consents starting meanwhile wait for. It returns the
+// registration without its secret, ClientSecretSet telling whether one is
+// held.
 func (s *Store) PutClient(ctx context.Context, c Client) (Client, error) {
 	secret, err := s.seal(clientSecretPlace(c.ProviderID), c.ClientSecret)
 	if err != nil {
 		return Client{}, err
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return Client{}, err
+	}
+	defer rollback(ctx, tx)
+	var (
+		old       Client
+		typ       string
+		secretSet bool
+	)
+	err = tx.QueryRow(ctx, `select type, token_endpoint, revocation_endpoint, client_secret is not null
+		from vault.provider_clients where provider_id = $1 for update`, c.ProviderID).Scan(&typ, &old.TokenEndpoint, &old.RevocationEndpoint, &secretSet)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return Client{}, err
+	case messages.ProviderType(typ) != messages.ProviderStatic && Moved(old, c):
+		if c.ClientSecret.IsZero() && secretSet {
+			return Client{}, ErrSecretRequired
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `select count(*) from vault.connections where provider_id = $1
+			and status in ('pending', 'active', 'attention_required')`, c.ProviderID).Scan(&n); err != nil {
+			return Client{}, err
+		}
+		if n > 0 {
+			return Client{}, &MovedError{ProviderID: c.ProviderID, Connections: n}
+		}
 	}
 	now := s.clock()
 	c.ClientSecret = ""
@@ -24,7 +102,7 @@ func (s *Store) PutClient(ctx context.Context, c Client) (Client, error) {
 	if len(c.CredentialSchema) > 0 {
 		schema = c.CredentialSchema
 	}
-	err = s.pool.QueryRow(ctx, `insert into vault.provider_clients (provider_id, provider_name, type, client_id, client_secret, client_auth_method,
+	err = tx.QueryRow(ctx, `insert into vault.provider_clients (provider_id, provider_name, type, client_id, client_secret, client_auth_method,
 		issuer, token_endpoint, revocation_endpoint, jwks_uri, strategy, default_token_lifetime_seconds, credential_schema, verification, created_at, updated_at, aliases)
 		values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $14, $15, $12, $12, $16)
 		on conflict (provider_id) do update set provider_name = excluded.provider_name, type = excluded.type,
@@ -39,6 +117,9 @@ func (s *Store) PutClient(ctx context.Context, c Client) (Client, error) {
 		c.Issuer, c.TokenEndpoint, c.RevocationEndpoint, c.JWKSURI, c.Strategy, now, c.DefaultTokenLifetimeSeconds,
 		schema, c.Verification, aliases(c.Aliases)).Scan(&c.ClientSecretSet, &c.CreatedAt, &c.UpdatedAt)
 	if err != nil {
+		return Client{}, err
+	}
+	if err := commit(ctx, tx); err != nil {
 		return Client{}, err
 	}
 	// Its connections' cached replies carry the old strategy and name.
