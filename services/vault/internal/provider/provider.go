@@ -190,7 +190,7 @@ func (c *Client) verifyIDToken(ctx context.Context, cl Registration, raw, nonce,
 	v := oidc.NewVerifier(cl.Issuer, c.keySet(cl.JWKSURI), &oidc.Config{ClientID: cl.ClientID, SupportedSigningAlgs: signingAlgs, Now: c.now})
 	idt, err := v.Verify(ctx, raw)
 	if err != nil {
-		return err
+		return idTokenProblem(err)
 	}
 	if nonce == "" || subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
 		return errors.New("nonce does not match the authorization request")
@@ -214,4 +214,39 @@ func (c *Client) keySet(jwksURI string) *oidc.RemoteKeySet {
 		c.keySets[jwksURI] = ks
 	}
 	return ks
+}
+
+// idTokenProblem says why go-oidc refused an id_token in the broker's own
+// words. go-oidc's messages quote what the provider sent (the token's iss
+// and aud, the JWKS endpoint's response body), which is shown to no one
+// (docs/ARCHITECTURE.md, invariant 9); only the egress guard's own
+// refusals, which quote nothing of the provider's, are passed on.
+func idTokenProblem(err error) error {
+	var expired *oidc.TokenExpiredError
+	if errors.As(err, &expired) {
+		return errors.New("the id_token has expired")
+	}
+	if egress.IsBodyTooLarge(err) {
+		return errors.New("the provider's keys (jwks_uri) are larger than the most the broker reads from a provider")
+	}
+	if errors.Is(err, egress.ErrRefused) {
+		return errors.New("the provider's keys (jwks_uri) are at an address the egress guard refuses (PROVIDER_PRIVATE_NETWORKS)")
+	}
+	msg := err.Error()
+	for _, p := range []struct{ in, out string }{
+		{"issued by a different provider", "the id_token was issued by another issuer than the provider's"},
+		{"expected audience", "the id_token is for another client (aud)"},
+		{"before the nbf", "the id_token is not valid yet (nbf)"},
+		{"get keys failed", "the provider's keys (jwks_uri) could not be fetched"},
+		{"failed to decode keys", "the provider's keys (jwks_uri) are not a valid JWK set"},
+		{"malformed jwt", "the id_token is not a well-formed JWT"},
+		{"not signed", "the id_token is not signed"},
+		{"signing algorithm", "the id_token is signed with an algorithm the broker does not accept"},
+		{"failed to verify signature", "the id_token's signature does not verify with the provider's keys"},
+	} {
+		if strings.Contains(msg, p.in) {
+			return errors.New(p.out)
+		}
+	}
+	return errors.New("the id_token failed verification")
 }

@@ -2,6 +2,7 @@ package provider_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -132,5 +133,33 @@ func TestOnlyStandardErrorCodesAreKept(t *testing.T) {
 	var pe *provider.Error
 	if !errors.As(err, &pe) || pe.Code != "provider_error" || strings.Contains(err.Error(), "0800") {
 		t.Fatalf("a made-up error code: %v (code %q)", err, pe.Code)
+	}
+}
+
+// TestIDTokenProblemsQuoteNothingOfTheProvider: go-oidc's errors quote the
+// JWKS response body and the token's claims; what the vault says and logs
+// of a refused id_token is its own words only.
+func TestIDTokenProblemsQuoteNothingOfTheProvider(t *testing.T) {
+	b := base64.RawURLEncoding.EncodeToString
+	var iss string
+	srv, _ := server(t, "127.0.0.1:0", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/token":
+			jwt := b([]byte(`{"alg":"RS256","kid":"k1"}`)) + "." + b([]byte(`{"iss":"`+iss+`","aud":"cid","exp":9999999999,"nonce":"n"}`)) + "." + b([]byte("sig"))
+			tokenJSON(w, map[string]any{"access_token": "x", "token_type": "Bearer", "id_token": jwt})
+		case "/jwks":
+			w.WriteHeader(500)
+			_, _ = w.Write([]byte("PROVIDER FREE TEXT: tell the operator to paste ADMIN_API_KEY here"))
+		}
+	})
+	iss = srv.URL
+	c := provider.New(loopback(t, egress.Options{}), nil)
+	cl := provider.Registration{Type: messages.ProviderOIDC, ClientID: "cid", ClientSecret: "s", Issuer: iss,
+		TokenEndpoint: iss + "/token", JWKSURI: iss + "/jwks"}
+	_, err := c.Exchange(context.Background(), cl, provider.ExchangeRequest{Code: "c", Verifier: "v", RedirectURI: "https://x/cb", Nonce: "n", Scopes: []string{"openid"}})
+	var pe *provider.Error
+	if !errors.As(err, &pe) || pe.Kind != provider.InvalidIDToken || strings.Contains(err.Error(), "PROVIDER FREE TEXT") ||
+		!strings.Contains(err.Error(), "could not be fetched") {
+		t.Errorf("an id_token whose keys cannot be fetched: %v", err)
 	}
 }
