@@ -91,7 +91,7 @@ func TestCreateInvalid(t *testing.T) {
 		want []string // substrings of the error message
 	}{
 		{"discovery issuer mismatch", messages.Provider{Name: "a", Type: "oidc", Issuer: mismatch, ClientID: "c", ClientSecret: "s"},
-			[]string{"issuer: discovery at " + mismatch + "/.well-known/openid-configuration failed", "does not equal the configured issuer"}},
+			[]string{"issuer: discovery at " + mismatch + "/.well-known/openid-configuration failed", "is not the configured issuer"}},
 		{"discovery unreachable", messages.Provider{Name: "a", Type: "oidc", Issuer: "http://127.0.0.1:1", ClientID: "c", ClientSecret: "s"},
 			[]string{"issuer: discovery", "could not fetch"}},
 		{"missing fields listed together", messages.Provider{Type: "oauth2"},

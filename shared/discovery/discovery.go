@@ -89,7 +89,7 @@ func (c *Client) Discover(ctx context.Context, issuer string) (Document, error) 
 		return Document{}, err
 	}
 	if doc.Issuer != issuer {
-		return fail("the document's issuer %q does not equal the configured issuer %q", doc.Issuer, issuer)
+		return fail("the document's issuer %s", issuerMismatch(doc.Issuer, issuer))
 	}
 	var missing []string
 	for _, f := range []struct{ name, value string }{
@@ -118,8 +118,7 @@ func (c *Client) Discover(ctx context.Context, issuer string) (Document, error) 
 		}
 	}
 	if doc.CodeChallengeMethodsSupported != nil && !slices.Contains(doc.CodeChallengeMethodsSupported, "S256") {
-		return fail("code_challenge_methods_supported %v does not include S256, which the broker requires (PKCE)",
-			doc.CodeChallengeMethodsSupported)
+		return fail("code_challenge_methods_supported does not include S256, which the broker requires (PKCE)")
 	}
 	return doc, nil
 }
@@ -169,4 +168,20 @@ func (c *Client) fetch(ctx context.Context, u, what string) (Document, error) {
 		return fail("the %s is not valid JSON: %v", what, err)
 	}
 	return doc, nil
+}
+
+// issuerMismatch says how a document's issuer differs from the configured
+// one without quoting the document's: what a provider writes is shown to no
+// one (an operator, or an agent reading admin's replies, would read it).
+func issuerMismatch(got, want string) string {
+	switch {
+	case got == "":
+		return "is missing"
+	case strings.TrimSuffix(got, "/") == strings.TrimSuffix(want, "/"):
+		return fmt.Sprintf("differs from the configured issuer %q by a trailing slash", want)
+	case strings.EqualFold(got, want):
+		return fmt.Sprintf("differs from the configured issuer %q in letter case", want)
+	default:
+		return fmt.Sprintf("is not the configured issuer %q", want)
+	}
 }

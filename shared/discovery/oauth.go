@@ -47,7 +47,7 @@ func (c *Client) DiscoverAuthorizationServer(ctx context.Context, issuer string)
 		return Document{}, err
 	}
 	if doc.Issuer != issuer {
-		return fail("the metadata's issuer %q does not equal the configured issuer %q", doc.Issuer, issuer)
+		return fail("the metadata's issuer %s", issuerMismatch(doc.Issuer, issuer))
 	}
 	for _, f := range []struct {
 		name, value string
@@ -68,7 +68,7 @@ func (c *Client) DiscoverAuthorizationServer(ctx context.Context, issuer string)
 		}
 	}
 	if doc.CodeChallengeMethodsSupported != nil && !slices.Contains(doc.CodeChallengeMethodsSupported, "S256") {
-		return fail("code_challenge_methods_supported %v does not include S256, which the broker requires (PKCE)", doc.CodeChallengeMethodsSupported)
+		return fail("code_challenge_methods_supported does not include S256, which the broker requires (PKCE)")
 	}
 	return doc, nil
 }
