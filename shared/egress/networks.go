@@ -105,7 +105,7 @@ func (n Networks) Contains(a netip.Addr) bool {
 // link-local or unique local range must not hand out the machine's own
 // credentials.
 func (n Networks) allows(a netip.Addr) bool {
-	if !isMetadata(a) {
+	if !isMetadata(a) && !nat64LocalMetadata(a) {
 		return n.Contains(a)
 	}
 	for _, p := range n {
@@ -129,4 +129,21 @@ func (n Networks) Check(host string, a netip.Addr, plainHTTP bool) error {
 		return nil
 	}
 	return &RefusedError{Host: host, Addr: a, What: what, PlainHTTP: plainHTTP}
+}
+
+// nat64Local is the local-use NAT64 prefix (RFC 8215), which may be listed.
+var nat64Local = netip.MustParsePrefix("64:ff9b:1::/48")
+
+// nat64LocalMetadata reports whether a, in the local-use NAT64 prefix,
+// embeds a cloud metadata IPv4 address, in either of the layouts a network
+// may use inside it (RFC 6052: a /96 prefix, the address in the last 32
+// bits; a /48 prefix, the address around the reserved octet): listing the
+// prefix must not open the metadata endpoints through the NAT64 gateway.
+func nat64LocalMetadata(a netip.Addr) bool {
+	if !nat64Local.Contains(a) {
+		return false
+	}
+	b := a.As16()
+	return isMetadata(netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})) ||
+		isMetadata(netip.AddrFrom4([4]byte{b[6], b[7], b[9], b[10]}))
 }
