@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nexus-broker/nexus/messages"
@@ -137,8 +138,11 @@ func (h *Handler) origin(r *http.Request, f flow.Flow, q callbackQuery) (reason,
 		return ReasonIssuerMismatch, "iss missing or not the flow's issuer"
 	}
 	if f.RedirectURI != "" {
+		// The routes are served at the root, under a PUBLIC_URL path that a
+		// proxy in front strips: compare below it.
 		want, err := url.Parse(f.RedirectURI)
-		if err != nil || want.Path != r.URL.Path {
+		prefix := strings.TrimSuffix(h.d.PublicURL.Path, "/")
+		if err != nil || strings.TrimPrefix(want.Path, prefix) != r.URL.Path {
 			return ReasonWrongCallback, "the response came to another callback path than the flow's redirect URI"
 		}
 	}
