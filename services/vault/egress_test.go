@@ -33,6 +33,17 @@ func listenOn(t *testing.T, addr string, h http.HandlerFunc) *listener {
 	return &listener{Server: s, conns: conns}
 }
 
+// providerAnswersAt makes the registered provider's token endpoint tokenURL,
+// as if the provider itself answered there from now on (a move through
+// vault.clients.put is refused while connections are live): how the tests
+// play a provider that misbehaves at its own endpoint.
+func (e *env) providerAnswersAt(tokenURL string) {
+	e.t.Helper()
+	if _, err := e.pool.Exec(context.Background(), `update vault.provider_clients set token_endpoint = $2 where provider_id = $1`, providerID, tokenURL); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // restrict replaces the vault with one whose PROVIDER_PRIVATE_NETWORKS is
 // list, on the same database: what an operator narrowing the setting does.
 func (e *env) restrict(list string) {
@@ -159,10 +170,7 @@ func TestTokenEndpointRedirect(t *testing.T) {
 		redirector := listenOn(t, "127.0.0.1:0", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, target.URL+"/token", http.StatusTemporaryRedirect)
 		})
-		e.putClient(messages.VaultClient{
-			ProviderID: providerID, ProviderName: "test-provider", Type: messages.ProviderOAuth2,
-			ClientID: clientID, ClientSecret: secret, TokenEndpoint: redirector.URL + "/token",
-		})
+		e.providerAnswersAt(redirector.URL + "/token")
 		err := e.call(messages.SubjectTokensRefresh, messages.TokenRequest{ConnectionID: c.ConnectionID}, nil)
 		wantCode(t, err, messages.ErrProviderError)
 		if !strings.Contains(err.Error(), "HTTP 307") {
@@ -192,10 +200,7 @@ func TestOversizedTokenResponse(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "attacker-chosen", "token_type": "Bearer",
 			"refresh_token": "attacker-chosen-refresh", "padding": strings.Repeat("x", 2<<20)})
 	})
-	e.putClient(messages.VaultClient{
-		ProviderID: providerID, ProviderName: "test-provider", Type: messages.ProviderOAuth2,
-		ClientID: clientID, ClientSecret: secret, TokenEndpoint: huge.URL + "/token",
-	})
+	e.providerAnswersAt(huge.URL + "/token")
 	err := e.call(messages.SubjectTokensRefresh, messages.TokenRequest{ConnectionID: c.ConnectionID}, nil)
 	wantCode(t, err, messages.ErrProviderError)
 	if !strings.Contains(err.Error(), "larger than the broker reads from a provider") {

@@ -35,9 +35,12 @@ func (p providers) Exchange(ctx context.Context, cl store.Client, r provider.Exc
 	return storedTokens(t), err
 }
 
+// Refresh starts only with a whole provider timeout left: a provider that
+// rotates the refresh token and answers after the caller's deadline would
+// leave the new token unsaved.
 func (p providers) Refresh(ctx context.Context, cl store.Client, refreshToken secret.Value) (store.Tokens, error) {
 	var t provider.Tokens
-	err := p.guard.Do(ctx, cl.ProviderID, "token", func() (err error) {
+	err := p.guard.DoWithin(ctx, cl.ProviderID, "token", provider.DefaultTimeout, func() (err error) {
 		t, err = p.c.Refresh(ctx, registration(cl), refreshToken)
 		return err
 	})

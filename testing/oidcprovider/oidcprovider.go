@@ -121,6 +121,7 @@ type Server struct {
 	failures        []tokenFailure
 	omitRefresh     bool
 	delay           time.Duration
+	slowSuccess     time.Duration
 	mutateIDToken   []func(map[string]any)
 	rewriteResponse []func(map[string]any)
 	foreignKey      *rsa.PrivateKey
@@ -744,7 +745,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if isRefresh {
 		s.mu.Lock()
 		s.refreshGrants++
+		slow := s.slowSuccess
 		s.mu.Unlock()
+		if slow > 0 {
+			s.grantMu.Unlock() // let the next grant (the reuse) be answered first
+			time.Sleep(slow)
+			s.grantMu.Lock()
+		}
 		if keepOldRefreshToken(ctx) {
 			delete(resp.ToMap(), "refresh_token")
 		}
@@ -895,3 +902,8 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sub": ar.GetSession().GetSubject()})
 }
+
+// SlowSuccess delays the answer of a successful refresh grant by d, made
+// after the grant (the refresh token is rotated at once), without holding
+// other grants back: a rotation whose answer arrives late.
+func (s *Server) SlowSuccess(d time.Duration) { s.mu.Lock(); s.slowSuccess = d; s.mu.Unlock() }

@@ -156,7 +156,6 @@ func validateStatic(r *messages.VaultClient, private egress.Networks) error {
 	return nil
 }
 
-
 // vault.clients.delete: refused while live connections use the client.
 func (h *Handlers) deleteClient(ctx context.Context, r messages.VaultClientRef) (messages.VaultClientReply, error) {
 	if r.ProviderID == "" {

@@ -106,6 +106,14 @@ var errGuard = errors.New("guard")
 // transient *provider.Error values (unavailable to callers, retried later by
 // the refresher), the first with the cool-down left as RetryAfter.
 func (g *Guard) Do(ctx context.Context, providerID, endpoint string, call func() error) error {
+	return g.DoWithin(ctx, providerID, endpoint, 0, call)
+}
+
+// DoWithin is Do for a call that must not start with less than need left
+// before ctx's deadline once a slot is free: a refresh whose provider may
+// rotate the refresh token must have time to read the answer and store it,
+// so queueing behind a slow provider must not eat that time.
+func (g *Guard) DoWithin(ctx context.Context, providerID, endpoint string, need time.Duration, call func() error) error {
 	e := g.entry(providerID)
 	select {
 	case e.slots <- struct{}{}:
@@ -113,6 +121,10 @@ func (g *Guard) Do(ctx context.Context, providerID, endpoint string, call func()
 		return &provider.Error{Kind: provider.Transient, Endpoint: endpoint, Err: errors.Join(errGuard, errors.New("too many calls to this provider in flight"))}
 	}
 	defer func() { <-e.slots }()
+	if dl, ok := ctx.Deadline(); ok && need > 0 && time.Until(dl) < need {
+		return &provider.Error{Kind: provider.Transient, Endpoint: endpoint,
+			Err: errors.Join(errGuard, errors.New("waited for a free call to this provider until too little time was left; not called"))}
+	}
 	_, err := e.breaker.Execute(func() (struct{}, error) { return struct{}{}, call() })
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		e.mu.Lock()

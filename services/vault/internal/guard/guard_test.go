@@ -78,3 +78,29 @@ func TestConcurrencyBound(t *testing.T) {
 		t.Fatalf("the guard's own refusals opened the breaker: %v", err)
 	}
 }
+
+// TestQueueingLeavesTimeForTheCall: a refresh that waited for a free call to
+// a slow provider is not started with less than it needs left (the provider
+// would rotate the refresh token and answer too late to store it), and the
+// refusal does not count against the provider.
+func TestQueueingLeavesTimeForTheCall(t *testing.T) {
+	g := New(Config{Concurrency: 1, Trip: 1})
+	release := make(chan struct{})
+	busy := make(chan struct{})
+	go func() {
+		_ = g.Do(context.Background(), "p", "token", func() error { close(busy); <-release; return nil })
+	}()
+	<-busy
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	time.AfterFunc(200*time.Millisecond, func() { close(release) })
+	called := false
+	err := g.DoWithin(ctx, "p", "token", 300*time.Millisecond, func() error { called = true; return nil })
+	if called || !errors.Is(err, provider.ErrTransient) {
+		t.Fatalf("started with under 300ms left: called %v, err %v", called, err)
+	}
+	// With the time it needs, it runs; the refusal above did not trip the breaker.
+	if err := g.DoWithin(context.Background(), "p", "token", 300*time.Millisecond, func() error { called = true; return nil }); err != nil || !called {
+		t.Fatalf("a call with time enough: called %v, err %v", called, err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -98,8 +99,11 @@ type Refresher struct {
 	provider Provider
 	log      *slog.Logger
 	now      func() time.Time
-	// owner names this replica in the refreshes it takes.
-	owner string
+	// owner names this replica in the refreshes it takes; each flight adds
+	// its own number (flight), so that two flights of this replica with
+	// different needs wait for each other as flights of two replicas do.
+	owner  string
+	flight atomic.Uint64
 
 	flights singleflight.Group
 }
@@ -170,7 +174,7 @@ func (r *Refresher) refresh(ctx context.Context, id, providerID string, need Nee
 				res = Result{AccessToken: cur.Access}
 				return nil
 			}
-			if l.Conn.InFlight(r.owner, now) {
+			if l.Conn.InFlight("", now) {
 				waitTill = *l.Conn.RefreshInFlightUntil
 				return nil
 			}
@@ -199,10 +203,11 @@ func (r *Refresher) refresh(ctx context.Context, id, providerID string, need Nee
 			if !ok {
 				dl = now.Add(flightBudget)
 			}
-			if err := l.TakeRefresh(ctx, r.owner, dl); err != nil {
+			owner := r.owner + "/" + strconv.FormatUint(r.flight.Add(1), 10)
+			if err := l.TakeRefresh(ctx, owner, dl); err != nil {
 				return err
 			}
-			taken = &lease{refresh: cur.Refresh, version: l.Conn.TokenVersion}
+			taken = &lease{owner: owner, until: dl, refresh: cur.Refresh, version: l.Conn.TokenVersion}
 			return nil
 		})
 		if err != nil {
@@ -214,8 +219,11 @@ func (r *Refresher) refresh(ctx context.Context, id, providerID string, need Nee
 		}
 		switch {
 		case taken != nil:
-			// No transaction is open while the provider answers.
-			fresh, perr := r.provider.Refresh(ctx, cl, taken.refresh)
+			// No transaction is open while the provider answers, and the
+			// answer must come with saveMargin left to store it.
+			pctx, cancel := context.WithDeadline(ctx, taken.until.Add(-saveMargin))
+			fresh, perr := r.provider.Refresh(pctx, cl, taken.refresh)
+			cancel()
 			return r.finish(ctx, id, providerID, taken, fresh, perr)
 		case !waitTill.IsZero():
 			// Another replica is asking the provider: its result will do.
@@ -229,9 +237,11 @@ func (r *Refresher) refresh(ctx context.Context, id, providerID string, need Nee
 	}
 }
 
-// lease is a refresh taken: the refresh token presented and the token
-// version it belongs to.
+// lease is a refresh taken: by whom and until when, the refresh token
+// presented and the token version it belongs to.
 type lease struct {
+	owner   string
+	until   time.Time
 	refresh secret.Value
 	version int64
 }
@@ -259,10 +269,27 @@ func (r *Refresher) finish(ctx context.Context, id, providerID string, ls *lease
 	for attempt := 1; ; attempt++ {
 		res = Result{}
 		conn, err = r.store.WithLock(ctx, id, func(ctx context.Context, l *store.Locked) error {
+			if l.Conn.TokenVersion != ls.version && l.Conn.Status == messages.StatusActive && perr == nil && !fresh.Refresh.IsZero() {
+				// Replaced meanwhile by a change that kept the refresh token
+				// presented (a re-consent whose response had none): the
+				// provider has just rotated it, so only this result's
+				// refresh token is alive.
+				cur, err := l.Tokens()
+				if err != nil {
+					return err
+				}
+				if cur.Refresh.Equal(ls.refresh) {
+					if err := l.SaveRefreshed(ctx, fresh); err != nil {
+						return err
+					}
+					res = Result{AccessToken: fresh.Access, Refreshed: true}
+					return nil
+				}
+			}
 			if l.Conn.TokenVersion != ls.version || l.Conn.Status != messages.StatusActive {
 				// Replaced meanwhile (another refresh, a re-consent), or
 				// revoked or needing attention: this result is not wanted.
-				if err := l.ReleaseRefresh(ctx, r.owner); err != nil {
+				if err := l.ReleaseRefresh(ctx, ls.owner); err != nil {
 					return err
 				}
 				if err := l.Conn.Serveable(); err != nil {
@@ -280,6 +307,11 @@ func (r *Refresher) finish(ctx context.Context, id, providerID string, ls *lease
 				}
 				res = Result{AccessToken: fresh.Access, Refreshed: true}
 				return nil
+			case errors.As(perr, &pe) && pe.Kind == provider.Permanent && l.Conn.InFlight(ls.owner, r.now()):
+				// Another flight holds the refresh now (this one's ran out)
+				// and presented the same token: the refusal may be about
+				// its rotation. Its result decides.
+				return &provider.Error{Kind: provider.Transient, Endpoint: "token", Err: errors.New("another refresh of this connection is in flight")}
 			case errors.As(perr, &pe) && pe.Kind == provider.Permanent:
 				if err := l.RequireAttention(ctx, messages.Reason{Code: pe.Code,
 					Message: "The provider refused to renew access (" + pe.Code + "); the user must connect again."}); err != nil {
@@ -287,7 +319,7 @@ func (r *Refresher) finish(ctx context.Context, id, providerID string, ls *lease
 				}
 				return &store.NotActiveError{Conn: l.Conn, Cause: perr}
 			default:
-				if err := l.ReleaseRefresh(ctx, r.owner); err != nil {
+				if err := l.ReleaseRefresh(ctx, ls.owner); err != nil {
 					return err
 				}
 				return perr

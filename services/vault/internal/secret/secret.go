@@ -2,7 +2,10 @@
 // a token, a client secret or static credentials. It never prints.
 package secret
 
-import "log/slog"
+import (
+	"crypto/subtle"
+	"log/slog"
+)
 
 // Value is a plaintext secret. It prints as [redacted] in logs and fmt
 // output; call Reveal to use it.
@@ -10,6 +13,9 @@ type Value string
 
 // Reveal returns the plaintext.
 func (s Value) Reveal() string { return string(s) }
+
+// Equal compares s and t in constant time (for equal lengths).
+func (s Value) Equal(t Value) bool { return subtle.ConstantTimeCompare([]byte(s), []byte(t)) == 1 }
 
 // IsZero reports whether the secret is empty.
 func (s Value) IsZero() bool { return s == "" }

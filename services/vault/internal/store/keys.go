@@ -418,8 +418,8 @@ func (s *Store) registerKey(ctx context.Context) error {
 	case !registered || (newest == active && at == nil):
 		// A new key (or the keys found by the migration, none with a time):
 		// this one is the newest from now on.
-		if _, err := tx.Exec(ctx, `insert into vault.keys (key_id, activated_at) values ($1, now())
-			on conflict (key_id) do update set activated_at = now()`, active); err != nil {
+		if _, err := tx.Exec(ctx, `insert into vault.keys (key_id, activated_at) values ($1, clock_timestamp())
+			on conflict (key_id) do update set activated_at = clock_timestamp()`, active); err != nil {
 			return err
 		}
 	case newest != active:
