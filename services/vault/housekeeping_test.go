@@ -6,12 +6,9 @@ import (
 	"time"
 
 	"github.com/nexus-broker/nexus/messages"
-	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
-	"github.com/nexus-broker/nexus/shared/config"
+	"github.com/nexus-broker/nexus/services/vault/internal/store/storetest"
 	"github.com/nexus-broker/nexus/shared/logging"
-	"github.com/nexus-broker/nexus/shared/pg"
-	"github.com/nexus-broker/nexus/shared/testkit"
 )
 
 // TestHousekeep: one pass at a given time expires consents that no flow can
@@ -21,24 +18,8 @@ import (
 func TestHousekeep(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, err := pg.Connect(ctx, testkit.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := store.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	key, err := config.DecodeKey(testkit.Key32(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := keyring.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	clock := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
-	st := store.New(pool, keys, store.Options{Now: func() time.Time { return clock }})
+	st, pool := storetest.Open(t, store.Options{Now: func() time.Time { return clock }})
 	if _, err := st.PutClient(ctx, store.Client{ProviderID: "p", ProviderName: "p", Type: messages.ProviderOAuth2, ClientID: "c", TokenEndpoint: "https://p.example/token"}); err != nil {
 		t.Fatal(err)
 	}
@@ -101,21 +82,8 @@ func TestHousekeep(t *testing.T) {
 func TestHousekeepEndsUnconfirmedConsents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, err := pg.Connect(ctx, testkit.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := store.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	key, _ := config.DecodeKey(testkit.Key32(t))
-	keys, err := keyring.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	clock := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
-	st := store.New(pool, keys, store.Options{Now: func() time.Time { return clock }})
+	st, pool := storetest.Open(t, store.Options{Now: func() time.Time { return clock }})
 	if _, err := st.PutClient(ctx, store.Client{ProviderID: "p", ProviderName: "p", Type: messages.ProviderOAuth2, ClientID: "c", TokenEndpoint: "https://p.example/token"}); err != nil {
 		t.Fatal(err)
 	}
@@ -173,23 +141,7 @@ func TestHousekeepEndsUnconfirmedConsents(t *testing.T) {
 func TestPruneAudit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, err := pg.Connect(ctx, testkit.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := store.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	key, err := config.DecodeKey(testkit.Key32(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := keyring.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.New(pool, keys, store.Options{})
+	st, pool := storetest.Open(t, store.Options{})
 	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
 	retention := 90 * 24 * time.Hour
 	entries := func(n int, at time.Time) []store.AuditEntry {

@@ -9,13 +9,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nexus-broker/nexus/messages"
-	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
-	"github.com/nexus-broker/nexus/shared/config"
+	"github.com/nexus-broker/nexus/services/vault/internal/store/storetest"
 	"github.com/nexus-broker/nexus/shared/logging"
-	"github.com/nexus-broker/nexus/shared/pg"
-	"github.com/nexus-broker/nexus/shared/testkit"
 )
 
 // clockedStore is a store on a fresh database whose clock is *now, with an
@@ -23,23 +20,7 @@ import (
 func clockedStore(t *testing.T, now *time.Time) (*store.Store, *pgxpool.Pool) {
 	t.Helper()
 	ctx := context.Background()
-	pool, err := pg.Connect(ctx, testkit.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := store.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	key, err := config.DecodeKey(testkit.Key32(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := keyring.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.New(pool, keys, store.Options{Now: func() time.Time { return *now }})
+	st, pool := storetest.Open(t, store.Options{Now: func() time.Time { return *now }})
 	for _, c := range []store.Client{
 		{ProviderID: "p", ProviderName: "p", Type: messages.ProviderOAuth2, ClientID: "c", TokenEndpoint: "https://p.example/token"},
 		{ProviderID: "s", ProviderName: "s", Type: messages.ProviderStatic, CredentialSchema: json.RawMessage(`{"type":"object"}`),

@@ -19,10 +19,9 @@ import (
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/vault/internal/audit"
-	"github.com/nexus-broker/nexus/services/vault/internal/keyring"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
+	"github.com/nexus-broker/nexus/services/vault/internal/store/storetest"
 	"github.com/nexus-broker/nexus/shared/apikey"
-	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/shared/natsx"
 	"github.com/nexus-broker/nexus/shared/testkit"
 )
@@ -59,15 +58,7 @@ func newDB(t *testing.T) *db {
 	if err := store.Migrate(ctx, d.pool); err != nil {
 		t.Fatal(err)
 	}
-	key, err := config.DecodeKey(testkit.Key32(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := keyring.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.st = store.New(d.pool, keys, store.Options{})
+	d.st = store.New(d.pool, storetest.Keyring(t), store.Options{})
 	return d
 }
 
