@@ -2,8 +2,6 @@ package natsx_test
 
 import (
 	"errors"
-	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,40 +11,11 @@ import (
 
 	"github.com/nexus-broker/nexus/shared/logging"
 	"github.com/nexus-broker/nexus/shared/natsx"
+	"github.com/nexus-broker/nexus/shared/testkit"
 )
 
-// leak returns the part of secret that text shows: the secret (as written
-// or decoded), or any run of three or more letters and digits of it.
-func leak(text, secret string) string {
-	for _, s := range []string{secret, strings.ReplaceAll(secret, "%2F", "/")} {
-		if strings.Contains(text, s) {
-			return s
-		}
-	}
-	for _, piece := range strings.FieldsFunc(secret, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
-	}) {
-		if len(piece) >= 3 && strings.Contains(text, piece) {
-			return piece
-		}
-	}
-	return ""
-}
-
-// closedPort is a loopback port nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
-	return port
-}
-
 func TestConnectErrorsNeverShowThePassword(t *testing.T) {
-	port := closedPort(t)
+	port := testkit.ClosedPort(t)
 	tests := []struct {
 		name, url, secret string
 		want              string // in the error
@@ -74,7 +43,7 @@ func TestConnectErrorsNeverShowThePassword(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not say %q", err, tc.want)
 			}
-			if l := leak(err.Error(), tc.secret); l != "" {
+			if l := testkit.Leak(err.Error(), tc.secret); l != "" {
 				t.Errorf("error %q shows %q of the password", err, l)
 			}
 		})
@@ -106,7 +75,7 @@ func TestConnectAuthFailureNeverShowsThePassword(t *testing.T) {
 	if !strings.Contains(strings.ToLower(err.Error()), "authorization") || !strings.Contains(err.Error(), "nats://vault:xxxxx@"+addr) {
 		t.Errorf("error %q does not name the server and the refusal", err)
 	}
-	if l := leak(err.Error(), wrong); l != "" {
+	if l := testkit.Leak(err.Error(), wrong); l != "" {
 		t.Errorf("error %q shows %q of the password", err, l)
 	}
 	nc, err := natsx.Connect("nats://vault:right-one@"+addr, "test", logging.Discard())

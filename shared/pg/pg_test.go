@@ -2,8 +2,6 @@ package pg_test
 
 import (
 	"context"
-	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,37 +10,8 @@ import (
 	"github.com/nexus-broker/nexus/shared/testkit"
 )
 
-// leak returns the part of secret that text shows: the secret (as written
-// or decoded), or any run of three or more letters and digits of it.
-func leak(text, secret string) string {
-	for _, s := range []string{secret, strings.ReplaceAll(secret, "%2F", "/")} {
-		if strings.Contains(text, s) {
-			return s
-		}
-	}
-	for _, piece := range strings.FieldsFunc(secret, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
-	}) {
-		if len(piece) >= 3 && strings.Contains(text, piece) {
-			return piece
-		}
-	}
-	return ""
-}
-
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
-	return port
-}
-
 func TestConnectErrorsNeverShowThePassword(t *testing.T) {
-	port := closedPort(t)
+	port := testkit.ClosedPort(t)
 	url := func(pw string) string {
 		return "postgres://vault:" + pw + "@127.0.0.1:" + port + "/nexus?sslmode=disable"
 	}
@@ -72,7 +41,7 @@ func TestConnectErrorsNeverShowThePassword(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := pg.CheckURL(tc.dsn); err != nil && leak(err.Error(), tc.secret) != "" {
+			if err := pg.CheckURL(tc.dsn); err != nil && testkit.Leak(err.Error(), tc.secret) != "" {
 				t.Errorf("CheckURL: %q shows the password", err)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -85,7 +54,7 @@ func TestConnectErrorsNeverShowThePassword(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not say %q", err, tc.want)
 			}
-			if l := leak(err.Error(), tc.secret); l != "" {
+			if l := testkit.Leak(err.Error(), tc.secret); l != "" {
 				t.Errorf("error %q shows %q of the password", err, l)
 			}
 		})
@@ -102,7 +71,7 @@ func TestCheckURL(t *testing.T) {
 		err := pg.CheckURL(bad)
 		if err == nil {
 			t.Errorf("CheckURL(%q) found nothing", bad)
-		} else if l := leak(err.Error(), "Zq7 Wx9Lm"); l != "" || leak(err.Error(), "Zq7/Wx9Lm") != "" {
+		} else if l := testkit.Leak(err.Error(), "Zq7 Wx9Lm"); l != "" || testkit.Leak(err.Error(), "Zq7/Wx9Lm") != "" {
 			t.Errorf("CheckURL: %q shows the password", err)
 		}
 	}

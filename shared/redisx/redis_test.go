@@ -5,43 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/nexus-broker/nexus/shared/testkit"
 )
-
-// leak returns the part of secret that text shows: the secret (as written
-// or decoded), or any run of three or more letters and digits of it.
-func leak(text, secret string) string {
-	for _, s := range []string{secret, strings.ReplaceAll(secret, "%2F", "/")} {
-		if strings.Contains(text, s) {
-			return s
-		}
-	}
-	for _, piece := range strings.FieldsFunc(secret, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
-	}) {
-		if len(piece) >= 3 && strings.Contains(text, piece) {
-			return piece
-		}
-	}
-	return ""
-}
-
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
-	return port
-}
 
 // logSink is a goroutine-safe buffer for a JSON logger.
 type logSink struct {
@@ -66,7 +35,7 @@ func captureLogs(t *testing.T) *logSink {
 }
 
 func TestParseAndConnectNeverShowThePassword(t *testing.T) {
-	port := closedPort(t)
+	port := testkit.ClosedPort(t)
 	url := func(pw string) string { return "redis://vault:" + pw + "@127.0.0.1:" + port + "/0" }
 	tests := []struct {
 		name, url, secret string
@@ -88,7 +57,7 @@ func TestParseAndConnectNeverShowThePassword(t *testing.T) {
 	sink := captureLogs(t)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := CheckURL(tc.url); err != nil && leak(err.Error(), tc.secret) != "" {
+			if err := CheckURL(tc.url); err != nil && testkit.Leak(err.Error(), tc.secret) != "" {
 				t.Errorf("CheckURL: %q shows the password", err)
 			}
 			c, err := Connect(context.Background(), tc.url)
@@ -99,10 +68,10 @@ func TestParseAndConnectNeverShowThePassword(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not say %q", err, tc.want)
 			}
-			if l := leak(err.Error(), tc.secret); l != "" {
+			if l := testkit.Leak(err.Error(), tc.secret); l != "" {
 				t.Errorf("error %q shows %q of the password", err, l)
 			}
-			if l := leak(sink.String(), tc.secret); l != "" {
+			if l := testkit.Leak(sink.String(), tc.secret); l != "" {
 				t.Errorf("the log shows %q of the password:\n%s", l, sink.String())
 			}
 		})
@@ -119,7 +88,7 @@ func TestCheckURL(t *testing.T) {
 		err := CheckURL(bad)
 		if err == nil {
 			t.Errorf("CheckURL(%q) found nothing", bad)
-		} else if leak(err.Error(), "Zq7/Wx9Lm") != "" {
+		} else if testkit.Leak(err.Error(), "Zq7/Wx9Lm") != "" {
 			t.Errorf("CheckURL: %q shows the password", err)
 		}
 	}
@@ -138,7 +107,7 @@ func TestConnectAuthRefusedNeverShowsThePassword(t *testing.T) {
 	if !strings.Contains(err.Error(), "WRONGPASS") {
 		t.Errorf("error %q is not the server's refusal", err)
 	}
-	if l := leak(err.Error(), pw); l != "" {
+	if l := testkit.Leak(err.Error(), pw); l != "" {
 		t.Errorf("error %q shows %q of the password", err, l)
 	}
 	c, err = Connect(context.Background(), base)
@@ -153,7 +122,7 @@ func TestConnectAuthRefusedNeverShowsThePassword(t *testing.T) {
 func TestGoRedisLinesGoThroughSlog(t *testing.T) {
 	sink := captureLogs(t)
 	const pw = "Zq7Wx9LmSecret"
-	_, err := Connect(context.Background(), "redis://vault:"+pw+"@127.0.0.1:"+closedPort(t)+"/0")
+	_, err := Connect(context.Background(), "redis://vault:"+pw+"@127.0.0.1:"+testkit.ClosedPort(t)+"/0")
 	if err == nil {
 		t.Fatal("connected to a closed port")
 	}
