@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -39,6 +40,17 @@ func (c *Client) Request(ctx context.Context, subject string, req, reply any) er
 		return fmt.Errorf("%s: %w", subject, err)
 	}
 	return DecodeReply(resp, reply)
+}
+
+// RequestWithin is Request bounded by d as well as by ctx; d <= 0 means
+// fallback.
+func (c *Client) RequestWithin(ctx context.Context, d, fallback time.Duration, subject string, req, reply any) error {
+	if d <= 0 {
+		d = fallback
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return c.Request(ctx, subject, req, reply)
 }
 
 // DecodeReply turns a reply into either the decoded value or a *messages.Error.

@@ -23,13 +23,7 @@ type Client struct {
 // GetProvider returns the provider named by ref: its id, name or alias.
 // An unknown one is a *messages.Error with CodeNotFound.
 func (c *Client) GetProvider(ctx context.Context, ref string) (messages.Provider, error) {
-	t := c.Timeout
-	if t <= 0 {
-		t = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, t)
-	defer cancel()
 	var p messages.Provider
-	err := c.NATS.Request(ctx, messages.SubjectProvidersGet, messages.ProviderRef{Provider: ref}, &p)
+	err := c.NATS.RequestWithin(ctx, c.Timeout, DefaultTimeout, messages.SubjectProvidersGet, messages.ProviderRef{Provider: ref}, &p)
 	return p, err
 }

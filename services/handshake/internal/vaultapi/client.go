@@ -23,13 +23,7 @@ type Client struct {
 }
 
 func (c *Client) call(ctx context.Context, subject string, req, reply any) error {
-	t := c.Timeout
-	if t <= 0 {
-		t = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, t)
-	defer cancel()
-	return c.NATS.Request(ctx, subject, req, reply)
+	return c.NATS.RequestWithin(ctx, c.Timeout, DefaultTimeout, subject, req, reply)
 }
 
 // CreateConnection opens a pending connection, or re-opens r.ConnectionID

@@ -22,13 +22,7 @@ type Client struct {
 }
 
 func (c *Client) call(ctx context.Context, subject string, req, reply any) error {
-	t := c.Timeout
-	if t <= 0 {
-		t = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, t)
-	defer cancel()
-	return c.NATS.Request(ctx, subject, req, reply)
+	return c.NATS.RequestWithin(ctx, c.Timeout, DefaultTimeout, subject, req, reply)
 }
 
 // ClaimRefresh leases due connections.
