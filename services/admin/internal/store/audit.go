@@ -2,13 +2,12 @@ package store
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/pg"
 )
 
 // Audit is who makes a change, and what it changes: written with the
@@ -47,35 +46,26 @@ type AuditFilter struct {
 // ListAudit returns up to f.Limit records, newest first, and whether more
 // follow.
 func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]messages.AuditRecord, bool, error) {
-	var (
-		where []string
-		args  []any
-	)
-	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	var w pg.Where
 	if !f.Since.IsZero() {
-		where = append(where, "at >= "+arg(f.Since.UTC()))
+		w.Add("at >= " + w.Arg(f.Since.UTC()))
 	}
 	if !f.Until.IsZero() {
-		where = append(where, "at < "+arg(f.Until.UTC()))
+		w.Add("at < " + w.Arg(f.Until.UTC()))
 	}
-	for _, c := range []struct{ col, v string }{{"principal", f.Principal}, {"key_id", f.KeyID}, {"action", f.Action}} {
-		if c.v != "" {
-			where = append(where, c.col+" = "+arg(c.v))
-		}
-	}
+	w.Equal("principal", f.Principal)
+	w.Equal("key_id", f.KeyID)
+	w.Equal("action", f.Action)
 	if f.Target != "" {
-		a := arg(f.Target)
-		where = append(where, "(provider_id = "+a+" or provider_name = "+a+")")
+		a := w.Arg(f.Target)
+		w.Add("(provider_id = " + a + " or provider_name = " + a + ")")
 	}
 	if f.BeforeID != "" {
-		where = append(where, "(at, id) < ("+arg(f.BeforeAt.UTC())+", "+arg(f.BeforeID)+"::uuid)")
+		w.Add("(at, id) < (" + w.Arg(f.BeforeAt.UTC()) + ", " + w.Arg(f.BeforeID) + "::uuid)")
 	}
-	q := "select id::text, at, principal, key_id, action, provider_id, provider_name, changed from admin.audit"
-	if len(where) > 0 {
-		q += " where " + strings.Join(where, " and ")
-	}
-	q += " order by at desc, id desc limit " + arg(f.Limit+1)
-	rows, err := s.pool.Query(ctx, q, args...)
+	q := "select id::text, at, principal, key_id, action, provider_id, provider_name, changed from admin.audit" +
+		w.String() + " order by at desc, id desc limit " + w.Arg(f.Limit+1)
+	rows, err := s.pool.Query(ctx, q, w.Args...)
 	if err != nil {
 		return nil, false, err
 	}
@@ -89,8 +79,6 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]messages.AuditR
 	if err != nil {
 		return nil, false, err
 	}
-	if len(out) > f.Limit {
-		return out[:f.Limit], true, nil
-	}
-	return out, false, nil
+	page, more := pg.Page(out, f.Limit)
+	return page, more, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/pg"
 )
 
 // AuditEntry is a row of vault.audit: a request to an audited endpoint, or
@@ -77,39 +77,31 @@ type AuditFilter struct {
 // ListAudit returns up to f.Limit entries, newest first, and whether more
 // follow.
 func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, bool, error) {
-	var (
-		where []string
-		args  []any
-	)
-	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	var w pg.Where
 	if !f.Since.IsZero() {
-		where = append(where, "at >= "+arg(f.Since.UTC()))
+		w.Add("at >= " + w.Arg(f.Since.UTC()))
 	}
 	if !f.Until.IsZero() {
-		where = append(where, "at < "+arg(f.Until.UTC()))
+		w.Add("at < " + w.Arg(f.Until.UTC()))
 	}
-	for _, c := range []struct{ col, v string }{{"principal", f.Principal}, {"target", f.Target}, {"workspace_id", f.WorkspaceID}, {"action", f.Action}} {
-		if c.v != "" {
-			where = append(where, c.col+" = "+arg(c.v))
-		}
-	}
+	w.Equal("principal", f.Principal)
+	w.Equal("target", f.Target)
+	w.Equal("workspace_id", f.WorkspaceID)
+	w.Equal("action", f.Action)
 	if f.KeyID != "" {
-		a := arg(f.KeyID)
-		where = append(where, "(key_id = "+a+" or actor_key_id = "+a+")")
+		a := w.Arg(f.KeyID)
+		w.Add("(key_id = " + a + " or actor_key_id = " + a + ")")
 	}
 	if f.BeforeID != "" {
 		uid, ok := parseID(f.BeforeID)
 		if !ok {
 			return nil, false, fmt.Errorf("%w: cursor", ErrNotFound)
 		}
-		where = append(where, "(at, id) < ("+arg(f.BeforeAt.UTC())+", "+arg(uid)+")")
+		w.Add("(at, id) < (" + w.Arg(f.BeforeAt.UTC()) + ", " + w.Arg(uid) + ")")
 	}
-	q := "select id::text, at, last_at, count, principal, key_id, actor_key_id, action, target, workspace_id, outcome from vault.audit"
-	if len(where) > 0 {
-		q += " where " + strings.Join(where, " and ")
-	}
-	q += " order by at desc, id desc limit " + arg(f.Limit+1)
-	rows, err := s.pool.Query(ctx, q, args...)
+	q := "select id::text, at, last_at, count, principal, key_id, actor_key_id, action, target, workspace_id, outcome from vault.audit" +
+		w.String() + " order by at desc, id desc limit " + w.Arg(f.Limit+1)
+	rows, err := s.pool.Query(ctx, q, w.Args...)
 	if err != nil {
 		return nil, false, err
 	}
@@ -122,10 +114,8 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, boo
 	if err != nil {
 		return nil, false, err
 	}
-	if len(out) > f.Limit {
-		return out[:f.Limit], true, nil
-	}
-	return out, false, nil
+	page, more := pg.Page(out, f.Limit)
+	return page, more, nil
 }
 
 // DefaultAuditRetention is how long audit entries are kept unless

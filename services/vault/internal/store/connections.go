@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/pg"
 )
 
 const connectionColumns = `c.id::text, c.provider_id, coalesce(p.provider_name, c.provider_id), c.workspace_id,
@@ -140,34 +139,22 @@ type ListFilter struct {
 // ListConnections returns up to f.Limit connections in id order, and whether
 // more follow.
 func (s *Store) ListConnections(ctx context.Context, f ListFilter) ([]Connection, bool, error) {
-	var (
-		where []string
-		args  []any
-	)
-	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
-	if f.WorkspaceID != "" {
-		where = append(where, "c.workspace_id = "+arg(f.WorkspaceID))
-	}
+	var w pg.Where
+	w.Equal("c.workspace_id", f.WorkspaceID)
 	if f.Provider != "" {
-		a := arg(f.Provider)
-		where = append(where, "c.provider_id in (select provider_id from vault.provider_clients where provider_id = "+a+" or provider_name = "+a+" or aliases @> array["+a+"::text] union all select "+a+")")
+		a := w.Arg(f.Provider)
+		w.Add("c.provider_id in (select provider_id from vault.provider_clients where provider_id = " + a + " or provider_name = " + a + " or aliases @> array[" + a + "::text] union all select " + a + ")")
 	}
-	if f.Status != "" {
-		where = append(where, "c.status = "+arg(string(f.Status)))
-	}
+	w.Equal("c.status", string(f.Status))
 	if f.AfterID != "" {
 		uid, ok := parseID(f.AfterID)
 		if !ok {
 			return nil, false, fmt.Errorf("%w: cursor", ErrNotFound)
 		}
-		where = append(where, "c.id > "+arg(uid))
+		w.Add("c.id > " + w.Arg(uid))
 	}
-	q := "select " + connectionColumns + connectionFrom
-	if len(where) > 0 {
-		q += " where " + strings.Join(where, " and ")
-	}
-	q += " order by c.id limit " + arg(f.Limit+1)
-	rows, err := s.pool.Query(ctx, q, args...)
+	q := "select " + connectionColumns + connectionFrom + w.String() + " order by c.id limit " + w.Arg(f.Limit+1)
+	rows, err := s.pool.Query(ctx, q, w.Args...)
 	if err != nil {
 		return nil, false, err
 	}
@@ -183,10 +170,8 @@ func (s *Store) ListConnections(ctx context.Context, f ListFilter) ([]Connection
 	if err := rows.Err(); err != nil {
 		return nil, false, err
 	}
-	if len(out) > f.Limit {
-		return out[:f.Limit], true, nil
-	}
-	return out, false, nil
+	page, more := pg.Page(out, f.Limit)
+	return page, more, nil
 }
 
 // NewConnection is a consent about to start.
