@@ -12,13 +12,10 @@ import (
 	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 )
 
-// Errors of PutClient when a provider's token or revocation endpoint moves
-// to another origin (Moved): its secrets would start going somewhere new.
-var (
-	// ErrSecretRequired: the move sends the stored client secret to the
-	// new origin, so the operator must send it again.
-	ErrSecretRequired = errors.New("store: the token or revocation endpoint moves to another origin: send client_secret again")
-)
+// ErrSecretRequired: PutClient moves the token or revocation endpoint to
+// another origin, where the stored client secret would start going, without
+// the secret sent again.
+var ErrSecretRequired = errors.New("store: the token or revocation endpoint moves to another origin: send client_secret again")
 
 // MovedError: the token or revocation endpoint moves to another origin
 // while connections hold grants of the old one. Their refresh tokens (and,
@@ -34,11 +31,11 @@ func (e *MovedError) Error() string {
 	return fmt.Sprintf("provider %s: the token or revocation endpoint moves to another origin while %d pending, active or attention_required connection(s) hold grants of the old one", e.ProviderID, e.Connections)
 }
 
-// Moved reports whether a registration going from old to c sends secrets
+// moves reports whether a registration going from old to c sends secrets
 // to an origin they did not go to before: the token endpoint's origin
 // changes, or a revocation endpoint is added or moves. Static providers
 // send nothing.
-func Moved(old, c Client) bool {
+func moves(old, c Client) bool {
 	if c.Type == messages.ProviderStatic {
 		return false
 	}
@@ -56,7 +53,7 @@ func origin(raw string) string {
 }
 
 // PutClient creates or replaces a provider's client registration. An empty
-// ClientSecret keeps the stored one. A change that Moves the endpoints needs
+// ClientSecret keeps the stored one. A change that moves the endpoints needs
 // the secret again (ErrSecretRequired) and no live connection of the
 // provider (*MovedError); both are decided under the registration's row
 // lock, which consents starting meanwhile wait for. It returns the
@@ -83,7 +80,7 @@ func (s *Store) PutClient(ctx context.Context, c Client) (Client, error) {
 	case errors.Is(err, pgx.ErrNoRows):
 	case err != nil:
 		return Client{}, err
-	case messages.ProviderType(typ) != messages.ProviderStatic && Moved(old, c):
+	case messages.ProviderType(typ) != messages.ProviderStatic && moves(old, c):
 		if c.ClientSecret.IsZero() && secretSet {
 			return Client{}, ErrSecretRequired
 		}
