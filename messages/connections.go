@@ -39,7 +39,15 @@ type Connection struct {
 	LastRefreshedAt *time.Time       `json:"last_refreshed_at"`
 	ExpiresAt       *time.Time       `json:"expires_at"`
 	Attention       *Attention       `json:"attention,omitempty"`
-	Metadata        map[string]any   `json:"metadata"`
+	// Failure says why a failed or expired connection ended, in the
+	// broker's words.
+	Failure  *Attention     `json:"failure,omitempty"`
+	Metadata map[string]any `json:"metadata"`
+	// Config is what the Gateway needs to call the provider's API that is
+	// not a secret: values the provider returned with the tokens or on the
+	// callback (Salesforce instance_url, QuickBooks realmId), and the
+	// non-secret fields of a static credential its strategy does not apply.
+	Config map[string]string `json:"config,omitempty"`
 }
 
 // Attention says why a connection needs its user again, and since when.

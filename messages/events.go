@@ -13,10 +13,12 @@ const (
 	EventRecovered         EventType = "recovered"
 	EventRevoked           EventType = "revoked"
 	EventFailed            EventType = "failed"
+	// EventExpired: a consent was not finished within its link's lifetime.
+	EventExpired EventType = "expired"
 )
 
 // EventTypes lists every event type, in lifecycle order.
-var EventTypes = []EventType{EventCreated, EventActive, EventRefreshed, EventAttentionRequired, EventRecovered, EventRevoked, EventFailed}
+var EventTypes = []EventType{EventCreated, EventActive, EventRefreshed, EventAttentionRequired, EventRecovered, EventRevoked, EventFailed, EventExpired}
 
 // FullType is the value of Event.Type: nexus.connection.<type>.v1.
 func (t EventType) FullType() string { return "nexus.connection." + string(t) + ".v1" }
@@ -37,4 +39,31 @@ type Event struct {
 type Reason struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+}
+
+// ProviderEventType is the last token of a provider event subject.
+type ProviderEventType string
+
+const (
+	// ProviderEventMisconfigured: the token endpoint refused the broker's
+	// client itself (invalid_client): the operator must fix the
+	// registration. Its connections are left as they are.
+	ProviderEventMisconfigured ProviderEventType = "misconfigured"
+	// ProviderEventRecovered: a token request succeeded again, or the
+	// registration was changed, after misconfigured.
+	ProviderEventRecovered ProviderEventType = "recovered"
+)
+
+// FullType is the value of ProviderEvent.Type: nexus.provider.<type>.v1.
+func (t ProviderEventType) FullType() string { return "nexus.provider." + string(t) + ".v1" }
+
+// ProviderEvent is the body of a provider event on stream NEXUS_EVENTS;
+// its ID is also the Nats-Msg-Id header.
+type ProviderEvent struct {
+	ID         string    `json:"id"`
+	Type       string    `json:"type"`
+	ProviderID string    `json:"provider_id"`
+	Provider   string    `json:"provider"`
+	OccurredAt time.Time `json:"occurred_at"`
+	Reason     *Reason   `json:"reason,omitempty"`
 }

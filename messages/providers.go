@@ -79,8 +79,103 @@ type Provider struct {
 	// submitted credentials before accepting them.
 	Verification *Verification `json:"verification,omitempty"`
 
+	// Quirks are how this provider departs from RFC 6749, as data (a
+	// catalog template sets them; an operator may too).
+	Quirks *Quirks `json:"quirks,omitempty"`
+	// Template names the catalog template the provider was created from,
+	// and Params the values its placeholders took (a tenant, a subdomain).
+	// On providers.create, Template fills every field the request leaves
+	// out; the request's own fields win.
+	Template string            `json:"template,omitempty"`
+	Params   map[string]string `json:"params,omitempty"`
+	// Health is the vault's view of the provider's client registration:
+	// misconfigured after the token endpoint refused the client itself
+	// (invalid_client), until a token request succeeds again or the
+	// registration changes. Read-only.
+	Health *ProviderHealth `json:"health,omitempty"`
+
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Quirks are the ways a provider's token endpoint bends RFC 6749, as data.
+// The zero value is a provider that follows it.
+type Quirks struct {
+	// PermanentErrors are token endpoint error codes that mean the user's
+	// grant is gone, besides invalid_grant and unauthorized_client (Slack's
+	// invalid_refresh_token, token_revoked). They are kept and published as
+	// the reason's code.
+	PermanentErrors []string `json:"permanent_errors,omitempty"`
+	// ExpiresInUnit is "s" (the default) or "ms": the unit of expires_in.
+	ExpiresInUnit string `json:"expires_in_unit,omitempty"`
+	// TokenPath is the dotted path of the JSON object that holds
+	// access_token, refresh_token, expires_in and scope, when it is not the
+	// top level (Slack user tokens: "authed_user").
+	TokenPath string `json:"token_path,omitempty"`
+	// OKField: success is a boolean "ok" in the body and an error is
+	// {"ok": false, "error": code} on HTTP 200 (Slack).
+	OKField bool `json:"ok_field,omitempty"`
+	// ConfigFromToken maps a config key to the dotted path of a token
+	// response field kept as the connection's non-secret config
+	// (Salesforce {"instance_url": "instance_url"}).
+	ConfigFromToken map[string]string `json:"config_from_token,omitempty"`
+	// ConfigFromCallback maps a config key to a query parameter of the
+	// authorization response kept as config (QuickBooks realmId, Zoho
+	// accounts-server, Shopify shop).
+	ConfigFromCallback map[string]string `json:"config_from_callback,omitempty"`
+	// KeepAliveSeconds: refresh at least this often even while the access
+	// token is valid, for providers that kill refresh tokens left unused.
+	KeepAliveSeconds int `json:"keep_alive_seconds,omitempty"`
+}
+
+// Provider health statuses.
+const (
+	ProviderHealthy       = "ok"
+	ProviderMisconfigured = "misconfigured"
+)
+
+// ProviderHealth says whether the provider's token endpoint accepts the
+// broker's client registration.
+type ProviderHealth struct {
+	Status string `json:"status"`
+	// Code is the token endpoint's error code (invalid_client) when
+	// misconfigured.
+	Code  string     `json:"code,omitempty"`
+	Since *time.Time `json:"since,omitempty"`
+}
+
+// Template is a catalog entry: a provider document with placeholders
+// ({{param}}) in its strings, the params an operator supplies, and notes.
+type Template struct {
+	Name        string          `json:"name"`
+	DisplayName string          `json:"display_name"`
+	Description string          `json:"description,omitempty"`
+	Docs        string          `json:"docs,omitempty"`
+	Params      []TemplateParam `json:"params,omitempty"`
+	// Provider is the document the template fills in: everything but the
+	// client's id and secret.
+	Provider json.RawMessage `json:"provider"`
+}
+
+// TemplateParam is a value a template needs from the operator.
+type TemplateParam struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Default     string `json:"default,omitempty"`
+	Required    bool   `json:"required,omitempty"`
+	// Pattern, when set, is a regular expression the value must match
+	// whole (a subdomain, a tenant id), so a value cannot change a URL's host.
+	Pattern string `json:"pattern,omitempty"`
+}
+
+// TemplateRef names a catalog template (providers.templates.get).
+type TemplateRef struct {
+	Template string `json:"template"`
+}
+
+// ListTemplatesReply lists the catalog (providers.templates.list).
+type ListTemplatesReply struct {
+	Templates []Template `json:"templates"`
 }
 
 // LogValue keeps the client secret out of logs.

@@ -36,6 +36,9 @@ const (
 	// SubjectKeysStatus: what is sealed under each encryption key, and
 	// whether a key rotation is complete (admin relays the vault's answer).
 	SubjectKeysStatus = "v1.admin.keys.status"
+	// The provider catalog: templates providers.create can start from.
+	SubjectProvidersTemplatesList = "v1.admin.providers.templates.list"
+	SubjectProvidersTemplatesGet  = "v1.admin.providers.templates.get"
 
 	// Internal, handshake -> vault (vault.go): start, fail and complete a
 	// consent. Not for the Gateway; deploy/nats grants them to the handshake.
@@ -96,7 +99,16 @@ const (
 	// EventSubjectPrefix, after the prefix, precedes the event type:
 	// nexus.events.connection.<type>.
 	EventSubjectPrefix = "events.connection."
+	// ProviderEventSubjectPrefix precedes a provider event's type:
+	// nexus.events.provider.<type> (ProviderEventType).
+	ProviderEventSubjectPrefix = "events.provider."
 )
+
+// ProviderEventSubject is the subject a provider event of this type is
+// published on.
+func ProviderEventSubject(prefix string, t ProviderEventType) string {
+	return Subject(prefix, ProviderEventSubjectPrefix+string(t))
+}
 
 // EventSubject is the subject an event of this type is published on.
 func EventSubject(prefix string, t EventType) string {

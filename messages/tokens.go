@@ -58,6 +58,8 @@ type Credential struct {
 	ExpiresAt   *time.Time     `json:"expires_at,omitempty"`
 	Scopes      []string       `json:"scopes"`
 	Strategy    Strategy       `json:"strategy"`
+	// Config is the connection's non-secret config (Connection.Config).
+	Config map[string]string `json:"config,omitempty"`
 }
 
 // LogValue keeps a Credential's secrets out of logs: only its identity is printed.

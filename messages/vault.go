@@ -38,7 +38,15 @@ type VaultExchange struct {
 	// Confirm, for a consent begun with require_confirmation, keeps the
 	// tokens aside until the Gateway confirms.
 	Confirm *Confirmation `json:"confirm,omitempty"`
+	// CallbackParams are the authorization response's other query
+	// parameters (not code, state, iss or error*), at most
+	// MaxCallbackParams of them: the vault keeps those the provider's
+	// quirks name as the connection's config (QuickBooks realmId).
+	CallbackParams map[string]string `json:"callback_params,omitempty"`
 }
+
+// MaxCallbackParams bounds VaultExchange.CallbackParams.
+const MaxCallbackParams = 16
 
 // Confirmation is how a consent waits for the Gateway's confirmation: the
 // SHA-256 of the one-time value the handshake gave the browser (the value
@@ -89,6 +97,8 @@ type VaultClient struct {
 	// optional verification request.
 	CredentialSchema json.RawMessage `json:"credential_schema,omitempty"`
 	Verification     *Verification   `json:"verification,omitempty"`
+	// Quirks of the token endpoint (Provider.Quirks).
+	Quirks *Quirks `json:"quirks,omitempty"`
 }
 
 // LogValue keeps the client secret out of logs.
@@ -98,8 +108,9 @@ func (v VaultClient) LogValue() slog.Value {
 
 // VaultClientReply confirms what the vault holds for a provider.
 type VaultClientReply struct {
-	ProviderID      string `json:"provider_id"`
-	ClientSecretSet bool   `json:"client_secret_set"`
+	ProviderID      string          `json:"provider_id"`
+	ClientSecretSet bool            `json:"client_secret_set"`
+	Health          *ProviderHealth `json:"health,omitempty"`
 }
 
 // VaultClientRef names a provider's client registration (clients.delete).
