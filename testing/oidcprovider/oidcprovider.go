@@ -123,6 +123,7 @@ type Server struct {
 	delay           time.Duration
 	slowSuccess     time.Duration
 	mutateIDToken   []func(map[string]any)
+	formResponses   int
 	rewriteResponse []func(map[string]any)
 	foreignKey      *rsa.PrivateKey
 	tokenRequests   int
@@ -371,6 +372,15 @@ func (s *Server) RewriteNextTokenResponse(f func(body map[string]any)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rewriteResponse = append(s.rewriteResponse, f)
+}
+
+// FormNextTokenResponse makes the next successful /token response an
+// application/x-www-form-urlencoded body instead of JSON (after any
+// rewrite), as GitHub answers a client that asks for no JSON.
+func (s *Server) FormNextTokenResponse() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.formResponses++
 }
 
 // MintRefreshToken stores a new, valid refresh-token grant for clientID with
@@ -771,6 +781,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		rewrite = s.rewriteResponse[0]
 		s.rewriteResponse = s.rewriteResponse[1:]
 	}
+	asForm := s.formResponses > 0
+	if asForm {
+		s.formResponses--
+		if rewrite == nil {
+			rewrite = func(map[string]any) {}
+		}
+	}
 	s.mu.Unlock()
 	if rewrite == nil {
 		s.provider.WriteAccessResponse(ctx, w, ar, resp)
@@ -779,6 +796,18 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	// What fosite's WriteAccessResponse does, over a rewritten body.
 	body := maps.Clone(resp.ToMap())
 	rewrite(body)
+	if asForm {
+		// As GitHub answers a client that sends no Accept header.
+		form := url.Values{}
+		for k, v := range body {
+			form.Set(k, fmt.Sprint(v))
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Type", "application/x-www-form-urlencoded")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(form.Encode()))
+		return
+	}
 	js, err := json.Marshal(body)
 	if err != nil {
 		s.provider.WriteAccessError(ctx, w, ar, fosite.ErrServerError.WithWrap(err))

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/nexus-broker/nexus/messages"
 
 	"github.com/nexus-broker/nexus/shared/egress"
 )
@@ -24,11 +27,17 @@ const (
 	// Permanent: the grant is gone (invalid_grant, unauthorized_client). Only
 	// the user can fix it by consenting again.
 	Permanent
-	// Rejected: any other refusal (invalid_client, invalid_request, a
-	// malformed response). Usually a configuration problem.
+	// Rejected: any other refusal (invalid_request, invalid_scope, a
+	// malformed response). The same 4xx refusal repeated becomes the
+	// user's problem (refresh decides: a provider that says "refresh token
+	// already claimed" with invalid_request).
 	Rejected
 	// InvalidIDToken: the id_token is missing or fails verification.
 	InvalidIDToken
+	// Misconfigured: the token endpoint refused the broker's client itself
+	// (invalid_client). The operator must fix the registration; the
+	// users' grants are not in question.
+	Misconfigured
 )
 
 // Sentinels for errors.Is on an *Error's kind.
@@ -37,6 +46,7 @@ var (
 	ErrPermanent      = &Error{Kind: Permanent}
 	ErrRejected       = &Error{Kind: Rejected}
 	ErrInvalidIDToken = &Error{Kind: InvalidIDToken}
+	ErrMisconfigured  = &Error{Kind: Misconfigured}
 )
 
 // Error is a failure talking to a provider. Code is the provider's OAuth
@@ -74,8 +84,15 @@ func (e *Error) Is(target error) bool {
 }
 
 // PermanentCodes are the OAuth error codes that mean the grant is gone
-// (docs/ARCHITECTURE.md, invariants 6).
+// (docs/ARCHITECTURE.md, invariants 6); a provider's quirks add its own
+// (Quirks.PermanentErrors).
 var PermanentCodes = map[string]bool{"invalid_grant": true, "unauthorized_client": true}
+
+// Refusal reports whether e is the provider refusing a request (an HTTP 4xx
+// other than 429 with an answer), as opposed to failing to answer.
+func (e *Error) Refusal() bool {
+	return e.Status >= 400 && e.Status < 500 && e.Status != http.StatusTooManyRequests
+}
 
 // tokenErrors are the token endpoint's error codes (RFC 6749 section 5.2,
 // RFC 8628, RFC 9449): the only ones kept. Nothing else a provider writes
@@ -86,32 +103,35 @@ var tokenErrors = map[string]bool{
 	"invalid_dpop_proof": true, "use_dpop_nonce": true, "server_error": true, "temporarily_unavailable": true,
 }
 
-// tokenErrorCode is code when it is a token endpoint error code, else
-// "provider_error" (or "" for none).
-func tokenErrorCode(code string) string {
+// tokenErrorCode is code when it is a token endpoint error code or one the
+// provider's quirks name, else "provider_error" (or "" for none).
+func tokenErrorCode(code string, q messages.Quirks) string {
 	switch {
 	case code == "":
 		return ""
-	case tokenErrors[code]:
+	case tokenErrors[code], slices.Contains(q.PermanentErrors, code):
 		return code
 	}
 	return "provider_error"
 }
 
-// classify turns an x/oauth2 or transport error into an *Error.
-func classify(endpoint string, err error) *Error {
+// classify turns an x/oauth2 or transport error into an *Error, with the
+// provider's quirks saying which codes are permanent besides the RFC's.
+func classify(endpoint string, err error, q messages.Quirks) *Error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		e := &Error{Endpoint: endpoint, Code: tokenErrorCode(re.ErrorCode), Err: errors.New("provider error response")}
+		e := &Error{Endpoint: endpoint, Code: tokenErrorCode(re.ErrorCode, q), Err: errors.New("provider error response")}
 		if re.Response != nil {
 			e.Status = re.Response.StatusCode
 			e.RetryAfter = retryAfter(re.Response.Header, time.Now())
 		}
 		switch {
-		case e.Status == http.StatusTooManyRequests || e.Status >= 500:
+		case e.Status == http.StatusTooManyRequests || e.Status >= 500 || re.ErrorCode == "temporarily_unavailable" || re.ErrorCode == "server_error":
 			e.Kind = Transient
-		case PermanentCodes[re.ErrorCode]:
+		case PermanentCodes[re.ErrorCode] || slices.Contains(q.PermanentErrors, re.ErrorCode):
 			e.Kind = Permanent
+		case re.ErrorCode == "invalid_client":
+			e.Kind = Misconfigured
 		default:
 			e.Kind = Rejected
 		}

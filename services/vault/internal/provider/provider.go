@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -85,17 +84,22 @@ func (c *Client) config(cl Registration, redirectURI string, scopes []string) *o
 	}
 }
 
-func (c *Client) ctx(ctx context.Context) context.Context {
-	return context.WithValue(ctx, oauth2.HTTPClient, c.http)
+// ctx makes x/oauth2 send the request through the egress guard, with the
+// response normalised as cl's quirks say and what x/oauth2 drops noted in got.
+func (c *Client) ctx(ctx context.Context, cl Registration, got *reading) context.Context {
+	hc := *c.http
+	hc.Transport = &normalizer{base: c.http.Transport, quirks: cl.Quirks, got: got}
+	return context.WithValue(ctx, oauth2.HTTPClient, &hc)
 }
 
 // Exchange redeems an authorization code with its PKCE verifier. For an OIDC
 // provider it verifies the id_token (signature, iss, aud, exp, nonce,
 // at_hash), which it then drops: the id_token is never stored or returned.
 func (c *Client) Exchange(ctx context.Context, cl Registration, r ExchangeRequest) (Tokens, error) {
-	tok, err := c.config(cl, r.RedirectURI, r.Scopes).Exchange(c.ctx(ctx), r.Code, oauth2.VerifierOption(r.Verifier))
+	var got reading
+	tok, err := c.config(cl, r.RedirectURI, r.Scopes).Exchange(c.ctx(ctx, cl, &got), r.Code, oauth2.VerifierOption(r.Verifier))
 	if err != nil {
-		return Tokens{}, classify("token", err)
+		return Tokens{}, classify("token", err, cl.Quirks)
 	}
 	if cl.Type == messages.ProviderOIDC {
 		raw, _ := tok.Extra("id_token").(string)
@@ -108,7 +112,7 @@ func (c *Client) Exchange(ctx context.Context, cl Registration, r ExchangeReques
 			return Tokens{}, &Error{Kind: InvalidIDToken, Endpoint: "token", Err: errors.New("the token response has no id_token although openid was requested")}
 		}
 	}
-	return tokens(tok, r.Scopes, cl.DefaultLifetime, c.now()), nil
+	return tokens(tok, got, r.Scopes, cl.DefaultLifetime, c.now()), nil
 }
 
 // Refresh redeems a refresh token. A response without a refresh token
@@ -118,36 +122,42 @@ func (c *Client) Refresh(ctx context.Context, cl Registration, refresh secret.Va
 		return Tokens{}, &Error{Kind: Permanent, Endpoint: "token", Code: "no_refresh_token", Err: errors.New("no refresh token is stored")}
 	}
 	// An expired token with only a refresh token makes the source refresh.
-	src := c.config(cl, "", nil).TokenSource(c.ctx(ctx), &oauth2.Token{RefreshToken: refresh.Reveal(), Expiry: time.Unix(1, 0)})
+	var got reading
+	src := c.config(cl, "", nil).TokenSource(c.ctx(ctx, cl, &got), &oauth2.Token{RefreshToken: refresh.Reveal(), Expiry: time.Unix(1, 0)})
 	tok, err := src.Token()
 	if err != nil {
-		return Tokens{}, classify("token", err)
+		return Tokens{}, classify("token", err, cl.Quirks)
 	}
-	t := tokens(tok, nil, cl.DefaultLifetime, c.now())
+	t := tokens(tok, got, nil, cl.DefaultLifetime, c.now())
 	if tok.RefreshToken == refresh.Reveal() {
 		t.Refresh = "" // x/oauth2 copies the old one in when none came back
 	}
 	return t, nil
 }
 
-// tokens turns x/oauth2's token into the vault's. x/oauth2 reads expires_in
-// given as a JSON number or as a string of digits ("3600") into Expiry, and
-// leaves Expiry zero when expires_in is missing, null or 0. A renewable
-// token (one that came with a refresh token) is then taken to live for the
-// provider's default lifetime, so it is refreshed in time rather than used
-// until the API refuses it. A token without expires_in nor refresh token
-// keeps no expiry: such providers (GitHub OAuth apps) issue tokens that
-// live until revoked, and inventing an expiry would send the connection to
-// attention_required for nothing.
-func tokens(tok *oauth2.Token, requested []string, defaultLifetime time.Duration, now time.Time) Tokens {
+// tokens turns x/oauth2's token into the vault's. expires_in is read from
+// the response itself (got), as a JSON number or a string of digits, in
+// the unit the quirks say: x/oauth2 collapses 0 into "absent". An absent
+// expires_in on a renewable token (one that came with a refresh token)
+// takes the provider's default lifetime, so it is refreshed in time rather
+// than used until the API refuses it. expires_in 0 is the provider saying
+// the token does not expire (Mailchimp): no lifetime is invented for it,
+// nor for a token with neither expires_in nor refresh token (GitHub OAuth
+// apps), which would send the connection to attention_required for nothing.
+func tokens(tok *oauth2.Token, got reading, requested []string, defaultLifetime time.Duration, now time.Time) Tokens {
 	t := Tokens{
 		Access:    secret.Value(tok.AccessToken),
 		Refresh:   secret.Value(tok.RefreshToken),
 		TokenType: tok.Type(),
 		Scopes:    requested,
+		Config:    got.config,
 	}
-	exp := tok.Expiry
-	if exp.IsZero() && tok.RefreshToken != "" {
+	var exp time.Time
+	switch {
+	case got.expiresIn != nil && *got.expiresIn > 0:
+		exp = now.Add(time.Duration(*got.expiresIn) * time.Second)
+	case got.expiresIn != nil:
+	case tok.RefreshToken != "":
 		if defaultLifetime <= 0 {
 			defaultLifetime = time.Hour
 		}
@@ -161,24 +171,13 @@ func tokens(tok *oauth2.Token, requested []string, defaultLifetime time.Duration
 		t.Scopes = strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' })
 	}
 	for _, k := range []string{"refresh_token_expires_in", "refresh_expires_in"} {
-		if secs, ok := number(tok.Extra(k)); ok && secs > 0 {
+		if secs, ok := seconds(tok.Extra(k), false); ok && secs > 0 {
 			e := now.Add(time.Duration(secs) * time.Second).UTC().Truncate(time.Microsecond)
 			t.RefreshExpires = &e
 			break
 		}
 	}
 	return t
-}
-
-func number(v any) (int64, bool) {
-	switch n := v.(type) {
-	case float64:
-		return int64(n), true
-	case string:
-		i, err := strconv.ParseInt(n, 10, 64)
-		return i, err == nil
-	}
-	return 0, false
 }
 
 var signingAlgs = []string{oidc.RS256, oidc.RS384, oidc.RS512, oidc.ES256, oidc.ES384, oidc.ES512, oidc.PS256, oidc.PS384, oidc.PS512, oidc.EdDSA}

@@ -56,7 +56,7 @@ func TestExpiresInForms(t *testing.T) {
 		{name: "missing: vault default", rewrite: func(b map[string]any) { delete(b, "expires_in") }, want: time.Hour},
 		{name: "missing: provider default", rewrite: func(b map[string]any) { delete(b, "expires_in") }, lifetimeSec: 900, want: 15 * time.Minute},
 		{name: "null", rewrite: func(b map[string]any) { b["expires_in"] = nil }, want: time.Hour},
-		{name: "zero", rewrite: func(b map[string]any) { b["expires_in"] = 0 }, want: time.Hour},
+		{name: "zero: does not expire", rewrite: func(b map[string]any) { b["expires_in"] = 0 }, want: 0},
 		{name: "refresh_token_expires_in as string", rewrite: func(b map[string]any) { b["refresh_token_expires_in"] = "600" }, want: time.Hour, wantRefresh: 10 * time.Minute},
 		{name: "refresh_expires_in (Keycloak)", rewrite: func(b map[string]any) { b["refresh_expires_in"] = 600 }, want: time.Hour, wantRefresh: 10 * time.Minute},
 	}
@@ -79,7 +79,7 @@ func TestExpiresInForms(t *testing.T) {
 			near := func(at *time.Time, d time.Duration) bool {
 				return at != nil && !at.Before(before.Add(d-time.Second)) && !at.After(time.Now().Add(d+time.Second))
 			}
-			if !near(got.ExpiresAt, tt.want) {
+			if tt.want == 0 && got.ExpiresAt != nil || tt.want != 0 && !near(got.ExpiresAt, tt.want) {
 				t.Fatalf("expires_at = %v, want now + %v", got.ExpiresAt, tt.want)
 			}
 			if tt.wantRefresh == 0 && got.RefreshExpires != nil || tt.wantRefresh != 0 && !near(got.RefreshExpires, tt.wantRefresh) {

@@ -40,7 +40,7 @@ func (c *Client) Revoke(ctx context.Context, cl Registration, token secret.Value
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return classify("revocation", err)
+		return classify("revocation", err, cl.Quirks)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

@@ -25,6 +25,8 @@ type Registration struct {
 	// DefaultLifetime is how long an access token is taken to live when a
 	// renewable token's response has no expires_in.
 	DefaultLifetime time.Duration
+	// Quirks: how the token endpoint bends RFC 6749.
+	Quirks messages.Quirks
 }
 
 // LogValue keeps the client secret out of logs.
@@ -43,6 +45,8 @@ type Tokens struct {
 	// Scopes granted: the response's scope, else what was requested (nil
 	// on a refresh that did not say).
 	Scopes []string
+	// Config: the non-secret values the quirks name (ConfigFromToken).
+	Config map[string]string
 }
 
 // LogValue keeps the tokens out of logs.
