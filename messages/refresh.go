@@ -73,9 +73,11 @@ type OutboxClaim struct {
 	LeaseSeconds int    `json:"lease_seconds"`
 }
 
-// OutboxClaimReply carries the events to publish, oldest first.
+// OutboxClaimReply carries the events to publish, oldest first: connection
+// lifecycle events, and provider events (ProviderEvent) apart.
 type OutboxClaimReply struct {
-	Events []Event `json:"events"`
+	Events         []Event         `json:"events"`
+	ProviderEvents []ProviderEvent `json:"provider_events,omitempty"`
 }
 
 // OutboxAck marks events as published.

@@ -171,6 +171,7 @@ func TestTokenEndpointRedirect(t *testing.T) {
 			http.Redirect(w, r, target.URL+"/token", http.StatusTemporaryRedirect)
 		})
 		e.providerAnswersAt(redirector.URL + "/token")
+		e.backoffPassed(c.ConnectionID)
 		err := e.call(messages.SubjectTokensRefresh, messages.TokenRequest{ConnectionID: c.ConnectionID}, nil)
 		wantCode(t, err, messages.ErrProviderError)
 		if !strings.Contains(err.Error(), "HTTP 307") {

@@ -325,6 +325,15 @@ func wantCode(t *testing.T, err error, want *messages.Error) {
 	}
 }
 
+// backoffPassed ends the connection's backoff after failed refreshes, as
+// the time passing would: its next refresh calls the provider.
+func (e *env) backoffPassed(id string) {
+	e.t.Helper()
+	if _, err := e.pool.Exec(context.Background(), "update vault.connections set retry_not_before = null where id = $1", id); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 func intp(v int) *int { return &v }
 
 func b64(k []byte) string { return base64.StdEncoding.EncodeToString(k) }

@@ -43,7 +43,7 @@ func TestHousekeep(t *testing.T) {
 	}
 
 	stale := newPending()
-	evs, err := st.ClaimOutbox(ctx, "relay", 10, time.Minute)
+	evs, _, err := st.ClaimOutbox(ctx, "relay", 10, time.Minute)
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("claim: %v, %d events", err, len(evs))
 	}

@@ -2,6 +2,11 @@ package vault
 
 import (
 	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nexus-broker/nexus/messages"
 
 	"github.com/nexus-broker/nexus/services/vault/internal/api"
 	"github.com/nexus-broker/nexus/services/vault/internal/guard"
@@ -17,8 +22,17 @@ import (
 // where every call goes through the guard (a bound on the calls in flight
 // per provider and a circuit breaker per provider).
 type providers struct {
-	c     *provider.Client
-	guard *guard.Guard
+	c      *provider.Client
+	guard  *guard.Guard
+	health healthStore
+	log    *slog.Logger
+}
+
+// healthStore records whether a provider's token endpoint accepts the
+// broker's client.
+type healthStore interface {
+	MarkMisconfigured(ctx context.Context, c store.Client, code string) (bool, error)
+	MarkHealthy(ctx context.Context, c store.Client) (bool, error)
 }
 
 var (
@@ -32,6 +46,7 @@ func (p providers) Exchange(ctx context.Context, cl store.Client, r provider.Exc
 		t, err = p.c.Exchange(ctx, registration(cl), r)
 		return err
 	})
+	p.noteHealth(ctx, cl, err)
 	return storedTokens(t), err
 }
 
@@ -44,6 +59,7 @@ func (p providers) Refresh(ctx context.Context, cl store.Client, refreshToken se
 		t, err = p.c.Refresh(ctx, registration(cl), refreshToken)
 		return err
 	})
+	p.noteHealth(ctx, cl, err)
 	return storedTokens(t), err
 }
 
@@ -53,7 +69,41 @@ func (p providers) Revoke(ctx context.Context, cl store.Client, token secret.Val
 	})
 }
 
+// noteHealth marks the provider misconfigured when its token endpoint
+// refused the client itself, and healthy again when a token request of a
+// misconfigured one succeeds. Failing to record it changes nothing of the
+// call's outcome.
+func (p providers) noteHealth(ctx context.Context, cl store.Client, err error) {
+	var (
+		changed bool
+		herr    error
+	)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	switch {
+	case errors.Is(err, provider.ErrMisconfigured):
+		var pe *provider.Error
+		errors.As(err, &pe)
+		changed, herr = p.health.MarkMisconfigured(ctx, cl, pe.Code)
+		if changed {
+			p.log.Error("the provider's token endpoint refused the broker's client: fix its registration", "provider_id", cl.ProviderID, "code", pe.Code)
+		}
+	case err == nil && cl.Health != nil:
+		changed, herr = p.health.MarkHealthy(ctx, cl)
+		if changed {
+			p.log.Info("the provider's token endpoint accepts the broker's client again", "provider_id", cl.ProviderID)
+		}
+	}
+	if herr != nil {
+		p.log.Warn("recording the provider's health failed", "provider_id", cl.ProviderID, "err", herr)
+	}
+}
+
 func registration(cl store.Client) provider.Registration {
+	var q messages.Quirks
+	if cl.Quirks != nil {
+		q = *cl.Quirks
+	}
 	return provider.Registration{
 		Type:               cl.Type,
 		ClientID:           cl.ClientID,
@@ -64,6 +114,7 @@ func registration(cl store.Client) provider.Registration {
 		RevocationEndpoint: cl.RevocationEndpoint,
 		JWKSURI:            cl.JWKSURI,
 		DefaultLifetime:    cl.TokenLifetime(),
+		Quirks:             q,
 	}
 }
 

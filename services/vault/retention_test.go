@@ -89,7 +89,7 @@ func TestHousekeepPrunesEndedConnections(t *testing.T) {
 	})
 	// Every event is published but the revocation of waiting.
 	change(waiting, revoke)
-	evs, err := st.ClaimOutbox(ctx, "relay", 1000, time.Minute)
+	evs, _, err := st.ClaimOutbox(ctx, "relay", 1000, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestHousekeepKeepsAReopenedConnection(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	evs, _ := st.ClaimOutbox(ctx, "relay", 10, time.Minute)
+	evs, _, _ := st.ClaimOutbox(ctx, "relay", 10, time.Minute)
 	for _, ev := range evs {
 		if _, err := st.AckOutbox(ctx, []string{ev.ID}); err != nil {
 			t.Fatal(err)

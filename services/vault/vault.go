@@ -80,6 +80,10 @@ type Config struct {
 	// in PostgreSQL across replicas. The zero value is no limit; LoadConfig
 	// gives the defaults.
 	RefreshLimits ratelimit.Limits
+	// Refusals is when the same 4xx refusal of a refresh, repeated, needs
+	// the user: REFRESH_REFUSALS (default 3) in a row over at least
+	// REFRESH_REFUSAL_WINDOW (default 5m). The zero value is the default.
+	Refusals refresh.Refusals
 	// EndedRetention is ENDED_CONNECTION_RETENTION (default 720h, at least
 	// 1h): how long a failed, expired or revoked connection is kept after
 	// its last change before it is deleted. Zero means the default.
@@ -131,7 +135,7 @@ func (c Config) LogValue() slog.Value {
 
 // LoadConfig reads the vault's variables: the common ones, DATABASE_URL,
 // ENCRYPTION_KEY, ENCRYPTION_KEYS_PREVIOUS, ENCRYPTION_CANARY_RECREATE,
-// REFRESH_LEAD_TIME, the limits of
+// REFRESH_LEAD_TIME, REFRESH_REFUSALS, REFRESH_REFUSAL_WINDOW, the limits of
 // tokens.refresh, ENDED_CONNECTION_RETENTION, AUDIT_RETENTION and
 // PROVIDER_PRIVATE_NETWORKS. Problems are collected in l.
 func LoadConfig(l *config.Loader) Config {
@@ -161,6 +165,10 @@ func LoadConfig(l *config.Loader) Config {
 			PerWorkspace: ratelimit.Load(l, "TOKENS_REFRESH_RATE_PER_WORKSPACE", DefaultRefreshRatePerWorkspace),
 		},
 		EndedRetention: l.Duration("ENDED_CONNECTION_RETENTION", store.DefaultEndedRetention),
+		Refusals: refresh.Refusals{
+			Count:  l.Int("REFRESH_REFUSALS", refresh.DefaultRefusals.Count, 1),
+			Window: l.Duration("REFRESH_REFUSAL_WINDOW", refresh.DefaultRefusals.Window),
+		},
 	}
 	if c.DatabaseURL != "" {
 		if err := pg.CheckURL(c.DatabaseURL); err != nil {
@@ -174,6 +182,9 @@ func LoadConfig(l *config.Loader) Config {
 	}
 	if c.RefreshLead <= 0 || c.RefreshLead > 24*time.Hour {
 		l.Problem("REFRESH_LEAD_TIME", "must be between 1s and 24h")
+	}
+	if c.Refusals.Window < 0 || c.Refusals.Window > 30*24*time.Hour {
+		l.Problem("REFRESH_REFUSAL_WINDOW", "must be between 0 and 720h")
 	}
 	if c.EndedRetention < store.MinEndedRetention {
 		l.Problem("ENDED_CONNECTION_RETENTION", "must be at least %s", store.MinEndedRetention)
@@ -320,7 +331,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	// Every request to a provider-side URL goes through one egress guard.
 	out := egress.New(egress.Options{Private: cfg.ProviderNetworks})
-	prov := providers{c: provider.New(out, nil), guard: guard.New(guard.Config{
+	prov := providers{c: provider.New(out, nil), health: st, log: log, guard: guard.New(guard.Config{
 		Concurrency: cfg.ProviderConcurrency, Trip: cfg.BreakerTrip, CoolDown: cfg.BreakerCoolDown, Log: log})}
 	limit, err := ratelimit.New(ratelimit.Options{
 		Endpoint: "tokens.refresh", Limits: cfg.RefreshLimits, Counter: st, Now: cfg.Now, Log: log, Registerer: s.reg,
@@ -328,7 +339,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if err != nil {
 		return nil, err
 	}
-	h := api.New(api.Deps{Store: st, Provider: prov, Refresher: refresh.New(st, prov, log, cfg.Now), Cache: c, Log: log, Now: cfg.Now,
+	refresher := refresh.New(st, prov, log, cfg.Now)
+	if cfg.Refusals != (refresh.Refusals{}) {
+		refresher.SetRefusals(cfg.Refusals)
+	}
+	h := api.New(api.Deps{Store: st, Provider: prov, Refresher: refresher, Cache: c, Log: log, Now: cfg.Now,
 		Verifier: static.NewVerifier(out, nil), Schemas: static.NewSchemas(), ProviderNetworks: cfg.ProviderNetworks,
 		RefreshLimit: limit, AuditLog: s.audit})
 

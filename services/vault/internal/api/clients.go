@@ -32,13 +32,13 @@ func (h *Handlers) putClient(ctx context.Context, r messages.VaultClient) (messa
 		ClientSecret: secret.Value(r.ClientSecret), ClientAuthMethod: r.ClientAuthMethod, Issuer: r.Issuer,
 		TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint, JWKSURI: r.JWKSURI, Strategy: r.Strategy,
 		DefaultTokenLifetimeSeconds: r.DefaultTokenLifetimeSeconds,
-		CredentialSchema:            r.CredentialSchema, Verification: r.Verification,
+		CredentialSchema:            r.CredentialSchema, Verification: r.Verification, Quirks: r.Quirks,
 	})
 	if err != nil {
 		return messages.VaultClientReply{}, err
 	}
 	h.Log.Info("provider client stored", "client", r)
-	return messages.VaultClientReply{ProviderID: c.ProviderID, ClientSecretSet: c.ClientSecretSet}, nil
+	return messages.VaultClientReply{ProviderID: c.ProviderID, ClientSecretSet: c.ClientSecretSet, Health: c.Health}, nil
 }
 
 // MaxDefaultTokenLifetimeSeconds bounds default_token_lifetime_seconds (a year).
@@ -58,8 +58,16 @@ func validateClient(r *messages.VaultClient, private egress.Networks) error {
 		return bad("default_token_lifetime_seconds must be between 0 (the vault's default, %d) and %d",
 			int(store.DefaultTokenLifetime.Seconds()), MaxDefaultTokenLifetimeSeconds)
 	}
+	if r.Quirks != nil {
+		if err := r.Quirks.Validate(); err != nil {
+			return bad("%v", err)
+		}
+	}
 	switch r.Type {
 	case messages.ProviderStatic:
+		if r.Quirks != nil {
+			return bad("quirks are only for oauth2 and oidc providers")
+		}
 		return validateStatic(r, private)
 	case messages.ProviderOAuth2, messages.ProviderOIDC:
 	default:

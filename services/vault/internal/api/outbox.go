@@ -8,7 +8,7 @@ import (
 )
 
 type outboxStore interface {
-	ClaimOutbox(ctx context.Context, owner string, limit int, lease time.Duration) ([]messages.Event, error)
+	ClaimOutbox(ctx context.Context, owner string, limit int, lease time.Duration) ([]messages.Event, []messages.ProviderEvent, error)
 	AckOutbox(ctx context.Context, ids []string) (int, error)
 }
 
@@ -18,11 +18,11 @@ func (h *Handlers) claimOutbox(ctx context.Context, r messages.OutboxClaim) (mes
 	if err := validateClaim(r.Owner, r.Limit, r.LeaseSeconds); err != nil {
 		return messages.OutboxClaimReply{}, err
 	}
-	evs, err := h.Store.ClaimOutbox(ctx, r.Owner, r.Limit, time.Duration(r.LeaseSeconds)*time.Second)
+	evs, pevs, err := h.Store.ClaimOutbox(ctx, r.Owner, r.Limit, time.Duration(r.LeaseSeconds)*time.Second)
 	if err != nil {
 		return messages.OutboxClaimReply{}, err
 	}
-	return messages.OutboxClaimReply{Events: evs}, nil
+	return messages.OutboxClaimReply{Events: evs, ProviderEvents: pevs}, nil
 }
 
 // vault.outbox.ack: JetStream stored these events; never hand them out again.

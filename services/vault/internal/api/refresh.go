@@ -15,7 +15,6 @@ import (
 type refreshStore interface {
 	GetConnection(ctx context.Context, id string) (store.Connection, error)
 	ClaimRefresh(ctx context.Context, owner string, limit int, lease time.Duration) ([]store.DueConnection, error)
-	RecordRefreshFailure(ctx context.Context, id string) (int, error)
 	DeferRefresh(ctx context.Context, id string, until time.Time) error
 	ClearRefreshDue(ctx context.Context, id string) error
 }
@@ -79,8 +78,9 @@ func (h *Handlers) runRefresh(ctx context.Context, r messages.RefreshRun) (messa
 	}
 	res, err := h.Refresher.Refresh(ctx, c.ID, c.ProviderID, refresh.Need{Force: true, SeenVersion: r.TokenVersion})
 	var (
-		na *store.NotActiveError
-		pe *provider.Error
+		na     *store.NotActiveError
+		pe     *provider.Error
+		failed *refresh.FailedError
 	)
 	switch {
 	case err == nil && !res.Refreshed:
@@ -103,26 +103,25 @@ func (h *Handlers) runRefresh(ctx context.Context, r messages.RefreshRun) (messa
 			return messages.RefreshRunReply{}, err
 		}
 		reply.Outcome = messages.RefreshNotNeeded
-	case errors.As(err, &pe) && pe.Kind != provider.Permanent:
-		// Timeouts, 5xx and 429, but also a refusal that is not about the
-		// grant (invalid_client: a registration problem an operator must
-		// fix). Neither is the user's to fix: keep the connection active
-		// and let the refresher back off.
-		// The refresh may have used up the request's deadline; counting the
-		// attempt must not be lost with it, or the backoff would be.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		n, ferr := h.Store.RecordRefreshFailure(rctx, c.ID)
-		cancel()
-		if ferr != nil {
-			return messages.RefreshRunReply{}, ferr
-		}
+	case errors.As(err, &failed) && errors.As(err, &pe):
+		// Timeouts, 5xx and 429, a refusal not (yet) about the grant, or
+		// the client itself refused (invalid_client: the provider is
+		// marked misconfigured for an operator). None is the user's to
+		// fix: the connection stays active and the refresher backs off.
+		// The refresh counted the attempt under the row lock.
 		reply.Outcome = messages.RefreshTransient
-		reply.Attempts = n
-		reply.RetryAfterSeconds = int(math.Ceil(pe.RetryAfter.Seconds()))
+		reply.Attempts = failed.Attempts
+		reply.RetryAfterSeconds = int(math.Ceil(max(pe.RetryAfter, failed.RetryAt.Sub(h.Now())).Seconds()))
 		if pe.Kind != provider.Transient {
 			h.Log.Warn("background refresh refused by the provider; retrying with backoff", "connection_id", c.ID, "provider_id", c.ProviderID, "err", pe)
 			reply.Reason = &messages.Reason{Code: "provider_error", Message: pe.Error()}
 		}
+	case errors.As(err, &pe) && pe.Kind == provider.Transient:
+		// Not tried: the guard's bound or breaker, or another refresh of
+		// this connection that did not finish in time. Nothing was counted.
+		reply.Outcome = messages.RefreshTransient
+		reply.Attempts = max(c.RefreshAttempts, 1)
+		reply.RetryAfterSeconds = int(math.Ceil(pe.RetryAfter.Seconds()))
 	default:
 		return messages.RefreshRunReply{}, err
 	}

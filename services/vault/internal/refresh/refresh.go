@@ -92,6 +92,32 @@ func Satisfies(c store.Connection, need Need, now time.Time) bool {
 	return c.LastRefreshedAt != nil && now.Sub(*c.LastRefreshedAt) < RecentRefresh && c.ExpiresAt.After(now)
 }
 
+// Refusals is when the same 4xx refusal of a refresh, repeated, means the
+// grant is dead whatever code the provider chose (one that answers
+// invalid_request "refresh token already claimed" for ever): Count refusals
+// in a row with the same code, over at least Window.
+type Refusals struct {
+	Count  int
+	Window time.Duration
+}
+
+// DefaultRefusals: three refusals over at least five minutes.
+var DefaultRefusals = Refusals{Count: 3, Window: 5 * time.Minute}
+
+// FailedError is a refresh that failed without settling the connection's
+// fate: Err (a *provider.Error) says why, Attempts how many refreshes in a
+// row have failed, and RetryAt when the provider may be called again.
+type FailedError struct {
+	Err      error
+	Attempts int
+	RetryAt  time.Time
+}
+
+func (e *FailedError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the provider's error.
+func (e *FailedError) Unwrap() error { return e.Err }
+
 // Refresher renews tokens. The store tells the caches about what it
 // changes; the Refresher has nothing to remember.
 type Refresher struct {
@@ -99,6 +125,7 @@ type Refresher struct {
 	provider Provider
 	log      *slog.Logger
 	now      func() time.Time
+	refusals Refusals
 	// owner names this replica in the refreshes it takes; each flight adds
 	// its own number (flight), so that two flights of this replica with
 	// different needs wait for each other as flights of two replicas do.
@@ -115,8 +142,11 @@ func New(st Store, p Provider, log *slog.Logger, now func() time.Time) *Refreshe
 	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	return &Refresher{store: st, provider: p, log: log, now: now, owner: "vault-" + hex.EncodeToString(b)}
+	return &Refresher{store: st, provider: p, log: log, now: now, owner: "vault-" + hex.EncodeToString(b), refusals: DefaultRefusals}
 }
+
+// SetRefusals changes when repeated refusals need the user (DefaultRefusals).
+func (r *Refresher) SetRefusals(rf Refusals) { r.refusals = rf }
 
 // Refresh makes sure connection id (of providerID) has a token meeting need,
 // calling the provider at most once per connection at a time across every
@@ -192,6 +222,21 @@ func (r *Refresher) refresh(ctx context.Context, id, providerID string, need Nee
 				}
 				return &store.NotActiveError{Conn: l.Conn}
 			}
+			// After failures, the provider is called again only once their
+			// backoff has passed, whoever asks: an expired token read in a
+			// loop must not become a refresh storm against a provider that
+			// is already refusing. Meanwhile a token still valid is served.
+			b, err := l.Backoff(ctx)
+			if err != nil {
+				return err
+			}
+			if now.Before(b.Until) {
+				if !need.Force && l.Conn.ExpiresAt != nil && l.Conn.ExpiresAt.After(now) {
+					res = Result{AccessToken: cur.Access}
+					return nil
+				}
+				return &FailedError{Attempts: l.Conn.RefreshAttempts, RetryAt: b.Until, Err: backingOff(b, now)}
+			}
 			// A provider that rotates the refresh token and answers just as
 			// our budget runs out would leave the rotated token unsaved, and
 			// the next refresh would fail with invalid_grant. After a long
@@ -207,7 +252,7 @@ func (r *Refresher) refresh(ctx context.Context, id, providerID string, need Nee
 			if err := l.TakeRefresh(ctx, owner, dl); err != nil {
 				return err
 			}
-			taken = &lease{owner: owner, until: dl, refresh: cur.Refresh, version: l.Conn.TokenVersion}
+			taken = &lease{owner: owner, until: dl, refresh: cur.Refresh, version: l.Conn.TokenVersion, force: need.Force}
 			return nil
 		})
 		if err != nil {
@@ -244,6 +289,7 @@ type lease struct {
 	until   time.Time
 	refresh secret.Value
 	version int64
+	force   bool // a forced refresh: a still-valid token does not answer it
 }
 
 // finishAttempts bounds the tries to store a refresh's result: a rotated
@@ -319,10 +365,7 @@ func (r *Refresher) finish(ctx context.Context, id, providerID string, ls *lease
 				}
 				return &store.NotActiveError{Conn: l.Conn, Cause: perr}
 			default:
-				if err := l.ReleaseRefresh(ctx, ls.owner); err != nil {
-					return err
-				}
-				return perr
+				return r.failed(ctx, l, ls, perr, &res)
 			}
 		})
 		if err == nil || !retryable(err, perr) || attempt == finishAttempts {
@@ -350,11 +393,74 @@ func (r *Refresher) finish(ctx context.Context, id, providerID string, ls *lease
 	return res, nil
 }
 
+// backingOff is what a caller is told while a connection's backoff lasts:
+// what the last failure was, and when the provider is asked again.
+func backingOff(b store.Backoff, now time.Time) *provider.Error {
+	e := &provider.Error{Kind: provider.Transient, Endpoint: "token", RetryAfter: b.Until.Sub(now),
+		Err: errors.New("the last refreshes failed; the provider is asked again after " + b.Until.Format(time.RFC3339))}
+	if b.Refused {
+		e.Kind, e.Code = provider.Rejected, b.Code
+		if e.Code == "" {
+			e.Err = errors.New("the provider refused the last refresh; it is asked again after " + b.Until.Format(time.RFC3339))
+		}
+	}
+	return e
+}
+
+// failed records a refresh that failed without a permanent refusal, under
+// the row lock: the refresh is released, the failure counted and backed off
+// (FailedError). The same 4xx refusal repeated past r.refusals needs the
+// user: attention_required with the provider's code. A refresh that was
+// not forced is answered with the stored token while it is still valid.
+func (r *Refresher) failed(ctx context.Context, l *store.Locked, ls *lease, perr error, res *Result) error {
+	if err := l.ReleaseRefresh(ctx, ls.owner); err != nil {
+		return err
+	}
+	now := r.now()
+	var pe *provider.Error
+	errors.As(perr, &pe)
+	f := store.Failure{}
+	if pe != nil {
+		// A refusal while another flight holds the refresh may be about
+		// its rotation ("already claimed"): it says nothing of the grant.
+		f = store.Failure{Code: pe.Code, RetryAfter: pe.RetryAfter, Refused: pe.Kind != provider.Transient,
+			Counts: pe.Kind == provider.Rejected && pe.Refusal() && !l.Conn.InFlight(ls.owner, now)}
+	}
+	st, err := l.RecordFailure(ctx, f)
+	if err != nil {
+		return err
+	}
+	if f.Counts && r.refusals.Count > 0 && st.RefusalCount >= r.refusals.Count && now.Sub(st.RefusalSince) >= r.refusals.Window {
+		code := f.Code
+		if code == "" {
+			code = "provider_refused"
+		}
+		if err := l.RequireAttention(ctx, messages.Reason{Code: code, Message: "The provider refused to renew access " +
+			strconv.Itoa(st.RefusalCount) + " times in a row since " + st.RefusalSince.Format(time.RFC3339) + " (" + code + "); the user must connect again."}); err != nil {
+			return err
+		}
+		return &store.NotActiveError{Conn: l.Conn, Cause: perr}
+	}
+	if !ls.force && l.Conn.ExpiresAt != nil && l.Conn.ExpiresAt.After(now) {
+		cur, err := l.Tokens()
+		if err != nil {
+			return err
+		}
+		*res = Result{AccessToken: cur.Access}
+		r.log.Warn("refresh failed; serving the stored token while it is valid", "connection_id", l.Conn.ID, "attempts", st.Attempts, "err", perr)
+		return nil
+	}
+	return &FailedError{Err: perr, Attempts: st.Attempts, RetryAt: st.RetryNotBefore}
+}
+
 // retryable: err is the database failing, not an answer (the connection's
 // status, the provider's refusal passed through).
 func retryable(err, perr error) bool {
-	var na *store.NotActiveError
-	if errors.As(err, &na) || errors.Is(err, store.ErrNotFound) || (perr != nil && errors.Is(err, perr)) {
+	var (
+		na *store.NotActiveError
+		fe *FailedError
+	)
+	if errors.As(err, &na) || errors.As(err, &fe) || errors.Is(err, store.ErrNotFound) || (perr != nil && errors.Is(err, perr)) {
 		return false
 	}
 	return true

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -99,44 +100,70 @@ func (s *Store) PutClient(ctx context.Context, c Client) (Client, error) {
 	if len(c.CredentialSchema) > 0 {
 		schema = c.CredentialSchema
 	}
-	err = tx.QueryRow(ctx, `insert into vault.provider_clients (provider_id, provider_name, type, client_id, client_secret, client_auth_method,
-		issuer, token_endpoint, revocation_endpoint, jwks_uri, strategy, default_token_lifetime_seconds, credential_schema, verification, created_at, updated_at, aliases)
-		values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $14, $15, $12, $12, $16)
+	var quirks any // NULL unless set
+	if c.Quirks != nil {
+		quirks = c.Quirks
+	}
+	// A changed registration is the operator's fix: whatever the token
+	// endpoint said of the old one is no longer known to hold.
+	var wasMisconfigured bool
+	err = tx.QueryRow(ctx, `with old as (select health_code from vault.provider_clients where provider_id = $1)
+		insert into vault.provider_clients (provider_id, provider_name, type, client_id, client_secret, client_auth_method,
+		issuer, token_endpoint, revocation_endpoint, jwks_uri, strategy, default_token_lifetime_seconds, credential_schema, verification, created_at, updated_at, aliases, quirks)
+		values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $14, $15, $12, $12, $16, $17)
 		on conflict (provider_id) do update set provider_name = excluded.provider_name, type = excluded.type,
 			client_id = excluded.client_id, client_secret = coalesce(excluded.client_secret, provider_clients.client_secret),
 			client_auth_method = excluded.client_auth_method, issuer = excluded.issuer, token_endpoint = excluded.token_endpoint,
 			revocation_endpoint = excluded.revocation_endpoint, jwks_uri = excluded.jwks_uri, strategy = excluded.strategy,
 			default_token_lifetime_seconds = excluded.default_token_lifetime_seconds,
 			credential_schema = excluded.credential_schema, verification = excluded.verification, updated_at = excluded.updated_at,
-			aliases = excluded.aliases
-		returning client_secret is not null, created_at, updated_at`,
+			aliases = excluded.aliases, quirks = excluded.quirks, health_code = null, health_since = null
+		returning client_secret is not null, created_at, updated_at, coalesce((select health_code is not null from old), false)`,
 		c.ProviderID, c.ProviderName, string(c.Type), c.ClientID, secret, c.ClientAuthMethod,
 		c.Issuer, c.TokenEndpoint, c.RevocationEndpoint, c.JWKSURI, c.Strategy, now, c.DefaultTokenLifetimeSeconds,
-		schema, c.Verification, aliases(c.Aliases)).Scan(&c.ClientSecretSet, &c.CreatedAt, &c.UpdatedAt)
+		schema, c.Verification, aliases(c.Aliases), quirks).Scan(&c.ClientSecretSet, &c.CreatedAt, &c.UpdatedAt, &wasMisconfigured)
 	if err != nil {
 		return Client{}, err
 	}
+	// A changed registration is worth trying at once: its connections'
+	// backoffs after failures of the old one end.
+	if _, err := tx.Exec(ctx, `update vault.connections set retry_not_before = null
+		where provider_id = $1 and retry_not_before is not null`, c.ProviderID); err != nil {
+		return Client{}, err
+	}
+	events := 0
+	if wasMisconfigured {
+		if err := insertProviderEvent(ctx, tx, c, messages.ProviderEventRecovered, &messages.Reason{Code: "registration_changed",
+			Message: "The provider's registration was changed; the broker will use it from now on."}, now); err != nil {
+			return Client{}, err
+		}
+		events++
+	}
+	c.Health = &messages.ProviderHealth{Status: messages.ProviderHealthy}
 	if err := commit(ctx, tx); err != nil {
 		return Client{}, err
 	}
 	// Its connections' cached replies carry the old strategy and name.
-	s.committed(Change{ProviderID: c.ProviderID}, 0)
+	s.committed(Change{ProviderID: c.ProviderID}, events)
 	return c, nil
 }
 
 // GetClient returns a provider's client registration with its secret opened.
 func (s *Store) GetClient(ctx context.Context, providerID string) (Client, error) {
 	var (
-		c      Client
-		typ    string
-		sealed []byte
+		c           Client
+		typ         string
+		sealed      []byte
+		healthCode  *string
+		healthSince *time.Time
 	)
 	err := s.pool.QueryRow(ctx, `select provider_id, provider_name, type, client_id, client_secret, client_auth_method, issuer,
-		token_endpoint, revocation_endpoint, jwks_uri, strategy, default_token_lifetime_seconds, credential_schema, verification, created_at, updated_at
+		token_endpoint, revocation_endpoint, jwks_uri, strategy, default_token_lifetime_seconds, credential_schema, verification, created_at, updated_at,
+		quirks, health_code, health_since
 		from vault.provider_clients where provider_id = $1`, providerID).Scan(
 		&c.ProviderID, &c.ProviderName, &typ, &c.ClientID, &sealed, &c.ClientAuthMethod, &c.Issuer,
 		&c.TokenEndpoint, &c.RevocationEndpoint, &c.JWKSURI, &c.Strategy, &c.DefaultTokenLifetimeSeconds,
-		&c.CredentialSchema, &c.Verification, &c.CreatedAt, &c.UpdatedAt)
+		&c.CredentialSchema, &c.Verification, &c.CreatedAt, &c.UpdatedAt, &c.Quirks, &healthCode, &healthSince)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Client{}, ErrProviderNotFound
 	}
@@ -145,6 +172,9 @@ func (s *Store) GetClient(ctx context.Context, providerID string) (Client, error
 	}
 	c.Type = messages.ProviderType(typ)
 	c.ClientSecretSet = sealed != nil
+	if healthCode != nil {
+		c.Health = &messages.ProviderHealth{Status: messages.ProviderMisconfigured, Code: *healthCode, Since: utc(healthSince)}
+	}
 	var secret secret.Value
 	if secret, err = s.open(clientSecretPlace(c.ProviderID), sealed); err != nil {
 		return Client{}, err

@@ -142,6 +142,7 @@ func (l *Locked) saveTokens(ctx context.Context, t Tokens, ev messages.EventType
 		attention_code = null, attention_message = null, attention_since = null, failure_code = null, failure_message = null,
 		refresh_due_at = $10, refresh_attempts = 0, refresh_lease_owner = null,
 		refresh_inflight_owner = null, refresh_inflight_until = null,
+		refusal_code = null, refusal_count = 0, refusal_since = null, retry_not_before = null,
 		updated_at = $9 where id = $1`,
 		l.uid, access, refresh, t.TokenType, t.ExpiresAt, t.RefreshExpires, t.Scopes, last, now, due, to, static)
 	if err != nil {

@@ -144,8 +144,13 @@ type Client struct {
 	// match, and the optional verification request.
 	CredentialSchema json.RawMessage
 	Verification     *messages.Verification
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// Quirks: how the token endpoint bends RFC 6749 (nil: it does not).
+	Quirks *messages.Quirks
+	// Health is set while the provider is misconfigured (MarkMisconfigured);
+	// nil when it is not.
+	Health    *messages.ProviderHealth
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // DefaultTokenLifetime is assumed for an access token whose provider said

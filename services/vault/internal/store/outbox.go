@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -43,28 +45,48 @@ const claimOutboxSQL = `with c as (
 ), leased as (
 	update vault.outbox o set lease_until = $4 + make_interval(secs => $3), lease_owner = $1
 	from c where o.id = c.id
-	returning o.id, o.created_at, o.payload
+	returning o.id, o.created_at, o.type, o.payload
 )
-select payload from leased order by created_at, id`
+select type, payload from leased order by created_at, id`
 
 // ClaimOutbox leases up to limit unpublished events to owner for lease and
-// returns them, oldest first.
-func (s *Store) ClaimOutbox(ctx context.Context, owner string, limit int, lease time.Duration) ([]messages.Event, error) {
+// returns them, oldest first: connection lifecycle events, and provider
+// events apart.
+func (s *Store) ClaimOutbox(ctx context.Context, owner string, limit int, lease time.Duration) ([]messages.Event, []messages.ProviderEvent, error) {
 	rows, err := s.pool.Query(ctx, claimOutboxSQL, owner, limit, lease.Seconds(), s.clock())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
-	out := make([]messages.Event, 0, limit)
+	var (
+		out       = make([]messages.Event, 0, limit)
+		providers []messages.ProviderEvent
+	)
 	for rows.Next() {
+		var (
+			typ     string
+			payload []byte
+		)
+		if err := rows.Scan(&typ, &payload); err != nil {
+			return nil, nil, err
+		}
+		if strings.HasPrefix(typ, messages.ProviderEventSubjectPrefix) {
+			var ev messages.ProviderEvent
+			if err := json.Unmarshal(payload, &ev); err != nil {
+				return nil, nil, err
+			}
+			ev.OccurredAt = ev.OccurredAt.UTC()
+			providers = append(providers, ev)
+			continue
+		}
 		var ev messages.Event
-		if err := rows.Scan(&ev); err != nil {
-			return nil, err
+		if err := json.Unmarshal(payload, &ev); err != nil {
+			return nil, nil, err
 		}
 		ev.OccurredAt = ev.OccurredAt.UTC()
 		out = append(out, ev)
 	}
-	return out, rows.Err()
+	return out, providers, rows.Err()
 }
 
 // AckOutbox marks events published and returns how many were not already.

@@ -2,10 +2,7 @@ package store
 
 import (
 	"context"
-	"errors"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // DueConnection is a connection leased to a background refresher.
@@ -57,23 +54,6 @@ func (s *Store) ClaimRefresh(ctx context.Context, owner string, limit int, lease
 		out = append(out, d)
 	}
 	return out, rows.Err()
-}
-
-// RecordRefreshFailure counts a transient refresh failure of an active
-// connection and returns the count since the last success. The row stays
-// leased (due at the end of the claim's lease) until DeferRefresh.
-func (s *Store) RecordRefreshFailure(ctx context.Context, id string) (int, error) {
-	uid, ok := parseID(id)
-	if !ok {
-		return 0, ErrNotFound
-	}
-	var n int
-	err := s.pool.QueryRow(ctx, `update vault.connections set refresh_attempts = refresh_attempts + 1
-		where id = $1 returning refresh_attempts`, uid).Scan(&n)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, ErrNotFound
-	}
-	return n, err
 }
 
 // DeferRefresh sets when an active connection's refresh is due next (the
