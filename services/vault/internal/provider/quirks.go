@@ -91,7 +91,9 @@ func (n *normalizer) RoundTrip(req *http.Request) (*http.Response, error) {
 func (n *normalizer) normalize(root map[string]any, status int) (out []byte, newStatus int, ok bool) {
 	q := n.quirks
 	if q.OKField && status/100 == 2 {
-		if success, _ := root["ok"].(bool); !success {
+		// Only an "ok" that is there and not true: a success that leaves
+		// it out is still read as one.
+		if v, present := root["ok"]; present && v != true {
 			code, _ := root["error"].(string)
 			if code == "" {
 				code = "provider_error"
