@@ -94,7 +94,8 @@ func Subject(prefix, name string) string {
 
 // Events.
 const (
-	// StreamEvents is the JetStream stream that holds connection lifecycle events.
+	// StreamEvents is the JetStream stream that holds connection lifecycle
+	// events and provider events.
 	StreamEvents = "NEXUS_EVENTS"
 	// EventSubjectPrefix, after the prefix, precedes the event type:
 	// nexus.events.connection.<type>.
@@ -103,6 +104,11 @@ const (
 	// nexus.events.provider.<type> (ProviderEventType).
 	ProviderEventSubjectPrefix = "events.provider."
 )
+
+// ProviderEventsWildcard matches every provider event subject under the prefix.
+func ProviderEventsWildcard(prefix string) string {
+	return Subject(prefix, ProviderEventSubjectPrefix+">")
+}
 
 // ProviderEventSubject is the subject a provider event of this type is
 // published on.

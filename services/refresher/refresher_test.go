@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -100,7 +101,7 @@ func TestStreamIsCreatedWithTheConfiguredRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := info.Config
-	if len(c.Subjects) != 1 || c.Subjects[0] != "nexus.events.connection.>" || c.Storage != jetstream.FileStorage ||
+	if !slices.Equal(c.Subjects, []string{"nexus.events.connection.>", "nexus.events.provider.>"}) || c.Storage != jetstream.FileStorage ||
 		c.Retention != jetstream.LimitsPolicy || c.MaxAge != 48*time.Hour || c.Duplicates != 20*time.Minute || c.Replicas != 1 {
 		t.Fatalf("stream config = %+v", c)
 	}

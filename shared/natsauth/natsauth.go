@@ -108,7 +108,7 @@ func Users(prefix string) []User {
 			Publish: []string{
 				p("v1.vault.refresh.claim"), p("v1.vault.refresh.run"), p("v1.vault.refresh.defer"),
 				p("v1.vault.outbox.claim"), p("v1.vault.outbox.ack"),
-				p("events.connection.>"),
+				p("events.connection.>"), p("events.provider.>"),
 				"$JS.API.INFO", "$JS.API.STREAM.CREATE." + stream, "$JS.API.STREAM.UPDATE." + stream, "$JS.API.STREAM.INFO." + stream,
 			},
 			Responder: true,

@@ -28,7 +28,7 @@ import (
 
 // Outbox is what the relay asks of the vault.
 type Outbox interface {
-	ClaimOutbox(ctx context.Context, r messages.OutboxClaim) ([]messages.Event, error)
+	ClaimOutbox(ctx context.Context, r messages.OutboxClaim) (messages.OutboxClaimReply, error)
 	AckOutbox(ctx context.Context, ids []string) (int, error)
 }
 
@@ -135,7 +135,7 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 }
 
 func (r *Relay) batch(ctx context.Context) (claimed, acked int, err error) {
-	events, err := r.outbox.ClaimOutbox(ctx, messages.OutboxClaim{
+	claim, err := r.outbox.ClaimOutbox(ctx, messages.OutboxClaim{
 		Owner:        r.cfg.Owner,
 		Limit:        r.cfg.Limit,
 		LeaseSeconds: int((r.cfg.Lease + time.Second - 1) / time.Second),
@@ -144,21 +144,23 @@ func (r *Relay) batch(ctx context.Context) (claimed, acked int, err error) {
 		r.fail(ctx, "claim", "outbox claim failed", err)
 		return 0, 0, err
 	}
-	if len(events) == 0 {
+	events := claim.Events
+	claimed = len(events) + len(claim.ProviderEvents)
+	if claimed == 0 {
 		return 0, 0, nil
 	}
 	if h := r.cfg.Hooks.BeforePublish; h != nil {
 		if err := h(ctx, events); err != nil {
-			return len(events), 0, err
+			return claimed, 0, err
 		}
 	}
-	ids, perr := r.publish(ctx, events)
+	ids, perr := r.publish(ctx, r.outgoing(ctx, events, claim.ProviderEvents))
 	if len(ids) == 0 {
-		return len(events), 0, perr
+		return claimed, 0, perr
 	}
 	if h := r.cfg.Hooks.BeforeAck; h != nil {
 		if err := h(ctx, ids); err != nil {
-			return len(events), 0, err
+			return claimed, 0, err
 		}
 	}
 	n, err := r.outbox.AckOutbox(ctx, ids)
@@ -166,19 +168,57 @@ func (r *Relay) batch(ctx context.Context) (claimed, acked int, err error) {
 		// Published but not marked: the next claim after the lease publishes
 		// them again and JetStream drops the duplicates.
 		r.fail(ctx, "ack", "outbox ack failed; the events will be published again and de-duplicated", err, "events", len(ids))
-		return len(events), 0, err
+		return claimed, 0, err
 	}
 	r.cfg.Log.Debug("events relayed", "events", len(ids), "acked", n)
-	return len(events), len(ids), perr
+	return claimed, len(ids), perr
 }
 
-// publish sends every event and waits for JetStream's acknowledgements. It
-// returns the ids JetStream stored (or recognised as duplicates), in claim
-// order, and the first error.
-func (r *Relay) publish(ctx context.Context, events []messages.Event) ([]string, error) {
+// message is an event ready to publish: its id (Nats-Msg-Id), subject,
+// body, and the type its metric counts it under.
+type message struct {
+	id, subject, typ string
+	body             []byte
+}
+
+// outgoing turns claimed events into messages, connection events first.
+// An event the relay cannot route is never acknowledged, so it stays in
+// the outbox, loudly: a vault bug to fix, which must not hold up the others.
+func (r *Relay) outgoing(ctx context.Context, events []messages.Event, providers []messages.ProviderEvent) []message {
+	out := make([]message, 0, len(events)+len(providers))
+	add := func(id, subject, typ string, v any) {
+		body, err := json.Marshal(v)
+		if err != nil {
+			r.fail(ctx, "invalid", "outbox event skipped", err)
+			return
+		}
+		out = append(out, message{id: id, subject: subject, typ: typ, body: body})
+	}
+	for _, ev := range events {
+		typ, ok := eventType(ev.Type)
+		if !ok || ev.ID == "" {
+			r.fail(ctx, "invalid", "outbox event skipped", fmt.Errorf("event %q has type %q: not a lifecycle event the relay can route", ev.ID, ev.Type))
+			continue
+		}
+		add(ev.ID, messages.EventSubject(r.cfg.Prefix, typ), string(typ), ev)
+	}
+	for _, ev := range providers {
+		typ, ok := providerEventType(ev.Type)
+		if !ok || ev.ID == "" {
+			r.fail(ctx, "invalid", "outbox event skipped", fmt.Errorf("provider event %q has type %q: not one the relay can route", ev.ID, ev.Type))
+			continue
+		}
+		add(ev.ID, messages.ProviderEventSubject(r.cfg.Prefix, typ), "provider."+string(typ), ev)
+	}
+	return out
+}
+
+// publish sends every message and waits for JetStream's acknowledgements.
+// It returns the ids JetStream stored (or recognised as duplicates), in
+// claim order, and the first error.
+func (r *Relay) publish(ctx context.Context, out []message) ([]string, error) {
 	type pending struct {
-		ev     messages.Event
-		typ    messages.EventType
+		m      message
 		future jetstream.PubAckFuture
 	}
 	var (
@@ -190,30 +230,17 @@ func (r *Relay) publish(ctx context.Context, events []messages.Event) ([]string,
 			firstErr = err
 		}
 	}
-	for _, ev := range events {
-		typ, ok := eventType(ev.Type)
-		if !ok || ev.ID == "" {
-			err := fmt.Errorf("event %q has type %q: not a lifecycle event the relay can route", ev.ID, ev.Type)
-			// Never acknowledged, so it stays in the outbox, loudly: a
-			// vault bug to fix, which must not hold up the other events.
-			r.fail(ctx, "invalid", "outbox event skipped", err)
-			continue
-		}
-		body, err := json.Marshal(ev)
-		if err != nil {
-			r.fail(ctx, "invalid", "outbox event skipped", err)
-			continue
-		}
-		msg := nats.NewMsg(messages.EventSubject(r.cfg.Prefix, typ))
-		msg.Header.Set(messages.HeaderMsgID, ev.ID)
-		msg.Data = body
+	for _, m := range out {
+		msg := nats.NewMsg(m.subject)
+		msg.Header.Set(messages.HeaderMsgID, m.id)
+		msg.Data = m.body
 		f, err := r.js.PublishMsgAsync(msg, jetstream.WithExpectStream(messages.StreamEvents))
 		if err != nil {
-			r.fail(ctx, "publish", "event publish failed", err, "event_id", ev.ID)
+			r.fail(ctx, "publish", "event publish failed", err, "event_id", m.id)
 			keep(err)
 			break // later events would overtake this one
 		}
-		sent = append(sent, pending{ev: ev, typ: typ, future: f})
+		sent = append(sent, pending{m: m, future: f})
 	}
 
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
@@ -222,18 +249,18 @@ func (r *Relay) publish(ctx context.Context, events []messages.Event) ([]string,
 	for _, p := range sent {
 		select {
 		case ack := <-p.future.Ok():
-			ids = append(ids, p.ev.ID)
-			r.cfg.Metrics.Published.WithLabelValues(string(p.typ)).Inc()
+			ids = append(ids, p.m.id)
+			r.cfg.Metrics.Published.WithLabelValues(p.m.typ).Inc()
 			if ack.Duplicate {
 				r.cfg.Metrics.Duplicates.Inc()
 			}
-			r.cfg.Log.Debug("event published", "event_id", p.ev.ID, "type", p.typ, "connection_id", p.ev.ConnectionID, "duplicate", ack.Duplicate)
+			r.cfg.Log.Debug("event published", "event_id", p.m.id, "type", p.m.typ, "duplicate", ack.Duplicate)
 		case err := <-p.future.Err():
-			r.fail(ctx, "publish", "event publish failed", err, "event_id", p.ev.ID)
+			r.fail(ctx, "publish", "event publish failed", err, "event_id", p.m.id)
 			keep(err)
 		case <-wctx.Done():
 			err := fmt.Errorf("no acknowledgement from JetStream: %w", wctx.Err())
-			r.fail(ctx, "publish", "event publish failed", err, "event_id", p.ev.ID)
+			r.fail(ctx, "publish", "event publish failed", err, "event_id", p.m.id)
 			keep(err)
 			return ids, firstErr
 		}
@@ -247,6 +274,17 @@ func (r *Relay) fail(ctx context.Context, stage, msg string, err error, args ...
 	}
 	r.cfg.Metrics.Errors.WithLabelValues(stage).Inc()
 	r.cfg.Log.Warn(msg, append([]any{"err", err}, args...)...)
+}
+
+// providerEventType reads the type from "nexus.provider.<type>.v1".
+func providerEventType(full string) (messages.ProviderEventType, bool) {
+	s, ok := strings.CutPrefix(full, "nexus.provider.")
+	if !ok {
+		return "", false
+	}
+	s, ok = strings.CutSuffix(s, ".v1")
+	t := messages.ProviderEventType(s)
+	return t, ok && (t == messages.ProviderEventMisconfigured || t == messages.ProviderEventRecovered)
 }
 
 // eventType reads the event type from "nexus.connection.<type>.v1".

@@ -25,7 +25,7 @@ type fakeOutbox struct {
 	claims int
 }
 
-func (f *fakeOutbox) ClaimOutbox(_ context.Context, r messages.OutboxClaim) ([]messages.Event, error) {
+func (f *fakeOutbox) ClaimOutbox(_ context.Context, r messages.OutboxClaim) (messages.OutboxClaimReply, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.claims++
@@ -38,7 +38,7 @@ func (f *fakeOutbox) ClaimOutbox(_ context.Context, r messages.OutboxClaim) ([]m
 			out = append(out, ev)
 		}
 	}
-	return out, nil
+	return messages.OutboxClaimReply{Events: out}, nil
 }
 
 func (f *fakeOutbox) AckOutbox(_ context.Context, ids []string) (int, error) {

@@ -27,8 +27,8 @@ type Config struct {
 func (c Config) StreamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        messages.StreamEvents,
-		Description: "Nexus Broker connection lifecycle events",
-		Subjects:    []string{messages.EventsWildcard(c.Prefix)},
+		Description: "Nexus Broker connection lifecycle events and provider events",
+		Subjects:    []string{messages.EventsWildcard(c.Prefix), messages.ProviderEventsWildcard(c.Prefix)},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,

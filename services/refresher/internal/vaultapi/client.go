@@ -47,12 +47,10 @@ func (c *Client) DeferRefresh(ctx context.Context, r messages.RefreshDefer) erro
 }
 
 // ClaimOutbox leases unpublished events.
-func (c *Client) ClaimOutbox(ctx context.Context, r messages.OutboxClaim) ([]messages.Event, error) {
+func (c *Client) ClaimOutbox(ctx context.Context, r messages.OutboxClaim) (messages.OutboxClaimReply, error) {
 	var reply messages.OutboxClaimReply
-	if err := c.call(ctx, messages.SubjectVaultOutboxClaim, r, &reply); err != nil {
-		return nil, err
-	}
-	return reply.Events, nil
+	err := c.call(ctx, messages.SubjectVaultOutboxClaim, r, &reply)
+	return reply, err
 }
 
 // AckOutbox marks events published.
