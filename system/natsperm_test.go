@@ -152,7 +152,8 @@ func TestDeployNATSPermissions(t *testing.T) {
 	internal := []string{
 		"nexus.v1.vault.exchange", "nexus.v1.vault.static.store", "nexus.v1.vault.connections.create",
 		"nexus.v1.vault.clients.put", "nexus.v1.vault.refresh.run", "nexus.v1.vault.outbox.claim",
-		"nexus.v1.admin.providers.create", "nexus.events.connection.active",
+		"nexus.v1.admin.providers.create", "nexus.v1.admin.providers.templates.list", "nexus.v1.admin.providers.templates.get",
+		"nexus.events.connection.active",
 		"$JS.API.STREAM.DELETE.NEXUS_EVENTS", "$JS.API.STREAM.PURGE.NEXUS_EVENTS",
 		"$JS.API.CONSUMER.DELETE.NEXUS_EVENTS.someone-else",
 	}

@@ -5,7 +5,8 @@
 // returns them. Every change to a provider is audited with it; audit.list
 // (NATS, and GET /v1/audit) reads those records with the vault's. It also
 // relays the vault's report on its encryption keys (v1.admin.keys.status,
-// GET /v1/keys).
+// GET /v1/keys), and serves the provider catalog providers can be created
+// from (v1.admin.providers.templates.*, GET /v1/templates).
 package admin
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nexus-broker/nexus/services/admin/internal/audit"
+	"github.com/nexus-broker/nexus/services/admin/internal/catalog"
 	"github.com/nexus-broker/nexus/services/admin/internal/httpapi"
 	"github.com/nexus-broker/nexus/services/admin/internal/keys"
 	"github.com/nexus-broker/nexus/services/admin/internal/natsapi"
@@ -95,9 +97,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if len(cfg.OperatorKeys) == 0 || len(cfg.ServiceKeys) == 0 {
 		return nil, errors.New("admin: ADMIN_API_KEY and ADMIN_SERVICE_KEY are required")
 	}
+	// The catalog is part of the binary: a template that does not pass the
+	// registry's own validation is a build that must not run.
+	cat, err := catalog.Load(registry.CheckTemplate)
+	if err != nil {
+		return nil, fmt.Errorf("admin: the embedded provider catalog is invalid: %w", err)
+	}
 	callers := apikey.NewSet().Add(apikey.Operator, cfg.OperatorKeys).Add(apikey.Handshake, cfg.HandshakeKeys)
 	s := &Service{log: log}
-	var err error
 	if s.pool, err = pg.Connect(ctx, cfg.DatabaseURL, 8); err != nil {
 		return nil, err
 	}
@@ -112,7 +119,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	st := store.New(s.pool, nil)
 	vaultClient := &natsx.Client{NC: s.nc, Prefix: cfg.Prefix, APIKey: apikey.Outgoing(cfg.ServiceKeys)}
 	vault := registry.NATSVault{Client: vaultClient}
-	reg := registry.New(st, vault, discovery.New(egress.New(egress.Options{Private: cfg.ProviderNetworks})), cfg.ProviderNetworks, log)
+	reg := registry.New(st, vault, discovery.New(egress.New(egress.Options{Private: cfg.ProviderNetworks})), cat, cfg.ProviderNetworks, log)
 	auditLog := audit.New(st, vault, log)
 	relay := keys.Relay{Client: vaultClient, Log: log}
 	prom := metrics.NewRegistry()
@@ -126,7 +133,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Registerer:  prom,
 	})
 	if err == nil {
-		err = errors.Join(natsapi.Register(s.svc, reg, auditLog), natsapi.RegisterKeys(s.svc, relay))
+		err = errors.Join(natsapi.Register(s.svc, reg, auditLog), natsapi.RegisterKeys(s.svc, relay), natsapi.RegisterTemplates(s.svc, cat))
 	}
 	if err == nil {
 		// The endpoints are subscribed once Start returns, so a request
@@ -137,17 +144,20 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		_ = s.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
-	s.handler = s.routes(reg, auditLog, relay, callers, prom)
+	s.handler = s.routes(reg, auditLog, relay, cat, callers, prom)
 	return s, nil
 }
 
-func (s *Service) routes(reg *registry.Registry, auditLog *audit.Log, relay keys.Relay, callers *apikey.Set, prom *prometheus.Registry) http.Handler {
+func (s *Service) routes(reg *registry.Registry, auditLog *audit.Log, relay keys.Relay, cat *catalog.Catalog, callers *apikey.Set, prom *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	api := httpserver.RequireBearer(callers, apikey.Operator, s.log, httpapi.New(reg, auditLog, s.log))
 	mux.Handle("/v1/providers", api)
 	mux.Handle("/v1/providers/", api)
 	mux.Handle("/v1/audit", api)
 	mux.Handle("/v1/keys", httpserver.RequireBearer(callers, apikey.Operator, s.log, httpapi.NewKeys(relay, s.log)))
+	templates := httpserver.RequireBearer(callers, apikey.Operator, s.log, httpapi.NewTemplates(cat, s.log))
+	mux.Handle("/v1/templates", templates)
+	mux.Handle("/v1/templates/", templates)
 	httpserver.Mount(mux, prom, map[string]httpserver.Check{
 		"postgres": func(ctx context.Context) error { return s.pool.Ping(ctx) },
 		"nats":     natsx.Ready(s.nc),
@@ -155,7 +165,7 @@ func (s *Service) routes(reg *registry.Registry, auditLog *audit.Log, relay keys
 	return mux
 }
 
-// Handler serves /v1/providers, /v1/audit and /v1/keys (bearer API key), /healthz,
+// Handler serves /v1/providers, /v1/audit, /v1/keys and /v1/templates (bearer API key), /healthz,
 // /readyz and /metrics.
 func (s *Service) Handler() http.Handler { return s.handler }
 

@@ -13,11 +13,19 @@ import (
 // client registration, secret included, to the vault, all or nothing. The
 // reply never carries the secret. Of the broker's fields, id is refused;
 // client_secret_set, created_at and updated_at are ignored, so a document
-// read from another provider can be reused without its id.
+// read from another provider can be reused without its id. A document
+// naming a catalog template is filled from it first (fromTemplate).
 func (r *Registry) Create(ctx context.Context, doc json.RawMessage) (messages.Provider, error) {
+	doc, params, err := r.fromTemplate(doc)
+	if err != nil {
+		return messages.Provider{}, err
+	}
 	p, ps, err := decodeDocument(doc)
 	if err != nil {
 		return messages.Provider{}, err
+	}
+	if p.Template != "" {
+		p.Params = params
 	}
 	sec := takeSecret(&p)
 	if p.ID != "" {

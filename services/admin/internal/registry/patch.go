@@ -9,10 +9,10 @@ import (
 	"github.com/nexus-broker/nexus/messages"
 )
 
-// fixedFields are set by the broker: a patch may carry them only with the
-// values they have, so that a document read with get can be edited and sent
-// back whole.
-var fixedFields = []string{"id", "created_at", "updated_at", "client_secret_set"}
+// fixedFields are set by the broker (template and params when the provider
+// is created): a patch may carry them only with the values they have, so
+// that a document read with get can be edited and sent back whole.
+var fixedFields = []string{"id", "created_at", "updated_at", "client_secret_set", "template", "params"}
 
 // parsePatch reads a JSON merge patch, which must be a JSON object.
 func parsePatch(raw json.RawMessage) (map[string]any, error) {
@@ -52,6 +52,12 @@ func checkFixed(cur messages.Provider, patch map[string]any, newSecret bool) (pr
 	if v, ok := patch["callback_path"]; ok && v != cur.CallbackPath {
 		ps.add("callback_path", "is set by the broker (from the provider's id, or /v1/callback with shared_callback)")
 	}
+	if v, ok := patch["template"]; ok && v != cur.Template && !(v == nil && cur.Template == "") {
+		ps.add("template", "is the catalog template the provider was created from; change the fields themselves")
+	}
+	if v, ok := patch["params"]; ok && !sameParams(v, cur.Params) {
+		ps.add("params", "are the values the provider's template was filled with at creation; change the fields themselves")
+	}
 	if v, ok := patch["created_at"]; ok {
 		if t, ok := timestamp(v); !ok || !t.Equal(cur.CreatedAt) {
 			ps.add("created_at", "is set by the broker and cannot be changed")
@@ -68,6 +74,23 @@ func checkFixed(cur messages.Provider, patch map[string]any, newSecret bool) (pr
 		}
 	}
 	return ps, nil
+}
+
+// sameParams: a patch's params (a JSON value) are the stored ones.
+func sameParams(v any, cur map[string]string) bool {
+	if v == nil {
+		return len(cur) == 0
+	}
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != len(cur) {
+		return false
+	}
+	for k, s := range m {
+		if c, ok := cur[k]; !ok || s != c {
+			return false
+		}
+	}
+	return true
 }
 
 func timestamp(v any) (time.Time, bool) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/admin/internal/catalog"
 	"github.com/nexus-broker/nexus/services/admin/internal/store"
 	"github.com/nexus-broker/nexus/shared/discovery"
 	"github.com/nexus-broker/nexus/shared/egress"
@@ -47,18 +48,20 @@ type Registry struct {
 	store    Store
 	vault    Vault
 	discover Discoverer
+	catalog  *catalog.Catalog
 	urls     urlRule
 	log      *slog.Logger
 }
 
 // New returns a registry. private is PROVIDER_PRIVATE_NETWORKS, which
 // decides whether provider URLs may use plain http and which address hosts
-// they may name (discovery.CheckEndpoint).
-func New(st Store, v Vault, d Discoverer, private egress.Networks, log *slog.Logger) *Registry {
+// they may name (discovery.CheckEndpoint). cat is the catalog providers
+// may be created from.
+func New(st Store, v Vault, d Discoverer, cat *catalog.Catalog, private egress.Networks, log *slog.Logger) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{store: st, vault: v, discover: d, urls: urlRule(private), log: log}
+	return &Registry{store: st, vault: v, discover: d, catalog: cat, urls: urlRule(private), log: log}
 }
 
 // IDPrefix starts every provider id; names and aliases may not use it.

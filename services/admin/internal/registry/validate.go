@@ -100,6 +100,10 @@ func normalize(p *messages.Provider) {
 	if len(p.AuthorizationParams) == 0 {
 		p.AuthorizationParams = nil
 	}
+	if len(p.Params) == 0 {
+		p.Params = nil
+	}
+	normalizeQuirks(p)
 	if isOAuth(p.Type) && p.ClientAuthMethod == "" {
 		p.ClientAuthMethod = messages.ClientSecretBasic
 	}
@@ -128,6 +132,9 @@ func validate(p messages.Provider, urls urlRule, newSecret, heldSecret, discover
 			ps.add("aliases", "%q is listed twice", a)
 		}
 		seen[a] = true
+	}
+	if p.Template == "" && len(p.Params) > 0 {
+		ps.add("params", "are the values of a catalog template's placeholders: give template too")
 	}
 	switch p.Type {
 	case messages.ProviderOIDC, messages.ProviderOAuth2:
@@ -214,6 +221,7 @@ func validateOAuth(ps *problems, p messages.Provider, urls urlRule, newSecret, h
 	if p.Strategy != nil && !validStrategy(p.Strategy.Type) {
 		ps.add("strategy.type", "is not a known strategy")
 	}
+	validateQuirks(ps, p.Quirks)
 }
 
 // validateStatic checks a static provider: no OAuth settings, a credential
@@ -237,6 +245,7 @@ func validateStatic(ps *problems, p messages.Provider, urls urlRule, newSecret b
 		{"client_auth_method", p.ClientAuthMethod != ""},
 		{"scopes", len(p.Scopes) > 0},
 		{"authorization_params", len(p.AuthorizationParams) > 0},
+		{"quirks", p.Quirks != nil},
 	} {
 		if f.set {
 			ps.add(f.name, "is not used by static providers")

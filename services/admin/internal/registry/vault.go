@@ -57,6 +57,7 @@ func vaultClient(p messages.Provider, sec secret) messages.VaultClient {
 		Strategy:           p.Strategy,
 		CredentialSchema:   p.CredentialSchema,
 		Verification:       p.Verification,
+		Quirks:             p.Quirks,
 
 		DefaultTokenLifetimeSeconds: p.DefaultTokenLifetimeSeconds,
 	}
