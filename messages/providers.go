@@ -2,9 +2,7 @@ package messages
 
 import (
 	"encoding/json"
-	"fmt"
 	"log/slog"
-	"regexp"
 	"time"
 )
 
@@ -218,55 +216,4 @@ type ListProvidersRequest struct {
 type ListProvidersReply struct {
 	Providers  []Provider `json:"providers"`
 	NextCursor string     `json:"next_cursor"`
-}
-
-// Bounds of a Quirks document.
-const (
-	maxQuirkEntries     = 16
-	minKeepAliveSeconds = 60
-)
-
-var (
-	quirkCode = regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`)
-	quirkPath = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$`)
-	quirkKey  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-)
-
-// Validate says what is wrong with q, in words an operator can act on, or
-// nil. Admin and the vault both apply it.
-func (q Quirks) Validate() error {
-	bad := func(format string, args ...any) error { return fmt.Errorf("quirks."+format, args...) }
-	if len(q.PermanentErrors) > maxQuirkEntries {
-		return bad("permanent_errors: at most %d codes", maxQuirkEntries)
-	}
-	for _, c := range q.PermanentErrors {
-		if !quirkCode.MatchString(c) {
-			return bad("permanent_errors: %q is not an error code (lower case letters, digits, _ . -)", c)
-		}
-	}
-	switch q.ExpiresInUnit {
-	case "", "s", "ms":
-	default:
-		return bad(`expires_in_unit must be "s" or "ms"`)
-	}
-	if q.TokenPath != "" && !quirkPath.MatchString(q.TokenPath) {
-		return bad("token_path must be a dotted path of member names")
-	}
-	for field, m := range map[string]map[string]string{"config_from_token": q.ConfigFromToken, "config_from_callback": q.ConfigFromCallback} {
-		if len(m) > maxQuirkEntries {
-			return bad("%s: at most %d entries", field, maxQuirkEntries)
-		}
-		for k, v := range m {
-			if !quirkKey.MatchString(k) {
-				return bad("%s: %q is not a config key (letters, digits, _ -)", field, k)
-			}
-			if field == "config_from_token" && !quirkPath.MatchString(v) || field == "config_from_callback" && !quirkKey.MatchString(v) {
-				return bad("%s: %q is not a member name or dotted path", field, v)
-			}
-		}
-	}
-	if q.KeepAliveSeconds < 0 || q.KeepAliveSeconds > 0 && q.KeepAliveSeconds < minKeepAliveSeconds {
-		return bad("keep_alive_seconds must be 0 (none) or at least %d", minKeepAliveSeconds)
-	}
-	return nil
 }

@@ -59,8 +59,8 @@ func validateClient(r *messages.VaultClient, private egress.Networks) error {
 			int(store.DefaultTokenLifetime.Seconds()), MaxDefaultTokenLifetimeSeconds)
 	}
 	if r.Quirks != nil {
-		if err := r.Quirks.Validate(); err != nil {
-			return bad("%v", err)
+		if ps := r.Quirks.Problems(); len(ps) > 0 {
+			return bad("%s: %s", ps[0].Field, ps[0].Message)
 		}
 	}
 	switch r.Type {
