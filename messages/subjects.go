@@ -53,6 +53,9 @@ const (
 	// their secrets.
 	SubjectVaultClientsPut    = "v1.vault.clients.put"
 	SubjectVaultClientsDelete = "v1.vault.clients.delete"
+	// SubjectVaultClientsHealth: whether providers' token endpoints accept
+	// the broker's clients, for admin's providers.get and list.
+	SubjectVaultClientsHealth = "v1.vault.clients.health"
 	// SubjectVaultAuditList: the vault's audit records, for admin's audit.list.
 	SubjectVaultAuditList = "v1.vault.audit.list"
 	// SubjectVaultKeysStatus: the vault's answer to admin's keys.status.

@@ -113,6 +113,18 @@ type VaultClientReply struct {
 	Health          *ProviderHealth `json:"health,omitempty"`
 }
 
+// VaultClientsHealth asks for the health of providers' client
+// registrations (at most MaxListLimit ids).
+type VaultClientsHealth struct {
+	ProviderIDs []string `json:"provider_ids"`
+}
+
+// VaultClientsHealthReply maps each provider id the vault holds a
+// registration of to its health.
+type VaultClientsHealthReply struct {
+	Health map[string]ProviderHealth `json:"health"`
+}
+
 // VaultClientRef names a provider's client registration (clients.delete).
 type VaultClientRef struct {
 	ProviderID string `json:"provider_id"`

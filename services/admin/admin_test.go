@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/admin"
@@ -676,5 +677,40 @@ func TestNamespaceRace(t *testing.T) {
 	}
 	if ok != 1 {
 		t.Errorf("%d creates won the name, want 1", ok)
+	}
+}
+
+// TestProviderHealthFromTheVault: providers.get and providers.list show what
+// the vault says of each registration (misconfigured after invalid_client);
+// a vault that does not answer leaves it out without failing the read.
+func TestProviderHealthFromTheVault(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	p := e.create(oauth2Provider("github", "gh-secret"))
+	since := time.Now().UTC().Truncate(time.Second)
+	e.vault.mu.Lock()
+	e.vault.health = map[string]messages.ProviderHealth{p.ID: {Status: messages.ProviderMisconfigured, Code: "invalid_client", Since: &since}}
+	e.vault.mu.Unlock()
+	var got messages.Provider
+	if err := e.request(messages.SubjectProvidersGet, messages.ProviderRef{Provider: "github"}, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Health == nil || got.Health.Status != messages.ProviderMisconfigured || got.Health.Code != "invalid_client" || !got.Health.Since.Equal(since) {
+		t.Fatalf("health = %+v", got.Health)
+	}
+	var list messages.ListProvidersReply
+	if err := e.request(messages.SubjectProvidersList, messages.ListProvidersRequest{}, &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Providers) != 1 || list.Providers[0].Health == nil || list.Providers[0].Health.Status != messages.ProviderMisconfigured {
+		t.Fatalf("list = %+v", list.Providers)
+	}
+	// No answer from the vault: the provider without its health.
+	e.vault.svc.Stop()
+	if err := e.request(messages.SubjectProvidersGet, messages.ProviderRef{Provider: "github"}, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Health != nil {
+		t.Fatalf("health without a vault = %+v", got.Health)
 	}
 }

@@ -260,6 +260,8 @@ type vaultDouble struct {
 	// auditErr, when set, is its answer instead.
 	audit    []messages.AuditRecord
 	auditErr *messages.Error
+	// health is what vault.clients.health says of each provider id.
+	health map[string]messages.ProviderHealth
 }
 
 func startVaultDouble(t *testing.T, nc *nats.Conn) *vaultDouble {
@@ -282,6 +284,20 @@ func startVaultDouble(t *testing.T, nc *nats.Conn) *vaultDouble {
 			v.secrets[c.ProviderID] = c.ClientSecret
 		}
 		return messages.VaultClientReply{ProviderID: c.ProviderID, ClientSecretSet: v.secrets[c.ProviderID] != ""}, nil
+	}, natsx.For(apikey.Admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = natsx.Endpoint(svc, messages.SubjectVaultClientsHealth, func(_ context.Context, r messages.VaultClientsHealth) (messages.VaultClientsHealthReply, error) {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		out := map[string]messages.ProviderHealth{}
+		for _, id := range r.ProviderIDs {
+			if h, ok := v.health[id]; ok {
+				out[id] = h
+			}
+		}
+		return messages.VaultClientsHealthReply{Health: out}, nil
 	}, natsx.For(apikey.Admin))
 	if err != nil {
 		t.Fatal(err)

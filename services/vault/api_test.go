@@ -22,6 +22,7 @@ var allSubjects = []string{
 	messages.SubjectTokensGet, messages.SubjectTokensRefresh,
 	messages.SubjectVaultConnectionsCreate, messages.SubjectVaultConnectionsFail, messages.SubjectVaultExchange,
 	messages.SubjectVaultClientsPut, messages.SubjectVaultClientsDelete, messages.SubjectVaultStaticStore,
+	messages.SubjectVaultClientsHealth,
 }
 
 func raw(t *testing.T, e *env, subject string, body []byte, key string) error {

@@ -171,6 +171,11 @@ func TestInvalidClientMarksTheProvider(t *testing.T) {
 	if got := e.providerEvents(); !slices.Equal(got, []string{"misconfigured"}) {
 		t.Fatalf("provider events = %v, want one misconfigured", got)
 	}
+	var health messages.VaultClientsHealthReply
+	e.mustCall(messages.SubjectVaultClientsHealth, messages.VaultClientsHealth{ProviderIDs: []string{providerID, "unknown"}}, &health)
+	if h := health.Health[providerID]; h.Status != messages.ProviderMisconfigured || h.Code != "invalid_client" || h.Since == nil || len(health.Health) != 1 {
+		t.Fatalf("health = %s", mustJSON(t, health))
+	}
 	var ev messages.ProviderEvent
 	if err := e.pool.QueryRow(context.Background(), `select payload from vault.outbox where type = 'events.provider.misconfigured'`).Scan(&ev); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,37 @@ func (r *Registry) Get(ctx context.Context, ref messages.ProviderRef) (messages.
 		return messages.Provider{}, err
 	}
 	p, err := r.store.Get(ctx, ref.Provider)
-	return p, storeErr(err, ref.Provider)
+	if err != nil {
+		return messages.Provider{}, storeErr(err, ref.Provider)
+	}
+	ps := []messages.Provider{p}
+	r.withHealth(ctx, ps)
+	return ps[0], nil
+}
+
+// withHealth fills in what the vault says of each provider's registration
+// (misconfigured after its token endpoint refused the client). A vault
+// that does not answer leaves it out: the read does not fail for it.
+func (r *Registry) withHealth(ctx context.Context, ps []messages.Provider) {
+	if len(ps) == 0 {
+		return
+	}
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i] = p.ID
+	}
+	ctx, cancel := context.WithTimeout(ctx, vaultTimeout)
+	defer cancel()
+	health, err := r.vault.Health(ctx, ids)
+	if err != nil {
+		r.log.Warn("the vault did not say how the providers' registrations are; providers are listed without their health", "err", err)
+		return
+	}
+	for i := range ps {
+		if h, ok := health[ps[i].ID]; ok {
+			ps[i].Health = &h
+		}
+	}
 }
 
 // List returns one page of providers in id order, optionally of one type.
@@ -50,6 +80,7 @@ func (r *Registry) List(ctx context.Context, req messages.ListProvidersRequest) 
 		reply.Providers = page[:limit]
 		reply.NextCursor = encodeCursor(page[limit-1].ID)
 	}
+	r.withHealth(ctx, reply.Providers)
 	return reply, nil
 }
 

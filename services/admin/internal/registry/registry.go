@@ -32,6 +32,7 @@ var _ Store = (*store.Store)(nil)
 type Vault interface {
 	PutClient(ctx context.Context, c messages.VaultClient) (messages.VaultClientReply, error)
 	DeleteClient(ctx context.Context, providerID string) error
+	Health(ctx context.Context, providerIDs []string) (map[string]messages.ProviderHealth, error)
 }
 
 // Discoverer reads an OIDC issuer's discovery document, and an OAuth 2.0

@@ -31,6 +31,14 @@ func (v NATSVault) DeleteClient(ctx context.Context, providerID string) error {
 	return v.Client.Request(ctx, messages.SubjectVaultClientsDelete, messages.VaultClientRef{ProviderID: providerID}, &reply)
 }
 
+// Health says whether the providers' token endpoints accept their
+// registrations.
+func (v NATSVault) Health(ctx context.Context, providerIDs []string) (map[string]messages.ProviderHealth, error) {
+	var reply messages.VaultClientsHealthReply
+	err := v.Client.Request(ctx, messages.SubjectVaultClientsHealth, messages.VaultClientsHealth{ProviderIDs: providerIDs}, &reply)
+	return reply.Health, err
+}
+
 // ListAudit reads a page of the vault's audit records (admin's audit.list
 // merges them with its own).
 func (v NATSVault) ListAudit(ctx context.Context, r messages.AuditListRequest) (messages.AuditListReply, error) {

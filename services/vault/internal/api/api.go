@@ -130,6 +130,7 @@ func (h *Handlers) Register(svc *natsx.Service) error {
 		natsx.Endpoint(svc, messages.SubjectVaultStaticStore, h.storeStatic, handshake, audited, natsx.MaxBytes(MaxCredentialBytes+1024)),
 		natsx.Endpoint(svc, messages.SubjectVaultClientsPut, h.putClient, admin, natsx.MaxBytes(MaxSchemaBytes+16<<10)),
 		natsx.Endpoint(svc, messages.SubjectVaultClientsDelete, h.deleteClient, admin),
+		natsx.Endpoint(svc, messages.SubjectVaultClientsHealth, h.clientsHealth, admin),
 		natsx.Endpoint(svc, messages.SubjectVaultAuditList, h.listAudit, admin),
 		natsx.Endpoint(svc, messages.SubjectVaultKeysStatus, h.keysStatus, admin),
 		natsx.Endpoint(svc, messages.SubjectVaultRefreshClaim, h.claimRefresh, refresher),

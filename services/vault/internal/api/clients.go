@@ -16,6 +16,20 @@ type clientStore interface {
 	GetClient(ctx context.Context, providerID string) (store.Client, error)
 	PutClient(ctx context.Context, c store.Client) (store.Client, error)
 	DeleteClient(ctx context.Context, providerID string) error
+	Health(ctx context.Context, ids []string) (map[string]messages.ProviderHealth, error)
+}
+
+// vault.clients.health: whether providers' token endpoints accept their
+// registrations (misconfigured after invalid_client).
+func (h *Handlers) clientsHealth(ctx context.Context, r messages.VaultClientsHealth) (messages.VaultClientsHealthReply, error) {
+	if len(r.ProviderIDs) > messages.MaxListLimit {
+		return messages.VaultClientsHealthReply{}, messages.Errorf(messages.CodeInvalidRequest, "at most %d provider_ids", messages.MaxListLimit)
+	}
+	health, err := h.Store.Health(ctx, r.ProviderIDs)
+	if err != nil {
+		return messages.VaultClientsHealthReply{}, err
+	}
+	return messages.VaultClientsHealthReply{Health: health}, nil
 }
 
 // vault.clients.put: create or replace a provider's client registration.

@@ -78,3 +78,29 @@ func insertProviderEvent(ctx context.Context, tx pgx.Tx, c Client, t messages.Pr
 		id, messages.ProviderEventSubjectPrefix+string(t), ev, at)
 	return err
 }
+
+// Health is the health of the registrations of ids that exist.
+func (s *Store) Health(ctx context.Context, ids []string) (map[string]messages.ProviderHealth, error) {
+	rows, err := s.pool.Query(ctx, `select provider_id, health_code, health_since from vault.provider_clients where provider_id = any($1)`, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[string]messages.ProviderHealth, len(ids))
+	for rows.Next() {
+		var (
+			id    string
+			code  *string
+			since *time.Time
+		)
+		if err := rows.Scan(&id, &code, &since); err != nil {
+			return nil, err
+		}
+		h := messages.ProviderHealth{Status: messages.ProviderHealthy}
+		if code != nil {
+			h = messages.ProviderHealth{Status: messages.ProviderMisconfigured, Code: *code, Since: utc(since)}
+		}
+		out[id] = h
+	}
+	return out, rows.Err()
+}
