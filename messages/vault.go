@@ -23,6 +23,12 @@ type VaultCreateConnection struct {
 	// key) of the Gateway key whose handshake.begin this consent is; the
 	// vault's audit record of the request names it.
 	Actor string `json:"actor_key_id,omitempty"`
+	// ExpiresAt is when the consent's link expires (BeginReply.ExpiresAt):
+	// a connection still pending then (and a short grace for a code
+	// exchange in flight) becomes expired, with event expired. Without it
+	// the vault keeps a pending consent the longest a link can live. A
+	// re-consent of a connection that is not pending leaves it as it is.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // VaultExchange asks the vault to redeem an authorization code (handshake ->

@@ -110,10 +110,18 @@ func TestStaticCredentialsEndToEnd(t *testing.T) {
 		t.Fatalf("credential = %+v (only the strategy's field, never the label)", cred)
 	}
 
-	// Credentials the provider refuses: the user lands back with status=failed.
-	q, _ = connect(t, "openai", url.Values{"api_key": {"sk-wrong-key-000"}})
-	if q.Get("status") != "failed" {
-		t.Fatalf("refused credentials landed with %v", q)
+	if cred.Config["note"] != "team bot" {
+		t.Fatalf("config = %v (the label is not secret and not applied)", cred.Config)
+	}
+
+	// Credentials the provider refuses: the form again, the consent pending.
+	begin, err = b.Begin(ctx, "openai", "ws-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body, err = systemtest.FillForm(systemtest.NewBrowser(), begin.AuthURL, url.Values{"api_key": {"sk-wrong-key-000"}})
+	if err != nil || resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "These credentials were refused.") {
+		t.Fatalf("refused credentials: %v HTTP %d", err, resp.StatusCode)
 	}
 
 	const awsSecret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

@@ -62,6 +62,11 @@ const (
 	DefaultBeginRatePerWorkspace = "60/m"
 )
 
+// DefaultCredentialFormRate bounds the hosted form's submissions that reach
+// the verification request, per connection: a person who mistyped a key
+// tries again, and no one guesses keys through the form.
+const DefaultCredentialFormRate = "5/10m"
+
 // Config is the handshake's configuration.
 type Config struct {
 	config.Common
@@ -82,6 +87,9 @@ type Config struct {
 	// (BEGIN_RATE_PER_WORKSPACE, default 60/m), counted in Redis across
 	// replicas. The zero value is no limit; LoadConfig gives the defaults.
 	BeginLimits ratelimit.Limits
+	// FormRate (CREDENTIAL_FORM_RATE, default 5/10m) bounds the hosted
+	// form's submissions per connection, counted in Redis; zero is no limit.
+	FormRate ratelimit.Rate
 
 	// GatewayKeys (API_KEY) are the keys the Gateway presents on
 	// handshake.begin; ServiceKeys (HANDSHAKE_SERVICE_KEY) the handshake's
@@ -105,12 +113,14 @@ func (c Config) LogValue() slog.Value {
 		slog.String("public_url", c.PublicURL), slog.Any("allowed_return_urls", c.AllowedReturnURLs),
 		slog.Duration("flow_ttl", c.FlowTTL), slog.String("provider_private_networks", c.ProviderNetworks.String()),
 		slog.String("state_key", "[redacted]"), slog.Int("previous_state_keys", len(c.PreviousStateKeys)),
-		slog.String("begin_rate_per_key", c.BeginLimits.PerKey.String()), slog.String("begin_rate_per_workspace", c.BeginLimits.PerWorkspace.String()))
+		slog.String("begin_rate_per_key", c.BeginLimits.PerKey.String()), slog.String("begin_rate_per_workspace", c.BeginLimits.PerWorkspace.String()),
+		slog.String("credential_form_rate", c.FormRate.String()))
 }
 
 // LoadConfig reads the handshake's variables: the common ones, REDIS_URL,
 // STATE_KEY, STATE_KEYS_PREVIOUS, PUBLIC_URL, ALLOWED_RETURN_URLS, FLOW_TTL,
-// the limits of handshake.begin and PROVIDER_PRIVATE_NETWORKS. Problems are
+// the limits of handshake.begin and of the hosted form, and
+// PROVIDER_PRIVATE_NETWORKS. Problems are
 // collected in l.
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
@@ -129,6 +139,7 @@ func LoadConfig(l *config.Loader) Config {
 			PerKey:       ratelimit.Load(l, "BEGIN_RATE_PER_KEY", DefaultBeginRatePerKey),
 			PerWorkspace: ratelimit.Load(l, "BEGIN_RATE_PER_WORKSPACE", DefaultBeginRatePerWorkspace),
 		},
+		FormRate:         ratelimit.Load(l, "CREDENTIAL_FORM_RATE", DefaultCredentialFormRate),
 		ProviderNetworks: egress.Load(l),
 	}
 	if c.RedisURL != "" {
@@ -246,12 +257,26 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	client := &natsx.Client{NC: s.nc, Prefix: cfg.Prefix, APIKey: apikey.Outgoing(cfg.ServiceKeys)}
 	vault := &vaultapi.Client{NATS: client}
 
+	counter := redislimit.New(s.rdb, cfg.RedisKeyPrefix, cfg.Now)
+	// The form's limit counts per connection, in the limiter's key scope.
+	formLimit, err := ratelimit.New(ratelimit.Options{
+		Endpoint:   "credential_form",
+		Limits:     ratelimit.Limits{PerKey: cfg.FormRate},
+		Counter:    counter,
+		Now:        cfg.Now,
+		Log:        log,
+		Registerer: s.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
 	if s.web, err = web.New(web.Deps{
 		Flows:      flows,
 		Vault:      vault,
 		Signer:     state.NewSigner(stateKey, statePrev...),
 		Binder:     state.NewBinder(bindKey, bindPrev...),
 		CSRF:       state.NewCSRF(csrfKey, csrfPrev...),
+		FormLimit:  formLimit,
 		PublicURL:  public,
 		Now:        cfg.Now,
 		Log:        log,
@@ -262,7 +287,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	limit, err := ratelimit.New(ratelimit.Options{
 		Endpoint:   "handshake.begin",
 		Limits:     cfg.BeginLimits,
-		Counter:    redislimit.New(s.rdb, cfg.RedisKeyPrefix, cfg.Now),
+		Counter:    counter,
 		Now:        cfg.Now,
 		Log:        log,
 		Registerer: s.reg,

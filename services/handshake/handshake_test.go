@@ -35,6 +35,10 @@ func TestConsentHappyPath(t *testing.T) {
 	if created.ProviderID != "prov-oidc" || created.WorkspaceID != "ws-1" || strings.Join(created.Scopes, " ") != "openid email" {
 		t.Fatalf("vault create = %+v", created)
 	}
+	// The vault expires the consent when its link does.
+	if created.ExpiresAt == nil || !created.ExpiresAt.Equal(rep.ExpiresAt) {
+		t.Fatalf("vault create expires_at = %v, want the link's %v", created.ExpiresAt, rep.ExpiresAt)
+	}
 	if gw, _ := apikey.NewSet().Add(apikey.Gateway, []string{apiKey}).Identify(apiKey); created.Actor != gw.KeyID {
 		t.Fatalf("vault create names actor %q, want the Gateway key's id %q", created.Actor, gw.KeyID)
 	}

@@ -548,3 +548,64 @@ func TestStaticFormNullOrigin(t *testing.T) {
 		t.Fatalf("same-origin POST with Origin: null: HTTP %d, Location %q: %s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
 }
+
+// TestStaticVerificationRetry: credentials the vault's verification request
+// refused, or could not check, show the form again in the broker's words;
+// the connection is not failed and the same link finishes the consent. The
+// attempts that reach the vault are bounded per connection.
+func TestStaticVerificationRetry(t *testing.T) {
+	e := newEnv(t, map[string]string{"CREDENTIAL_FORM_RATE": "3/1h"})
+	e.fakes.mu.Lock()
+	e.fakes.storeFn = func(x messages.VaultStoreStatic) error {
+		switch x.Credentials["api_key"] {
+		case "sk-wrong-key-000":
+			return messages.Errorf(messages.CodeProviderError, "the credentials were not accepted: the provider's verification request answered HTTP 401")
+		case "sk-down-key-000":
+			return messages.Errorf(messages.CodeUnavailable, "the provider's verification request got no answer (timeout or network error); try again later")
+		}
+		return nil
+	}
+	e.fakes.mu.Unlock()
+	b := e.browser()
+	rep, p := e.openForm(b, "openai")
+	for _, tc := range []struct{ key, want string }{
+		{"sk-wrong-key-000", "These credentials were refused. Check them and try again."},
+		{"sk-down-key-000", "The service could not be reached; try again."},
+	} {
+		resp, body := e.post(b, p.Action, p.Token, url.Values{"api_key": {tc.key}}, nil)
+		if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, tc.want) {
+			t.Fatalf("%s: HTTP %d: %s", tc.key, resp.StatusCode, body)
+		}
+		if strings.Contains(body, tc.key) || strings.Contains(body, "HTTP 401") || strings.Contains(body, "timeout") {
+			t.Fatalf("%s: the page repeats the key or the vault's words: %s", tc.key, body)
+		}
+		p = parseForm(t, resp, body)
+	}
+	if f := e.fakes.failures(); len(f) != 0 {
+		t.Fatalf("the connection was failed: %+v", f)
+	}
+	resp, body := e.post(b, p.Action, p.Token, url.Values{"api_key": {"sk-0123456789"}}, nil)
+	if want := returnURL + "?connection_id=" + rep.ConnectionID + "&status=active"; resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
+		t.Fatalf("HTTP %d, Location %q: %s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	if n := e.fakes.storeCount(); n != 3 {
+		t.Fatalf("%d stores, want 3", n)
+	}
+
+	// A fourth attempt within the window does not reach the vault.
+	_, p = e.openForm(b, "openai")
+	for range 3 {
+		resp, body := e.post(b, p.Action, p.Token, url.Values{"api_key": {"sk-wrong-key-000"}}, nil)
+		if resp.StatusCode != http.StatusUnprocessableEntity {
+			t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
+		}
+		p = parseForm(t, resp, body)
+	}
+	resp, body = e.post(b, p.Action, p.Token, url.Values{"api_key": {"sk-wrong-key-000"}}, nil)
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, "Too many attempts. Wait ") {
+		t.Fatalf("over the limit: HTTP %d: %s", resp.StatusCode, body)
+	}
+	if n := e.fakes.storeCount(); n != 6 {
+		t.Fatalf("%d stores, want 6", n)
+	}
+}

@@ -139,9 +139,9 @@ func TestVerificationNoPortOracle(t *testing.T) {
 	for _, p := range []string{"static-open", "static-closed"} {
 		conn := e.createFor(p, workspace)
 		_, err := e.storeStatic(conn.ConnectionID, map[string]any{"api_key": "sk-typed-by-a-person"})
-		wantCode(t, err, messages.ErrProviderError)
+		wantCode(t, err, messages.ErrUnavailable)
 		answers = append(answers, err.Error())
-		if got := e.get(conn.ConnectionID); got.Status != messages.StatusFailed {
+		if got := e.get(conn.ConnectionID); got.Status != messages.StatusPending {
 			t.Errorf("%s: status %s after a refused verification", p, got.Status)
 		}
 	}

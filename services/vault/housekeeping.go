@@ -34,7 +34,7 @@ func runCacheSweep(ctx context.Context, c *cache.Cache, every time.Duration) {
 
 // housekeepingStore is what housekeeping changes.
 type housekeepingStore interface {
-	ExpirePending(ctx context.Context, cutoff time.Time) (int64, error)
+	ExpirePending(ctx context.Context, now time.Time) (int64, error)
 	PruneOutbox(ctx context.Context, cutoff time.Time) (int64, error)
 	ConfirmationsDue(ctx context.Context, now time.Time, limit int) ([]string, error)
 	WithLock(ctx context.Context, id string, fn func(ctx context.Context, l *store.Locked) error) (store.Connection, error)
@@ -60,14 +60,15 @@ func runHousekeeping(ctx context.Context, st housekeepingStore, every time.Durat
 }
 
 // housekeep is one pass at time now: consents started and never finished
-// become expired once no flow can still complete them
-// (store.PendingLifetime), events published longer ago than
+// become expired once their link has expired (store.ExpiryGrace after it;
+// store.PendingLifetime after they began when the vault was not told when
+// it expires), with event expired, events published longer ago than
 // store.PublishedRetention leave the outbox, consents that waited for
 // confirmation past their time end, connections that ended (failed,
 // expired, revoked) longer than ended ago are deleted, at most a batch a
 // pass, and rate-limit windows that are over are dropped.
 func housekeep(ctx context.Context, st housekeepingStore, now time.Time, ended time.Duration, log *slog.Logger) {
-	if n, err := st.ExpirePending(ctx, now.Add(-store.PendingLifetime)); err != nil && ctx.Err() == nil {
+	if n, err := st.ExpirePending(ctx, now); err != nil && ctx.Err() == nil {
 		log.Warn("expiring pending connections failed", "err", err)
 	} else if n > 0 {
 		log.Info("pending connections expired", "count", n)

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -71,8 +72,88 @@ func TestHousekeep(t *testing.T) {
 	if outbox(true) != 0 {
 		t.Error("an event published more than a day ago is still in the outbox")
 	}
-	if outbox(false) != 1 {
+	if outbox(false) != 2 { // fresh's created, stale's expired
 		t.Error("the prune removed an unpublished event")
+	}
+}
+
+// TestHousekeepExpiresAtTheLinksExpiry: a pending consent expires when its
+// link does (with the grace for an exchange in flight), with an expired
+// event and the reason on the row; one whose link's expiry the vault was
+// not told keeps the fixed lifetime; a re-consent of an active connection
+// that is never finished leaves it active.
+func TestHousekeepExpiresAtTheLinksExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	st, pool := storetest.Open(t, store.Options{Now: func() time.Time { return clock }})
+	if _, err := st.PutClient(ctx, store.Client{ProviderID: "p", ProviderName: "p-name", Type: messages.ProviderOAuth2, ClientID: "c", TokenEndpoint: "https://p.example/token"}); err != nil {
+		t.Fatal(err)
+	}
+	link := clock.Add(10 * time.Minute)
+	create := func(expires *time.Time) store.Connection {
+		c, err := st.CreateConnection(ctx, store.NewConnection{ProviderID: "p", WorkspaceID: "w", ExpiresAt: expires})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	timed, untimed, again := create(&link), create(nil), create(nil)
+	if _, err := st.WithLock(ctx, again.ID, func(ctx context.Context, l *store.Locked) error {
+		return l.Activate(ctx, store.Tokens{Access: "access"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ReopenConnection(ctx, again.ID, store.NewConnection{ProviderID: "p", WorkspaceID: "w", ExpiresAt: &link}); err != nil {
+		t.Fatal(err)
+	}
+	status := func(c store.Connection) store.Connection {
+		t.Helper()
+		got, err := st.GetConnection(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	housekeep(ctx, st, link.Add(store.ExpiryGrace-time.Second), store.DefaultEndedRetention, logging.Discard())
+	if got := status(timed); got.Status != messages.StatusPending {
+		t.Fatalf("a consent within the grace after its link is %s", got.Status)
+	}
+
+	clock = link.Add(store.ExpiryGrace + time.Second)
+	housekeep(ctx, st, clock, store.DefaultEndedRetention, logging.Discard())
+	got := status(timed)
+	want := &messages.Attention{Code: "consent_expired", Message: "The consent was not finished before its link expired.", Since: clock}
+	if got.Status != messages.StatusExpired || !reflect.DeepEqual(got.Failure, want) || !reflect.DeepEqual(got.Message().Failure, want) {
+		t.Fatalf("expired consent: %s %+v", got.Status, got.Failure)
+	}
+	if s := status(untimed).Status; s != messages.StatusPending {
+		t.Fatalf("a consent without a link's expiry is %s before its lifetime", s)
+	}
+	if s := status(again).Status; s != messages.StatusActive {
+		t.Fatalf("an unfinished re-consent left the connection %s", s)
+	}
+	var payload messages.Event
+	if err := pool.QueryRow(ctx, "select payload from vault.outbox where connection_id = $1 and type = 'expired'", timed.ID).Scan(&payload); err != nil {
+		t.Fatalf("expired event: %v", err)
+	}
+	if payload.Type != messages.EventExpired.FullType() || payload.Provider != "p-name" || payload.WorkspaceID != "w" ||
+		payload.Reason == nil || payload.Reason.Code != "consent_expired" || !payload.OccurredAt.Equal(clock) {
+		t.Fatalf("expired event = %+v", payload)
+	}
+
+	clock = clock.Add(store.PendingLifetime)
+	housekeep(ctx, st, clock, store.DefaultEndedRetention, logging.Discard())
+	if s := status(untimed).Status; s != messages.StatusExpired {
+		t.Fatalf("a consent without a link's expiry is %s after its lifetime", s)
+	}
+	if s := status(again).Status; s != messages.StatusActive {
+		t.Fatalf("an unfinished re-consent left the connection %s", s)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, "select count(*) from vault.outbox where type = 'expired'").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d expired events (%v), want one per expired consent", n, err)
 	}
 }
 

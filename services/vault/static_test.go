@@ -265,8 +265,8 @@ func TestStaticStrategies(t *testing.T) {
 					t.Fatalf("reply has %s: %v", k, m)
 				}
 			}
-			if strings.Contains(mustJSON(t, m), tt.creds["note"].(string)) {
-				t.Fatal("an extra property the user supplied was returned")
+			if strings.Contains(mustJSON(t, m["credentials"]), tt.creds["note"].(string)) {
+				t.Fatal("an extra property the user supplied was returned with the credentials")
 			}
 			if got := e.get(c.ConnectionID); got.ExpiresAt != nil || got.LastRefreshedAt != nil {
 				t.Fatalf("connection = %+v", got)
@@ -418,7 +418,8 @@ func TestStaticVerificationFailures(t *testing.T) {
 	e.putClient(staticClient(staticProviderID, "keys", messages.Strategy{Type: messages.StrategyHeader, Config: map[string]any{"header": "X-Api-Key"}},
 		apiKeySchema, v.verification("/me")))
 
-	// Refused by the provider: a first consent fails, with the status only.
+	// Refused by the provider: the consent stays pending, nothing is stored
+	// and no event written, so the person can correct what they typed.
 	p := e.createFor(staticProviderID, workspace)
 	_, err := e.storeStatic(p.ConnectionID, map[string]any{"api_key": "wrong-key-value"})
 	wantCode(t, err, messages.ErrProviderError)
@@ -426,19 +427,19 @@ func TestStaticVerificationFailures(t *testing.T) {
 		t.Fatalf("message: %v", err)
 	}
 	got := e.get(p.ConnectionID)
-	if got.Status != messages.StatusFailed {
-		t.Fatalf("status = %s", got.Status)
-	}
-	evs := e.events(p.ConnectionID)
-	if types := eventTypes(evs); !slices.Equal(types, []string{"created", "failed"}) {
-		t.Fatalf("events = %v", types)
-	}
-	if r := evs[1].Reason; r == nil || r.Code != "verification_failed" || r.Message != "The provider's verification request answered HTTP 401." {
-		t.Fatalf("reason = %+v", r)
+	if got.Status != messages.StatusPending || got.Failure != nil {
+		t.Fatalf("after a refusal: %+v", got)
 	}
 	var n int
 	if err := e.pool.QueryRow(context.Background(), "select count(*) from vault.connections where id = $1 and static_credentials is null", p.ConnectionID).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("refused credentials were stored: %s", e.rawRow(p.ConnectionID))
+	}
+	// The corrected key completes the same consent.
+	if got, err := e.storeStatic(p.ConnectionID, map[string]any{"api_key": "good-key-value"}); err != nil || got.Status != messages.StatusActive {
+		t.Fatalf("second attempt: %+v, %v", got, err)
+	}
+	if types := eventTypes(e.events(p.ConnectionID)); !slices.Equal(types, []string{"created", "active"}) {
+		t.Fatalf("events = %v", types)
 	}
 
 	// A re-consent refused by the provider leaves the working connection as it was.
@@ -449,8 +450,8 @@ func TestStaticVerificationFailures(t *testing.T) {
 		t.Fatalf("after a refused re-consent: %+v, %v", cr.Credentials, err)
 	}
 
-	// No answer, 5xx, 429: unavailable, and the connection is left pending
-	// (the caller decides). A redirect is not followed and is a refusal.
+	// No answer, 5xx, 429: unavailable; a redirect is not followed and is a
+	// refusal. Each leaves the connection pending.
 	for _, tc := range []struct {
 		name   string
 		url    string
@@ -461,7 +462,7 @@ func TestStaticVerificationFailures(t *testing.T) {
 		{"503", status503.URL, 503, messages.ErrUnavailable, messages.StatusPending},
 		{"429", status503.URL, 429, messages.ErrUnavailable, messages.StatusPending},
 		{"no answer", "http://127.0.0.1:1/me", 0, messages.ErrUnavailable, messages.StatusPending},
-		{"redirect", status503.URL, 302, messages.ErrProviderError, messages.StatusFailed},
+		{"redirect", status503.URL, 302, messages.ErrProviderError, messages.StatusPending},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hits := v.hits.Load()
@@ -626,7 +627,7 @@ func TestStaticCredentialsNeverInPlaintext(t *testing.T) {
 	v := newVerifier(t)
 	v.accept(func(r *http.Request) bool { return true })
 	e.putClient(staticClient(staticProviderID, "aws", messages.Strategy{Type: messages.StrategyAWSSigV4, Config: map[string]any{"service": "s3", "region": "eu-west-1"}},
-		`{"type":"object","properties":{"access_key_id":{"type":"string"},"secret_access_key":{"type":"string"},"session_token":{"type":"string"},"note":{"type":"string"}},"required":["access_key_id","secret_access_key"]}`,
+		`{"type":"object","properties":{"access_key_id":{"type":"string"},"secret_access_key":{"type":"string"},"session_token":{"type":"string"},"note":{"type":"string","writeOnly":true}},"required":["access_key_id","secret_access_key"]}`,
 		v.verification("/")))
 	secrets := []string{"plain-secret-access-key-1", "plain-session-token-1", "plain-note-1", "plain-secret-access-key-2"}
 	c := e.connectStatic(staticProviderID, map[string]any{"access_key_id": "AKIDPLAIN", "secret_access_key": secrets[0], "session_token": secrets[1], "note": secrets[2]})
@@ -665,5 +666,101 @@ func TestStaticCredentialsNeverInPlaintext(t *testing.T) {
 				t.Fatalf("table vault.%s holds %q in plaintext", table, s)
 			}
 		}
+	}
+}
+
+// TestStaticConfig: the fields of a static credential that its strategy
+// does not apply and that are not secret become the connection's config,
+// in connections.get and in tokens.get's Credential; secret ones never do,
+// and a re-consent merges what it brings.
+func TestStaticConfig(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{noProvider: true})
+	schema := `{"type":"object","required":["api_key","subdomain"],"properties":{
+		"api_key":{"type":"string","writeOnly":true},
+		"subdomain":{"type":"string"},
+		"account_id":{"type":"integer"},
+		"sandbox":{"type":"boolean"},
+		"webhook_secret":{"type":"string"},
+		"pin":{"type":"string","format":"password"},
+		"public_key":{"type":"string","writeOnly":false},
+		"hidden":{"type":"string","writeOnly":true}}}`
+	e.putClient(staticClient(staticProviderID, "zendesk", messages.Strategy{Type: messages.StrategyHeader, Config: map[string]any{"header": "X-Api-Key"}}, schema, nil))
+	c := e.connectStatic(staticProviderID, map[string]any{"api_key": "sk-config-0123", "subdomain": "acme", "account_id": 42, "sandbox": true,
+		"webhook_secret": "whsec-1", "pin": "1234", "public_key": "pk-1", "hidden": "h-1", "undeclared": "u-1"})
+	want := map[string]string{"subdomain": "acme", "account_id": "42", "sandbox": "true", "public_key": "pk-1"}
+	if got := e.get(c.ConnectionID); !reflect.DeepEqual(got.Config, want) {
+		t.Fatalf("connections.get config = %v, want %v", got.Config, want)
+	}
+	cred, err := e.token(c.ConnectionID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cred.Config, want) || !reflect.DeepEqual(cred.Credentials, map[string]any{"api_key": "sk-config-0123"}) {
+		t.Fatalf("tokens.get: config %v, credentials %v", cred.Config, cred.Credentials)
+	}
+	var plain string
+	if err := e.pool.QueryRow(context.Background(), "select config::text from vault.connections where id = $1", c.ConnectionID).Scan(&plain); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"sk-config-0123", "whsec-1", "1234", "h-1", "u-1"} {
+		if strings.Contains(plain, s) {
+			t.Fatalf("config column holds a secret or an undeclared field: %s", plain)
+		}
+	}
+
+	// A re-consent: what it brings replaces, what it leaves out stays.
+	if _, err := e.storeStatic(c.ConnectionID, map[string]any{"api_key": "sk-config-4567", "subdomain": "acme-eu"}); err != nil {
+		t.Fatal(err)
+	}
+	want["subdomain"] = "acme-eu"
+	if cred, err := e.token(c.ConnectionID, nil); err != nil || !reflect.DeepEqual(cred.Config, want) || cred.Credentials["api_key"] != "sk-config-4567" {
+		t.Fatalf("after a re-consent: %+v, %v", cred, err)
+	}
+}
+
+// TestConnectionFailureShown: connections.get says why a failed connection
+// ended, and since when; a consent's expires_at must lie ahead, within the
+// longest a link lives.
+func TestConnectionFailureShown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{noProvider: true})
+	e.putClient(apiKeyClient(staticProviderID, "keys"))
+	c := e.createFor(staticProviderID, workspace)
+	if got := e.get(c.ConnectionID); got.Failure != nil {
+		t.Fatalf("a pending connection has a failure: %+v", got.Failure)
+	}
+	reason := messages.Reason{Code: "access_denied", Message: "The person refused the consent."}
+	e.mustCall(messages.SubjectVaultConnectionsFail, messages.VaultFailConnection{ConnectionID: c.ConnectionID, Reason: reason}, nil)
+	got := e.get(c.ConnectionID)
+	if got.Status != messages.StatusFailed || got.Failure == nil || got.Failure.Code != reason.Code || got.Failure.Message != reason.Message ||
+		!got.Failure.Since.Equal(got.UpdatedAt) {
+		t.Fatalf("failed connection: %s %+v", got.Status, got.Failure)
+	}
+	for _, at := range []time.Time{time.Now().Add(-time.Second), time.Now().Add(3 * time.Hour)} {
+		err := e.call(messages.SubjectVaultConnectionsCreate, messages.VaultCreateConnection{ProviderID: staticProviderID, WorkspaceID: workspace, ExpiresAt: &at}, nil)
+		wantCode(t, err, messages.ErrInvalidRequest)
+	}
+}
+
+// TestStaticConfigWaitsForConfirmation: the config a consent begun with
+// require_confirmation brings takes effect with its credentials.
+func TestStaticConfigWaitsForConfirmation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{noProvider: true})
+	e.putClient(apiKeyClient(staticProviderID, "keys"))
+	c := e.createFor(staticProviderID, workspace)
+	const value = "static-confirmation-0123456789"
+	var got messages.Connection
+	if err := e.call(messages.SubjectVaultStaticStore, map[string]any{"connection_id": c.ConnectionID,
+		"credentials": map[string]any{"api_key": "sk-staged-0123", "note": "staged"},
+		"confirm":     confirmation(value, time.Now().Add(time.Minute))}, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != messages.StatusPending || got.Config != nil {
+		t.Fatalf("before confirmation: %s %v", got.Status, got.Config)
+	}
+	if got, err := e.confirm(c.ConnectionID, workspace, value); err != nil || got.Status != messages.StatusActive || got.Config["note"] != "staged" {
+		t.Fatalf("confirmed: %+v, %v", got, err)
 	}
 }

@@ -98,6 +98,8 @@ func (h *Handler) Begin(ctx context.Context, req messages.BeginRequest) (*messag
 	}
 	f.Scopes = scopes(req.Scopes, &p)
 
+	// The vault expires a consent still pending when its link does.
+	expires := h.d.Now().Add(h.d.FlowTTL).UTC().Truncate(time.Second)
 	conn, err := h.d.Vault.CreateConnection(ctx, messages.VaultCreateConnection{
 		ConnectionID: req.ConnectionID,
 		ProviderID:   p.ID,
@@ -105,6 +107,7 @@ func (h *Handler) Begin(ctx context.Context, req messages.BeginRequest) (*messag
 		Scopes:       f.Scopes,
 		Metadata:     req.Metadata,
 		Actor:        natsx.CallerOf(ctx).KeyID,
+		ExpiresAt:    &expires,
 	})
 	if err != nil {
 		return nil, err
@@ -112,9 +115,14 @@ func (h *Handler) Begin(ctx context.Context, req messages.BeginRequest) (*messag
 	if conn.ConnectionID == "" {
 		return nil, errors.New("vault created a connection without an id")
 	}
+	if req.ConnectionID != "" {
+		// Incremental consent, as the vault records it: a connection that
+		// was granted scopes asks for them again with the new ones, so a
+		// client that met insufficient_scope gains scopes and loses none.
+		f.Scopes = withGranted(f.Scopes, conn)
+	}
 
 	id := flow.NewID()
-	expires := h.d.Now().Add(h.d.FlowTTL).UTC().Truncate(time.Second)
 	f.ConnectionID = conn.ConnectionID
 	f.WorkspaceID = req.WorkspaceID
 	f.ProviderID = p.ID

@@ -62,6 +62,22 @@ func scopes(requested []string, p *messages.Provider) []string {
 	return out
 }
 
+// withGranted is requested followed by the scopes an active or
+// attention_required connection was granted that it lacks (the vault's
+// store.ReopenConnection does the same).
+func withGranted(requested []string, c messages.Connection) []string {
+	if c.Status != messages.StatusActive && c.Status != messages.StatusAttentionRequired {
+		return requested
+	}
+	out := slices.Clone(requested)
+	for _, s := range c.Scopes {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // reservedParams are set by the handshake itself; a provider's
 // authorization_params may not override them.
 var reservedParams = map[string]bool{

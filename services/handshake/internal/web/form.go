@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"mime"
 	"net/http"
@@ -27,9 +28,15 @@ import (
 //     neither refusal consumes the flow, so its owner can still finish;
 //   - the values are typed and checked against the schema; errors re-render
 //     the form (422) next to their fields, secrets never echoed;
+//   - a submission that gets that far is counted against the flow's limit
+//     (FormLimit): over it, the form is shown again with a wait;
 //   - only then is the flow consumed (GETDEL, as in the callback: a replay or
 //     a double submission finds nothing) and the credentials handed to the
-//     vault, once. The browser goes back to return_url like an OAuth consent.
+//     vault, once. The browser goes back to return_url like an OAuth consent;
+//   - if the vault's verification request refused them, or could not reach
+//     the provider, the flow is put back for the rest of its lifetime and the
+//     form is shown again with the broker's own words for it; the
+//     connection stays pending, and only the link's expiry ends it.
 
 // maxFormBody bounds a form submission.
 const maxFormBody = 64 << 10
@@ -236,6 +243,18 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 		h.showForm(w, id, ref, f, fm, http.StatusUnprocessableEntity, fm.Kept(values), errs)
 		return
 	}
+	// Each submission that reaches the verification request is counted, so
+	// the form cannot be used to guess credentials at the provider's pace.
+	if h.d.FormLimit != nil {
+		var me *messages.Error
+		if err := h.d.FormLimit.Allow(r.Context(), f.ConnectionID, ""); errors.As(err, &me) && me.Code == messages.CodeRateLimited {
+			log.Warn("credential form refused: too many attempts")
+			h.forms.WithLabelValues("limited").Inc()
+			h.showForm(w, id, ref, f, fm, http.StatusTooManyRequests, fm.Kept(values),
+				form.Errors{"": fmt.Sprintf("Too many attempts. Wait %d seconds, then try again.", me.RetryAfterSeconds)})
+			return
+		}
+	}
 
 	f, err = h.d.Flows.Consume(r.Context(), ref)
 	switch {
@@ -247,8 +266,8 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 		pageUnavailable.render(w)
 		return
 	}
-	h.clearFormCookies(w, id, ref)
 	if f.Expired(h.d.Now()) {
+		h.clearFormCookies(w, id, ref)
 		h.refuse(w, pageUsed, "flow expired")
 		return
 	}
@@ -262,13 +281,57 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		f.Confirmation = ""
+		if msg, ok := retryMessages[vaultCode(err)]; ok && h.reopen(r, id, f) {
+			log.Info("static credentials not verified; the form is shown again", "code", vaultCode(err))
+			h.forms.WithLabelValues("unverified").Inc()
+			h.showForm(w, id, ref, f, fm, http.StatusUnprocessableEntity, fm.Kept(values), form.Errors{"": msg})
+			return
+		}
 		// The flow is spent, so a pending connection would otherwise wait
 		// for expiry.
+		h.clearFormCookies(w, id, ref)
 		h.vaultFailed(w, r, f, h.formBack, err, "the credentials could not be stored", "storing static credentials failed")
 		return
 	}
+	h.clearFormCookies(w, id, ref)
 	log.Info("static credentials stored")
 	h.formBack(w, r, f, "")
+}
+
+// retryMessages are what the form says, in the broker's words, when the
+// vault's verification request did not accept the credentials (by the
+// vault's code): the connection is left pending, and the person may try
+// again until the link expires.
+var retryMessages = map[messages.ErrorCode]string{
+	messages.CodeProviderError: "These credentials were refused. Check them and try again.",
+	messages.CodeUnavailable:   "The service could not be reached; try again.",
+}
+
+// vaultCode is the contract code of a vault's answer, "" when the vault did
+// not answer with one.
+func vaultCode(err error) messages.ErrorCode {
+	var me *messages.Error
+	if errors.As(err, &me) {
+		return me.Code
+	}
+	return ""
+}
+
+// reopen puts a consumed flow back for the rest of its lifetime, so its form
+// can be submitted again; it reports false when it could not. Like the vault
+// call before it, it does not end with the browser's request.
+func (h *Handler) reopen(r *http.Request, id string, f flow.Flow) bool {
+	ttl := f.ExpiresAt.Sub(h.d.Now())
+	if ttl <= 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), failTimeout)
+	defer cancel()
+	if err := h.d.Flows.Put(ctx, id, f, ttl); err != nil {
+		h.d.Log.Warn("putting back a flow for another attempt failed", "connection_id", f.ConnectionID, "err", err)
+		return false
+	}
+	return true
 }
 
 // formBack sends the browser to the flow's return_url with connection_id

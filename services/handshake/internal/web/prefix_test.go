@@ -40,6 +40,12 @@ func (s *memFlows) Consume(_ context.Context, ref string) (flow.Flow, error) {
 	delete(s.m, ref)
 	return f, nil
 }
+func (s *memFlows) Put(_ context.Context, id string, f flow.Flow, _ time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[flow.Ref(id)] = f
+	return nil
+}
 
 type okVault struct{ failRecorder }
 

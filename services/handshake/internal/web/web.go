@@ -19,6 +19,7 @@ import (
 	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
 	"github.com/nexus-broker/nexus/services/handshake/internal/state"
 	"github.com/nexus-broker/nexus/services/handshake/internal/vaultapi"
+	"github.com/nexus-broker/nexus/shared/ratelimit"
 )
 
 // Vault finishes the consents the browser edge takes back: it redeems a
@@ -29,24 +30,37 @@ type Vault interface {
 	FailConnection(ctx context.Context, connectionID string, reason messages.Reason) error
 }
 
-// FlowStore reads flows: Get leaves the flow in place, Consume takes it.
+// FlowStore reads flows: Get leaves the flow in place, Consume takes it,
+// and Put puts back a consumed form's flow for another attempt.
 type FlowStore interface {
 	Get(ctx context.Context, ref string) (flow.Flow, error)
 	Consume(ctx context.Context, ref string) (flow.Flow, error)
+	Put(ctx context.Context, id string, f flow.Flow, ttl time.Duration) error
+}
+
+// Limiter counts a hosted form's submissions per connection (the keyID
+// argument), refusing them with rate_limited over its limit
+// (shared/ratelimit).
+type Limiter interface {
+	Allow(ctx context.Context, keyID, workspaceID string) error
 }
 
 var (
 	_ Vault     = (*vaultapi.Client)(nil)
 	_ FlowStore = (*flow.Store)(nil)
+	_ Limiter   = (*ratelimit.Limiter)(nil)
 )
 
 // Deps is what the browser edge needs.
 type Deps struct {
-	Flows     FlowStore
-	Vault     Vault
-	Signer    *state.Signer
-	Binder    *state.Binder
-	CSRF      *state.CSRF
+	Flows  FlowStore
+	Vault  Vault
+	Signer *state.Signer
+	Binder *state.Binder
+	CSRF   *state.CSRF
+	// FormLimit bounds the hosted form's submissions per connection; nil
+	// for none.
+	FormLimit Limiter
 	PublicURL *url.URL
 	Now       func() time.Time
 	Log       *slog.Logger
@@ -87,7 +101,7 @@ func New(d Deps) (*Handler, error) {
 		}, []string{"result"}),
 		forms: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nexus_handshake_credential_forms_total",
-			Help: "Credential form submissions by outcome: active, failed (sent back to the app), invalid (shown again with errors) or refused (error page).",
+			Help: "Credential form submissions by outcome: active, failed (sent back to the app), invalid (shown again with errors), unverified (shown again: the verification request refused them or got no answer), limited (shown again: too many attempts) or refused (error page).",
 		}, []string{"result"}),
 	}
 	if d.Registerer != nil {

@@ -178,7 +178,12 @@ func (h *Handlers) createConnection(ctx context.Context, r messages.VaultCreateC
 			return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "metadata must be a JSON object of at most %d bytes", messages.MaxMetadataBytes)
 		}
 	}
-	n := store.NewConnection{ProviderID: r.ProviderID, WorkspaceID: r.WorkspaceID, Scopes: r.Scopes, Metadata: r.Metadata}
+	if r.ExpiresAt != nil {
+		if now := h.Now(); !r.ExpiresAt.After(now) || r.ExpiresAt.After(now.Add(maxConsentWait)) {
+			return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "expires_at must be within %s from now", maxConsentWait)
+		}
+	}
+	n := store.NewConnection{ProviderID: r.ProviderID, WorkspaceID: r.WorkspaceID, Scopes: r.Scopes, Metadata: r.Metadata, ExpiresAt: r.ExpiresAt}
 	var (
 		c   store.Connection
 		err error
@@ -223,9 +228,13 @@ func (h *Handlers) failPending(ctx context.Context, id string, reason messages.R
 	})
 }
 
-// maxConfirmWait bounds how long a consent may wait for confirmation: the
-// longest a consent link lives, with room to spare.
-const maxConfirmWait = 2 * time.Hour
+// maxConfirmWait bounds how long a consent may wait for confirmation, and
+// maxConsentWait how far ahead its link may expire: the longest a consent
+// link lives, with room to spare.
+const (
+	maxConfirmWait = 2 * time.Hour
+	maxConsentWait = 2 * time.Hour
+)
 
 // checkConfirmation checks what the handshake asks a consent to wait for.
 func checkConfirmation(c *messages.Confirmation, now time.Time) error {

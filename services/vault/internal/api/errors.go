@@ -42,7 +42,9 @@ func (h *Handlers) ContractError(err error) error {
 		return messages.Errorf(messages.CodeInvalidRequest, "%v", inv)
 	case errors.As(err, &ver):
 		if ver.Refused != nil {
-			return messages.Errorf(messages.CodeProviderError, "%v", ver)
+			// The operator's to fix; to the person it is a service that
+			// cannot be reached.
+			return messages.Errorf(messages.CodeUnavailable, "%v", ver)
 		}
 		if ver.Transient {
 			return messages.Errorf(messages.CodeUnavailable, "%v; try again later", ver)

@@ -89,7 +89,7 @@ func (h *Handlers) storeStatic(ctx context.Context, r storeStaticRequest) (messa
 	if cl.Verification != nil {
 		used, _ := static.Select(*cl.Strategy, creds)
 		if err := h.Verifier.Verify(ctx, *cl.Verification, *cl.Strategy, used); err != nil {
-			h.verificationFailed(ctx, c, err)
+			h.verificationFailed(c, err)
 			return messages.Connection{}, err
 		}
 	}
@@ -97,14 +97,18 @@ func (h *Handlers) storeStatic(ctx context.Context, r storeStaticRequest) (messa
 	if err != nil {
 		return messages.Connection{}, err
 	}
+	config := static.Config(cl.CredentialSchema, *cl.Strategy, creds)
 	c, err = h.Store.WithLock(ctx, c.ID, func(ctx context.Context, l *store.Locked) error {
 		if err := storable(l.Conn); err != nil {
 			return err
 		}
 		if r.Confirm != nil {
-			return l.StageStatic(ctx, secret.Value(plain), hash, *r.Confirm)
+			return l.StageStatic(ctx, secret.Value(plain), hash, config, *r.Confirm)
 		}
-		return l.StoreStatic(ctx, secret.Value(plain), hash)
+		if err := l.StoreStatic(ctx, secret.Value(plain), hash); err != nil {
+			return err
+		}
+		return l.SetConfig(ctx, config)
 	})
 	if err != nil {
 		return messages.Connection{}, err
@@ -113,30 +117,23 @@ func (h *Handlers) storeStatic(ctx context.Context, r storeStaticRequest) (messa
 	return c.Message(), nil
 }
 
-// verificationFailed records a refusal by the verification request, or by
-// the egress guard of the request: a first consent fails
-// (verification_failed, with the HTTP status only); a
-// re-consent leaves the working connection and its credentials as they were,
-// as a failed code exchange does. No answer, 5xx or 429 says nothing about
-// the credentials and changes nothing: the caller decides.
-func (h *Handlers) verificationFailed(ctx context.Context, c store.Connection, err error) {
+// verificationFailed logs why the verification request did not accept
+// the credentials. Nothing changes: a first consent stays pending, so the
+// person can correct what they typed in the hosted form (the handshake
+// bounds the attempts) until the consent's link expires; a re-consent leaves
+// the working connection and its credentials as they were. The caller gets
+// provider_error for a refusal and unavailable when the request got no
+// usable answer (ContractError).
+func (h *Handlers) verificationFailed(c store.Connection, err error) {
 	var ve *static.VerifyError
-	if !errors.As(err, &ve) || ve.Transient {
+	switch {
+	case !errors.As(err, &ve) || ve.Transient:
 		h.Log.Warn("verification request of static credentials got no usable answer", "connection_id", c.ID, "provider_id", c.ProviderID, "status", statusOf(ve))
-		return
-	}
-	reason := messages.Reason{Code: "verification_failed",
-		Message: fmt.Sprintf("The provider's verification request answered HTTP %d.", ve.Status)}
-	if ve.Refused != nil {
-		// Where the URL resolves is for the operator's eyes (the log), not
-		// for the event every consumer reads.
+	case ve.Refused != nil:
+		// Where the URL resolves is for the operator's eyes (the log).
 		h.Log.Error("verification request refused by the egress guard", "connection_id", c.ID, "provider_id", c.ProviderID, "err", ve.Refused)
-		reason.Message = "The broker does not send the provider's verification request where its URL points; see the vault's log."
-	} else {
+	default:
 		h.Log.Warn("static credentials failed verification", "connection_id", c.ID, "provider_id", c.ProviderID, "status", ve.Status)
-	}
-	if _, ferr := h.failPending(ctx, c.ID, reason); ferr != nil {
-		h.Log.Error("cannot record a failed verification", "connection_id", c.ID, "err", ferr)
 	}
 }
 
@@ -244,5 +241,6 @@ func staticCredential(c store.Connection, used map[string]any) messages.Credenti
 		Credentials:  used,
 		Scopes:       []string{},
 		Strategy:     st,
+		Config:       c.Config,
 	}
 }

@@ -166,5 +166,6 @@ func credential(c store.Connection, access secret.Value) messages.Credential {
 		ExpiresAt:    c.ExpiresAt,
 		Scopes:       scopes,
 		Strategy:     messages.Strategy{Type: messages.StrategyOAuth2, Config: map[string]any{}},
+		Config:       c.Config,
 	}
 }

@@ -29,12 +29,12 @@ var (
 // stagedColumns follow secretColumns where a locked row is read.
 const stagedColumns = `, c.staged_access_token, c.staged_refresh_token, c.staged_static_credentials,
 	coalesce(c.staged_token_type, ''), c.staged_expires_at, c.staged_refresh_expires_at, c.staged_scopes,
-	coalesce(c.staged_schema_hash, ''), c.confirmation_hash`
+	coalesce(c.staged_schema_hash, ''), c.confirmation_hash, c.staged_config`
 
 // wipeStaged is the assignment list that throws staged secrets away.
 const wipeStaged = `staged_access_token = null, staged_refresh_token = null, staged_static_credentials = null,
 	staged_token_type = null, staged_expires_at = null, staged_refresh_expires_at = null, staged_scopes = null,
-	staged_schema_hash = null, confirmation_hash = null, confirm_by = null`
+	staged_schema_hash = null, confirmation_hash = null, confirm_by = null, staged_config = null`
 
 // stagedSecrets are what a consent waiting for confirmation brought, as read.
 type stagedSecrets struct {
@@ -44,10 +44,11 @@ type stagedSecrets struct {
 	scopes                  []string
 	schemaHash              string
 	hash                    []byte
+	config                  map[string]string
 }
 
 func (x *stagedSecrets) dest() []any {
-	return []any{&x.access, &x.refresh, &x.static, &x.tokenType, &x.expires, &x.refreshExpires, &x.scopes, &x.schemaHash, &x.hash}
+	return []any{&x.access, &x.refresh, &x.static, &x.tokenType, &x.expires, &x.refreshExpires, &x.scopes, &x.schemaHash, &x.hash, &x.config}
 }
 
 // Stage keeps the tokens of a consent aside until Confirm. The connection
@@ -67,14 +68,15 @@ func (l *Locked) Stage(ctx context.Context, t Tokens, c messages.Confirmation) e
 		refreshExpires: t.RefreshExpires, scopes: t.Scopes, hash: c.Hash}, c.By)
 }
 
-// StageStatic keeps the static credentials a person typed aside until
-// Confirm; schemaHash as for StoreStatic.
-func (l *Locked) StageStatic(ctx context.Context, creds secret.Value, schemaHash string, c messages.Confirmation) error {
+// StageStatic keeps the static credentials a person typed, and the config
+// that comes with them (SetConfig), aside until Confirm; schemaHash as for
+// StoreStatic.
+func (l *Locked) StageStatic(ctx context.Context, creds secret.Value, schemaHash string, config map[string]string, c messages.Confirmation) error {
 	sealed, err := l.s.seal(stagedPlace(l.Conn.ID, colStagedStatic, c.Hash), creds)
 	if err != nil {
 		return err
 	}
-	return l.stage(ctx, stagedSecrets{static: sealed, schemaHash: schemaHash, hash: c.Hash}, c.By)
+	return l.stage(ctx, stagedSecrets{static: sealed, schemaHash: schemaHash, hash: c.Hash, config: config}, c.By)
 }
 
 func (l *Locked) stage(ctx context.Context, x stagedSecrets, by time.Time) error {
@@ -84,8 +86,8 @@ func (l *Locked) stage(ctx context.Context, x stagedSecrets, by time.Time) error
 	by = by.UTC().Truncate(time.Microsecond)
 	if _, err := l.tx.Exec(ctx, `update vault.connections set staged_access_token = $2, staged_refresh_token = $3,
 		staged_static_credentials = $4, staged_token_type = $5, staged_expires_at = $6, staged_refresh_expires_at = $7,
-		staged_scopes = $8, staged_schema_hash = $9, confirmation_hash = $10, confirm_by = $11, updated_at = $12 where id = $1`,
-		l.uid, x.access, x.refresh, x.static, x.tokenType, x.expires, x.refreshExpires, x.scopes, x.schemaHash, x.hash, by, l.s.clock()); err != nil {
+		staged_scopes = $8, staged_schema_hash = $9, confirmation_hash = $10, confirm_by = $11, updated_at = $12, staged_config = $13 where id = $1`,
+		l.uid, x.access, x.refresh, x.static, x.tokenType, x.expires, x.refreshExpires, x.scopes, x.schemaHash, x.hash, by, l.s.clock(), x.config); err != nil {
 		return err
 	}
 	l.dirty = true
@@ -117,6 +119,9 @@ func (l *Locked) Confirm(ctx context.Context, value string, now time.Time) error
 			return err
 		}
 		if err := l.StoreStatic(ctx, creds, x.schemaHash); err != nil {
+			return err
+		}
+		if err := l.SetConfig(ctx, x.config); err != nil {
 			return err
 		}
 	} else {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,7 +20,7 @@ const connectionColumns = `c.id::text, c.provider_id, coalesce(p.provider_name, 
 	c.refresh_token is not null, c.refresh_due_at, c.refresh_attempts, c.created_at, c.updated_at,
 	coalesce(p.type, ''), p.strategy, c.static_credentials is not null, coalesce(c.credential_schema_hash, ''),
 	case when c.confirmation_hash is not null then c.confirm_by end,
-	coalesce(c.refresh_inflight_owner, ''), c.refresh_inflight_until`
+	coalesce(c.refresh_inflight_owner, ''), c.refresh_inflight_until, c.failure_since, c.config`
 
 // secretColumns follow connectionColumns where the secrets are read.
 const secretColumns = `, c.access_token, c.refresh_token, c.static_credentials`
@@ -34,6 +35,7 @@ func scanConnection(row pgx.Row, extra ...any) (Connection, error) {
 		attCode, attMsg   *string
 		attSince          *time.Time
 		failCode, failMsg *string
+		failSince         *time.Time
 		providerType      string
 	)
 	dest := []any{&c.ID, &c.ProviderID, &c.ProviderName, &c.WorkspaceID,
@@ -42,7 +44,7 @@ func scanConnection(row pgx.Row, extra ...any) (Connection, error) {
 		&attCode, &attMsg, &attSince, &failCode, &failMsg,
 		&c.HasRefreshToken, &c.RefreshDue, &c.RefreshAttempts, &c.CreatedAt, &c.UpdatedAt,
 		&providerType, &c.Strategy, &c.HasStaticCredentials, &c.CredentialSchemaHash, &c.ConfirmBy,
-		&c.RefreshInFlightOwner, &c.RefreshInFlightUntil}
+		&c.RefreshInFlightOwner, &c.RefreshInFlightUntil, &failSince, &c.Config}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return Connection{}, ErrNotFound
@@ -55,7 +57,10 @@ func scanConnection(row pgx.Row, extra ...any) (Connection, error) {
 		c.Attention = &messages.Attention{Code: *attCode, Message: deref(attMsg), Since: attSince.UTC()}
 	}
 	if failCode != nil {
-		c.Failure = &messages.Reason{Code: *failCode, Message: deref(failMsg)}
+		c.Failure = &messages.Attention{Code: *failCode, Message: deref(failMsg)}
+		if failSince != nil {
+			c.Failure.Since = failSince.UTC()
+		}
 	}
 	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
 	c.ExpiresAt, c.RefreshExpires, c.LastRefreshedAt, c.RefreshDue = utc(c.ExpiresAt), utc(c.RefreshExpires), utc(c.LastRefreshedAt), utc(c.RefreshDue)
@@ -180,6 +185,9 @@ type NewConnection struct {
 	WorkspaceID string
 	Scopes      []string
 	Metadata    map[string]any
+	// ExpiresAt is when the consent's link expires (nil: unknown, and the
+	// consent gets PendingLifetime).
+	ExpiresAt *time.Time
 }
 
 // CreateConnection stores a pending connection and its created event.
@@ -209,8 +217,9 @@ func (s *Store) CreateConnection(ctx context.Context, n NewConnection) (Connecti
 		return Connection{}, err
 	}
 	now := s.clock()
-	_, err = tx.Exec(ctx, `insert into vault.connections (id, provider_id, workspace_id, status, scopes, requested_scopes, metadata, created_at, updated_at)
-		values ($1, $2, $3, 'pending', $4, $4, $5, $6, $6)`, id, n.ProviderID, n.WorkspaceID, n.Scopes, n.Metadata, now)
+	_, err = tx.Exec(ctx, `insert into vault.connections (id, provider_id, workspace_id, status, scopes, requested_scopes, metadata,
+		pending_until, created_at, updated_at)
+		values ($1, $2, $3, 'pending', $4, $4, $5, $6, $7, $7)`, id, n.ProviderID, n.WorkspaceID, n.Scopes, n.Metadata, pendingUntil(n.ExpiresAt, now), now)
 	if err != nil {
 		return Connection{}, err
 	}
@@ -228,10 +237,12 @@ func (s *Store) CreateConnection(ctx context.Context, n NewConnection) (Connecti
 }
 
 // ReopenConnection prepares an existing connection for a new consent (the
-// same workspace and provider): it records the scopes asked for and, when
-// given, replaces the metadata. The status is left as it is: an active or
-// attention_required connection keeps serving what it has until the new
-// consent completes.
+// same workspace and provider): it records the scopes asked for (with those
+// an active or attention_required connection was granted: a consent asking
+// for more adds to the grant, it does not narrow it) and, when given,
+// replaces the metadata, and when the consent expires. The status is left
+// as it is: an active or attention_required connection keeps serving what
+// it has until the new consent completes, and only a pending one expires.
 func (s *Store) ReopenConnection(ctx context.Context, id string, n NewConnection) (Connection, error) {
 	return s.WithLock(ctx, id, func(ctx context.Context, l *Locked) error {
 		c := l.Conn
@@ -248,17 +259,32 @@ func (s *Store) ReopenConnection(ctx context.Context, id string, n NewConnection
 		if scopes == nil {
 			scopes = []string{}
 		}
+		if c.Status == messages.StatusActive || c.Status == messages.StatusAttentionRequired {
+			scopes = unionScopes(scopes, c.Scopes)
+		}
 		md := c.Metadata
 		if n.Metadata != nil {
 			md = n.Metadata
 		}
 		now := l.s.clock()
-		if _, err := l.tx.Exec(ctx, "update vault.connections set requested_scopes = $2, metadata = $3, updated_at = $4 where id = $1",
-			l.uid, scopes, md, now); err != nil {
+		if _, err := l.tx.Exec(ctx, "update vault.connections set requested_scopes = $2, metadata = $3, pending_until = $5, updated_at = $4 where id = $1",
+			l.uid, scopes, md, now, pendingUntil(n.ExpiresAt, now)); err != nil {
 			return err
 		}
 		l.dirty, l.served = true, true
 		l.Conn.RequestedScopes, l.Conn.Metadata, l.Conn.UpdatedAt = scopes, md, now
 		return nil
 	})
+}
+
+// unionScopes is requested followed by the granted scopes it lacks: what an
+// incremental consent asks for.
+func unionScopes(requested, granted []string) []string {
+	out := slices.Clone(requested)
+	for _, s := range granted {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -139,7 +139,7 @@ func (l *Locked) saveTokens(ctx context.Context, t Tokens, ev messages.EventType
 	// token_version is set to the version the values were sealed for.
 	_, err = l.tx.Exec(ctx, `update vault.connections set status = 'active', access_token = $2, refresh_token = $3, token_type = $4,
 		expires_at = $5, refresh_expires_at = $6, scopes = $7, last_refreshed_at = $8, token_version = $11, static_credentials = $12,
-		attention_code = null, attention_message = null, attention_since = null, failure_code = null, failure_message = null,
+		attention_code = null, attention_message = null, attention_since = null, failure_code = null, failure_message = null, failure_since = null,
 		refresh_due_at = $10, refresh_attempts = 0, refresh_lease_owner = null,
 		refresh_inflight_owner = null, refresh_inflight_until = null,
 		refusal_code = null, refusal_count = 0, refusal_since = null, retry_not_before = null,
@@ -162,13 +162,14 @@ func (l *Locked) saveTokens(ctx context.Context, t Tokens, ev messages.EventType
 // Fail marks the connection failed with a reason (event failed).
 func (l *Locked) Fail(ctx context.Context, reason messages.Reason) error {
 	now := l.s.clock()
-	if _, err := l.tx.Exec(ctx, `update vault.connections set status = 'failed', failure_code = $2, failure_message = $3, updated_at = $4,
-		`+wipeStaged+` where id = $1`,
+	if _, err := l.tx.Exec(ctx, `update vault.connections set status = 'failed', failure_code = $2, failure_message = $3,
+		failure_since = $4, updated_at = $4, `+wipeStaged+` where id = $1`,
 		l.uid, reason.Code, reason.Message, now); err != nil {
 		return err
 	}
 	l.dirty, l.served = true, true
-	l.Conn.Status, l.Conn.Failure, l.Conn.UpdatedAt, l.Conn.ConfirmBy = messages.StatusFailed, &reason, now, nil
+	l.Conn.Status, l.Conn.UpdatedAt, l.Conn.ConfirmBy = messages.StatusFailed, now, nil
+	l.Conn.Failure = &messages.Attention{Code: reason.Code, Message: reason.Message, Since: now}
 	l.staged = stagedSecrets{}
 	return l.event(ctx, messages.EventFailed, &reason, now)
 }
@@ -217,7 +218,7 @@ func (l *Locked) StoreStatic(ctx context.Context, creds secret.Value, schemaHash
 	_, err = l.tx.Exec(ctx, `update vault.connections set status = 'active', static_credentials = $2, credential_schema_hash = $3,
 		access_token = null, refresh_token = null, token_type = '', expires_at = null, refresh_expires_at = null,
 		scopes = $4, token_version = $6,
-		attention_code = null, attention_message = null, attention_since = null, failure_code = null, failure_message = null,
+		attention_code = null, attention_message = null, attention_since = null, failure_code = null, failure_message = null, failure_since = null,
 		refresh_due_at = null, refresh_attempts = 0, refresh_lease_owner = null, updated_at = $5 where id = $1`,
 		l.uid, sealed, schemaHash, scopes, now, version)
 	if err != nil {
@@ -249,6 +250,25 @@ func (l *Locked) Revoke(ctx context.Context) error {
 	l.Conn.RefreshInFlightOwner, l.Conn.RefreshInFlightUntil = "", nil
 	l.sealed, l.staged = sealedSecrets{}, stagedSecrets{}
 	return l.event(ctx, messages.EventRevoked, nil, now)
+}
+
+// SetConfig merges cfg into the connection's non-secret config
+// (messages.Connection.Config): a key given replaces the stored value, the
+// others stay. Every writer of config goes through it (static fields here,
+// values a provider returns with its tokens or on the callback).
+func (l *Locked) SetConfig(ctx context.Context, cfg map[string]string) error {
+	if len(cfg) == 0 {
+		return nil
+	}
+	var merged map[string]string
+	now := l.s.clock()
+	if err := l.tx.QueryRow(ctx, "update vault.connections set config = config || $2, updated_at = $3 where id = $1 returning config",
+		l.uid, cfg, now).Scan(&merged); err != nil {
+		return err
+	}
+	l.dirty, l.served = true, true
+	l.Conn.Config, l.Conn.UpdatedAt = merged, now
+	return nil
 }
 
 // event writes the locked connection's lifecycle event to the outbox, in

@@ -26,7 +26,8 @@ type Connection struct {
 	RefreshExpires  *time.Time
 	LastRefreshedAt *time.Time
 	Attention       *messages.Attention
-	Failure         *messages.Reason
+	// Failure is why a failed or expired connection ended, and since when.
+	Failure         *messages.Attention
 	HasRefreshToken bool
 	// ProviderType and Strategy are the provider's current ones ("" and nil
 	// when its registration is gone). Strategy is how the Gateway applies a
@@ -49,6 +50,8 @@ type Connection struct {
 	// ConfirmBy is set while a consent's tokens or credentials wait for the
 	// Gateway's confirmation (Locked.Stage): until then.
 	ConfirmBy *time.Time
+	// Config is the connection's non-secret config (messages.Connection.Config).
+	Config    map[string]string
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -63,6 +66,14 @@ func (c Connection) Message() messages.Connection {
 	if md == nil {
 		md = map[string]any{}
 	}
+	var failure *messages.Attention
+	if c.Status == messages.StatusFailed || c.Status == messages.StatusExpired {
+		failure = c.Failure
+	}
+	var cfg map[string]string
+	if len(c.Config) > 0 {
+		cfg = c.Config
+	}
 	return messages.Connection{
 		ConnectionID:    c.ID,
 		Provider:        c.ProviderName,
@@ -75,7 +86,9 @@ func (c Connection) Message() messages.Connection {
 		LastRefreshedAt: c.LastRefreshedAt,
 		ExpiresAt:       c.ExpiresAt,
 		Attention:       c.Attention,
+		Failure:         failure,
 		Metadata:        md,
+		Config:          cfg,
 	}
 }
 
