@@ -126,5 +126,6 @@ func storedTokens(t provider.Tokens) store.Tokens {
 		ExpiresAt:      t.ExpiresAt,
 		RefreshExpires: t.RefreshExpires,
 		Scopes:         t.Scopes,
+		Config:         t.Config,
 	}
 }

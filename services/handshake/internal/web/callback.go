@@ -99,12 +99,13 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), exchangeTimeout)
 	defer cancel()
 	_, err = h.d.Vault.Exchange(ctx, messages.VaultExchange{
-		ConnectionID: f.ConnectionID,
-		Code:         q.Code,
-		CodeVerifier: f.Verifier,
-		RedirectURI:  f.RedirectURI,
-		Nonce:        f.Nonce,
-		Confirm:      h.confirmation(&f),
+		ConnectionID:   f.ConnectionID,
+		Code:           q.Code,
+		CodeVerifier:   f.Verifier,
+		RedirectURI:    f.RedirectURI,
+		Nonce:          f.Nonce,
+		Confirm:        h.confirmation(&f),
+		CallbackParams: q.Params,
 	})
 	if err != nil {
 		// The code is spent either way.

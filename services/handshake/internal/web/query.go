@@ -2,7 +2,11 @@ package web
 
 import (
 	"errors"
+	"maps"
 	"net/url"
+	"slices"
+
+	"github.com/nexus-broker/nexus/messages"
 )
 
 // maxQuery bounds what the callback reads from its query.
@@ -19,7 +23,16 @@ type callbackQuery struct {
 	Error  string
 	Iss    string
 	HasIss bool
+	// Params are the other parameters, given once each and at most
+	// messages.MaxCallbackParams of them: values some providers send only
+	// here (QuickBooks realmId, Zoho accounts-server), which the vault
+	// keeps when the provider's quirks name them.
+	Params map[string]string
 }
+
+// ownParams are the callback's parameters the broker reads itself, or
+// never reads (free text): none is passed on.
+var ownParams = map[string]bool{"code": true, "state": true, "iss": true, "error": true, "error_description": true, "error_uri": true}
 
 // knownErrors are the authorization error codes of RFC 6749 section 4.1.2.1
 // and OpenID Connect Core section 3.1.2.6: the only ones a consent records.
@@ -53,6 +66,16 @@ func parseCallbackQuery(raw string) (callbackQuery, error) {
 		State:  v.Get("state"),
 		Iss:    v.Get("iss"),
 		HasIss: v.Has("iss"),
+	}
+	for _, k := range slices.Sorted(maps.Keys(v)) {
+		vs := v[k]
+		if ownParams[k] || len(vs) != 1 || len(q.Params) == messages.MaxCallbackParams {
+			continue
+		}
+		if q.Params == nil {
+			q.Params = map[string]string{}
+		}
+		q.Params[k] = vs[0]
 	}
 	if v.Has("error") {
 		q.Error = "provider_error"

@@ -1,9 +1,27 @@
 package web
 
 import (
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
+
+func manyParams(n int) string {
+	var parts []string
+	for i := range n {
+		parts = append(parts, fmt.Sprintf("p%02d=%d", i, i))
+	}
+	return strings.Join(parts, "&")
+}
+
+func firstParams(n int) map[string]string {
+	m := map[string]string{}
+	for i := range n {
+		m[fmt.Sprintf("p%02d", i)] = fmt.Sprint(i)
+	}
+	return m
+}
 
 func TestParseCallbackQuery(t *testing.T) {
 	tests := []struct {
@@ -23,6 +41,11 @@ func TestParseCallbackQuery(t *testing.T) {
 		{"repeated code", "code=a&code=b&state=s", callbackQuery{}, true},
 		{"bad escape", "state=%zz", callbackQuery{}, true},
 		{"too long", "state=" + strings.Repeat("a", 9000), callbackQuery{}, true},
+		{"other parameters passed on (QuickBooks realmId)", "code=abc&state=s&realmId=4620816365&error_uri=x",
+			callbackQuery{Code: "abc", State: "s", Params: map[string]string{"realmId": "4620816365"}}, false},
+		{"a repeated other parameter is dropped", "code=abc&state=s&shop=a&shop=b", callbackQuery{Code: "abc", State: "s"}, false},
+		{"at most 16 others, the first names in order", "code=c&state=s&" + manyParams(20),
+			callbackQuery{Code: "c", State: "s", Params: firstParams(16)}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -30,7 +53,7 @@ func TestParseCallbackQuery(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
-			if !tt.wantErr && got != tt.want {
+			if !tt.wantErr && !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
 		})

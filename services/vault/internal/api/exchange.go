@@ -26,6 +26,9 @@ func (h *Handlers) exchange(ctx context.Context, r messages.VaultExchange) (mess
 	if r.Code == "" || r.CodeVerifier == "" || r.RedirectURI == "" {
 		return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "code, code_verifier and redirect_uri are required")
 	}
+	if len(r.CallbackParams) > messages.MaxCallbackParams {
+		return messages.Connection{}, messages.Errorf(messages.CodeInvalidRequest, "at most %d callback_params", messages.MaxCallbackParams)
+	}
 	if err := checkConfirmation(r.Confirm, h.Now()); err != nil {
 		return messages.Connection{}, err
 	}
@@ -56,6 +59,7 @@ func (h *Handlers) exchange(ctx context.Context, r messages.VaultExchange) (mess
 		}
 		return messages.Connection{}, xerr
 	}
+	toks.Config = callbackConfig(toks.Config, cl.Quirks, r.CallbackParams)
 	c, err = h.Store.WithLock(ctx, c.ID, func(ctx context.Context, l *store.Locked) error {
 		if l.Conn.Status == messages.StatusRevoked {
 			return store.ErrRevoked
@@ -69,6 +73,29 @@ func (h *Handlers) exchange(ctx context.Context, r messages.VaultExchange) (mess
 		return messages.Connection{}, err
 	}
 	return c.Message(), nil
+}
+
+// maxCallbackValue bounds a config value taken from the callback.
+const maxCallbackValue = 2048
+
+// callbackConfig adds to cfg the callback's parameters that the provider's
+// quirks keep as config (QuickBooks realmId); every other parameter is
+// dropped unread.
+func callbackConfig(cfg map[string]string, q *messages.Quirks, params map[string]string) map[string]string {
+	if q == nil {
+		return cfg
+	}
+	for key, param := range q.ConfigFromCallback {
+		v, ok := params[param]
+		if !ok || v == "" || len(v) > maxCallbackValue {
+			continue
+		}
+		if cfg == nil {
+			cfg = map[string]string{}
+		}
+		cfg[key] = v
+	}
+	return cfg
 }
 
 // exchangeFailure is the reason recorded for a failed exchange: the

@@ -65,7 +65,7 @@ func (l *Locked) Stage(ctx context.Context, t Tokens, c messages.Confirmation) e
 		return err
 	}
 	return l.stage(ctx, stagedSecrets{access: access, refresh: refresh, tokenType: t.TokenType, expires: t.ExpiresAt,
-		refreshExpires: t.RefreshExpires, scopes: t.Scopes, hash: c.Hash}, c.By)
+		refreshExpires: t.RefreshExpires, scopes: t.Scopes, hash: c.Hash, config: t.Config}, c.By)
 }
 
 // StageStatic keeps the static credentials a person typed, and the config
@@ -134,7 +134,7 @@ func (l *Locked) Confirm(ctx context.Context, value string, now time.Time) error
 			return err
 		}
 		if err := l.Activate(ctx, Tokens{Access: access, Refresh: refresh, TokenType: x.tokenType,
-			ExpiresAt: x.expires, RefreshExpires: x.refreshExpires, Scopes: x.scopes}); err != nil {
+			ExpiresAt: x.expires, RefreshExpires: x.refreshExpires, Scopes: x.scopes, Config: x.config}); err != nil {
 			return err
 		}
 	}

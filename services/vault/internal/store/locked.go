@@ -156,6 +156,9 @@ func (l *Locked) saveTokens(ctx context.Context, t Tokens, ev messages.EventType
 	c.RefreshDue, c.RefreshAttempts = due, 0
 	c.RefreshInFlightOwner, c.RefreshInFlightUntil = "", nil
 	l.sealed = sealedSecrets{access: access, refresh: refresh, static: static}
+	if err := l.SetConfig(ctx, t.Config); err != nil {
+		return err
+	}
 	return l.event(ctx, ev, nil, now)
 }
 

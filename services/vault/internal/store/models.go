@@ -128,6 +128,10 @@ type Tokens struct {
 	// Static is a static connection's credentials, a JSON object (read only:
 	// saving tokens never touches them; see Locked.StoreStatic).
 	Static secret.Value
+	// Config: non-secret values the provider returned with the tokens or
+	// on the callback, merged into the connection's config when the tokens
+	// are saved (Locked.SetConfig).
+	Config map[string]string
 }
 
 // LogValue keeps the tokens out of logs.

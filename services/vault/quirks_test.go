@@ -1,0 +1,91 @@
+package vault_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nexus-broker/nexus/messages"
+)
+
+// TestQuirksEndToEnd: a provider whose tokens come under another path and
+// who returns values the Gateway needs (an API host with the tokens, an
+// account id on the callback), from consent through refresh to tokens.get.
+func TestQuirksEndToEnd(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.putClient(messages.VaultClient{
+		ProviderID: providerID, ProviderName: "test-provider", Type: messages.ProviderOIDC, ClientID: clientID, ClientSecret: secret,
+		Issuer: e.op.Issuer(), TokenEndpoint: e.op.Issuer() + "/token", RevocationEndpoint: e.op.Issuer() + "/revoke", JWKSURI: e.op.Issuer() + "/jwks",
+		Quirks: &messages.Quirks{
+			TokenPath:          "authed_user",
+			ExpiresInUnit:      "ms",
+			ConfigFromToken:    map[string]string{"instance_url": "instance_url", "team_id": "team.id"},
+			ConfigFromCallback: map[string]string{"realm_id": "realmId"},
+		},
+	})
+	// Slack's shape: the user's tokens nested, a bot token at the top, and
+	// expires_in in milliseconds (the quirk says so).
+	nest := func(instance string) func(map[string]any) {
+		return func(b map[string]any) {
+			user := map[string]any{}
+			for _, k := range []string{"access_token", "refresh_token", "id_token", "scope", "token_type"} {
+				if v, ok := b[k]; ok {
+					user[k] = v
+					delete(b, k)
+				}
+			}
+			user["expires_in"] = 7_200_000
+			b["access_token"] = "xoxb-the-bot-token"
+			b["authed_user"] = user
+			b["team"] = map[string]any{"id": "T42"}
+			b["instance_url"] = instance
+		}
+	}
+	c := e.create(workspace)
+	a := e.authorize(c.Scopes)
+	e.op.RewriteNextTokenResponse(nest("https://eu1.example.com"))
+	var got messages.Connection
+	e.mustCall(messages.SubjectVaultExchange, messages.VaultExchange{ConnectionID: c.ConnectionID, Code: a.code, CodeVerifier: a.verifier,
+		RedirectURI: redirectURI, Nonce: a.nonce, CallbackParams: map[string]string{"realmId": "9130", "unasked": "dropped"}}, &got)
+	if got.Status != messages.StatusActive {
+		t.Fatalf("status = %s", got.Status)
+	}
+	want := map[string]string{"instance_url": "https://eu1.example.com", "team_id": "T42", "realm_id": "9130"}
+	if !equalConfig(got.Config, want) || !equalConfig(e.get(c.ConnectionID).Config, want) {
+		t.Fatalf("config = %v, want %v", got.Config, want)
+	}
+	cred, err := e.token(c.ConnectionID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued := e.op.Issued().AccessTokens
+	if cred.AccessToken != issued[len(issued)-1] || cred.AccessToken == "xoxb-the-bot-token" || !equalConfig(cred.Config, want) {
+		t.Fatalf("credential: user token %v, config %v", cred.AccessToken == issued[len(issued)-1], cred.Config)
+	}
+	// 7,200,000 ms: two hours.
+	if cred.ExpiresAt == nil || cred.ExpiresAt.Before(time.Now().Add(119*time.Minute)) || cred.ExpiresAt.After(time.Now().Add(121*time.Minute)) {
+		t.Fatalf("expires_at = %v, want two hours ahead", cred.ExpiresAt)
+	}
+
+	// A refresh in the same shape, with a new API host: the config follows.
+	e.op.RewriteNextTokenResponse(nest("https://eu2.example.com"))
+	if err := e.call(messages.SubjectTokensRefresh, messages.TokenRequest{ConnectionID: c.ConnectionID}, &cred); err != nil {
+		t.Fatal(err)
+	}
+	want["instance_url"] = "https://eu2.example.com"
+	if !equalConfig(cred.Config, want) {
+		t.Fatalf("config after refresh = %v", cred.Config)
+	}
+}
+
+func equalConfig(got, want map[string]string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
+}
