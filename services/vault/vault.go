@@ -242,10 +242,10 @@ func (c Config) callers() *apikey.Set {
 
 // Service is a running vault.
 type Service struct {
-	log      *slog.Logger
-	pool     *pgxpool.Pool
-	st       *store.Store
-	replica  string // this vault's row in vault.replicas
+	log     *slog.Logger
+	pool    *pgxpool.Pool
+	st      *store.Store
+	replica string // this vault's row in vault.replicas
 	// identity holds the advisory lock on Config.ReplicaID (nil when
 	// another running vault holds it).
 	identity *pgx.Conn
