@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
 
@@ -264,5 +265,29 @@ func TestRefreshStoredAfterItsConnectionIsTerminated(t *testing.T) {
 	}
 	if s := e.get(c.ConnectionID); s.Status != messages.StatusActive {
 		t.Fatalf("status = %s", s.Status)
+	}
+}
+
+// TestRefreshesRunOutAreRetried: a refresh whose owner died elsewhere (its
+// mark ran out) is retried by any replica, and the connection is refreshed;
+// a mark still running is left to its owner.
+func TestRefreshesRunOutAreRetried(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, envOptions{configure: func(c *vault.Config) { c.RecoveryInterval = 50 * time.Millisecond }})
+	dead, live := e.connect(workspace), e.connect(workspace)
+	_, version := e.inFlight(dead.ConnectionID)
+	if _, err := e.pool.Exec(ctx, `update vault.connections set refresh_inflight_owner = 'gone/0/1', refresh_inflight_until = now() - interval '1 minute' where id = $1`, dead.ConnectionID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, `update vault.connections set refresh_inflight_owner = 'other/0/1', refresh_inflight_until = now() + interval '1 hour' where id = $1`, live.ConnectionID); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "the refresh whose mark ran out is retried", func() bool {
+		busy, v := e.inFlight(dead.ConnectionID)
+		return !busy && v > version
+	})
+	if busy, _ := e.inFlight(live.ConnectionID); !busy || e.op.RefreshGrants() != 1 {
+		t.Fatalf("a running mark was taken over (in flight %v, %d grants)", busy, e.op.RefreshGrants())
 	}
 }
