@@ -27,8 +27,14 @@ type RefreshItem struct {
 }
 
 // RefreshClaimReply lists the leased connections, most urgent first.
+// RunTimeoutSeconds is how long the vault takes at most to answer a run that
+// does not queue behind another refresh of its connection (the provider
+// call and storing its result): a refresher with no answer by then (and a
+// margin) is waiting for a vault that died, and retries shortly; a retry of
+// a run that merely queued joins the refresh in flight.
 type RefreshClaimReply struct {
-	Items []RefreshItem `json:"items"`
+	Items             []RefreshItem `json:"items"`
+	RunTimeoutSeconds int           `json:"run_timeout_seconds,omitempty"`
 }
 
 // RefreshRun refreshes one connection unless its token changed since

@@ -50,6 +50,13 @@ const (
 // once this lease has run out, and only the duplicate window drops them.
 const OutboxLease = 30 * time.Second
 
+// DefaultLease is REFRESH_LEASE's default: longer than a run takes (the
+// vault's run budget, 20s, plus a margin), so a live refresher's claim does
+// not run out under it; shorter than the time left when a refresh falls due
+// (half the life of a short-lived token, REFRESH_LEAD_TIME of a long one), so
+// the claims of a refresher that died leave room for another try.
+const DefaultLease = 30 * time.Second
+
 // subjectOutboxNotify is the vault's core-NATS "outbox written" notification.
 const subjectOutboxNotify = messages.SubjectVaultOutboxNotify
 
@@ -95,7 +102,7 @@ func LoadConfig(l *config.Loader) Config {
 		Concurrency:           l.Int("REFRESH_CONCURRENCY", 16, 1),
 		Batch:                 l.Int("REFRESH_BATCH", 100, 1),
 		PollInterval:          l.Duration("REFRESH_POLL_INTERVAL", time.Second),
-		Lease:                 l.Duration("REFRESH_LEASE", time.Minute),
+		Lease:                 l.Duration("REFRESH_LEASE", DefaultLease),
 		BackoffBase:           l.Duration("REFRESH_BACKOFF_BASE", 2*time.Second),
 		BackoffMax:            l.Duration("REFRESH_BACKOFF_MAX", 10*time.Minute),
 		EventsMaxAge:          l.Duration("EVENTS_MAX_AGE", 720*time.Hour),

@@ -23,7 +23,7 @@ func TestLoadConfig(t *testing.T) {
 		if err := l.Err(); err != nil {
 			t.Fatal(err)
 		}
-		want := Config{Concurrency: 16, Batch: 100, PollInterval: time.Second, Lease: time.Minute, BackoffBase: 2 * time.Second,
+		want := Config{Concurrency: 16, Batch: 100, PollInterval: time.Second, Lease: DefaultLease, BackoffBase: 2 * time.Second,
 			BackoffMax: 10 * time.Minute, EventsMaxAge: 720 * time.Hour, EventsReplicas: 1, EventsDuplicateWindow: 15 * time.Minute}
 		c.Common = config.Common{}
 		if c.Concurrency != want.Concurrency || c.Batch != want.Batch || c.PollInterval != want.PollInterval || c.Lease != want.Lease ||

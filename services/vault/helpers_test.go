@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 
@@ -163,6 +164,8 @@ func (e *env) config(active []byte, previous ...[]byte) vault.Config {
 		// a replica counts as gone 5s after its last renewal (a loaded
 		// machine may be late by more than a few intervals).
 		KeysInterval: 200 * time.Millisecond, ReplicaTTL: 5 * time.Second,
+		// Each replica its own: replicas of one process share a host name.
+		ReplicaID: "test-" + uuid.NewString(),
 	}
 	if e.configure != nil {
 		e.configure(&c)

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,6 +106,16 @@ type Config struct {
 	// egress guard refuses them by default, and the only ones plain http
 	// may reach.
 	ProviderNetworks egress.Networks
+	// ReplicaID is VAULT_REPLICA_ID (the host name by default): this vault's
+	// name, stable across its restarts, in the refreshes it has in flight,
+	// so that it retries at start those a kill left (recovery.go). Two
+	// running vaults must not share one; the second to start does not
+	// retry the first one's.
+	ReplicaID string
+	// RecoveryInterval is how often the vault retries refreshes whose owner
+	// died (recoveryInterval when zero). Not read from the environment: for
+	// tests.
+	RecoveryInterval time.Duration
 	// KeysInterval is how often the vault renews its row in vault.replicas
 	// and runs a re-seal pass (keysInterval when zero); ReplicaTTL how long
 	// a row not renewed still counts as a running vault (three intervals
@@ -125,7 +136,7 @@ const (
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("nats_url", c.RedactedNATSURL()), slog.String("prefix", c.Prefix), slog.String("http_addr", c.HTTPAddr),
-		slog.String("encryption_key", "[redacted]"), slog.Int("previous_keys", len(c.PreviousKeys)),
+		slog.String("replica_id", c.ReplicaID), slog.String("encryption_key", "[redacted]"), slog.Int("previous_keys", len(c.PreviousKeys)),
 		slog.Duration("refresh_lead_time", c.RefreshLead), slog.Duration("ended_connection_retention", c.EndedRetention),
 		slog.String("tokens_refresh_rate_per_key", c.RefreshLimits.PerKey.String()),
 		slog.String("tokens_refresh_rate_per_workspace", c.RefreshLimits.PerWorkspace.String()),
@@ -136,8 +147,8 @@ func (c Config) LogValue() slog.Value {
 // LoadConfig reads the vault's variables: the common ones, DATABASE_URL,
 // ENCRYPTION_KEY, ENCRYPTION_KEYS_PREVIOUS, ENCRYPTION_CANARY_RECREATE,
 // REFRESH_LEAD_TIME, REFRESH_REFUSALS, REFRESH_REFUSAL_WINDOW, the limits of
-// tokens.refresh, ENDED_CONNECTION_RETENTION, AUDIT_RETENTION and
-// PROVIDER_PRIVATE_NETWORKS. Problems are collected in l.
+// tokens.refresh, ENDED_CONNECTION_RETENTION, AUDIT_RETENTION,
+// PROVIDER_PRIVATE_NETWORKS and VAULT_REPLICA_ID. Problems are collected in l.
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
 		Common:         l.Common(":8082"),
@@ -145,6 +156,7 @@ func LoadConfig(l *config.Loader) Config {
 		EncryptionKey:  l.Key32("ENCRYPTION_KEY"),
 		PreviousKeys:   l.Keys32("ENCRYPTION_KEYS_PREVIOUS"),
 		CanaryRecreate: l.String("ENCRYPTION_CANARY_RECREATE", ""),
+		ReplicaID:      l.String("VAULT_REPLICA_ID", defaultReplicaID()),
 		RefreshLead:    l.Duration("REFRESH_LEAD_TIME", store.DefaultRefreshLead),
 		AuditRetention: l.Duration("AUDIT_RETENTION", store.DefaultAuditRetention),
 
@@ -179,6 +191,9 @@ func LoadConfig(l *config.Loader) Config {
 		if _, err := keyring.ParseKeyID(c.CanaryRecreate); err != nil {
 			l.Problem("ENCRYPTION_CANARY_RECREATE", "must be ENCRYPTION_KEY's key id, 8 hex digits, as the vault's refusal to start names it")
 		}
+	}
+	if !validReplicaID(c.ReplicaID) {
+		l.Problem("VAULT_REPLICA_ID", "must be at most %d printable characters, without spaces or /", replicaIDMax)
 	}
 	if c.RefreshLead <= 0 || c.RefreshLead > 24*time.Hour {
 		l.Problem("REFRESH_LEAD_TIME", "must be between 1s and 24h")
@@ -238,10 +253,13 @@ func (c Config) callers() *apikey.Set {
 
 // Service is a running vault.
 type Service struct {
-	log      *slog.Logger
-	pool     *pgxpool.Pool
-	st       *store.Store
-	replica  string // this vault's row in vault.replicas
+	log     *slog.Logger
+	pool    *pgxpool.Pool
+	st      *store.Store
+	replica string // this vault's row in vault.replicas
+	// identity holds the advisory lock on Config.ReplicaID (nil when
+	// another running vault holds it).
+	identity *pgx.Conn
 	nc       *nats.Conn
 	svc      *natsx.Service
 	sub      *nats.Subscription
@@ -271,6 +289,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	if cfg.EndedRetention <= 0 {
 		cfg.EndedRetention = store.DefaultEndedRetention
+	}
+	if cfg.ReplicaID == "" {
+		cfg.ReplicaID = defaultReplicaID()
+	}
+	if cfg.RecoveryInterval <= 0 {
+		cfg.RecoveryInterval = recoveryInterval
 	}
 	s := &Service{log: log, reg: metrics.NewRegistry()}
 	ok := false
@@ -319,6 +343,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		return nil, err
 	}
 	s.st = st
+	boot, err := newBoot()
+	if err != nil {
+		return nil, err
+	}
+	if s.identity, err = holdReplicaID(ctx, s.pool, cfg.ReplicaID); err != nil {
+		return nil, err
+	}
+	if s.identity == nil {
+		log.Warn("another running vault has this VAULT_REPLICA_ID; refreshes a kill of this replica left are retried when their marks run out", "replica_id", cfg.ReplicaID)
+	}
 
 	// Plain subscription, not a queue group: every replica drops its entry.
 	if s.sub, err = s.nc.Subscribe(inv.subject, inv.received); err != nil {
@@ -339,7 +373,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if err != nil {
 		return nil, err
 	}
-	refresher := refresh.New(st, prov, log, cfg.Now)
+	refresher := refresh.New(st, prov, log, cfg.Now, cfg.ReplicaID+"/"+boot)
 	if cfg.Refusals != (refresh.Refusals{}) {
 		refresher.SetRefusals(cfg.Refusals)
 	}
@@ -375,7 +409,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if retention <= 0 {
 		retention = store.DefaultAuditRetention
 	}
-	s.wg.Add(5)
+	s.wg.Add(6)
+	go func() {
+		defer s.wg.Done()
+		runRecovery(sctx, st, refresher, cfg.ReplicaID, boot, s.identity != nil, cfg.RecoveryInterval, cfg.Now, log)
+	}()
 	go func() { defer s.wg.Done(); runCacheSweep(sctx, c, cacheSweepInterval) }()
 	go func() {
 		defer s.wg.Done()
@@ -426,6 +464,9 @@ func (s *Service) Close(ctx context.Context) error {
 			if err := s.st.Leave(ctx, s.replica); err != nil {
 				s.log.Warn("could not remove this vault from vault.replicas; the row expires by itself", "err", err)
 			}
+		}
+		if s.identity != nil {
+			_ = s.identity.Close(ctx)
 		}
 		if s.pool != nil {
 			s.pool.Close()

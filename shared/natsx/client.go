@@ -19,9 +19,21 @@ type Client struct {
 	APIKey string
 }
 
+// ErrNoAnswer is in the chain of Request's error when no reply came (no
+// responder, or none in time), as opposed to an error the service
+// answered: a caller may then tell a service that died from one that said
+// unavailable.
+var ErrNoAnswer = errors.New("no answer")
+
+// noAnswerError is messages.ErrUnavailable that is also ErrNoAnswer.
+type noAnswerError struct{ err *messages.Error }
+
+func (e noAnswerError) Error() string   { return e.err.Error() }
+func (e noAnswerError) Unwrap() []error { return []error{e.err, ErrNoAnswer} }
+
 // Request sends req (JSON) to prefix+"."+subject and decodes the reply into
-// reply. An error reply comes back as a *messages.Error; no responder as
-// messages.ErrUnavailable.
+// reply. An error reply comes back as a *messages.Error; no responder, or
+// no reply in time, as messages.ErrUnavailable and ErrNoAnswer.
 func (c *Client) Request(ctx context.Context, subject string, req, reply any) error {
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -35,7 +47,7 @@ func (c *Client) Request(ctx context.Context, subject string, req, reply any) er
 	resp, err := c.NC.RequestMsgWithContext(ctx, msg)
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
-			return messages.Errorf(messages.CodeUnavailable, "%s did not answer", subject)
+			return noAnswerError{messages.Errorf(messages.CodeUnavailable, "%s did not answer", subject)}
 		}
 		return fmt.Errorf("%s: %w", subject, err)
 	}

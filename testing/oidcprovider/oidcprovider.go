@@ -19,6 +19,8 @@
 //     presented one becomes inactive. Presenting an inactive refresh token
 //     fails with invalid_grant AND (fosite's RFC 6819 reuse detection) revokes
 //     the whole family, i.e. the newest refresh token and its access token too.
+//     With Options.RefreshTokenReuseWindow a rotated token is still accepted
+//     for that long (as Okta's grace period or Auth0's reuse interval do).
 //   - Refresh grants are processed one at a time, so two concurrent refreshes
 //     with the same token give one success and one invalid_grant (which then
 //     also revokes the new token, see above).
@@ -81,6 +83,12 @@ type Options struct {
 	// By default (fosite's default) one is issued only when "offline_access"
 	// or "offline" was granted, and only such grants may be refreshed.
 	AlwaysIssueRefreshToken bool
+	// RefreshTokenReuseWindow: a rotated refresh token is still accepted
+	// for this long after its rotation, and a grant that presents it
+	// rotates the family again (what the client failed to store is lost,
+	// the new answer is as good). Presented later, it is reused: invalid_grant,
+	// the family revoked. Zero is fosite's strict rotation.
+	RefreshTokenReuseWindow time.Duration
 	// Addr is where the provider listens, "127.0.0.1:0" by default. Any
 	// 127.0.0.0/8 address works on Linux (all of it is routed to lo), so
 	// tests can run a provider at an address the broker must refuse.
@@ -125,6 +133,7 @@ type Server struct {
 	mutateIDToken   []func(map[string]any)
 	formResponses   int
 	rewriteResponse []func(map[string]any)
+	beforeResponse  func(grantType string)
 	foreignKey      *rsa.PrivateKey
 	tokenRequests   int
 	connections     atomic.Int64
@@ -185,7 +194,7 @@ func New(opts Options) (*Server, error) {
 		config.RefreshTokenScopes = []string{} // empty, non-nil: every grant gets one
 	}
 
-	st := newStore()
+	st := newStore(opts.RefreshTokenReuseWindow)
 	keyGetter := func(context.Context) (interface{}, error) { return key, nil }
 	signer := &jwt.DefaultSigner{GetPrivateKey: keyGetter}
 	hmac := compose.NewOAuth2HMACStrategy(config)
@@ -383,6 +392,17 @@ func (s *Server) FormNextTokenResponse() {
 	s.formResponses++
 }
 
+// BeforeTokenResponse calls f (nil removes it) with the grant type of every
+// successful /token response, after the tokens are issued and stored and
+// before the response is written: a test can stop the world between the
+// provider's rotation and the client's hearing of it. A refresh grant's f
+// runs while refresh grants are serialised, so f must not wait for another.
+func (s *Server) BeforeTokenResponse(f func(grantType string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.beforeResponse = f
+}
+
 // MintRefreshToken stores a new, valid refresh-token grant for clientID with
 // scopes granted to the provider's subject, as a completed consent would,
 // and returns the refresh token: no browser, no code exchange. Benchmarks use
@@ -480,6 +500,16 @@ func (s *Server) RefreshTokenUses() map[string]int {
 		out[k] = v
 	}
 	return out
+}
+
+// Reuses counts the refresh grants that presented a rotated refresh token:
+// Within the reuse window (accepted, Options.RefreshTokenReuseWindow) and
+// Beyond it (refused with invalid_grant, the family revoked).
+type Reuses struct{ Within, Beyond int }
+
+// RefreshTokenReuses counts the presentations of rotated refresh tokens.
+func (s *Server) RefreshTokenReuses() Reuses {
+	return s.store.reuses()
 }
 
 // Revocations lists TokenHash of each token posted to /revoke, in order.
@@ -775,6 +805,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.recordIssued(resp)
+	s.mu.Lock()
+	hook := s.beforeResponse
+	s.mu.Unlock()
+	if hook != nil {
+		hook(r.PostForm.Get("grant_type"))
+	}
 	s.mu.Lock()
 	var rewrite func(map[string]any)
 	if len(s.rewriteResponse) > 0 {

@@ -368,6 +368,73 @@ func TestRefreshRotatesAndDetectsReuse(t *testing.T) {
 	}
 }
 
+// Within the reuse window a rotated token is honoured once more and rotates
+// the family again; past it (a window too short to meet) it is reuse.
+func TestRefreshTokenReuseWindow(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, Options{RefreshTokenReuseWindow: time.Hour})
+	cfg := addClient(t, s, Client{})
+	old := codeFlow(t, s, cfg).token.RefreshToken
+	lost, err := refresh(cfg, old) // the client never stores this answer
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := refresh(cfg, old)
+	if err != nil {
+		t.Fatalf("a rotated token within the window: %v", err)
+	}
+	if again.RefreshToken == lost.RefreshToken || again.RefreshToken == old {
+		t.Fatal("the reuse within the window did not rotate")
+	}
+	if _, err := refresh(cfg, again.RefreshToken); err != nil {
+		t.Fatalf("the token the reuse issued: %v", err)
+	}
+	if r := s.RefreshTokenReuses(); r != (Reuses{Within: 1}) {
+		t.Fatalf("reuses = %+v", r)
+	}
+
+	strict := newServer(t, Options{RefreshTokenReuseWindow: time.Nanosecond})
+	cfg = addClient(t, strict, Client{})
+	old = codeFlow(t, strict, cfg).token.RefreshToken
+	if _, err := refresh(cfg, old); err != nil {
+		t.Fatal(err)
+	}
+	_, err = refresh(cfg, old)
+	wantErrorCode(t, err, "invalid_grant")
+	if r := strict.RefreshTokenReuses(); r != (Reuses{Beyond: 1}) {
+		t.Fatalf("reuses = %+v", r)
+	}
+}
+
+// BeforeTokenResponse runs after the rotation, before the client hears of
+// it.
+func TestBeforeTokenResponse(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, Options{})
+	cfg := addClient(t, s, Client{})
+	old := codeFlow(t, s, cfg).token.RefreshToken
+	var seen []string
+	s.BeforeTokenResponse(func(grantType string) {
+		seen = append(seen, grantType)
+		if grantType == "refresh_token" {
+			// Rotated already: the presented token is refused.
+			if _, err := s.store.GetRefreshTokenSession(context.Background(), s.hmac.RefreshTokenSignature(context.Background(), old), nil); err == nil {
+				t.Error("the hook ran before the rotation")
+			}
+		}
+	})
+	if _, err := refresh(cfg, old); err != nil {
+		t.Fatal(err)
+	}
+	s.BeforeTokenResponse(nil)
+	if _, err := refresh(cfg, old); err == nil {
+		t.Fatal("reuse accepted")
+	}
+	if len(seen) != 1 || seen[0] != "refresh_token" {
+		t.Fatalf("hook saw %v", seen)
+	}
+}
+
 func TestRefreshTokenNeedsOfflineAccess(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, Options{})

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/storage"
@@ -25,6 +26,9 @@ import (
 //  3. It remembers the signature of every access and refresh token it stored
 //     so that RevokeAllGrants can delete them, and it implements the
 //     "omit refresh token on refresh" test mode (see keepOldRefreshToken).
+//  4. A rotated refresh token stays usable for reuseWindow
+//     (Options.RefreshTokenReuseWindow), and presentations of rotated
+//     tokens are counted.
 type store struct {
 	*storage.MemoryStore
 
@@ -36,14 +40,28 @@ type store struct {
 	issuedMu      sync.Mutex
 	refreshTokens map[string]struct{} // signatures
 	accessTokens  map[string]struct{} // signatures
+
+	reuseWindow time.Duration
+	graceMu     sync.Mutex
+	rotated     map[string]rotation // signature of a rotated refresh token
+	reused      Reuses
 }
 
-func newStore() *store {
+// rotation is when a refresh token was rotated, and its family (the
+// request id every token of one grant shares).
+type rotation struct {
+	at     time.Time
+	family string
+}
+
+func newStore(reuseWindow time.Duration) *store {
 	return &store{
 		MemoryStore:   storage.NewMemoryStore(),
 		clients:       map[string]fosite.Client{},
 		refreshTokens: map[string]struct{}{},
 		accessTokens:  map[string]struct{}{},
+		reuseWindow:   reuseWindow,
+		rotated:       map[string]rotation{},
 	}
 }
 
@@ -105,10 +123,30 @@ func (s *store) CreateRefreshTokenSession(ctx context.Context, signature, access
 	return nil
 }
 
+// GetRefreshTokenSession answers a rotated token as active within the reuse
+// window (fosite then rotates the family again), and counts every
+// presentation of a rotated token.
 func (s *store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	s.rtMu.RLock()
-	defer s.rtMu.RUnlock()
-	return s.MemoryStore.GetRefreshTokenSession(ctx, signature, session)
+	req, err := s.MemoryStore.GetRefreshTokenSession(ctx, signature, session)
+	s.rtMu.RUnlock()
+	if !errors.Is(err, fosite.ErrInactiveToken) {
+		return req, err
+	}
+	s.graceMu.Lock()
+	defer s.graceMu.Unlock()
+	if r, ok := s.rotated[signature]; ok && time.Since(r.at) < s.reuseWindow {
+		s.reused.Within++
+		return req, nil
+	}
+	s.reused.Beyond++
+	return req, err
+}
+
+func (s *store) reuses() Reuses {
+	s.graceMu.Lock()
+	defer s.graceMu.Unlock()
+	return s.reused
 }
 
 func (s *store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
@@ -117,7 +155,21 @@ func (s *store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 	return s.MemoryStore.DeleteRefreshTokenSession(ctx, signature)
 }
 
+// RevokeRefreshToken is fosite's revocation of a family (reuse detection,
+// the revocation endpoint): no token of it is usable any more, rotated ones
+// within their reuse window included.
 func (s *store) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	s.graceMu.Lock()
+	for sig, r := range s.rotated {
+		if r.family == requestID {
+			delete(s.rotated, sig)
+		}
+	}
+	s.graceMu.Unlock()
+	return s.deactivate(ctx, requestID)
+}
+
+func (s *store) deactivate(ctx context.Context, requestID string) error {
 	s.rtMu.Lock()
 	defer s.rtMu.Unlock()
 	return s.MemoryStore.RevokeRefreshToken(ctx, requestID)
@@ -126,11 +178,25 @@ func (s *store) RevokeRefreshToken(ctx context.Context, requestID string) error 
 // RotateRefreshToken mirrors MemoryStore.RotateRefreshToken (revoke the
 // family's current refresh token and access token) but goes through the
 // locked methods above, and is a no-op in "keep old refresh token" mode.
-func (s *store) RotateRefreshToken(ctx context.Context, requestID string, _ string) error {
+// The presented token and the family's current one (they differ when a
+// rotated token is presented within the reuse window) start their reuse
+// window, unless it has started already.
+func (s *store) RotateRefreshToken(ctx context.Context, requestID string, presented string) error {
 	if keepOldRefreshToken(ctx) {
 		return nil
 	}
-	if err := s.RevokeRefreshToken(ctx, requestID); err != nil {
+	s.rtMu.RLock()
+	current := s.RefreshTokenRequestIDs[requestID]
+	s.rtMu.RUnlock()
+	now := time.Now()
+	s.graceMu.Lock()
+	for _, sig := range []string{presented, current} {
+		if _, ok := s.rotated[sig]; !ok && sig != "" {
+			s.rotated[sig] = rotation{at: now, family: requestID}
+		}
+	}
+	s.graceMu.Unlock()
+	if err := s.deactivate(ctx, requestID); err != nil {
 		return err
 	}
 	return s.RevokeAccessToken(ctx, requestID)

@@ -8,9 +8,12 @@ import (
 
 // Outcomes beyond the vault's own (messages.RefreshOutcome).
 const (
-	// OutcomeError: the vault did not answer, or answered with an error. The
-	// lease runs out and a later claim returns the connection again.
+	// OutcomeError: the vault answered with an error. The lease runs out
+	// and a later claim returns the connection again.
 	OutcomeError = "error"
+	// OutcomeNoAnswer: the vault did not answer (a timeout, no responders);
+	// the connection is deferred to a short retry.
+	OutcomeNoAnswer = "no_answer"
 	// OutcomeLeaseExpired: the item waited for a worker so long that its lease
 	// ran out; another replica may have claimed it, so it is left alone.
 	OutcomeLeaseExpired = "lease_expired"
@@ -30,7 +33,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		Outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nexus_refresher_refresh_outcomes_total",
-			Help: "Background refresh runs by outcome: refreshed, not_needed, attention_required, transient, error, lease_expired.",
+			Help: "Background refresh runs by outcome: refreshed, not_needed, attention_required, transient, error, no_answer, lease_expired.",
 		}, []string{"outcome"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nexus_refresher_refresh_run_duration_seconds",

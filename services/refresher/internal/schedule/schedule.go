@@ -4,8 +4,9 @@
 // again (exponential backoff with jitter, never before Retry-After).
 //
 // The vault owns the schedule (due time, attempts, leases); this loop holds
-// nothing that a restart would lose. A connection whose run got no answer is
-// simply left leased: when the lease runs out, a later claim returns it.
+// nothing that a restart would lose. A run that got no answer (the vault
+// died, or none is there) is deferred to a short retry rather than left
+// leased: the vault that comes back, or another replica, takes it then.
 package schedule
 
 import (
@@ -18,11 +19,12 @@ import (
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/refresher/internal/backoff"
 	"github.com/nexus-broker/nexus/services/refresher/internal/vaultapi"
+	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
 // Vault is what the loop asks of the vault.
 type Vault interface {
-	ClaimRefresh(ctx context.Context, r messages.RefreshClaim) ([]messages.RefreshItem, error)
+	ClaimRefresh(ctx context.Context, r messages.RefreshClaim) (messages.RefreshClaimReply, error)
 	RunRefresh(ctx context.Context, r messages.RefreshRun) (messages.RefreshRunReply, error)
 	DeferRefresh(ctx context.Context, r messages.RefreshDefer) error
 }
@@ -41,6 +43,10 @@ type Config struct {
 	Log          *slog.Logger
 	Metrics      *Metrics // nil: unregistered collectors
 }
+
+// runMargin is added to the vault's run budget (RunTimeoutSeconds) for the
+// way over NATS and a busy vault's queue.
+const runMargin = 2 * time.Second
 
 // Scheduler runs the loop.
 type Scheduler struct {
@@ -98,7 +104,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 // claimed. An error means the claim itself failed.
 func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 	claimedAt := s.cfg.Now()
-	items, err := s.vault.ClaimRefresh(ctx, messages.RefreshClaim{
+	claim, err := s.vault.ClaimRefresh(ctx, messages.RefreshClaim{
 		Owner:        s.cfg.Owner,
 		Limit:        s.cfg.Batch,
 		LeaseSeconds: int((s.cfg.Lease + time.Second - 1) / time.Second),
@@ -109,6 +115,11 @@ func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 			s.cfg.Log.Warn("refresh claim failed", "err", err)
 		}
 		return 0, err
+	}
+	items := claim.Items
+	timeout := vaultapi.DefaultTimeout
+	if claim.RunTimeoutSeconds > 0 {
+		timeout = time.Duration(claim.RunTimeoutSeconds)*time.Second + runMargin
 	}
 	s.cfg.Metrics.Claimed.Add(float64(len(items)))
 	// An item still waiting for a worker this close to the end of its lease
@@ -134,16 +145,18 @@ func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			s.run(ctx, it)
+			s.run(ctx, it, timeout)
 		}()
 	}
 	wg.Wait()
 	return len(items), nil
 }
 
-func (s *Scheduler) run(ctx context.Context, it messages.RefreshItem) {
+func (s *Scheduler) run(ctx context.Context, it messages.RefreshItem, timeout time.Duration) {
 	start := time.Now()
-	reply, err := s.vault.RunRefresh(ctx, messages.RefreshRun{ConnectionID: it.ConnectionID, TokenVersion: it.TokenVersion})
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	reply, err := s.vault.RunRefresh(rctx, messages.RefreshRun{ConnectionID: it.ConnectionID, TokenVersion: it.TokenVersion})
+	cancel()
 	outcome := string(reply.Outcome)
 	if err != nil {
 		outcome = OutcomeError
@@ -151,6 +164,13 @@ func (s *Scheduler) run(ctx context.Context, it messages.RefreshItem) {
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return // shutting down; the lease runs out
+	case errors.Is(err, natsx.ErrNoAnswer):
+		// No answer came (a timeout, no responders): the vault died or is
+		// not there. Waiting out the lease would leave the connection
+		// unrefreshed longer than many tokens live.
+		outcome = OutcomeNoAnswer
+		s.cfg.Metrics.VaultErrors.WithLabelValues("run").Inc()
+		s.retrySoon(ctx, it, err)
 	case err != nil:
 		s.cfg.Metrics.VaultErrors.WithLabelValues("run").Inc()
 		level := slog.LevelWarn
@@ -170,6 +190,21 @@ func (s *Scheduler) run(ctx context.Context, it messages.RefreshItem) {
 	}
 	s.cfg.Metrics.Outcomes.WithLabelValues(outcome).Inc()
 	s.cfg.Metrics.Duration.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+}
+
+// retrySoon defers a run that got no answer by the backoff's first delay:
+// seconds, whatever the connection's attempts (the failure was the vault's,
+// not the provider's).
+func (s *Scheduler) retrySoon(ctx context.Context, it messages.RefreshItem, cause error) {
+	delay := s.cfg.Backoff.Delay(1, 0)
+	if err := s.vault.DeferRefresh(ctx, messages.RefreshDefer{ConnectionID: it.ConnectionID, Until: s.cfg.Now().Add(delay)}); err != nil {
+		if ctx.Err() == nil {
+			s.cfg.Metrics.VaultErrors.WithLabelValues("defer").Inc()
+			s.cfg.Log.Warn("refresh run got no answer and its defer failed; the connection is claimed again when its lease runs out", "connection_id", it.ConnectionID, "err", cause, "defer_err", err)
+		}
+		return
+	}
+	s.cfg.Log.Warn("refresh run got no answer from the vault; retrying soon", "connection_id", it.ConnectionID, "delay", delay, "err", cause)
 }
 
 // deferRetry tells the vault when to try a transiently failed connection again.

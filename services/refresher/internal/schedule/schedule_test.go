@@ -12,6 +12,7 @@ import (
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/refresher/internal/backoff"
+	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
 // fakeVault answers from memory; these tests are about the loop's decisions,
@@ -24,24 +25,29 @@ type fakeVault struct {
 	defers   []messages.RefreshDefer
 	inFlight int
 	maxIn    int
+	// runTimeout is the claims' RunTimeoutSeconds; runCtx the contexts of
+	// the runs.
+	runTimeout int
+	runCtx     []context.Context
 }
 
-func (f *fakeVault) ClaimRefresh(_ context.Context, r messages.RefreshClaim) ([]messages.RefreshItem, error) {
+func (f *fakeVault) ClaimRefresh(_ context.Context, r messages.RefreshClaim) (messages.RefreshClaimReply, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.claimReq = append(f.claimReq, r)
 	if len(f.claims) == 0 {
-		return nil, nil
+		return messages.RefreshClaimReply{}, nil
 	}
 	items := f.claims[0]
 	f.claims = f.claims[1:]
-	return items, nil
+	return messages.RefreshClaimReply{Items: items, RunTimeoutSeconds: f.runTimeout}, nil
 }
 
-func (f *fakeVault) RunRefresh(_ context.Context, r messages.RefreshRun) (messages.RefreshRunReply, error) {
+func (f *fakeVault) RunRefresh(ctx context.Context, r messages.RefreshRun) (messages.RefreshRunReply, error) {
 	f.mu.Lock()
 	f.inFlight++
 	f.maxIn = max(f.maxIn, f.inFlight)
+	f.runCtx = append(f.runCtx, ctx)
 	f.mu.Unlock()
 	defer func() { f.mu.Lock(); f.inFlight--; f.mu.Unlock() }()
 	return f.run(r)
@@ -127,7 +133,7 @@ func TestOutcomesThatAreNotDeferred(t *testing.T) {
 		{"refreshed", messages.RefreshRunReply{Outcome: messages.RefreshDone}, nil, "refreshed"},
 		{"not needed", messages.RefreshRunReply{Outcome: messages.RefreshNotNeeded}, nil, "not_needed"},
 		{"attention", messages.RefreshRunReply{Outcome: messages.RefreshAttention, Reason: &messages.Reason{Code: "invalid_grant"}}, nil, "attention_required"},
-		{"vault does not answer", messages.RefreshRunReply{}, messages.Errorf(messages.CodeUnavailable, "no answer"), OutcomeError},
+		{"vault answers unavailable", messages.RefreshRunReply{}, messages.Errorf(messages.CodeUnavailable, "no answer"), OutcomeError},
 		{"vault error", messages.RefreshRunReply{}, errors.New("boom"), OutcomeError},
 		{"unknown outcome", messages.RefreshRunReply{Outcome: "weird"}, nil, OutcomeError},
 	}
@@ -225,5 +231,66 @@ func TestRunClaimsAgainAtOnceAfterAFullBatch(t *testing.T) {
 	defer v.mu.Unlock()
 	if len(v.claimReq) != 3 {
 		t.Fatalf("claims = %d, want 3 (the one after a short batch waits for the poll)", len(v.claimReq))
+	}
+}
+
+// A run that gets no answer (the vault died mid-run, or none is there) is
+// retried within seconds, not left leased until the lease ends; an error
+// the vault answered is not.
+func TestRunWithoutAnswerIsRetriedSoon(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		err      error
+		deferred bool
+	}{
+		{"no answer", natsx.ErrNoAnswer, true},
+		{"an answer", messages.ErrUnavailable, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := &fakeVault{claims: [][]messages.RefreshItem{{{ConnectionID: "c1", Attempts: 7}}}, run: func(messages.RefreshRun) (messages.RefreshRunReply, error) {
+				return messages.RefreshRunReply{}, tt.err
+			}}
+			s := newScheduler(v, Config{Lease: time.Minute})
+			if _, err := s.RunOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if !tt.deferred {
+				if len(v.defers) != 0 {
+					t.Fatalf("defers = %+v", v.defers)
+				}
+				return
+			}
+			// The backoff's first delay, whatever the connection's attempts.
+			if len(v.defers) != 1 || v.defers[0].ConnectionID != "c1" || v.defers[0].Until.Sub(t0) != time.Second {
+				t.Fatalf("defers = %+v", v.defers)
+			}
+			if got := testutil.ToFloat64(s.cfg.Metrics.Outcomes.WithLabelValues(OutcomeNoAnswer)); got != 1 {
+				t.Fatalf("no_answer outcomes = %v", got)
+			}
+		})
+	}
+}
+
+// The run's deadline is the vault's budget plus a margin when the vault
+// names one, else vaultapi.DefaultTimeout.
+func TestRunTimeoutFollowsTheVaultsBudget(t *testing.T) {
+	for _, tt := range []struct {
+		budget int
+		want   time.Duration
+	}{
+		{20, 20*time.Second + runMargin},
+		{0, 30 * time.Second},
+	} {
+		v := &fakeVault{runTimeout: tt.budget, claims: [][]messages.RefreshItem{{{ConnectionID: "c1"}}}, run: func(messages.RefreshRun) (messages.RefreshRunReply, error) {
+			return messages.RefreshRunReply{Outcome: messages.RefreshDone}, nil
+		}}
+		before := time.Now()
+		if _, err := newScheduler(v, Config{}).RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		dl, ok := v.runCtx[0].Deadline()
+		if !ok || dl.Before(before.Add(tt.want)) || dl.After(time.Now().Add(tt.want)) {
+			t.Fatalf("budget %ds: run deadline %v after the claim, want %v", tt.budget, dl.Sub(before), tt.want)
+		}
 	}
 }

@@ -11,8 +11,9 @@ import (
 	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
-// DefaultTimeout bounds a call. A refresh run includes the provider's token
-// endpoint; the vault gives up on it earlier than this.
+// DefaultTimeout bounds a call. A refresh run is bounded by the vault's own
+// budget instead (messages.RefreshClaimReply.RunTimeoutSeconds) when the
+// vault names one.
 const DefaultTimeout = 30 * time.Second
 
 // Client is the vault as the refresher sees it.
@@ -26,12 +27,10 @@ func (c *Client) call(ctx context.Context, subject string, req, reply any) error
 }
 
 // ClaimRefresh leases due connections.
-func (c *Client) ClaimRefresh(ctx context.Context, r messages.RefreshClaim) ([]messages.RefreshItem, error) {
+func (c *Client) ClaimRefresh(ctx context.Context, r messages.RefreshClaim) (messages.RefreshClaimReply, error) {
 	var reply messages.RefreshClaimReply
-	if err := c.call(ctx, messages.SubjectVaultRefreshClaim, r, &reply); err != nil {
-		return nil, err
-	}
-	return reply.Items, nil
+	err := c.call(ctx, messages.SubjectVaultRefreshClaim, r, &reply)
+	return reply, err
 }
 
 // RunRefresh refreshes one claimed connection.

@@ -48,7 +48,8 @@ func (h *Handlers) claimRefresh(ctx context.Context, r messages.RefreshClaim) (m
 	if err != nil {
 		return messages.RefreshClaimReply{}, err
 	}
-	out := messages.RefreshClaimReply{Items: make([]messages.RefreshItem, 0, len(due))}
+	out := messages.RefreshClaimReply{Items: make([]messages.RefreshItem, 0, len(due)),
+		RunTimeoutSeconds: int(math.Ceil(refresh.CallBudget.Seconds()))}
 	for _, d := range due {
 		it := messages.RefreshItem{ConnectionID: d.ID, ProviderID: d.ProviderID, TokenVersion: d.TokenVersion, Attempts: d.Attempts}
 		if d.ExpiresAt != nil {

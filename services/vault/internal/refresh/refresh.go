@@ -10,8 +10,6 @@ package refresh
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"strconv"
@@ -46,6 +44,18 @@ const (
 	flightBudget = 30 * time.Second
 	saveMargin   = 5 * time.Second
 )
+
+// StoreOverrun is how long after its in-flight mark runs out a live flight
+// may still be storing its result: finish starts at the latest saveMargin
+// before the mark's end and is bounded by saveMargin+finishAttempts seconds.
+// A mark older than that has no owner left.
+const StoreOverrun = finishAttempts * time.Second
+
+// CallBudget bounds a refresh that does not queue behind another flight of
+// its connection: the provider call and storing its result. The refresher
+// waits this long (plus a margin) for a run's answer; a run that queued
+// longer is joined by the refresher's retry.
+const CallBudget = provider.DefaultTimeout + saveMargin + StoreOverrun
 
 // Need says when the stored access token is good enough.
 type Need struct {
@@ -126,23 +136,24 @@ type Refresher struct {
 	log      *slog.Logger
 	now      func() time.Time
 	refusals Refusals
-	// owner names this replica in the refreshes it takes; each flight adds
-	// its own number (flight), so that two flights of this replica with
-	// different needs wait for each other as flights of two replicas do.
+	// owner names this replica and boot in the refreshes it takes; each
+	// flight adds "/" and its own number (flight), so that two flights of
+	// this replica with different needs wait for each other as flights of
+	// two replicas do.
 	owner  string
 	flight atomic.Uint64
 
 	flights singleflight.Group
 }
 
-// New returns a Refresher. now may be nil.
-func New(st Store, p Provider, log *slog.Logger, now func() time.Time) *Refresher {
+// New returns a Refresher whose flights are recorded as owner/<n>: owner
+// names the replica and its boot, so that the vault's recovery finds the
+// flights a dead boot left. now may be nil.
+func New(st Store, p Provider, log *slog.Logger, now func() time.Time, owner string) *Refresher {
 	if now == nil {
 		now = time.Now
 	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return &Refresher{store: st, provider: p, log: log, now: now, owner: "vault-" + hex.EncodeToString(b), refusals: DefaultRefusals}
+	return &Refresher{store: st, provider: p, log: log, now: now, owner: owner, refusals: DefaultRefusals}
 }
 
 // SetRefusals changes when repeated refusals need the user (DefaultRefusals).
