@@ -47,7 +47,7 @@ func (p providers) Exchange(ctx context.Context, cl store.Client, r provider.Exc
 		return err
 	})
 	p.noteHealth(ctx, cl, err)
-	return storedTokens(t), err
+	return storedTokens(t, cl), err
 }
 
 // Refresh starts only with a whole provider timeout left: a provider that
@@ -60,7 +60,7 @@ func (p providers) Refresh(ctx context.Context, cl store.Client, refreshToken se
 		return err
 	})
 	p.noteHealth(ctx, cl, err)
-	return storedTokens(t), err
+	return storedTokens(t, cl), err
 }
 
 func (p providers) Revoke(ctx context.Context, cl store.Client, token secret.Value, hint string) error {
@@ -118,8 +118,13 @@ func registration(cl store.Client) provider.Registration {
 	}
 }
 
-func storedTokens(t provider.Tokens) store.Tokens {
+func storedTokens(t provider.Tokens, cl store.Client) store.Tokens {
+	var keepAlive time.Duration
+	if cl.Quirks != nil {
+		keepAlive = time.Duration(cl.Quirks.KeepAliveSeconds) * time.Second
+	}
 	return store.Tokens{
+		KeepAlive:      keepAlive,
 		Access:         t.Access,
 		Refresh:        t.Refresh,
 		TokenType:      t.TokenType,

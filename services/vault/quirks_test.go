@@ -89,3 +89,19 @@ func equalConfig(got, want map[string]string) bool {
 	}
 	return true
 }
+
+// TestKeepAliveRefresh: a provider that kills refresh tokens left unused
+// has its connections refreshed every keep_alive_seconds, although their
+// access tokens live far longer.
+func TestKeepAliveRefresh(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.putClient(messages.VaultClient{
+		ProviderID: providerID, ProviderName: "test-provider", Type: messages.ProviderOIDC, ClientID: clientID, ClientSecret: secret,
+		Issuer: e.op.Issuer(), TokenEndpoint: e.op.Issuer() + "/token", RevocationEndpoint: e.op.Issuer() + "/revoke", JWKSURI: e.op.Issuer() + "/jwks",
+		Quirks: &messages.Quirks{KeepAliveSeconds: 3600},
+	})
+	e.op.RewriteNextTokenResponse(func(b map[string]any) { b["expires_in"] = 30 * 24 * 3600 })
+	c := e.connect(workspace)
+	near(t, "refresh due", e.schedule(c.ConnectionID).due, time.Now().Add(time.Hour), time.Minute)
+}

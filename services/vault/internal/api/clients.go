@@ -22,8 +22,8 @@ type clientStore interface {
 // vault.clients.health: whether providers' token endpoints accept their
 // registrations (misconfigured after invalid_client).
 func (h *Handlers) clientsHealth(ctx context.Context, r messages.VaultClientsHealth) (messages.VaultClientsHealthReply, error) {
-	if len(r.ProviderIDs) > messages.MaxListLimit {
-		return messages.VaultClientsHealthReply{}, messages.Errorf(messages.CodeInvalidRequest, "at most %d provider_ids", messages.MaxListLimit)
+	if len(r.ProviderIDs) == 0 || len(r.ProviderIDs) > messages.MaxListLimit {
+		return messages.VaultClientsHealthReply{}, messages.Errorf(messages.CodeInvalidRequest, "provider_ids is required (at most %d)", messages.MaxListLimit)
 	}
 	health, err := h.Store.Health(ctx, r.ProviderIDs)
 	if err != nil {

@@ -132,6 +132,10 @@ type Tokens struct {
 	// on the callback, merged into the connection's config when the tokens
 	// are saved (Locked.SetConfig).
 	Config map[string]string
+	// KeepAlive: refresh at least this often, even while the access token
+	// is valid (Quirks.KeepAliveSeconds: providers that kill refresh
+	// tokens left unused); 0 for none.
+	KeepAlive time.Duration
 }
 
 // LogValue keeps the tokens out of logs.

@@ -11,13 +11,18 @@ const DefaultRefreshLead = 5 * time.Minute
 // now: lead before the access token expires, or at half its remaining life
 // when that is shorter (a 2-second token is due after 1 second, never the
 // instant it is stored); no later than the same point before the refresh
-// token itself expires, so it is used while it still works. Without a
-// refresh token, or without any expiry, nothing is due (nil).
+// token itself expires, so it is used while it still works; and no later
+// than t.KeepAlive from now when the provider kills idle refresh tokens.
+// Without a refresh token, or without any of these, nothing is due (nil).
 func RefreshDue(now time.Time, t Tokens, hasRefresh bool, lead time.Duration) *time.Time {
 	if !hasRefresh {
 		return nil
 	}
 	var due *time.Time
+	if t.KeepAlive > 0 {
+		d := now.Add(t.KeepAlive).UTC().Truncate(time.Microsecond)
+		due = &d
+	}
 	for _, exp := range []*time.Time{t.ExpiresAt, t.RefreshExpires} {
 		if exp == nil {
 			continue

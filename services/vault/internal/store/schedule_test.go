@@ -27,6 +27,10 @@ func TestRefreshDue(t *testing.T) {
 		{name: "already expired: due now", tokens: Tokens{ExpiresAt: at(-time.Minute)}, hasRefresh: true, lead: lead, want: at(-time.Minute)},
 		{name: "no refresh token: never", tokens: Tokens{ExpiresAt: at(time.Hour)}, hasRefresh: false, lead: lead, want: nil},
 		{name: "no expiry: never", tokens: Tokens{}, hasRefresh: true, lead: lead, want: nil},
+		{name: "keep-alive without expiry", tokens: Tokens{KeepAlive: 24 * time.Hour}, hasRefresh: true, lead: lead, want: at(24 * time.Hour)},
+		{name: "keep-alive before expiry", tokens: Tokens{ExpiresAt: at(90 * 24 * time.Hour), KeepAlive: 7 * 24 * time.Hour}, hasRefresh: true, lead: lead, want: at(7 * 24 * time.Hour)},
+		{name: "expiry before keep-alive", tokens: Tokens{ExpiresAt: at(time.Hour), KeepAlive: 7 * 24 * time.Hour}, hasRefresh: true, lead: lead, want: at(55 * time.Minute)},
+		{name: "keep-alive without a refresh token: never", tokens: Tokens{KeepAlive: time.Hour}, hasRefresh: false, lead: lead, want: nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
