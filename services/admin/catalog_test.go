@@ -16,10 +16,6 @@ import (
 	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
-// year is the longest default_token_lifetime_seconds, which templates of
-// providers whose tokens never expire set.
-const year = 365 * 24 * 3600
-
 // createRaw sends a raw create request and decodes the provider.
 func (e *env) createRaw(doc string) (messages.Provider, error) {
 	e.t.Helper()
@@ -38,10 +34,10 @@ func TestCreateFromTemplate(t *testing.T) {
 	if zd.Name != "zendesk" || zd.Type != messages.ProviderOAuth2 || zd.Template != "zendesk" || !maps.Equal(zd.Params, map[string]string{"subdomain": "acme"}) ||
 		zd.AuthorizationEndpoint != "https://acme.zendesk.com/oauth/authorizations/new" || zd.TokenEndpoint != "https://acme.zendesk.com/oauth/tokens" ||
 		zd.Issuer != "https://acme.zendesk.com" || zd.ClientAuthMethod != messages.ClientSecretPost || !slices.Equal(zd.Scopes, []string{"read"}) ||
-		zd.DefaultTokenLifetimeSeconds != year || !zd.ClientSecretSet || zd.ClientID != "zd-client" {
+		zd.DefaultTokenLifetimeSeconds != 0 || !zd.ClientSecretSet || zd.ClientID != "zd-client" {
 		t.Errorf("zendesk from its template: %+v", zd)
 	}
-	if vc := e.vault.lastPut(t); vc.ProviderID != zd.ID || vc.ClientSecret != "zd-secret" || vc.TokenEndpoint != zd.TokenEndpoint || vc.DefaultTokenLifetimeSeconds != year {
+	if vc := e.vault.lastPut(t); vc.ProviderID != zd.ID || vc.ClientSecret != "zd-secret" || vc.TokenEndpoint != zd.TokenEndpoint || vc.DefaultTokenLifetimeSeconds != 0 {
 		t.Errorf("vault received %+v", vc)
 	}
 	var got messages.Provider
