@@ -2,6 +2,7 @@ package system_test
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -143,5 +144,39 @@ func TestStaticRecoversFromAMistypedKey(t *testing.T) {
 	}
 	if c := status(); c.Config["subdomain"] != "acme" {
 		t.Fatalf("connections.get config = %v", c.Config)
+	}
+}
+
+// TestCallbackConfig: a provider that sends a value the Gateway needs only
+// on the callback (QuickBooks' realmId): its quirks name it, the browser
+// brings it, the handshake passes it on, and the connection keeps it as
+// config, returned with every credential. Parameters not named are dropped.
+func TestCallbackConfig(t *testing.T) {
+	b := startBroker(t, oidcprovider.Options{})
+	ctx := ctxT(t)
+	if _, err := b.RegisterOIDC(ctx, "books"); err != nil {
+		t.Fatal(err)
+	}
+	var p messages.Provider
+	if err := b.Operator.Request(ctx, messages.SubjectProvidersUpdate, messages.ProviderUpdate{Provider: "books",
+		Patch: json.RawMessage(`{"quirks":{"config_from_callback":{"realm_id":"realmId"}}}`)}, &p); err != nil {
+		t.Fatal(err)
+	}
+	b.Provider.AddNextCallbackParams(map[string]string{"realmId": "9130", "intuit_tid": "not-asked-for"})
+	q, err := b.Connect(ctx, "books", "ws-1")
+	if err != nil || q.Get("status") != "active" {
+		t.Fatalf("consent: %v %v", q, err)
+	}
+	var c messages.Connection
+	if err := b.Gateway.Request(ctx, messages.SubjectConnectionsGet, messages.ConnectionRef{ConnectionID: q.Get("connection_id"), WorkspaceID: "ws-1"}, &c); err != nil {
+		t.Fatal(err)
+	}
+	var cred messages.Credential
+	if err := b.Gateway.Request(ctx, messages.SubjectTokensGet, messages.TokenRequest{ConnectionID: c.ConnectionID, WorkspaceID: "ws-1"}, &cred); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"realm_id": "9130"}
+	if !maps.Equal(c.Config, want) || !maps.Equal(cred.Config, want) {
+		t.Fatalf("config: connection %v, credential %v, want %v", c.Config, cred.Config, want)
 	}
 }

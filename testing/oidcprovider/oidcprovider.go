@@ -132,6 +132,7 @@ type Server struct {
 	slowSuccess     time.Duration
 	mutateIDToken   []func(map[string]any)
 	formResponses   int
+	callbackParams  map[string]string
 	rewriteResponse []func(map[string]any)
 	beforeResponse  func(grantType string)
 	foreignKey      *rsa.PrivateKey
@@ -381,6 +382,14 @@ func (s *Server) RewriteNextTokenResponse(f func(body map[string]any)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rewriteResponse = append(s.rewriteResponse, f)
+}
+
+// AddNextCallbackParams adds params to the next successful authorization
+// response's redirect, as QuickBooks adds realmId and Zoho accounts-server.
+func (s *Server) AddNextCallbackParams(params map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.callbackParams = maps.Clone(params)
 }
 
 // FormNextTokenResponse makes the next successful /token response an
@@ -675,6 +684,13 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp.AddParameter("iss", s.issuer)
+	s.mu.Lock()
+	extra := s.callbackParams
+	s.callbackParams = nil
+	s.mu.Unlock()
+	for k, v := range extra {
+		resp.AddParameter(k, v)
+	}
 	s.provider.WriteAuthorizeResponse(ctx, w, ar, resp)
 }
 
