@@ -65,6 +65,8 @@ func (e *Error) Error() string {
 	switch {
 	case e.Kind == InvalidIDToken:
 		return fmt.Sprintf("id_token rejected: %v", e.Err)
+	case e.Code != "" && e.Status == 0:
+		return fmt.Sprintf("provider %s endpoint answered %s", e.Endpoint, e.Code)
 	case e.Code != "":
 		return fmt.Sprintf("provider %s endpoint answered %s (HTTP %d)", e.Endpoint, e.Code, e.Status)
 	case e.Status != 0:

@@ -113,13 +113,3 @@ func (l *Locked) Backoff(ctx context.Context) (Backoff, error) {
 	}
 	return b, nil
 }
-
-// RetryNow lets the next refresh of the locked connection call the
-// provider at once, whatever its backoff (a re-consent, a crash recovery).
-func (l *Locked) RetryNow(ctx context.Context) error {
-	if _, err := l.tx.Exec(ctx, `update vault.connections set retry_not_before = null where id = $1`, l.uid); err != nil {
-		return err
-	}
-	l.dirty = true
-	return nil
-}
