@@ -195,10 +195,7 @@ func TestInvalidClientMarksTheProvider(t *testing.T) {
 	e.backoffPassed(c2.ConnectionID)
 	e.op.FailTokenRequests(1, http.StatusUnauthorized, nil, `{"error":"invalid_client"}`)
 	wantCode(t, e.call(messages.SubjectTokensRefresh, messages.TokenRequest{ConnectionID: c2.ConnectionID}, nil), messages.ErrProviderError)
-	reply := e.putClient(messages.VaultClient{
-		ProviderID: providerID, ProviderName: "test-provider", Type: messages.ProviderOIDC, ClientID: clientID, ClientSecret: secret,
-		Issuer: e.op.Issuer(), TokenEndpoint: e.op.Issuer() + "/token", RevocationEndpoint: e.op.Issuer() + "/revoke", JWKSURI: e.op.Issuer() + "/jwks",
-	})
+	reply := e.putClient(e.registration("", nil))
 	if reply.Health == nil || reply.Health.Status != messages.ProviderHealthy {
 		t.Fatalf("put reply = %s", mustJSON(t, reply))
 	}
@@ -248,12 +245,7 @@ func (e *env) providerEvents() []string {
 func TestTemplateCodesArePermanent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
-	reg := messages.VaultClient{
-		ProviderID: providerID, ProviderName: "test-provider", Type: messages.ProviderOIDC,
-		ClientID: clientID, ClientSecret: secret,
-		Issuer: e.op.Issuer(), TokenEndpoint: e.op.Issuer() + "/token", RevocationEndpoint: e.op.Issuer() + "/revoke", JWKSURI: e.op.Issuer() + "/jwks",
-		Quirks: &messages.Quirks{OKField: true, PermanentErrors: []string{"invalid_refresh_token", "token_revoked"}},
-	}
+	reg := e.registration("", &messages.Quirks{OKField: true, PermanentErrors: []string{"invalid_refresh_token", "token_revoked"}})
 	e.putClient(reg)
 	c := e.connect(workspace)
 	e.op.FailTokenRequests(1, http.StatusOK, nil, `{"ok":false,"error":"invalid_refresh_token"}`)

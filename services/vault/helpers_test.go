@@ -119,13 +119,20 @@ func newEnv(t *testing.T, o envOptions) *env {
 		if err := op.AddClient(oidcprovider.Client{ID: clientID, Secret: secret, RedirectURIs: []string{redirectURI}, AuthMethod: o.authMethod}); err != nil {
 			t.Fatal(err)
 		}
-		e.putClient(messages.VaultClient{
-			ProviderID: providerID, ProviderName: "test-provider", Type: messages.ProviderOIDC,
-			ClientID: clientID, ClientSecret: secret, ClientAuthMethod: o.authMethod,
-			Issuer: op.Issuer(), TokenEndpoint: op.Issuer() + "/token", RevocationEndpoint: op.Issuer() + "/revoke", JWKSURI: op.Issuer() + "/jwks",
-		})
+		e.putClient(e.registration(o.authMethod, nil))
 	}
 	return e
+}
+
+// registration is the test provider's client registration at e.op, with
+// the given client authentication method and quirks.
+func (e *env) registration(authMethod string, q *messages.Quirks) messages.VaultClient {
+	return messages.VaultClient{
+		ProviderID: providerID, ProviderName: "test-provider", Type: messages.ProviderOIDC,
+		ClientID: clientID, ClientSecret: secret, ClientAuthMethod: authMethod,
+		Issuer: e.op.Issuer(), TokenEndpoint: e.op.Issuer() + "/token", RevocationEndpoint: e.op.Issuer() + "/revoke", JWKSURI: e.op.Issuer() + "/jwks",
+		Quirks: q,
+	}
 }
 
 // networksOf parses a PROVIDER_PRIVATE_NETWORKS value.

@@ -13,16 +13,12 @@ import (
 func TestQuirksEndToEnd(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
-	e.putClient(messages.VaultClient{
-		ProviderID: providerID, ProviderName: "test-provider", Type: messages.ProviderOIDC, ClientID: clientID, ClientSecret: secret,
-		Issuer: e.op.Issuer(), TokenEndpoint: e.op.Issuer() + "/token", RevocationEndpoint: e.op.Issuer() + "/revoke", JWKSURI: e.op.Issuer() + "/jwks",
-		Quirks: &messages.Quirks{
-			TokenPath:          "authed_user",
-			ExpiresInUnit:      "ms",
-			ConfigFromToken:    map[string]string{"instance_url": "instance_url", "team_id": "team.id"},
-			ConfigFromCallback: map[string]string{"realm_id": "realmId"},
-		},
-	})
+	e.putClient(e.registration("", &messages.Quirks{
+		TokenPath:          "authed_user",
+		ExpiresInUnit:      "ms",
+		ConfigFromToken:    map[string]string{"instance_url": "instance_url", "team_id": "team.id"},
+		ConfigFromCallback: map[string]string{"realm_id": "realmId"},
+	}))
 	// Slack's shape: the user's tokens nested, a bot token at the top, and
 	// expires_in in milliseconds (the quirk says so).
 	nest := func(instance string) func(map[string]any) {
@@ -96,11 +92,7 @@ func equalConfig(got, want map[string]string) bool {
 func TestKeepAliveRefresh(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
-	e.putClient(messages.VaultClient{
-		ProviderID: providerID, ProviderName: "test-provider", Type: messages.ProviderOIDC, ClientID: clientID, ClientSecret: secret,
-		Issuer: e.op.Issuer(), TokenEndpoint: e.op.Issuer() + "/token", RevocationEndpoint: e.op.Issuer() + "/revoke", JWKSURI: e.op.Issuer() + "/jwks",
-		Quirks: &messages.Quirks{KeepAliveSeconds: 3600},
-	})
+	e.putClient(e.registration("", &messages.Quirks{KeepAliveSeconds: 3600}))
 	e.op.RewriteNextTokenResponse(func(b map[string]any) { b["expires_in"] = 30 * 24 * 3600 })
 	c := e.connect(workspace)
 	near(t, "refresh due", e.schedule(c.ConnectionID).due, time.Now().Add(time.Hour), time.Minute)

@@ -15,7 +15,6 @@ import (
 	"github.com/nexus-broker/nexus/services/vault/internal/provider"
 	"github.com/nexus-broker/nexus/services/vault/internal/secret"
 	"github.com/nexus-broker/nexus/shared/egress"
-	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
 
 // loopback is the egress guard with 127.0.0.1/32 opened, where the tests'
@@ -35,15 +34,7 @@ func loopback(t *testing.T, o egress.Options) *egress.Client {
 // vault stores for each, against a real provider.
 func TestExpiresInForms(t *testing.T) {
 	t.Parallel()
-	op, err := oidcprovider.New(oidcprovider.Options{AlwaysIssueRefreshToken: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(op.Close)
-	if err := op.AddClient(oidcprovider.Client{ID: "c", Secret: "s", RedirectURIs: []string{"http://127.0.0.1:1/cb"}}); err != nil {
-		t.Fatal(err)
-	}
-	cl := provider.Registration{Type: messages.ProviderOAuth2, ClientID: "c", ClientSecret: "s", TokenEndpoint: op.Issuer() + "/token"}
+	op, cl, p := quirky(t)
 	tests := []struct {
 		name        string
 		rewrite     func(map[string]any)
@@ -60,7 +51,6 @@ func TestExpiresInForms(t *testing.T) {
 		{name: "refresh_token_expires_in as string", rewrite: func(b map[string]any) { b["refresh_token_expires_in"] = "600" }, want: time.Hour, wantRefresh: 10 * time.Minute},
 		{name: "refresh_expires_in (Keycloak)", rewrite: func(b map[string]any) { b["refresh_expires_in"] = 600 }, want: time.Hour, wantRefresh: 10 * time.Minute},
 	}
-	p := provider.New(loopback(t, egress.Options{}), nil)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rt, err := op.MintRefreshToken("c", []string{"offline_access"})
@@ -119,17 +109,9 @@ func TestNoRedirects(t *testing.T) {
 }
 
 func TestOnlyStandardErrorCodesAreKept(t *testing.T) {
-	op, err := oidcprovider.New(oidcprovider.Options{AlwaysIssueRefreshToken: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(op.Close)
-	if err := op.AddClient(oidcprovider.Client{ID: "c", Secret: "s", RedirectURIs: []string{"http://127.0.0.1:1/cb"}}); err != nil {
-		t.Fatal(err)
-	}
-	cl := provider.Registration{Type: messages.ProviderOAuth2, ClientID: "c", ClientSecret: "s", TokenEndpoint: op.Issuer() + "/token"}
+	op, cl, p := quirky(t)
 	op.FailTokenRequests(1, http.StatusBadRequest, nil, `{"error":"please_call_support_at_0800_123","error_description":"Your account is blocked, call 0800 123"}`)
-	_, err = provider.New(loopback(t, egress.Options{}), nil).Refresh(context.Background(), cl, secret.Value("rt"))
+	_, err := p.Refresh(context.Background(), cl, secret.Value("rt"))
 	var pe *provider.Error
 	if !errors.As(err, &pe) || pe.Code != "provider_error" || strings.Contains(err.Error(), "0800") {
 		t.Fatalf("a made-up error code: %v (code %q)", err, pe.Code)
