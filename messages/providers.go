@@ -126,6 +126,21 @@ type Quirks struct {
 	// KeepAliveSeconds: refresh at least this often even while the access
 	// token is valid, for providers that kill refresh tokens left unused.
 	KeepAliveSeconds int `json:"keep_alive_seconds,omitempty"`
+	// ConfigFromRequest: values the provider gives only from its API (the
+	// tenants of a Xero connection, an Atlassian site's cloud id), read
+	// once right after a consent with the new access token.
+	ConfigFromRequest *ConfigRequest `json:"config_from_request,omitempty"`
+}
+
+// ConfigRequest is a GET the vault makes once after a consent, with the new
+// access token as a Bearer token, to a URL on the same site as the
+// provider's token endpoint (the same registrable domain), reading config
+// values from its JSON answer.
+type ConfigRequest struct {
+	URL string `json:"url"`
+	// Config maps a config key to the dotted path of a field of the answer;
+	// a numeric segment indexes an array ("0.tenantId").
+	Config map[string]string `json:"config"`
 }
 
 // Provider health statuses.

@@ -2,6 +2,7 @@ package messages
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 )
@@ -86,6 +87,20 @@ func (q Quirks) Problems() []QuirkProblem {
 		}
 		return ""
 	})
+	if r := q.ConfigFromRequest; r != nil {
+		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" {
+			ps.add("quirks.config_from_request.url", "must be an absolute http(s) URL without user info or fragment")
+		}
+		if len(r.Config) == 0 {
+			ps.add("quirks.config_from_request.config", "must name at least one config key")
+		}
+		configMap(&ps, "quirks.config_from_request.config", r.Config, func(v string) string {
+			if len(v) > maxQuirkPath || !quirkPath.MatchString(v) {
+				return fmt.Sprintf("must be a dotted path of the answer's member names or array indexes, at most %d characters", maxQuirkPath)
+			}
+			return ""
+		})
+	}
 	switch k := q.KeepAliveSeconds; {
 	case k < 0:
 		ps.add("quirks.keep_alive_seconds", "must not be negative (0: no keep-alive)")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/nexus-broker/nexus/messages"
@@ -47,7 +48,31 @@ func (p providers) Exchange(ctx context.Context, cl store.Client, r provider.Exc
 		return err
 	})
 	p.noteHealth(ctx, cl, err)
+	if err == nil && cl.Quirks != nil && cl.Quirks.ConfigFromRequest != nil {
+		t.Config = p.requestedConfig(ctx, cl, t)
+	}
 	return storedTokens(t, cl), err
+}
+
+// requestedConfig adds to t's config what the provider's config request
+// answers. The consent does not fail for it: the connection works without,
+// and the warning says what the operator should look at.
+func (p providers) requestedConfig(ctx context.Context, cl store.Client, t provider.Tokens) map[string]string {
+	var got map[string]string
+	err := p.guard.Do(ctx, cl.ProviderID, "config", func() (err error) {
+		got, err = p.c.LookupConfig(ctx, registration(cl), t.Access)
+		return err
+	})
+	if err != nil {
+		p.log.Warn("the provider's config request failed; the connection has no config from it", "provider_id", cl.ProviderID, "err", err)
+		return t.Config
+	}
+	out := maps.Clone(t.Config)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, got)
+	return out
 }
 
 // Refresh starts only with a whole provider timeout left: a provider that

@@ -1,6 +1,7 @@
 package vault_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -96,4 +97,26 @@ func TestKeepAliveRefresh(t *testing.T) {
 	e.op.RewriteNextTokenResponse(func(b map[string]any) { b["expires_in"] = 30 * 24 * 3600 })
 	c := e.connect(workspace)
 	near(t, "refresh due", e.schedule(c.ConnectionID).due, time.Now().Add(time.Hour), time.Minute)
+}
+
+// TestConfigFromRequest: values only the provider's API gives (here the
+// real provider's userinfo, as Xero's connections or Atlassian's
+// accessible resources) are read once after the consent with the new
+// access token and kept as config. A request URL on another site than the
+// token endpoint's is refused at registration: it would carry the token.
+func TestConfigFromRequest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.putClient(e.registration("", &messages.Quirks{ConfigFromRequest: &messages.ConfigRequest{
+		URL: e.op.Issuer() + "/userinfo", Config: map[string]string{"user_id": "sub"}}}))
+	c := e.connect(workspace)
+	if got := e.get(c.ConnectionID).Config; !equalConfig(got, map[string]string{"user_id": e.op.Subject()}) {
+		t.Fatalf("config = %v, want the user's id %q", got, e.op.Subject())
+	}
+	err := e.call(messages.SubjectVaultClientsPut, e.registration("", &messages.Quirks{ConfigFromRequest: &messages.ConfigRequest{
+		URL: "https://tokens.example.com/collect", Config: map[string]string{"x": "y"}}}), nil)
+	wantCode(t, err, messages.ErrInvalidRequest)
+	if !strings.Contains(err.Error(), "token endpoint's site") {
+		t.Fatalf("error = %v", err)
+	}
 }

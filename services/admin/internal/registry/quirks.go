@@ -4,13 +4,19 @@ import (
 	"github.com/nexus-broker/nexus/messages"
 )
 
-// validateQuirks checks an OAuth provider's quirks (messages.Quirks.Problems).
-func validateQuirks(ps *problems, q *messages.Quirks) {
+// validateQuirks checks an OAuth provider's quirks (messages.Quirks.Problems),
+// and that a config request's URL follows the rule of provider URLs.
+func validateQuirks(ps *problems, urls urlRule, q *messages.Quirks) {
 	if q == nil {
 		return
 	}
 	for _, p := range q.Problems() {
 		ps.add(p.Field, "%s", p.Message)
+	}
+	if r := q.ConfigFromRequest; r != nil && r.URL != "" {
+		if prob := urls.problem(r.URL); prob != "" {
+			ps.add("quirks.config_from_request.url", "%s", prob)
+		}
 	}
 }
 
@@ -31,7 +37,7 @@ func normalizeQuirks(p *messages.Provider) {
 		q.ConfigFromCallback = nil
 	}
 	if q.PermanentErrors == nil && q.ExpiresInUnit == "" && q.TokenPath == "" && !q.OKField &&
-		q.ConfigFromToken == nil && q.ConfigFromCallback == nil && q.KeepAliveSeconds == 0 {
+		q.ConfigFromToken == nil && q.ConfigFromCallback == nil && q.KeepAliveSeconds == 0 && q.ConfigFromRequest == nil {
 		p.Quirks = nil
 	}
 }

@@ -221,7 +221,7 @@ func validateOAuth(ps *problems, p messages.Provider, urls urlRule, newSecret, h
 	if p.Strategy != nil && !validStrategy(p.Strategy.Type) {
 		ps.add("strategy.type", "is not a known strategy")
 	}
-	validateQuirks(ps, p.Quirks)
+	validateQuirks(ps, urls, p.Quirks)
 }
 
 // validateStatic checks a static provider: no OAuth settings, a credential

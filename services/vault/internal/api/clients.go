@@ -125,6 +125,16 @@ func validateClient(r *messages.VaultClient, private egress.Networks) error {
 			return bad("%s: %v", u.name, err)
 		}
 	}
+	if q := r.Quirks; q != nil && q.ConfigFromRequest != nil {
+		// The request carries the user's access token: only where the
+		// grant's tokens go already.
+		if err := provider.CheckURL(q.ConfigFromRequest.URL, private); err != nil {
+			return bad("quirks.config_from_request.url: %v", err)
+		}
+		if !provider.SameSite(q.ConfigFromRequest.URL, r.TokenEndpoint) {
+			return bad("quirks.config_from_request.url must be on the token endpoint's site (the same registrable domain)")
+		}
+	}
 	return nil
 }
 

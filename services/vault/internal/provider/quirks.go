@@ -151,26 +151,7 @@ func (n *normalizer) read(root, tok map[string]any) {
 			n.got.expiresIn = &secs
 		}
 	}
-	for key, path := range n.quirks.ConfigFromToken {
-		if secretPath(path) {
-			continue
-		}
-		var s string
-		switch v := lookup(root, path).(type) {
-		case string:
-			s = v
-		case json.Number:
-			s = v.String()
-		case bool:
-			s = strconv.FormatBool(v)
-		}
-		if s != "" && len(s) <= maxConfigValue {
-			if n.got.config == nil {
-				n.got.config = map[string]string{}
-			}
-			n.got.config[key] = s
-		}
-	}
+	n.got.config = configValues(root, n.quirks.ConfigFromToken)
 }
 
 // maxLifetime bounds a lifetime read from a provider (ten years), so that a
@@ -208,17 +189,53 @@ func seconds(v any, millis bool) (int64, bool) {
 	return int64(min(f, maxLifetime)), true
 }
 
-// lookup follows a dotted path of object members.
-func lookup(root map[string]any, path string) any {
-	var cur any = root
+// lookup follows a dotted path of object members; a numeric segment
+// indexes an array.
+func lookup(root any, path string) any {
+	cur := root
 	for _, seg := range strings.Split(path, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
+		switch v := cur.(type) {
+		case map[string]any:
+			cur = v[seg]
+		case []any:
+			i, err := strconv.Atoi(seg)
+			if err != nil || i < 0 || i >= len(v) {
+				return nil
+			}
+			cur = v[i]
+		default:
 			return nil
 		}
-		cur = m[seg]
 	}
 	return cur
+}
+
+// configValues reads the values paths name from an answer: strings,
+// numbers and booleans as text, at most maxConfigValue bytes each, never a
+// path that names a token or a secret.
+func configValues(root any, paths map[string]string) map[string]string {
+	var out map[string]string
+	for key, path := range paths {
+		if secretPath(path) {
+			continue
+		}
+		var s string
+		switch v := lookup(root, path).(type) {
+		case string:
+			s = v
+		case json.Number:
+			s = v.String()
+		case bool:
+			s = strconv.FormatBool(v)
+		}
+		if s != "" && len(s) <= maxConfigValue {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[key] = s
+		}
+	}
+	return out
 }
 
 // secretPath: a path whose last member is a token or a secret is never
