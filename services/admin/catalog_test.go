@@ -217,6 +217,10 @@ func TestQuirksByHand(t *testing.T) {
 		"quirks.keep_alive_seconds: must be at least 60")
 	bad.Quirks = &messages.Quirks{KeepAliveSeconds: -1}
 	e.refuseCreate(t, bad, "quirks.keep_alive_seconds: must not be negative")
+	bad.Quirks = &messages.Quirks{ConfigFromRequest: &messages.ConfigRequest{URL: "ftp://api.example.com/x"}}
+	e.refuseCreate(t, bad, "quirks.config_from_request.url: must be an absolute http(s) URL", "quirks.config_from_request.config: must name at least one config key")
+	bad.Quirks = &messages.Quirks{ConfigFromRequest: &messages.ConfigRequest{URL: "https://api.example.com/x", Config: map[string]string{"k": "0..x"}}}
+	e.refuseCreate(t, bad, "quirks.config_from_request.config.k: must be a dotted path")
 	st := staticProvider("key")
 	st.Quirks = &messages.Quirks{OKField: true}
 	e.refuseCreate(t, st, "quirks: is not used by static providers")
