@@ -36,10 +36,13 @@ func insertEvent(ctx context.Context, tx pgx.Tx, c Connection, t messages.EventT
 
 // claimOutboxSQL leases up to $2 unpublished events to $1 for $3 seconds
 // at time $4, oldest first. An event leased to a relay that died is handed
-// out again once its lease runs out.
+// out again once its lease runs out; one leased to the same relay, at once:
+// a relay whose claim went unanswered (the vault that leased the events
+// died before replying) claims again at its next poll and gets them,
+// instead of waiting out its own lease.
 const claimOutboxSQL = `with c as (
 	select id from vault.outbox
-	where published_at is null and (lease_until is null or lease_until < $4)
+	where published_at is null and (lease_until is null or lease_until < $4 or lease_owner = $1)
 	order by created_at, id limit $2
 	for update skip locked
 ), leased as (
