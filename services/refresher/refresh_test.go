@@ -218,3 +218,29 @@ func TestTwoReplicasRedeemEveryRefreshTokenOnce(t *testing.T) {
 	}
 	t.Logf("refreshes: replica A %v, replica B %v, not needed %v", ra, rb, outcomes(t, a, "not_needed")+outcomes(t, b, "not_needed"))
 }
+
+// TestInvalidClientPublishesAProviderEvent: a background refresh the token
+// endpoint refuses with invalid_client leaves the connection active and
+// publishes one provider event, misconfigured, on its own subject; a
+// refresh that succeeds again publishes recovered.
+func TestInvalidClientPublishesAProviderEvent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{provider: oidcprovider.Options{AccessTokenLifespan: 2 * time.Second}})
+	c := e.connect()
+	e.op.FailTokenRequests(1, http.StatusUnauthorized, nil, `{"error":"invalid_client"}`)
+	grants := e.op.RefreshGrants()
+	e.startRefresher(e.testConfig(nil))
+	cons := e.consumer("provider-watcher", messages.ProviderEventsWildcard(messages.DefaultPrefix))
+	eventually(t, 15*time.Second, "a refresh after the refusal", func() bool { return e.op.RefreshGrants() > grants })
+	got := fetch(t, cons, 2*time.Second)
+	if len(got) != 2 || got[0].subject != "nexus.events.provider.misconfigured" || got[1].subject != "nexus.events.provider.recovered" {
+		t.Fatalf("provider events = %+v", got)
+	}
+	if ev := got[0]; ev.msgID != ev.event.ID || ev.event.Type != "nexus.provider.misconfigured.v1" || ev.event.Provider != "test-provider" ||
+		ev.event.Reason == nil || ev.event.Reason.Code != "invalid_client" {
+		t.Fatalf("misconfigured event = %+v", ev)
+	}
+	if s := e.get(c.ConnectionID).Status; s != messages.StatusActive {
+		t.Fatalf("status = %s", s)
+	}
+}
