@@ -361,6 +361,9 @@ func (s *Service) InternalHandler() http.Handler {
 func (s *Service) Close(ctx context.Context) error {
 	s.once.Do(func() {
 		var errs []error
+		if s.web != nil {
+			s.web.Close()
+		}
 		if s.svc != nil {
 			errs = append(errs, s.svc.Stop())
 		}

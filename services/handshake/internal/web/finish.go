@@ -8,11 +8,13 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
 	"github.com/nexus-broker/nexus/services/handshake/internal/returnurl"
+	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
 // How a consent ends, for both doors back to the app: the callback (back)
@@ -94,12 +96,80 @@ func (h *Handler) confirmation(f *flow.Flow) *messages.Confirmation {
 	return &messages.Confirmation{Hash: sum[:], By: by}
 }
 
-// fail marks the flow's connection failed at the vault, best effort: a
-// pending connection that is never marked expires on its own.
+// fail marks the flow's connection failed at the vault. When the vault
+// does not answer (a replica killed, NATS failing over), the browser has
+// been told the consent failed while the connection is still pending: the
+// mark is retried in the background until the link expires (after which
+// the vault expires the connection itself), so what the app was told and
+// what connections.get says agree as soon as a vault answers again.
 func (h *Handler) fail(f flow.Flow, code, message string) {
+	reason := messages.Reason{Code: code, Message: message}
 	ctx, cancel := context.WithTimeout(context.Background(), failTimeout)
 	defer cancel()
-	if err := h.d.Vault.FailConnection(ctx, f.ConnectionID, messages.Reason{Code: code, Message: message}); err != nil {
-		h.d.Log.Warn("marking the connection failed did not work", "connection_id", f.ConnectionID, "reason", code, "err", err)
+	err := h.d.Vault.FailConnection(ctx, f.ConnectionID, reason)
+	if err == nil {
+		return
 	}
+	h.d.Log.Warn("marking the connection failed did not work", "connection_id", f.ConnectionID, "reason", code, "err", err)
+	if errors.Is(err, natsx.ErrNoAnswer) {
+		h.retries.start(func(ctx context.Context) { h.retryFail(ctx, f, reason) })
+	}
+}
+
+// Backoff of the background retries of fail.
+const (
+	failRetryBase = time.Second
+	failRetryMax  = 30 * time.Second
+)
+
+// retryFail marks f's connection failed, retrying while the vault does not
+// answer, until the link expires or ctx ends.
+func (h *Handler) retryFail(ctx context.Context, f flow.Flow, reason messages.Reason) {
+	for d := failRetryBase; h.d.Now().Before(f.ExpiresAt); d = min(2*d, failRetryMax) {
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, failTimeout)
+		err := h.d.Vault.FailConnection(cctx, f.ConnectionID, reason)
+		cancel()
+		switch {
+		case err == nil:
+			h.d.Log.Info("connection marked failed after the vault came back", "connection_id", f.ConnectionID, "reason", reason.Code)
+			return
+		case !errors.Is(err, natsx.ErrNoAnswer):
+			h.d.Log.Warn("marking the connection failed did not work", "connection_id", f.ConnectionID, "reason", reason.Code, "err", err)
+			return
+		}
+	}
+}
+
+// background runs the Handler's goroutines that outlive a request, and
+// stops them on close.
+type background struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newBackground() *background {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &background{ctx: ctx, cancel: cancel}
+}
+
+func (b *background) start(fn func(ctx context.Context)) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		fn(b.ctx)
+	}()
+}
+
+// Close stops the background retries and waits for them to end.
+func (h *Handler) Close() {
+	h.retries.cancel()
+	h.retries.wg.Wait()
 }

@@ -9,11 +9,13 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
+	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
 // failRecorder stands in for the vault: it records the connections marked
@@ -130,5 +132,67 @@ func TestVaultFailed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// silentVault does not answer its first misses calls to connections.fail,
+// as a vault killed mid-consent, then records them.
+type silentVault struct {
+	failRecorder
+	misses int
+	calls  int
+}
+
+func (v *silentVault) FailConnection(ctx context.Context, id string, reason messages.Reason) error {
+	v.mu.Lock()
+	v.calls++
+	miss := v.calls <= v.misses
+	v.mu.Unlock()
+	if miss {
+		return fmt.Errorf("vault.connections.fail: %w", natsx.ErrNoAnswer)
+	}
+	return v.failRecorder.FailConnection(ctx, id, reason)
+}
+
+// TestFailRetriedWhileTheVaultDoesNotAnswer: the browser is told the
+// consent failed; the vault, down at that moment, is told too once it
+// answers again, so the connection does not stay pending. Nothing is
+// retried past the link's expiry.
+func TestFailRetriedWhileTheVaultDoesNotAnswer(t *testing.T) {
+	vault := &silentVault{misses: 2}
+	h, err := New(Deps{Vault: vault, PublicURL: &url.URL{Scheme: "https", Host: "hs.example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := flow.Flow{ConnectionID: "conn-1", ExpiresAt: time.Now().Add(time.Minute)}
+	h.fail(f, "unavailable", "the authorization code could not be redeemed (unavailable)")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		vault.mu.Lock()
+		n := len(vault.fails)
+		vault.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the connection was never marked failed (%d calls)", vault.calls)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.Close()
+	if vault.calls != 3 || vault.fails[0].ConnectionID != "conn-1" || vault.fails[0].Reason.Code != "unavailable" {
+		t.Fatalf("calls %d, fails %+v", vault.calls, vault.fails)
+	}
+
+	// A link already expired: no retry (the vault expires the connection).
+	expired := &silentVault{misses: 100}
+	h2, err := New(Deps{Vault: expired, PublicURL: &url.URL{Scheme: "https", Host: "hs.example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2.fail(flow.Flow{ConnectionID: "conn-2", ExpiresAt: time.Now().Add(-time.Second)}, "unavailable", "x")
+	h2.Close()
+	if expired.calls != 1 {
+		t.Fatalf("calls after the link expired = %d, want 1", expired.calls)
 	}
 }

@@ -74,6 +74,7 @@ type Handler struct {
 	cookie    cookieSettings
 	callbacks *prometheus.CounterVec
 	forms     *prometheus.CounterVec
+	retries   *background
 }
 
 type cookieSettings struct {
@@ -90,7 +91,8 @@ func New(d Deps) (*Handler, error) {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{
-		d: d,
+		d:       d,
+		retries: newBackground(),
 		cookie: cookieSettings{
 			path:   strings.TrimSuffix(d.PublicURL.Path, "/") + "/v1/callback",
 			secure: d.PublicURL.Scheme == "https",
