@@ -195,6 +195,9 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 // provider as "acme".
 func startFaultBroker(t *testing.T, urls string, passwords map[string]string, env map[string]string) *systemtest.Broker {
 	t.Helper()
+	// The lifecycle goroutine begins consents all the time.
+	all := map[string]string{"BEGIN_RATE_PER_KEY": "0", "BEGIN_RATE_PER_WORKSPACE": "0"}
+	maps.Copy(all, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	b, err := systemtest.Start(ctx, systemtest.Infra{
@@ -205,20 +208,8 @@ func startFaultBroker(t *testing.T, urls string, passwords map[string]string, en
 		EncryptionKey: testkit.Key32(t),
 		StateKey:      testkit.Key32(t),
 		APIKeys:       []string{gatewayKey},
-		Env: maps.Collect(func(yield func(string, string) bool) {
-			// The lifecycle goroutine begins consents all the time.
-			for k, v := range map[string]string{"BEGIN_RATE_PER_KEY": "0", "BEGIN_RATE_PER_WORKSPACE": "0"} {
-				if !yield(k, v) {
-					return
-				}
-			}
-			for k, v := range env {
-				if !yield(k, v) {
-					return
-				}
-			}
-		}),
-		Log: testLog(),
+		Env:           all,
+		Log:           testLog(),
 	}, oidcprovider.Options{})
 	if err != nil {
 		t.Fatalf("start broker: %v", err)
@@ -312,6 +303,7 @@ type faultLoad struct {
 	cycles        []time.Time
 	consentFailed []string
 	lifecycleErrs []time.Time // begin or revoke answered unavailable
+	reported      bool
 }
 
 func startLoad(t *testing.T, b *systemtest.Broker, ids []string, workers int) *faultLoad {
@@ -466,6 +458,10 @@ func (l *faultLoad) report(t *testing.T, fault time.Time) {
 	l.halt()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.reported {
+		return
+	}
+	l.reported = true
 	for _, w := range l.wrong {
 		t.Errorf("outside the contract: %s", w)
 	}
