@@ -50,6 +50,9 @@ const (
 // once this lease has run out, and only the duplicate window drops them.
 const OutboxLease = 30 * time.Second
 
+// OutboxCallTimeout bounds the relay's outbox claims and acks.
+const OutboxCallTimeout = 5 * time.Second
+
 // DefaultLease is REFRESH_LEASE's default: longer than a run takes (the
 // vault's run budget, 20s, plus a margin), so a live refresher's claim does
 // not run out under it; shorter than the time left when a refresh falls due
@@ -215,7 +218,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if outboxLease <= 0 {
 		outboxLease = OutboxLease
 	}
-	s.relay = relay.New(vc, s.js, relay.Config{
+	// The relay's calls are short queries of the vault's outbox, so it waits
+	// for them only OutboxCallTimeout: a claim whose request or reply was
+	// lost while NATS failed over (a reply the server no longer lets the
+	// vault send once it reconnected elsewhere) holds the relay, and every
+	// event behind it, that long rather than vaultapi.DefaultTimeout. The
+	// events such a claim leased come back to this relay's next claim.
+	ovc := &vaultapi.Client{NATS: vc.NATS, Timeout: OutboxCallTimeout}
+	s.relay = relay.New(ovc, s.js, relay.Config{
 		Owner:        owner,
 		Prefix:       cfg.Prefix,
 		Lease:        outboxLease,

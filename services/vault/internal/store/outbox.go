@@ -36,10 +36,9 @@ func insertEvent(ctx context.Context, tx pgx.Tx, c Connection, t messages.EventT
 
 // claimOutboxSQL leases up to $2 unpublished events to $1 for $3 seconds
 // at time $4, oldest first. An event leased to a relay that died is handed
-// out again once its lease runs out; one leased to the same relay, at once:
-// a relay whose claim went unanswered (the vault that leased the events
-// died before replying) claims again at its next poll and gets them,
-// instead of waiting out its own lease.
+// out again once its lease runs out; one leased to $1 itself, at once (a
+// relay claims one batch at a time, so its own lease is of a batch it gave
+// up: a publish that failed, or a claim whose reply never reached it).
 const claimOutboxSQL = `with c as (
 	select id from vault.outbox
 	where published_at is null and (lease_until is null or lease_until < $4 or lease_owner = $1)
