@@ -151,7 +151,9 @@ func checkManifests(dir, usersConf string) []string {
 			}
 			continue
 		}
-		resources = append(resources, base)
+		if base != "secrets.yaml" {
+			resources = append(resources, base)
+		}
 		for i, doc := range docSep.Split(string(raw), -1) {
 			if strings.TrimSpace(stripComments(doc)) == "" {
 				continue
@@ -165,7 +167,7 @@ func checkManifests(dir, usersConf string) []string {
 	listed := slices.Clone(kust.Resources)
 	sort.Strings(listed)
 	if !slices.Equal(listed, resources) {
-		bad("kustomization.yaml lists %v, the directory has %v", listed, resources)
+		bad("kustomization.yaml lists %v, the directory has %v (and secrets.yaml, the templates, left out)", listed, resources)
 	}
 	if kust.Namespace != "nexus" {
 		bad("kustomization.yaml: namespace is %q, want nexus", kust.Namespace)
@@ -691,6 +693,7 @@ func TestK8sCheckCatches(t *testing.T) {
 		{"users.conf drifted", "nats.yaml", "{ user: billing,", "{ user: billing2,", "users.conf is not deploy/nats/users.conf"},
 		{"a writable root filesystem", "refresher.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", "without readOnlyRootFilesystem"},
 		{"a file left out of kustomization", "kustomization.yaml", "  - refresher.yaml\n", "", "kustomization.yaml lists"},
+		{"the templates applied by kustomization", "kustomization.yaml", "  - config.yaml\n", "  - config.yaml\n  - secrets.yaml\n", "kustomization.yaml lists"},
 		{"the service does not start", "config.yaml", "PUBLIC_URL: https://connect.example.com", "PUBLIC_URL: ftp://connect.example.com", "the handshake does not start"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
