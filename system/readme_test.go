@@ -19,6 +19,8 @@ import (
 var readmeMarkers = map[string]string{
 	"needs-internet": "needs the internet (a provider's discovery document, a consent at the provider)",
 	"runs-make":      "is make run or make test itself",
+	"needs-docker":   "needs a Docker engine (docker compose), which the tests do not start",
+	"needs-cluster":  "needs a Kubernetes cluster (kubectl)",
 }
 
 var markerLine = regexp.MustCompile(`^<!--\s*readme:\s*(\S+)\s*-->$`)
@@ -59,7 +61,7 @@ func readmeBlocks(r io.Reader) ([]readmeBlock, error) {
 			}
 			marker, markerN = markerLine.FindStringSubmatch(strings.TrimSpace(line))[1], n
 			if _, ok := readmeMarkers[marker]; !ok {
-				return nil, fmt.Errorf("line %d: unknown readme marker %q (known: needs-internet, runs-make)", n, marker)
+				return nil, fmt.Errorf("line %d: unknown readme marker %q (known: needs-internet, runs-make, needs-docker, needs-cluster)", n, marker)
 			}
 		case strings.TrimSpace(line) != "" && marker != "":
 			return nil, fmt.Errorf("line %d: readme marker %q is not followed by a ```sh block", markerN, marker)
