@@ -243,19 +243,6 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 		h.showForm(w, id, ref, f, fm, http.StatusUnprocessableEntity, fm.Kept(values), errs)
 		return
 	}
-	// Each submission that reaches the verification request is counted, so
-	// the form cannot be used to guess credentials at the provider's pace.
-	if h.d.FormLimit != nil {
-		var me *messages.Error
-		if err := h.d.FormLimit.Allow(r.Context(), f.ConnectionID, ""); errors.As(err, &me) && me.Code == messages.CodeRateLimited {
-			log.Warn("credential form refused: too many attempts")
-			h.forms.WithLabelValues("limited").Inc()
-			h.showForm(w, id, ref, f, fm, http.StatusTooManyRequests, fm.Kept(values),
-				form.Errors{"": fmt.Sprintf("Too many attempts. Wait %d seconds, then try again.", me.RetryAfterSeconds)})
-			return
-		}
-	}
-
 	f, err = h.d.Flows.Consume(r.Context(), ref)
 	switch {
 	case errors.Is(err, flow.ErrNotFound):
@@ -270,6 +257,26 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 		h.clearFormCookies(w, id, ref)
 		h.refuse(w, pageUsed, "flow expired")
 		return
+	}
+	// Each submission that reaches the verification request is counted, so
+	// the form cannot be used to guess credentials at the provider's pace.
+	// It is counted once the flow is this submission's (a double submission
+	// is "already used", not an attempt); over the limit, the flow goes
+	// back for when the wait is over.
+	if h.d.FormLimit != nil {
+		var me *messages.Error
+		if err := h.d.FormLimit.Allow(r.Context(), f.ConnectionID, ""); errors.As(err, &me) && me.Code == messages.CodeRateLimited {
+			if !h.reopen(r, id, f) {
+				h.clearFormCookies(w, id, ref)
+				h.refuse(w, pageUsed, "flow could not be put back after too many attempts")
+				return
+			}
+			log.Warn("credential form refused: too many attempts")
+			h.forms.WithLabelValues("limited").Inc()
+			h.showForm(w, id, ref, f, fm, http.StatusTooManyRequests, fm.Kept(values),
+				form.Errors{"": fmt.Sprintf("Too many attempts. Wait %d seconds, then try again.", me.RetryAfterSeconds)})
+			return
+		}
 	}
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), storeTimeout)
