@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/admin"
 	"github.com/nexus-broker/nexus/shared/config"
+	"github.com/nexus-broker/nexus/shared/natsx"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
 
@@ -704,6 +706,15 @@ func TestProviderHealthFromTheVault(t *testing.T) {
 	}
 	if len(list.Providers) != 1 || list.Providers[0].Health == nil || list.Providers[0].Health.Status != messages.ProviderMisconfigured {
 		t.Fatalf("list = %+v", list.Providers)
+	}
+	// The handshake's read, at every handshake.begin, asks no vault.
+	hs := &natsx.Client{NC: e.nc, Prefix: messages.DefaultPrefix, APIKey: handshakeKey}
+	var forHandshake messages.Provider
+	if err := hs.Request(context.Background(), messages.SubjectProvidersGet, messages.ProviderRef{Provider: "github"}, &forHandshake); err != nil {
+		t.Fatal(err)
+	}
+	if forHandshake.ID != p.ID || forHandshake.Health != nil {
+		t.Fatalf("the handshake's read: %+v", forHandshake)
 	}
 	// No answer from the vault: the provider without its health.
 	_ = e.vault.svc.Stop()

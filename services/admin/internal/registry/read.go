@@ -8,18 +8,26 @@ import (
 	"github.com/nexus-broker/nexus/messages"
 )
 
-// Get returns the provider named by id, name or alias.
+// Get returns the provider named by id, name or alias, with what the vault
+// says of its health (an operator's read).
 func (r *Registry) Get(ctx context.Context, ref messages.ProviderRef) (messages.Provider, error) {
-	if err := requireRef(ref.Provider); err != nil {
-		return messages.Provider{}, err
-	}
-	p, err := r.store.Get(ctx, ref.Provider)
+	p, err := r.Find(ctx, ref)
 	if err != nil {
-		return messages.Provider{}, storeErr(err, ref.Provider)
+		return messages.Provider{}, err
 	}
 	ps := []messages.Provider{p}
 	r.withHealth(ctx, ps)
 	return ps[0], nil
+}
+
+// Find returns the provider named by id, name or alias, as admin stores it:
+// the handshake's read at every handshake.begin, which needs no vault call.
+func (r *Registry) Find(ctx context.Context, ref messages.ProviderRef) (messages.Provider, error) {
+	if err := requireRef(ref.Provider); err != nil {
+		return messages.Provider{}, err
+	}
+	p, err := r.store.Get(ctx, ref.Provider)
+	return p, storeErr(err, ref.Provider)
 }
 
 // withHealth fills in what the vault says of each provider's registration
