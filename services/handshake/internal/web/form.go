@@ -17,6 +17,7 @@ import (
 	"github.com/nexus-broker/nexus/services/handshake/internal/flow"
 	"github.com/nexus-broker/nexus/services/handshake/internal/form"
 	"github.com/nexus-broker/nexus/services/handshake/internal/state"
+	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
 // The hosted form for static credentials. GET /v1/connect/{flow} shows it;
@@ -288,7 +289,11 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		f.Confirmation = ""
-		if msg, ok := retryMessages[vaultCode(err)]; ok && h.reopen(r, id, f) {
+		// Only the vault's own answer says the credentials were not kept: a
+		// vault that did not answer may have stored them (and, for a
+		// consent waiting for confirmation, the hash of a value this
+		// browser never got), so that consent ends here.
+		if msg, ok := retryMessages[vaultCode(err)]; ok && !errors.Is(err, natsx.ErrNoAnswer) && h.reopen(r, id, f) {
 			log.Info("static credentials not verified; the form is shown again", "code", vaultCode(err))
 			h.forms.WithLabelValues("unverified").Inc()
 			h.showForm(w, id, ref, f, fm, http.StatusUnprocessableEntity, fm.Kept(values), form.Errors{"": msg})
