@@ -25,7 +25,7 @@ import (
 // Vault is what the loop asks of the vault.
 type Vault interface {
 	ClaimRefresh(ctx context.Context, r messages.RefreshClaim) (messages.RefreshClaimReply, error)
-	RunRefresh(ctx context.Context, r messages.RefreshRun) (messages.RefreshRunReply, error)
+	RunRefresh(ctx context.Context, r messages.RefreshRun, timeout time.Duration) (messages.RefreshRunReply, error)
 	DeferRefresh(ctx context.Context, r messages.RefreshDefer) error
 }
 
@@ -117,7 +117,7 @@ func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	items := claim.Items
-	timeout := vaultapi.DefaultTimeout
+	var timeout time.Duration // the client's default when the vault names none
 	if claim.RunTimeoutSeconds > 0 {
 		timeout = time.Duration(claim.RunTimeoutSeconds)*time.Second + runMargin
 	}
@@ -154,9 +154,7 @@ func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 
 func (s *Scheduler) run(ctx context.Context, it messages.RefreshItem, timeout time.Duration) {
 	start := time.Now()
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	reply, err := s.vault.RunRefresh(rctx, messages.RefreshRun{ConnectionID: it.ConnectionID, TokenVersion: it.TokenVersion})
-	cancel()
+	reply, err := s.vault.RunRefresh(ctx, messages.RefreshRun{ConnectionID: it.ConnectionID, TokenVersion: it.TokenVersion}, timeout)
 	outcome := string(reply.Outcome)
 	if err != nil {
 		outcome = OutcomeError

@@ -33,10 +33,11 @@ func (c *Client) ClaimRefresh(ctx context.Context, r messages.RefreshClaim) (mes
 	return reply, err
 }
 
-// RunRefresh refreshes one claimed connection.
-func (c *Client) RunRefresh(ctx context.Context, r messages.RefreshRun) (messages.RefreshRunReply, error) {
+// RunRefresh refreshes one claimed connection, waiting at most timeout
+// (the vault's own budget for a run; 0 means DefaultTimeout).
+func (c *Client) RunRefresh(ctx context.Context, r messages.RefreshRun, timeout time.Duration) (messages.RefreshRunReply, error) {
 	var reply messages.RefreshRunReply
-	err := c.call(ctx, messages.SubjectVaultRefreshRun, r, &reply)
+	err := c.NATS.RequestWithin(ctx, timeout, DefaultTimeout, messages.SubjectVaultRefreshRun, r, &reply)
 	return reply, err
 }
 
