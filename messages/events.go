@@ -54,6 +54,9 @@ const (
 	ProviderEventRecovered ProviderEventType = "recovered"
 )
 
+// ProviderEventTypes lists every provider event type.
+var ProviderEventTypes = []ProviderEventType{ProviderEventMisconfigured, ProviderEventRecovered}
+
 // FullType is the value of ProviderEvent.Type: nexus.provider.<type>.v1.
 func (t ProviderEventType) FullType() string { return "nexus.provider." + string(t) + ".v1" }
 

@@ -217,6 +217,7 @@ type received struct {
 	subject string
 	msgID   string
 	event   messages.Event
+	body    []byte // as published, for events of another shape
 }
 
 // fetch takes every message the consumer delivers within wait (waiting the
@@ -239,7 +240,7 @@ func fetch(t *testing.T, c jetstream.Consumer, wait time.Duration) []received {
 			if err := json.Unmarshal(m.Data(), &ev); err != nil {
 				t.Fatalf("event body %q: %v", m.Data(), err)
 			}
-			out = append(out, received{subject: m.Subject(), msgID: m.Headers().Get(messages.HeaderMsgID), event: ev})
+			out = append(out, received{subject: m.Subject(), msgID: m.Headers().Get(messages.HeaderMsgID), event: ev, body: m.Data()})
 			if err := m.Ack(); err != nil {
 				t.Fatal(err)
 			}

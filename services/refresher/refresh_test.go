@@ -1,6 +1,7 @@
 package refresher
 
 import (
+	"encoding/json"
 	"net/http"
 	"sync"
 	"testing"
@@ -236,9 +237,13 @@ func TestInvalidClientPublishesAProviderEvent(t *testing.T) {
 	if len(got) != 2 || got[0].subject != "nexus.events.provider.misconfigured" || got[1].subject != "nexus.events.provider.recovered" {
 		t.Fatalf("provider events = %+v", got)
 	}
-	if ev := got[0]; ev.msgID != ev.event.ID || ev.event.Type != "nexus.provider.misconfigured.v1" || ev.event.Provider != "test-provider" ||
-		ev.event.Reason == nil || ev.event.Reason.Code != "invalid_client" {
-		t.Fatalf("misconfigured event = %+v", ev)
+	var ev messages.ProviderEvent
+	if err := json.Unmarshal(got[0].body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if got[0].msgID != ev.ID || ev.ID == "" || ev.Type != "nexus.provider.misconfigured.v1" || ev.ProviderID != providerID ||
+		ev.Provider != "test-provider" || ev.OccurredAt.IsZero() || ev.Reason == nil || ev.Reason.Code != "invalid_client" {
+		t.Fatalf("misconfigured event = %s", got[0].body)
 	}
 	if s := e.get(c.ConnectionID).Status; s != messages.StatusActive {
 		t.Fatalf("status = %s", s)

@@ -278,25 +278,21 @@ func (r *Relay) fail(ctx context.Context, stage, msg string, err error, args ...
 
 // providerEventType reads the type from "nexus.provider.<type>.v1".
 func providerEventType(full string) (messages.ProviderEventType, bool) {
-	s, ok := strings.CutPrefix(full, "nexus.provider.")
+	t, ok := versionedType(full, "nexus.provider.")
+	return messages.ProviderEventType(t), ok && slices.Contains(messages.ProviderEventTypes, messages.ProviderEventType(t))
+}
+
+// versionedType is the <type> of prefix<type>.v1.
+func versionedType(full, prefix string) (string, bool) {
+	s, ok := strings.CutPrefix(full, prefix)
 	if !ok {
 		return "", false
 	}
-	s, ok = strings.CutSuffix(s, ".v1")
-	t := messages.ProviderEventType(s)
-	return t, ok && (t == messages.ProviderEventMisconfigured || t == messages.ProviderEventRecovered)
+	return strings.CutSuffix(s, ".v1")
 }
 
 // eventType reads the event type from "nexus.connection.<type>.v1".
 func eventType(full string) (messages.EventType, bool) {
-	s, ok := strings.CutPrefix(full, "nexus.connection.")
-	if !ok {
-		return "", false
-	}
-	s, ok = strings.CutSuffix(s, ".v1")
-	if !ok {
-		return "", false
-	}
-	t := messages.EventType(s)
-	return t, slices.Contains(messages.EventTypes, t)
+	t, ok := versionedType(full, "nexus.connection.")
+	return messages.EventType(t), ok && slices.Contains(messages.EventTypes, messages.EventType(t))
 }
