@@ -132,6 +132,13 @@ type Quirks struct {
 	ConfigFromRequest *ConfigRequest `json:"config_from_request,omitempty"`
 }
 
+// IsZero reports whether q says nothing: the provider follows RFC 6749.
+// Empty lists and maps count as absent. A new field of Quirks belongs here.
+func (q Quirks) IsZero() bool {
+	return len(q.PermanentErrors) == 0 && q.ExpiresInUnit == "" && q.TokenPath == "" && !q.OKField &&
+		len(q.ConfigFromToken) == 0 && len(q.ConfigFromCallback) == 0 && q.KeepAliveSeconds == 0 && q.ConfigFromRequest == nil
+}
+
 // ConfigRequest is a GET the vault makes once after a consent, with the new
 // access token as a Bearer token, to a URL on the same site as the
 // provider's token endpoint (the same registrable domain), reading config

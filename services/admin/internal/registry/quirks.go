@@ -23,21 +23,7 @@ func validateQuirks(ps *problems, urls urlRule, q *messages.Quirks) {
 // normalizeQuirks drops empty quirks, so that a provider that follows RFC
 // 6749 has none.
 func normalizeQuirks(p *messages.Provider) {
-	q := p.Quirks
-	if q == nil {
-		return
-	}
-	if len(q.PermanentErrors) == 0 {
-		q.PermanentErrors = nil
-	}
-	if len(q.ConfigFromToken) == 0 {
-		q.ConfigFromToken = nil
-	}
-	if len(q.ConfigFromCallback) == 0 {
-		q.ConfigFromCallback = nil
-	}
-	if q.PermanentErrors == nil && q.ExpiresInUnit == "" && q.TokenPath == "" && !q.OKField &&
-		q.ConfigFromToken == nil && q.ConfigFromCallback == nil && q.KeepAliveSeconds == 0 && q.ConfigFromRequest == nil {
+	if p.Quirks != nil && p.Quirks.IsZero() {
 		p.Quirks = nil
 	}
 }
