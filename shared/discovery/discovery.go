@@ -17,10 +17,6 @@ import (
 	"github.com/nexus-broker/nexus/shared/egress"
 )
 
-// maxDocument bounds the size of a discovery document (the egress client's
-// own cap may be lower).
-const maxDocument = 1 << 20
-
 // Document is what the broker takes from a discovery document.
 type Document struct {
 	Issuer                        string   `json:"issuer"`
@@ -156,12 +152,10 @@ func (c *Client) fetch(ctx context.Context, u, what string) (Document, error) {
 	default:
 		return fail("the server answered HTTP %d, not 200", resp.StatusCode)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocument+1))
+	// The egress client caps the body (egress.Options.MaxBody) and says so.
+	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return fail("reading the %s: %v", what, err)
-	}
-	if len(body) > maxDocument {
-		return fail("the %s is larger than 1 MiB", what)
 	}
 	var doc Document
 	if err := json.Unmarshal(body, &doc); err != nil {
