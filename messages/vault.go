@@ -44,10 +44,9 @@ type VaultExchange struct {
 	// Confirm, for a consent begun with require_confirmation, keeps the
 	// tokens aside until the Gateway confirms.
 	Confirm *Confirmation `json:"confirm,omitempty"`
-	// CallbackParams are the authorization response's other query
-	// parameters (not code, state, iss or error*), at most
-	// MaxCallbackParams of them: the vault keeps those the provider's
-	// quirks name as the connection's config (QuickBooks realmId).
+	// CallbackParams are the authorization response's query parameters the
+	// provider's quirks keep as the connection's config (QuickBooks
+	// realmId), at most MaxCallbackParams; the handshake passes on no other.
 	CallbackParams map[string]string `json:"callback_params,omitempty"`
 }
 

@@ -9,6 +9,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -200,6 +202,9 @@ func (h *Handler) authorization(ctx context.Context, p *messages.Provider) (flow
 	}
 	f.ClientID = p.ClientID
 	f.AuthorizationParams = authParams(p.AuthorizationParams)
+	if p.Quirks != nil {
+		f.CallbackParams = slices.Sorted(maps.Values(p.Quirks.ConfigFromCallback))
+	}
 	return f, nil
 }
 

@@ -33,6 +33,10 @@ type Flow struct {
 	// IssRequired, the callback must carry one.
 	ExpectedIssuer string `json:"expected_issuer,omitempty"`
 	IssRequired    bool   `json:"iss_required,omitempty"`
+	// CallbackParams are the callback query parameters the provider's
+	// quirks keep as config (QuickBooks realmId): the only ones passed on
+	// to the vault.
+	CallbackParams []string `json:"callback_params,omitempty"`
 
 	// Static providers: the provider's name for the page, and the credential
 	// schema the hosted form is generated from and validated against (the
@@ -52,6 +56,21 @@ type Flow struct {
 	// Confirmation is the one-time value the browser takes back to the app
 	// at the end of such a consent. It is made then and never stored.
 	Confirmation string `json:"-"`
+}
+
+// Kept is what of a callback's other parameters goes to the vault: those
+// named in CallbackParams, nil when none.
+func (f Flow) Kept(params map[string]string) map[string]string {
+	var out map[string]string
+	for _, name := range f.CallbackParams {
+		if v, ok := params[name]; ok {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[name] = v
+		}
+	}
+	return out
 }
 
 // LogValue keeps the verifier and nonce out of logs.

@@ -165,3 +165,16 @@ func TestPutRefusesBadTTLAndCollision(t *testing.T) {
 	}
 	s.Consume(ctx, Ref(id))
 }
+
+// TestKept: only the callback parameters the flow names reach the vault;
+// a flow naming none passes nothing on.
+func TestKept(t *testing.T) {
+	params := map[string]string{"realmId": "9130", "id_token": "eyJ...", "session_state": "s"}
+	got := Flow{CallbackParams: []string{"realmId", "shop"}}.Kept(params)
+	if len(got) != 1 || got["realmId"] != "9130" {
+		t.Fatalf("kept %v, want only realmId", got)
+	}
+	if got := (Flow{}).Kept(params); got != nil {
+		t.Fatalf("a flow naming no parameter kept %v", got)
+	}
+}

@@ -105,7 +105,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		RedirectURI:    f.RedirectURI,
 		Nonce:          f.Nonce,
 		Confirm:        h.confirmation(&f),
-		CallbackParams: q.Params,
+		CallbackParams: f.Kept(q.Params),
 	})
 	if err != nil {
 		// The code is spent either way.
