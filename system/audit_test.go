@@ -145,12 +145,12 @@ func TestAuditEndToEnd(t *testing.T) {
 	secrets := slices.Concat(issued.AccessTokens, issued.RefreshTokens, issued.IDTokens,
 		[]string{systemtest.ClientSecret, cred.AccessToken, gatewayKey, rotatedKey, b.OperatorKey,
 			b.Env["HANDSHAKE_SERVICE_KEY"], b.Env["ADMIN_SERVICE_KEY"], b.Env["REFRESHER_SERVICE_KEY"]})
-	for _, s := range secrets {
+	for i, s := range secrets {
 		if s == "" {
 			t.Fatal("a secret to look for is empty")
 		}
 		if strings.Contains(dump, s) {
-			t.Errorf("an audit row holds %.10s...", s)
+			t.Errorf("an audit row holds secret %d of the list (not printed)", i)
 		}
 	}
 }
