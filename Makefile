@@ -1,6 +1,6 @@
 # Nexus Broker. `make run` runs the whole broker in one process; `make test` runs every test.
 GO       ?= go
-MODULES  := messages shared services/vault services/handshake services/admin services/refresher system testing/oidcprovider deploy
+MODULES  := messages client shared services/vault services/handshake services/admin services/refresher system testing/oidcprovider deploy
 PKGS     := $(foreach m,$(MODULES),./$(m)/...)
 SERVICES := vault handshake admin refresher
 export GO
