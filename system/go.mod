@@ -20,6 +20,7 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
+	github.com/nexus-broker/nexus/client v0.0.0
 	github.com/nexus-broker/nexus/messages v0.0.0
 	github.com/nexus-broker/nexus/services/admin v0.0.0
 	github.com/nexus-broker/nexus/services/handshake v0.0.0
@@ -27,6 +28,14 @@ require (
 	github.com/nexus-broker/nexus/services/vault v0.0.0
 	github.com/nexus-broker/nexus/shared v0.0.0
 	github.com/nexus-broker/nexus/testing/oidcprovider v0.0.0
+)
+
+require (
+	github.com/aws/aws-sdk-go-v2 v1.48.0 // indirect
+	github.com/aws/smithy-go v1.28.9 // indirect
+	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
+	github.com/go-json-experiment/json v1.27.2 // indirect
+	github.com/sony/gobreaker/v2 v2.4.0 // indirect
 )
 
 require (
@@ -135,3 +144,5 @@ require (
 	gopkg.in/ini.v1 v1.67.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
+
+replace github.com/nexus-broker/nexus/client => ../client
