@@ -22,6 +22,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/nexus-broker/nexus/client v0.0.0
 	github.com/nexus-broker/nexus/messages v0.0.0
+	github.com/nexus-broker/nexus/messages/schema v0.0.0
 	github.com/nexus-broker/nexus/services/admin v0.0.0
 	github.com/nexus-broker/nexus/services/handshake v0.0.0
 	github.com/nexus-broker/nexus/services/refresher v0.0.0
@@ -33,9 +34,14 @@ require (
 require (
 	github.com/aws/aws-sdk-go-v2 v1.48.0 // indirect
 	github.com/aws/smithy-go v1.28.9 // indirect
+	github.com/bahlo/generic-list-go v0.2.0 // indirect
+	github.com/buger/jsonparser v1.1.2 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/go-json-experiment/json v1.27.2 // indirect
+	github.com/invopop/jsonschema v0.14.0 // indirect
+	github.com/pb33f/ordered-map/v2 v2.3.1 // indirect
 	github.com/sony/gobreaker/v2 v2.4.0 // indirect
+	go.yaml.in/yaml/v4 v4.0.0-rc.2 // indirect
 )
 
 require (
@@ -146,3 +152,5 @@ require (
 )
 
 replace github.com/nexus-broker/nexus/client => ../client
+
+replace github.com/nexus-broker/nexus/messages/schema => ../messages/schema

@@ -109,6 +109,7 @@ func TestSchemasHoldTheContract(t *testing.T) {
 		{"an empty request", "Empty.json", `{}`, true},
 		{"a provider document as an operator writes it", "ProviderCreate.json", `{"name":"github","type":"oauth2","client_id":"x","client_secret":"y","scopes":["repo"]}`, true},
 		{"a provider document with an id", "ProviderCreate.json", `{"id":"p1","name":"github","type":"oauth2"}`, false},
+		{"a provider document with the zero id a Go client sends", "ProviderCreate.json", `{"id":"","name":"github","type":"oauth2"}`, true},
 	} {
 		err := v.Validate(tc.file, []byte(tc.doc))
 		if tc.ok && err != nil || !tc.ok && err == nil {

@@ -266,8 +266,9 @@ func structs(t reflect.Type, seen []reflect.Type) []reflect.Type {
 }
 
 // createDocument is providers.create's document: a provider as an operator
-// writes it, without the id the broker assigns (the fields it sets itself
-// are ignored, so a provider read back can be sent again). Which fields a type
+// writes it, with no id (the broker assigns it; a Go client's zero value
+// sends ""), and nothing required (the fields the broker sets itself are
+// ignored, so a provider read back can be sent again). Which fields a type
 // needs (issuer for oidc, endpoints for oauth2, credential_schema and
 // strategy for static, or a template and its params) admin checks and
 // reports by name.
@@ -280,10 +281,13 @@ func createDocument(provider *jsonschema.Schema) *jsonschema.Schema {
 	def := c.Definitions["Provider"]
 	d := *def
 	d.Properties = jsonschema.NewProperties()
+	zero := uint64(0)
 	for p := def.Properties.Oldest(); p != nil; p = p.Next() {
-		if p.Key != "id" {
-			d.Properties.Set(p.Key, p.Value)
+		if p.Key == "id" {
+			d.Properties.Set(p.Key, &jsonschema.Schema{Type: "string", MaxLength: &zero, Description: "Assigned by the broker: left out, or empty."})
+			continue
 		}
+		d.Properties.Set(p.Key, p.Value)
 	}
 	d.Required = nil
 	c.Definitions[providerCreate] = &d
