@@ -28,8 +28,10 @@ type Client struct {
 	apiKey  string
 	prefix  string
 	timeout time.Duration
-	backoff func() backoff.BackOff
-	notify  func(subject string, err error, wait time.Duration)
+	// Backoff between attempts; retry false makes every call one attempt.
+	initial, max time.Duration
+	retry        bool
+	notify       func(subject string, err error, wait time.Duration)
 }
 
 // Option configures a Client.
@@ -47,12 +49,12 @@ func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = 
 // answered unavailable: the first wait about initial, then doubling up to
 // max, each randomised by half (defaults 100ms and 2s).
 func WithBackOff(initial, max time.Duration) Option {
-	return func(c *Client) { c.backoff = exponential(initial, max) }
+	return func(c *Client) { c.initial, c.max = initial, max }
 }
 
 // WithoutRetry makes every call a single attempt.
 func WithoutRetry() Option {
-	return func(c *Client) { c.backoff = func() backoff.BackOff { return &backoff.StopBackOff{} } }
+	return func(c *Client) { c.retry = false }
 }
 
 // WithRetryNotify calls f before each wait for another attempt, with the
@@ -68,7 +70,7 @@ func WithRetryNotify(f func(subject string, err error, wait time.Duration)) Opti
 //
 //	nats.Connect(url, nats.UserInfo("gateway", password), nats.CustomInboxPrefix("_INBOX.gateway"))
 func New(nc *nats.Conn, apiKey string, opts ...Option) (*Client, error) {
-	c := &Client{nc: nc, apiKey: apiKey, prefix: messages.DefaultPrefix, timeout: 10 * time.Second, backoff: exponential(100*time.Millisecond, 2*time.Second)}
+	c := &Client{nc: nc, apiKey: apiKey, prefix: messages.DefaultPrefix, timeout: 10 * time.Second, initial: 100 * time.Millisecond, max: 2 * time.Second, retry: true}
 	for _, o := range opts {
 		o(c)
 	}
@@ -85,18 +87,23 @@ func New(nc *nats.Conn, apiKey string, opts ...Option) (*Client, error) {
 	if c.timeout <= 0 {
 		problems = append(problems, "the timeout must be positive")
 	}
+	if c.initial <= 0 || c.max < c.initial {
+		problems = append(problems, fmt.Sprintf("the backoff must start above zero and not exceed its maximum (%s, %s)", c.initial, c.max))
+	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("nexus client: %s", strings.Join(problems, "; "))
 	}
 	return c, nil
 }
 
-func exponential(initial, max time.Duration) func() backoff.BackOff {
-	return func() backoff.BackOff {
-		b := backoff.NewExponentialBackOff()
-		b.InitialInterval, b.MaxInterval = initial, max
-		return b
+// backoff is a call's schedule of waits between attempts.
+func (c *Client) backoff() backoff.BackOff {
+	if !c.retry {
+		return &backoff.StopBackOff{}
 	}
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = c.initial, c.max
+	return b
 }
 
 // call sends req to subject, retrying while the answer is unavailable and

@@ -227,11 +227,11 @@ func TestConfiguredOnce(t *testing.T) {
 // TestNewRefuses: a client without a connection, a key or a usable prefix
 // is refused at once, every problem named.
 func TestNewRefuses(t *testing.T) {
-	_, err := client.New(nil, "", client.WithPrefix("a.>"), client.WithTimeout(0))
+	_, err := client.New(nil, "", client.WithPrefix("a.>"), client.WithTimeout(0), client.WithBackOff(0, time.Second))
 	if err == nil {
-		t.Fatal("New accepted no connection, no key, a wildcard prefix and no timeout")
+		t.Fatal("New accepted no connection, no key, a wildcard prefix, no timeout and no backoff")
 	}
-	for _, want := range []string{"no NATS connection", "no API key", `prefix "a.>"`, "timeout"} {
+	for _, want := range []string{"no NATS connection", "no API key", `prefix "a.>"`, "timeout", "backoff"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q does not name %q", err, want)
 		}
