@@ -285,6 +285,11 @@ func (s *Server) Issuer() string { return s.issuer }
 // Subject is the user every authorization is granted for.
 func (s *Server) Subject() string { return s.subject }
 
+// AccessTokenLifespan is how long the access tokens it issues live.
+func (s *Server) AccessTokenLifespan() time.Duration {
+	return s.config.GetAccessTokenLifespan(context.Background())
+}
+
 // KeyID is the kid of the provider's signing key.
 func (s *Server) KeyID() string { return s.kid }
 
