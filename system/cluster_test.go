@@ -300,9 +300,11 @@ type faultLoad struct {
 	streak int         // successes since the last failure
 	fails  []time.Time // tokens.get answered unavailable (at the answer)
 	wrong  []string    // any other error, or an answer past the deadline
-	// Lifecycle: cycles completed, and when; consents that did not finish.
+	// Lifecycle: cycles completed, and when; consents that did not finish,
+	// and the connections of those the app was told failed.
 	cycles        []time.Time
 	consentFailed []string
+	toldFailed    []string
 	lifecycleErrs []time.Time // begin or revoke answered unavailable
 	reported      bool
 }
@@ -406,6 +408,11 @@ func (l *faultLoad) lifecycle() {
 		}
 		resp.Body.Close()
 		q := resp.Request.URL.Query()
+		if resp.Request.URL.Path == "/return" && q.Get("status") == string(messages.StatusFailed) {
+			l.mu.Lock()
+			l.toldFailed = append(l.toldFailed, q.Get("connection_id"))
+			l.mu.Unlock()
+		}
 		if resp.Request.URL.Path != "/return" || q.Get("status") != "active" {
 			l.consent(fmt.Sprintf("ended at %s with %d", resp.Request.URL.Redacted(), resp.StatusCode))
 			continue

@@ -73,6 +73,7 @@ func TestPostgresConnectionsTerminated(t *testing.T) {
 	}
 	l.servedAgain(t, last, "the last termination")
 	l.report(t, *fault)
+	l.toldFailedAreFailed(t)
 	allSucceed(t, b, ids, 10)
 	noEventLost(t, b, cons)
 }
@@ -99,6 +100,7 @@ func TestPostgresRestart(t *testing.T) {
 		l.servedAgain(t, at, "the "+mode+" restart")
 	}
 	l.report(t, *fault)
+	l.toldFailedAreFailed(t)
 	allSucceed(t, b, ids, 10)
 	noEventLost(t, b, cons)
 }
@@ -204,6 +206,27 @@ func (l *faultLoad) servedAgain(t *testing.T, since time.Time, what string) {
 		return cycles >= 2
 	})
 	t.Logf("served again %s after %s", time.Since(since).Round(time.Millisecond), what)
+}
+
+// toldFailedAreFailed checks that every connection whose consent the app
+// was told failed ends failed, as connections.get says, once the vault
+// answers again (the handshake retries the mark in the background).
+func (l *faultLoad) toldFailedAreFailed(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	ids := slices.Clone(l.toldFailed)
+	l.mu.Unlock()
+	for _, id := range ids {
+		var c messages.Connection
+		waitFor(t, "connection "+id+", told failed, to be failed", 20*time.Second, func() bool {
+			c = connection(t, l.b, id)
+			return c.Status != messages.StatusPending
+		})
+		if c.Status != messages.StatusFailed {
+			t.Errorf("connection %s, told failed, is %s", id, c.Status)
+		}
+	}
+	t.Logf("the %d consents the app was told failed are failed", len(ids))
 }
 
 func pgConn(t *testing.T, url string) *pgx.Conn {
