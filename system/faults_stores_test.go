@@ -139,11 +139,13 @@ func TestRedisRestartDuringConsent(t *testing.T) {
 		return len(l.lifecycleErrs) >= 2
 	})
 	ctxB, cancel := context.WithTimeout(ctx, reqTimeout)
+	asked := time.Now()
 	_, err = b.Begin(ctxB, "acme", "ws-1")
 	cancel()
 	if !errors.Is(err, messages.ErrUnavailable) {
 		t.Fatalf("handshake.begin while Redis is down: %v, want unavailable", err)
 	}
+	t.Logf("handshake.begin while Redis is down: %v, in %s", err, time.Since(asked).Round(time.Millisecond))
 	unavailable := "The sign-in service is temporarily unavailable."
 	showsPage(t, br, begin.AuthURL, http.StatusServiceUnavailable, unavailable, secrets)
 	showsPage(t, br, callback.String(), http.StatusServiceUnavailable, unavailable, secrets)
@@ -155,6 +157,10 @@ func TestRedisRestartDuringConsent(t *testing.T) {
 	// The flow is gone with Redis' memory: the callback cannot finish it.
 	showsPage(t, br, callback.String(), http.StatusBadRequest, "Go back to the app and start again.", secrets)
 	l.report(t, *fault)
+	l.toldFailedAreFailed(t)
+	if l.ok == 0 || len(l.fails) > 0 {
+		t.Errorf("tokens.get does not need Redis: %d answered unavailable, %d succeeded", len(l.fails), l.ok)
+	}
 
 	// A consent begun after the restart completes.
 	if q, err := b.Connect(ctx, "acme", "ws-1"); err != nil || q.Get("status") != string(messages.StatusActive) {
