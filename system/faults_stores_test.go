@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -375,7 +376,7 @@ func (r *redisServer) stop(t *testing.T) {
 	if r.cmd == nil {
 		return
 	}
-	_ = r.cmd.Process.Signal(os.Interrupt)
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-r.done:
 	case <-time.After(10 * time.Second):
