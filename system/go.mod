@@ -29,6 +29,7 @@ require (
 	github.com/nexus-broker/nexus/services/vault v0.0.0
 	github.com/nexus-broker/nexus/shared v0.0.0
 	github.com/nexus-broker/nexus/testing/oidcprovider v0.0.0
+	github.com/redis/go-redis/v9 v9.23.0
 )
 
 require (
@@ -104,7 +105,6 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
-	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/seatgeek/logrus-gelf-formatter v0.0.0-20210414080842-5b05eb8ff761 // indirect
 	github.com/shopspring/decimal v1.4.0 // indirect
