@@ -65,7 +65,7 @@ func TestDevProvider(t *testing.T) {
 		}
 	}
 
-	gw := gatewayClient(t, env, keys)
+	gw := launcherGateway(t, env, keys)
 	p := registerDevProvider(t, env, keys, issuer, secret)
 	br := newDevBrowser(t)
 	begin := beginDev(t, gw, "")
@@ -90,7 +90,7 @@ func TestDevProvider(t *testing.T) {
 	if again := readKeys(t, keysFile)[system.DevProviderSecretVar]; again != secret {
 		t.Errorf("the client secret changed across a restart")
 	}
-	gw = gatewayClient(t, env, keys)
+	gw = launcherGateway(t, env, keys)
 	err := gw.Request(ctxT(t), messages.SubjectTokensRefresh, messages.TokenRequest{ConnectionID: begin.ConnectionID, WorkspaceID: "ws-1"}, &cred)
 	if !errors.Is(err, messages.ErrAttentionRequired) {
 		t.Fatalf("refresh of a grant the restarted provider never made: %v, want attention_required", err)
@@ -207,9 +207,9 @@ func TestDevKeysKeepsEveryLine(t *testing.T) {
 	}
 }
 
-// gatewayClient connects to the launcher's NATS as the Gateway, with its
+// launcherGateway connects to the launcher's NATS as the Gateway, with its
 // password and key from keys.env.
-func gatewayClient(t *testing.T, env, keys map[string]string) *natsx.Client {
+func launcherGateway(t *testing.T, env, keys map[string]string) *natsx.Client {
 	t.Helper()
 	nc, err := nats.Connect("nats://127.0.0.1:"+env["NEXUS_NATS_PORT"],
 		nats.UserInfo(natsauth.Gateway, keys[system.NATSPasswordVar(natsauth.Gateway)]), nats.CustomInboxPrefix(natsauth.InboxPrefix(natsauth.Gateway)))
