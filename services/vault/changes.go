@@ -59,6 +59,12 @@ type changes struct {
 func newChanges(pool *pgxpool.Pool, c *cache.Cache, replica string, log *slog.Logger) *changes {
 	cfg := pool.Config().ConnConfig.Copy()
 	cfg.RuntimeParams["application_name"] = listenerName
+	// A session this listener gave up on (silent) holds back PostgreSQL's
+	// notification queue until the server notices it is gone: have the
+	// server probe it within about a minute, not the system's two hours.
+	cfg.RuntimeParams["tcp_keepalives_idle"] = "30"
+	cfg.RuntimeParams["tcp_keepalives_interval"] = "10"
+	cfg.RuntimeParams["tcp_keepalives_count"] = "3"
 	return &changes{
 		connect: func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cfg.Copy()) },
 		probe: func(ctx context.Context, channel, payload string) error {
