@@ -36,11 +36,16 @@ func TestMain(m *testing.M) {
 // ./services/vault/cmd/vault) once per test run and returns its path.
 func binary(t *testing.T, pkg string) string {
 	t.Helper()
+	return binaries(t, pkg)[pkg]
+}
+
+// binaries is binary for several commands, the ones not built yet built by
+// one go command (which links them in parallel). It returns their paths by
+// package.
+func binaries(t *testing.T, pkgs ...string) map[string]string {
+	t.Helper()
 	bins.Lock()
 	defer bins.Unlock()
-	if bin, ok := bins.built[pkg]; ok {
-		return bin
-	}
 	if bins.dir == "" {
 		dir, err := os.MkdirTemp("", "nexus-system-bin-")
 		if err != nil {
@@ -48,14 +53,28 @@ func binary(t *testing.T, pkg string) string {
 		}
 		bins.dir, bins.built = dir, map[string]string{}
 	}
-	bin := filepath.Join(bins.dir, filepath.Base(pkg))
-	build := exec.Command("go", "build", "-o", bin, pkg)
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", pkg, err, out)
+	var missing []string
+	for _, pkg := range pkgs {
+		if _, ok := bins.built[pkg]; !ok {
+			missing = append(missing, pkg)
+		}
 	}
-	bins.built[pkg] = bin
-	return bin
+	if len(missing) > 0 {
+		// -o a directory: each command is named after its package's last element.
+		build := exec.Command("go", append([]string{"build", "-o", bins.dir + string(filepath.Separator)}, missing...)...)
+		build.Dir = ".."
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build %v: %v\n%s", missing, err, out)
+		}
+		for _, pkg := range missing {
+			bins.built[pkg] = filepath.Join(bins.dir, filepath.Base(pkg))
+		}
+	}
+	out := map[string]string{}
+	for _, pkg := range pkgs {
+		out[pkg] = bins.built[pkg]
+	}
+	return out
 }
 
 // runBinary runs bin with exactly env and args, and returns its exit code
