@@ -50,8 +50,9 @@ import (
 // NEXUS_EVENTS as exactly one event; and requests failed only inside a fault
 // window, with unavailable, never past their deadline.
 //
-// The kills' moments and the victim come from a seed the test prints;
-// NEXUS_KILL_SEED=<seed> replays them.
+// The kills' delays and the vault killed come from a seed the test prints;
+// NEXUS_KILL_SEED=<seed> replays them (each kill then waits for work in
+// flight, which depends on the machine's timing).
 func TestKillVaultAndRefresher(t *testing.T) {
 	began := time.Now()
 	rng := killRand(t)
@@ -91,8 +92,8 @@ func TestKillVaultAndRefresher(t *testing.T) {
 	vk := k.killVault(t, rng, db, b.Provider)
 	windows = append(windows, faultWindow{what: "vault " + vk.replica + " killed", from: vk.at})
 	windows[0].to = servedAgain(t, l, vk.restarted)
-	// The Gateway's requests do not go through the refresher: none should
-	// fail, and its window ends when the new one works.
+	// The Gateway's requests do not go through the refresher: its window
+	// ends when the new one refreshes and relays.
 	rk := k.killRefresher(t, rng, db)
 	windows = append(windows, faultWindow{what: "refresher killed", from: rk.at, to: time.Now()})
 
@@ -154,7 +155,8 @@ func killDB(t *testing.T, b *systemtest.Broker) *pgx.Conn {
 
 // killBroker runs every service as a process of the binaries
 // TestServiceBinaries builds: two vault replicas, admin, handshake and one
-// refresher.
+// refresher. It keeps its test: run is called by systemtest.Start, which
+// has none to give it.
 type killBroker struct {
 	t         *testing.T
 	dir       string
@@ -363,8 +365,8 @@ type refresherKill struct {
 // killRefresher kills the refresher at a random moment of the storm when
 // its relay has events claimed (published, maybe, and not acknowledged:
 // invariant 8's case), reads what it left claimed (those events, and
-// connections claimed for a refresh), starts it again and waits until the new one
-// refreshes in the background and relays events.
+// connections claimed for a refresh), starts it again and waits until the
+// new one refreshes in the background and relays events.
 func (k *killBroker) killRefresher(t *testing.T, rng *rand.Rand, db *pgx.Conn) refresherKill {
 	t.Helper()
 	delay := killDelay(rng)
