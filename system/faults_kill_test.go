@@ -75,30 +75,21 @@ func TestKillVaultAndRefresher(t *testing.T) {
 	ids := connectN(t, b, killConnections)
 	t.Logf("%d connections consented in %s", len(ids), time.Since(start).Round(time.Millisecond))
 	cons := eventsConsumer(t, b)
-	db := killDB(t, b)
+	db := pgConn(t, b.Infra.DatabaseURL)
 
-	l := startLoad(t, b, ids, 4)
-	var windows []faultWindow
-	t.Cleanup(func() {
-		if t.Failed() && len(windows) > 0 {
-			l.report(t, windows[0].from)
-		}
-	})
-	waitFor(t, "the load to be served", 30*time.Second, func() bool {
-		ok, _, cycles := l.snapshot(time.Time{})
-		return ok >= 200 && cycles >= 1
-	})
-
+	l, fault := serveLoad(t, b, ids)
 	vk := k.killVault(t, rng, db, b.Provider)
-	windows = append(windows, faultWindow{what: "vault " + vk.replica + " killed", from: vk.at})
-	windows[0].to = servedAgain(t, l, vk.restarted)
+	*fault = vk.at
+	l.servedAgain(t, vk.restarted, vk.replica+"'s restart")
+	windows := []faultWindow{{what: "vault " + vk.replica + " killed", from: vk.at, to: time.Now()}}
 	// The Gateway's requests do not go through the refresher: its window
 	// ends when the new one refreshes and relays.
 	rk := k.killRefresher(t, rng, db)
 	windows = append(windows, faultWindow{what: "refresher killed", from: rk.at, to: time.Now()})
 
-	l.report(t, windows[0].from)
+	l.report(t, vk.at)
 	failedOnlyInside(t, l, windows)
+	l.toldFailedAreFailed(t)
 	connectionsConsistent(t, b, db, ids, vk)
 	refreshTokensOnce(t, b.Provider.RefreshTokenUses(), vk)
 	// A relay killed between its publish and its ack leaves the events it
@@ -139,18 +130,6 @@ func killRand(t *testing.T) *rand.Rand {
 // two and a half.
 func killDelay(rng *rand.Rand) time.Duration {
 	return 500*time.Millisecond + time.Duration(rng.Int64N(int64(2*time.Second)))
-}
-
-// killDB is a connection to the vault's database, for reading what the
-// processes left.
-func killDB(t *testing.T, b *systemtest.Broker) *pgx.Conn {
-	t.Helper()
-	db, err := pgx.Connect(t.Context(), b.Infra.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close(context.Background()) })
-	return db
 }
 
 // killBroker runs every service as a process of the binaries
@@ -415,18 +394,6 @@ func metricValue(url, sample string) float64 {
 		}
 	}
 	return 0
-}
-
-// servedAgain waits until tokens.get is served without a failure again
-// after since, and returns when; a request begun before may still fail up
-// to its deadline later.
-func servedAgain(t *testing.T, l *faultLoad, since time.Time) time.Time {
-	t.Helper()
-	waitFor(t, "tokens.get to be served again", 30*time.Second, func() bool {
-		_, streak, _ := l.snapshot(since)
-		return time.Since(since) > reqTimeout+time.Second && streak >= 200
-	})
-	return time.Now()
 }
 
 // faultWindow is a fault, from its kill until the broker worked again: the
