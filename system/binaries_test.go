@@ -36,11 +36,16 @@ func TestMain(m *testing.M) {
 // ./services/vault/cmd/vault) once per test run and returns its path.
 func binary(t *testing.T, pkg string) string {
 	t.Helper()
+	return binaries(t, pkg)[pkg]
+}
+
+// binaries is binary for several commands, the ones not built yet built by
+// one go command (which links them in parallel). It returns their paths by
+// package.
+func binaries(t *testing.T, pkgs ...string) map[string]string {
+	t.Helper()
 	bins.Lock()
 	defer bins.Unlock()
-	if bin, ok := bins.built[pkg]; ok {
-		return bin
-	}
 	if bins.dir == "" {
 		dir, err := os.MkdirTemp("", "nexus-system-bin-")
 		if err != nil {
@@ -48,14 +53,28 @@ func binary(t *testing.T, pkg string) string {
 		}
 		bins.dir, bins.built = dir, map[string]string{}
 	}
-	bin := filepath.Join(bins.dir, filepath.Base(pkg))
-	build := exec.Command("go", "build", "-o", bin, pkg)
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", pkg, err, out)
+	var missing []string
+	for _, pkg := range pkgs {
+		if _, ok := bins.built[pkg]; !ok {
+			missing = append(missing, pkg)
+		}
 	}
-	bins.built[pkg] = bin
-	return bin
+	if len(missing) > 0 {
+		// -o a directory: each command is named after its package's last element.
+		build := exec.Command("go", append([]string{"build", "-o", bins.dir + string(filepath.Separator)}, missing...)...)
+		build.Dir = ".."
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build %v: %v\n%s", missing, err, out)
+		}
+		for _, pkg := range missing {
+			bins.built[pkg] = filepath.Join(bins.dir, filepath.Base(pkg))
+		}
+	}
+	out := map[string]string{}
+	for _, pkg := range pkgs {
+		out[pkg] = bins.built[pkg]
+	}
+	return out
 }
 
 // runBinary runs bin with exactly env and args, and returns its exit code
@@ -189,34 +208,87 @@ func TestServiceBinaryLifecycle(t *testing.T) {
 	if code, _, stderr := runBinary(t, bin, env, "-healthcheck"); code != 1 || !strings.Contains(stderr, internal) {
 		t.Fatalf("-healthcheck before the start: exit %d (want 1), %q", code, stderr)
 	}
-	cmd := exec.Command(bin)
-	cmd.Env = env
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	p, err := startProcess("handshake", bin, env, t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer cmd.Process.Kill()
+	t.Cleanup(p.kill)
 	for _, u := range []string{"http://" + public + "/healthz", "http://" + internal + "/readyz", "http://" + internal + "/metrics"} {
-		waitOK(t, u, func() string { return out.String() })
+		waitOK(t, u, p.output)
 	}
 	// As a container health check runs it: the same environment, -healthcheck, nothing else.
 	if code, stdout, stderr := runBinary(t, bin, env, "-healthcheck"); code != 0 {
 		t.Fatalf("-healthcheck of the running handshake: exit %d\n%s%s", code, stdout, stderr)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if err := p.stop(20 * time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, p.output())
+	}
+}
+
+// process is a service binary running with its output kept in a file,
+// that a test can kill and start again with the same command.
+type process struct {
+	name, bin string
+	env       []string
+	log       string // the output of every start, in order
+	cmd       *exec.Cmd
+	done      chan struct{} // closed when this start has exited, with err its exit
+	err       error
+}
+
+// startProcess runs bin with exactly env, its output appended to a file in
+// dir. The caller kills it when done (t.Cleanup(p.kill)).
+func startProcess(name, bin string, env []string, dir string) (*process, error) {
+	p := &process{name: name, bin: bin, env: env, log: filepath.Join(dir, name+".log")}
+	return p, p.start()
+}
+
+// start runs the process again (once the last start has exited).
+func (p *process) start() error {
+	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cmd := exec.Command(p.bin)
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", p.name, err)
+	}
+	done := make(chan struct{})
+	p.cmd, p.done = cmd, done
+	go func() { p.err = cmd.Wait(); close(done) }()
+	return nil
+}
+
+// kill sends SIGKILL and waits for the exit: nothing of the process runs
+// after it returns.
+func (p *process) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// stop sends SIGTERM and waits up to wait for a clean exit.
+func (p *process) stop(wait time.Duration) error {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("%s: SIGTERM: %w", p.name, err)
 	}
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, out.String())
+	case <-p.done:
+		if p.err != nil {
+			return fmt.Errorf("%s: exit after SIGTERM: %w", p.name, p.err)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no exit 20 s after SIGTERM:\n%s", out.String())
+		return nil
+	case <-time.After(wait):
+		return fmt.Errorf("%s: no exit %s after SIGTERM", p.name, wait)
 	}
+}
+
+// output is what every start of the process wrote.
+func (p *process) output() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
 }
 
 // waitOK polls u until it answers 200, failing after 20 seconds with log().

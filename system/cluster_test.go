@@ -196,6 +196,12 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 // the fault tests' own, and registers the test provider as "acme".
 func startFaultBroker(t *testing.T, in systemtest.Infra) *systemtest.Broker {
 	t.Helper()
+	return startFaultBrokerWith(t, in, oidcprovider.Options{})
+}
+
+// startFaultBrokerWith is startFaultBroker with a provider of popts.
+func startFaultBrokerWith(t *testing.T, in systemtest.Infra, popts oidcprovider.Options) *systemtest.Broker {
+	t.Helper()
 	// The lifecycle goroutine begins consents all the time.
 	env := map[string]string{"BEGIN_RATE_PER_KEY": "0", "BEGIN_RATE_PER_WORKSPACE": "0"}
 	maps.Copy(env, in.Env)
@@ -211,7 +217,7 @@ func startFaultBroker(t *testing.T, in systemtest.Infra) *systemtest.Broker {
 	in.Log = testLog()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := systemtest.Start(ctx, in, oidcprovider.Options{})
+	b, err := systemtest.Start(ctx, in, popts)
 	if err != nil {
 		t.Fatalf("start broker: %v", err)
 	}
@@ -255,17 +261,30 @@ func testLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-// connectN runs n consents and returns the connections' ids.
+// connectN runs n consents, a few at a time, and returns the connections'
+// ids.
 func connectN(t *testing.T, b *systemtest.Broker, n int) []string {
 	t.Helper()
 	ctx := ctxT(t)
-	var ids []string
-	for range n {
-		q, err := b.Connect(ctx, "acme", "ws-1")
-		if err != nil || q.Get("status") != "active" {
-			t.Fatalf("consent: %v %v", q, err)
-		}
-		ids = append(ids, q.Get("connection_id"))
+	ids := make([]string, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			q, err := b.Connect(ctx, "acme", "ws-1")
+			if err == nil && q.Get("status") != "active" {
+				err = fmt.Errorf("returned with %v", q)
+			}
+			ids[i], errs[i] = q.Get("connection_id"), err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("consent: %v", err)
 	}
 	return ids
 }
@@ -538,10 +557,26 @@ func noEventLost(t *testing.T, b *systemtest.Broker, cons jetstream.Consumer) {
 	for _, w := range want {
 		wantType[w[0]] = w[1]
 	}
-	got := map[string]bool{}
-	delivered := 0
-	deadline := time.Now().Add(20 * time.Second)
-	for len(got) < len(wantType) && time.Now().Before(deadline) {
+	got, delivered := deliveredEvents(t, cons, wantType, 20*time.Second)
+	for id, e := range got {
+		if _, ok := wantType[id]; !ok {
+			t.Errorf("event %s (%s) is not in the outbox", id, e.Type)
+		}
+	}
+	t.Logf("events: all %d of the outbox delivered (%d deliveries)", len(wantType), delivered)
+}
+
+// deliveredEvents reads cons, acknowledging each message, until it has
+// every event of want (id -> outbox type) or wait has passed, and returns
+// the connection events it read, by id, and how many deliveries that took.
+// Each event read must carry its id as Nats-Msg-Id and, when want has it,
+// be of want's type; any of want not read fails the test.
+func deliveredEvents(t *testing.T, cons jetstream.Consumer, want map[string]string, wait time.Duration) (map[string]messages.Event, int) {
+	t.Helper()
+	got := map[string]messages.Event{}
+	found, delivered := 0, 0
+	deadline := time.Now().Add(wait)
+	for found < len(want) && time.Now().Before(deadline) {
 		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			continue // the consumer's leader may still be moving; fetch again
@@ -551,29 +586,35 @@ func noEventLost(t *testing.T, b *systemtest.Broker, cons jetstream.Consumer) {
 			if err := json.Unmarshal(m.Data(), &e); err != nil {
 				t.Fatalf("event body: %v", err)
 			}
+			_ = m.Ack()
+			delivered++
 			if m.Headers().Get(messages.HeaderMsgID) != e.ID {
 				t.Errorf("event %s with Nats-Msg-Id %q", e.ID, m.Headers().Get(messages.HeaderMsgID))
 			}
-			if typ, ok := wantType[e.ID]; !ok {
-				t.Errorf("event %s (%s) is not in the outbox", e.ID, e.Type)
-			} else if e.Type != messages.EventType(typ).FullType() {
+			if e.ConnectionID == "" {
+				continue // a provider event
+			}
+			if typ, ok := want[e.ID]; ok && e.Type != messages.EventType(typ).FullType() {
 				t.Errorf("event %s is %s, the outbox says %s", e.ID, e.Type, typ)
 			}
-			got[e.ID] = true
-			delivered++
-			_ = m.Ack()
+			if _, seen := got[e.ID]; !seen {
+				got[e.ID] = e
+				if _, ok := want[e.ID]; ok {
+					found++
+				}
+			}
 		}
 	}
 	var lost []string
-	for id, typ := range wantType {
-		if !got[id] {
+	for id, typ := range want {
+		if _, ok := got[id]; !ok {
 			lost = append(lost, id+" ("+typ+")")
 		}
 	}
 	if len(lost) > 0 {
-		t.Fatalf("%d of %d events of the outbox never reached the consumer: %v", len(lost), len(wantType), lost)
+		t.Fatalf("%d of %d events of the outbox never reached the consumer: %v", len(lost), len(want), lost)
 	}
-	t.Logf("events: all %d of the outbox delivered (%d deliveries)", len(wantType), delivered)
+	return got, delivered
 }
 
 // TestNATSCluster kills the node of a three-node NATS cluster that leads

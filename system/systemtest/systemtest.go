@@ -51,11 +51,17 @@ type Infra struct {
 	// Extra environment for the services.
 	Env map[string]string
 	Log *slog.Logger
+	// Run, when set, runs the services in place of system.Start in this
+	// process (as separate processes, say): with every service's
+	// configuration, as system.Start gets it, and the listeners Start
+	// reserved, which it owns. Start waits for it, and calls stop on
+	// Close. Broker.Sys is then nil.
+	Run func(ctx context.Context, env map[string]string, listeners map[string]net.Listener) (stop func(), err error)
 }
 
 // Broker is a running broker with its provider and the agent app users return to.
 type Broker struct {
-	Sys      *system.System
+	Sys      *system.System // nil when Infra.Run runs the services
 	Provider *oidcprovider.Server
 	// Gateway calls the broker's subjects with the first API key, as NATS
 	// user gateway when the server has users; Operator calls admin's with
@@ -147,15 +153,23 @@ func Start(ctx context.Context, in Infra, popts oidcprovider.Options) (*Broker, 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	sys, err := system.Start(ctx, system.Overlay(nil, env), listeners, log)
-	if err != nil {
-		for _, ln := range listeners {
-			ln.Close()
+	if in.Run != nil {
+		stop, err := in.Run(ctx, env, listeners)
+		if err != nil {
+			return fail(err)
 		}
-		return fail(err)
+		b.closers = append(b.closers, stop)
+	} else {
+		sys, err := system.Start(ctx, system.Overlay(nil, env), listeners, log)
+		if err != nil {
+			for _, ln := range listeners {
+				ln.Close()
+			}
+			return fail(err)
+		}
+		b.Sys = sys
+		b.closers = append(b.closers, func() { _ = sys.Close(context.Background()) })
 	}
-	b.Sys = sys
-	b.closers = append(b.closers, func() { _ = sys.Close(context.Background()) })
 
 	connect := func(user string) (*nats.Conn, error) {
 		opts := []nats.Option{nats.Name(user)}
