@@ -45,10 +45,12 @@ const (
 )
 
 // OutboxLease is how long a relay's claim keeps events from the other
-// replicas. EVENTS_DUPLICATE_WINDOW must be longer: a relay that dies after
-// publishing but before acknowledging leaves its events to be published again
-// once this lease has run out, and only the duplicate window drops them.
-const OutboxLease = 30 * time.Second
+// replicas: how late events can be when the relay holding them dies. A
+// batch takes well under a second; one that takes longer (JetStream failing
+// over) is published twice at worst, and EVENTS_DUPLICATE_WINDOW, which
+// must be longer, drops the copies. The same holds for a relay that dies
+// after publishing but before acknowledging.
+const OutboxLease = 10 * time.Second
 
 // OutboxCallTimeout bounds the relay's outbox claims and acks.
 const OutboxCallTimeout = 5 * time.Second

@@ -58,7 +58,7 @@ type Config struct {
 	Owner          string
 	Prefix         string        // subject prefix, "nexus" by default
 	Limit          int           // events per claim (100)
-	Lease          time.Duration // how long a claim keeps events from other relays (30s)
+	Lease          time.Duration // how long a claim keeps events from other relays (10s)
 	PollInterval   time.Duration // look for events even without a notification (1s)
 	PublishTimeout time.Duration // wait for JetStream's acknowledgements (10s)
 	Log            *slog.Logger
@@ -82,7 +82,7 @@ func New(o Outbox, js Publisher, cfg Config) *Relay {
 		cfg.Limit = 100
 	}
 	if cfg.Lease <= 0 {
-		cfg.Lease = 30 * time.Second
+		cfg.Lease = 10 * time.Second
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
