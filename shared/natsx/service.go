@@ -257,8 +257,8 @@ func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(context.
 	g := s.svc.AddGroup(messages.Subject(s.cfg.Prefix, group))
 	return g.AddEndpoint(name, micro.HandlerFunc(func(req micro.Request) {
 		start := time.Now()
-		ctx, span := e.startHandling(context.Background(), req.Headers())
 		caller, ok := s.cfg.Callers.Identify(req.Headers().Get(messages.HeaderAPIKey))
+		ctx, span := e.startHandling(context.Background(), req.Headers(), caller.Principal)
 		rec := AuditRecord{At: start, Caller: caller}
 		switch {
 		case !ok:

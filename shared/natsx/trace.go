@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/telemetry"
 )
 
@@ -56,20 +57,29 @@ func (h headerCarrier) Keys() []string {
 }
 
 // startHandling starts the span of a request's handling, a child of the
-// trace context its headers carry; with tracing off it returns ctx and nil.
-func (e *endpoint) startHandling(ctx context.Context, headers map[string][]string) (context.Context, trace.Span) {
+// trace context its headers carry. A request without one starts a trace
+// only when it comes from outside (the Gateway, an operator, or a key
+// unknown): a service's request outside any trace is a background poll (the
+// refresher's claims, the relay's outbox), which would be a trace a second
+// of nothing. With tracing off, or no span, it returns ctx and nil.
+func (e *endpoint) startHandling(ctx context.Context, headers map[string][]string, principal string) (context.Context, trace.Span) {
 	if !telemetry.Enabled() {
 		return ctx, nil
 	}
 	ctx = telemetry.Propagator.Extract(ctx, headerCarrier(headers))
+	if !trace.SpanContextFromContext(ctx).IsValid() && principal != apikey.Gateway && principal != apikey.Operator && principal != "" {
+		return ctx, nil
+	}
 	return telemetry.Tracer(scope).Start(ctx, e.subject, trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attrSystem, operationProc, keySubject.String(e.subject), keyService.String(e.s.cfg.Name)))
 }
 
 // startRequest starts the span of a request to another service and puts its
-// context in the request's headers; with tracing off it returns ctx and nil.
+// context in the request's headers, when ctx is within a trace; with
+// tracing off, or outside any trace, it returns ctx and nil (see
+// startHandling: a service's polls start no trace).
 func startRequest(ctx context.Context, subject string, headers map[string][]string) (context.Context, trace.Span) {
-	if !telemetry.Enabled() {
+	if !telemetry.Enabled() || !trace.SpanContextFromContext(ctx).IsValid() {
 		return ctx, nil
 	}
 	ctx, span := telemetry.Tracer(scope).Start(ctx, subject, trace.WithSpanKind(trace.SpanKindClient),

@@ -140,3 +140,13 @@ func sampler(cfg config.Telemetry) sdktrace.Sampler {
 // Tracer is the tracer of an instrumentation scope (a package path), from
 // the global provider: the SDK's while tracing is on.
 func Tracer(scope string) trace.Tracer { return otel.Tracer(scope) }
+
+// Start begins a span of scope's, a root or a child of ctx's, for work
+// that starts a trace of its own (a background refresh); with tracing off
+// it returns ctx and a span that does nothing.
+func Start(ctx context.Context, scope, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if !Enabled() {
+		return ctx, noop.Span{}
+	}
+	return Tracer(scope).Start(ctx, name, opts...)
+}
