@@ -435,6 +435,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	return s, nil
 }
 
+// Metrics is the service's Prometheus registry, what /metrics serves: the
+// deploy module's dashboard test checks its queries against it.
+func (s *Service) Metrics() *prometheus.Registry { return s.reg }
+
 // Handler serves /healthz, /readyz (PostgreSQL and NATS) and /metrics.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
