@@ -53,11 +53,13 @@ func (l *Loader) Telemetry() Telemetry {
 	}
 	t.SamplerRatio = l.samplerRatio(strings.HasSuffix(t.Sampler, "traceidratio"))
 
-	switch {
-	case disabled != "false" && disabled != "true":
+	if disabled != "false" && disabled != "true" {
 		l.Problem("OTEL_SDK_DISABLED", "must be true or false")
-	case exporter != "" && exporter != "otlp" && exporter != "none":
+	}
+	if exporter != "" && exporter != "otlp" && exporter != "none" {
 		l.Problem("OTEL_TRACES_EXPORTER", "must be otlp or none")
+	}
+	switch {
 	case disabled == "true" || exporter == "none":
 	case traces != "":
 		t.TracesURL = traces
