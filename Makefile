@@ -1,11 +1,11 @@
 # Nexus Broker. `make run` runs the whole broker in one process; `make test` runs every test.
 GO       ?= go
-MODULES  := messages shared services/vault services/handshake services/admin services/refresher system testing/oidcprovider deploy
+MODULES  := messages messages/schema client shared services/vault services/handshake services/admin services/refresher system testing/oidcprovider deploy
 PKGS     := $(foreach m,$(MODULES),./$(m)/...)
 SERVICES := vault handshake admin refresher
 export GO
 
-.PHONY: run test services tools vet build bench fmt tidy
+.PHONY: run test services tools vet build bench fmt tidy schemas
 
 ## run: every service in one process with an embedded NATS server (JetStream); configured by the
 ## environment (README.md, "make run"), e.g. ADMIN_HTTP_ADDR=127.0.0.1:18081 NEXUS_NATS_PORT=4323 make run
@@ -43,6 +43,10 @@ build:
 bench:
 	@./scripts/ensure-services.sh run
 	$(GO) run ./system/cmd/nexus-bench
+
+## schemas: the contract's JSON Schemas in messages/schema, from the messages types
+schemas:
+	cd messages/schema && $(GO) generate .
 
 vet:
 	$(GO) vet $(PKGS)

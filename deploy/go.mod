@@ -161,3 +161,7 @@ require (
 replace github.com/nexus-broker/nexus/testing/oidcprovider => ../testing/oidcprovider
 
 replace github.com/nexus-broker/nexus/system => ../system
+
+replace github.com/nexus-broker/nexus/client => ../client
+
+replace github.com/nexus-broker/nexus/messages/schema => ../messages/schema

@@ -2,6 +2,7 @@ package messages
 
 import (
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -17,14 +18,11 @@ const (
 	StatusExpired           ConnectionStatus = "expired"
 )
 
+// ConnectionStatuses lists every status, in lifecycle order.
+var ConnectionStatuses = []ConnectionStatus{StatusPending, StatusActive, StatusAttentionRequired, StatusRevoked, StatusFailed, StatusExpired}
+
 // Valid reports whether s is one of the known statuses.
-func (s ConnectionStatus) Valid() bool {
-	switch s {
-	case StatusPending, StatusActive, StatusAttentionRequired, StatusRevoked, StatusFailed, StatusExpired:
-		return true
-	}
-	return false
-}
+func (s ConnectionStatus) Valid() bool { return slices.Contains(ConnectionStatuses, s) }
 
 // Connection is what the broker says about a connection. It never carries a secret.
 type Connection struct {

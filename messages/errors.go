@@ -22,6 +22,9 @@ const (
 	CodeInternal          ErrorCode = "internal"
 )
 
+// ErrorCodes lists every error code (the JSON Schemas' enum, clients' sentinels).
+var ErrorCodes = []ErrorCode{CodeInvalidRequest, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeConflict, CodeNotActive, CodeAttentionRequired, CodeRateLimited, CodeProviderError, CodeUnavailable, CodeInternal}
+
 // Status is the HTTP-like status that goes in the Nats-Service-Error-Code header.
 func (c ErrorCode) Status() int {
 	switch c {

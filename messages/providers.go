@@ -19,6 +19,9 @@ const (
 	ProviderStatic ProviderType = "static"
 )
 
+// ProviderTypes lists every provider type.
+var ProviderTypes = []ProviderType{ProviderOIDC, ProviderOAuth2, ProviderStatic}
+
 // Client authentication methods at the token endpoint (RFC 6749 section 2.3).
 const (
 	ClientSecretBasic = "client_secret_basic"

@@ -76,10 +76,6 @@ const (
 
 // Broadcasts: core NATS, no body beyond what is said, no reply.
 const (
-	// SubjectVaultInvalidate: every vault replica listens (no queue group)
-	// and drops what it caches for the connection id in the body, or for
-	// every connection of the provider when the body is "provider:<id>".
-	SubjectVaultInvalidate = "v1.vault.invalidate"
 	// SubjectVaultOutboxNotify: the vault publishes it (no body) after every
 	// transaction that wrote an outbox event, so a refresher relays at once
 	// instead of at its next poll. Losing one costs only latency.

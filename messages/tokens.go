@@ -25,6 +25,9 @@ const (
 	AuthStatic AuthType = "static"
 )
 
+// AuthTypes lists every kind of secret.
+var AuthTypes = []AuthType{AuthOAuth2, AuthStatic}
+
 // StrategyType tells the Gateway how to apply a credential to an outgoing call.
 type StrategyType string
 
@@ -36,6 +39,9 @@ const (
 	StrategyAWSSigV4    StrategyType = "aws_sigv4"
 	StrategyHMACPayload StrategyType = "hmac_payload"
 )
+
+// StrategyTypes lists every strategy type.
+var StrategyTypes = []StrategyType{StrategyOAuth2, StrategyHeader, StrategyQueryParam, StrategyBasicAuth, StrategyAWSSigV4, StrategyHMACPayload}
 
 // Strategy is how to apply a credential, with its type-specific configuration.
 type Strategy struct {

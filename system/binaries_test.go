@@ -135,7 +135,7 @@ func TestBinaryFlags(t *testing.T) {
 		{"handshake", "./services/handshake/cmd/handshake", []string{"NATS_URL", "API_KEY", "HANDSHAKE_SERVICE_KEY", "REDIS_URL", "STATE_KEY", "STATE_KEYS_PREVIOUS", "PUBLIC_URL", "INTERNAL_HTTP_ADDR", "PROVIDER_PRIVATE_NETWORKS"}, []string{"ENCRYPTION_KEY", "DATABASE_URL", "ADMIN_API_KEY"}},
 		{"admin", "./services/admin/cmd/admin", []string{"NATS_URL", "ADMIN_API_KEY", "ADMIN_SERVICE_KEY", "HANDSHAKE_SERVICE_KEY", "HTTP_ADDR", "DATABASE_URL", "PROVIDER_PRIVATE_NETWORKS"}, []string{"ENCRYPTION_KEY", "STATE_KEY"}},
 		{"refresher", "./services/refresher/cmd/refresher", []string{"NATS_URL", "REFRESHER_SERVICE_KEY", "HTTP_ADDR", "REFRESH_CONCURRENCY"}, []string{"DATABASE_URL", "ENCRYPTION_KEY", "ADMIN_API_KEY", "PROVIDER_PRIVATE_NETWORKS"}},
-		{"nexus", "./system/cmd/nexus", []string{"NEXUS_NATS_PORT", "NEXUS_DATA_DIR", "ADMIN_HTTP_ADDR", "VAULT_HTTP_ADDR", "HANDSHAKE_HTTP_ADDR", "HANDSHAKE_INTERNAL_HTTP_ADDR", "REFRESHER_HTTP_ADDR", "PUBLIC_URL", "DATABASE_URL", "PROVIDER_PRIVATE_NETWORKS"}, nil},
+		{"nexus", "./system/cmd/nexus", []string{"NEXUS_NATS_PORT", "NEXUS_DATA_DIR", "ADMIN_HTTP_ADDR", "VAULT_HTTP_ADDR", "HANDSHAKE_HTTP_ADDR", "HANDSHAKE_INTERNAL_HTTP_ADDR", "REFRESHER_HTTP_ADDR", "PUBLIC_URL", "DATABASE_URL", "PROVIDER_PRIVATE_NETWORKS", "NEXUS_DEV_PROVIDER", "NEXUS_DEV_PROVIDER_TOKEN_TTL"}, nil},
 		{"nexus-admin", "./services/admin/cmd/nexus-admin", []string{"ADMIN_URL", "ADMIN_API_KEY"}, nil},
 		{"nexus-bench", "./system/cmd/nexus-bench", nil, nil},
 	} {

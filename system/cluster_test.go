@@ -190,27 +190,28 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	}
 }
 
-// startFaultBroker runs the broker (one instance of every service) on the
-// NATS servers of urls, with extra environment, and registers the test
-// provider as "acme".
-func startFaultBroker(t *testing.T, urls string, passwords map[string]string, env map[string]string) *systemtest.Broker {
+// startFaultBroker runs the broker (one instance of every service) on in's
+// NATS servers, PostgreSQL and Redis (a fresh database of the test server
+// and the test Redis when in names none), with fresh keys, in.Env on top of
+// the fault tests' own, and registers the test provider as "acme".
+func startFaultBroker(t *testing.T, in systemtest.Infra) *systemtest.Broker {
 	t.Helper()
 	// The lifecycle goroutine begins consents all the time.
-	all := map[string]string{"BEGIN_RATE_PER_KEY": "0", "BEGIN_RATE_PER_WORKSPACE": "0"}
-	maps.Copy(all, env)
+	env := map[string]string{"BEGIN_RATE_PER_KEY": "0", "BEGIN_RATE_PER_WORKSPACE": "0"}
+	maps.Copy(env, in.Env)
+	in.Env = env
+	if in.DatabaseURL == "" {
+		in.DatabaseURL = testkit.Postgres(t)
+	}
+	if in.RedisURL == "" {
+		in.RedisURL = testkit.Redis(t)
+	}
+	in.EncryptionKey, in.StateKey = testkit.Key32(t), testkit.Key32(t)
+	in.APIKeys = []string{gatewayKey}
+	in.Log = testLog()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := systemtest.Start(ctx, systemtest.Infra{
-		NATSURL:       urls,
-		NATSPasswords: passwords,
-		DatabaseURL:   testkit.Postgres(t),
-		RedisURL:      testkit.Redis(t),
-		EncryptionKey: testkit.Key32(t),
-		StateKey:      testkit.Key32(t),
-		APIKeys:       []string{gatewayKey},
-		Env:           all,
-		Log:           testLog(),
-	}, oidcprovider.Options{})
+	b, err := systemtest.Start(ctx, in, oidcprovider.Options{})
 	if err != nil {
 		t.Fatalf("start broker: %v", err)
 	}
@@ -299,9 +300,11 @@ type faultLoad struct {
 	streak int         // successes since the last failure
 	fails  []time.Time // tokens.get answered unavailable (at the answer)
 	wrong  []string    // any other error, or an answer past the deadline
-	// Lifecycle: cycles completed, and when; consents that did not finish.
+	// Lifecycle: cycles completed, and when; consents that did not finish,
+	// and the connections of those the app was told failed.
 	cycles        []time.Time
 	consentFailed []string
+	toldFailed    []string
 	lifecycleErrs []time.Time // begin or revoke answered unavailable
 	reported      bool
 }
@@ -405,6 +408,11 @@ func (l *faultLoad) lifecycle() {
 		}
 		resp.Body.Close()
 		q := resp.Request.URL.Query()
+		if resp.Request.URL.Path == "/return" && q.Get("status") == string(messages.StatusFailed) {
+			l.mu.Lock()
+			l.toldFailed = append(l.toldFailed, q.Get("connection_id"))
+			l.mu.Unlock()
+		}
 		if resp.Request.URL.Path != "/return" || q.Get("status") != "active" {
 			l.consent(fmt.Sprintf("ended at %s with %d", resp.Request.URL.Redacted(), resp.StatusCode))
 			continue
@@ -577,9 +585,9 @@ func TestNATSCluster(t *testing.T) {
 	for _, n := range nodes {
 		urls = append(urls, n.url())
 	}
-	b := startFaultBroker(t, strings.Join(urls, ","), passwords, map[string]string{
+	b := startFaultBroker(t, systemtest.Infra{NATSURL: strings.Join(urls, ","), NATSPasswords: passwords, Env: map[string]string{
 		"EVENTS_REPLICAS": "3", "VAULT_REPLICA_ID": "vault-a",
-	})
+	}})
 	startSecondInstance(t, b)
 	ids := connectN(t, b, 3)
 	cons := eventsConsumer(t, b)
@@ -682,7 +690,7 @@ func TestNATSRestartUnderLoad(t *testing.T) {
 	n := &natsNode{name: "single", client: freePorts(t, 1)[0], store: t.TempDir(), passwords: passwords}
 	n.start(t)
 	t.Cleanup(n.stop)
-	b := startFaultBroker(t, n.url(), passwords, nil)
+	b := startFaultBroker(t, systemtest.Infra{NATSURL: n.url(), NATSPasswords: passwords})
 	ids := connectN(t, b, 3)
 	cons := eventsConsumer(t, b)
 

@@ -7,9 +7,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -83,9 +85,11 @@ func CheckEnv(env Lookup) error {
 // machine: CheckEnv, and that every port is free. It binds each service's
 // HTTP address (HANDSHAKE_HTTP_ADDR and the others, or their defaults),
 // returning the listeners for Start, and checks that the embedded NATS
-// server's port (NEXUS_NATS_PORT) is free. Every problem is reported at
-// once, naming the port and the variable that changes it; on error nothing
-// stays bound.
+// server's port (NEXUS_NATS_PORT) is free. When NEXUS_DEV_PROVIDER asks
+// for the development provider, its address is checked and bound too
+// (listeners[DevProviderListener], which Start does not use). Every
+// problem is reported at once, naming the port and the variable that
+// changes it; on error nothing stays bound.
 func Preflight(env Lookup) (listeners map[string]net.Listener, natsPort int, err error) {
 	var errs []error
 	if err := CheckEnv(env); err != nil {
@@ -115,6 +119,11 @@ func Preflight(env Lookup) (listeners map[string]net.Listener, natsPort int, err
 			continue
 		}
 		listeners[a.listener] = ln
+	}
+	ln, devErrs := preflightDevProvider(env, seen)
+	errs = append(errs, devErrs...)
+	if ln != nil {
+		listeners[DevProviderListener] = ln
 	}
 	if natsPort != 0 {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(natsPort))
@@ -203,10 +212,12 @@ func NATSPasswordVar(user string) string { return "NATS_" + strings.ToUpper(user
 // DevKeys returns the development keys and passwords: those in path, with
 // any that are missing (a file from an older version) generated and added;
 // or, when there is no file, all of them freshly generated and written
-// there with mode 0600. created lists the names just made, so they can be
-// printed once, the way `vault server -dev` prints its root token.
-// ENCRYPTION_KEY is never replaced: the database is sealed with it.
-func DevKeys(path string) (keys map[string]string, created []string, err error) {
+// there with mode 0600. With devProvider, the development provider's
+// client secret (NEXUS_DEV_PROVIDER_CLIENT_SECRET) is one of them. created
+// lists the names just made, so they can be printed once, the way `vault
+// server -dev` prints its root token. ENCRYPTION_KEY is never replaced:
+// the database is sealed with it; nor is any other line of the file lost.
+func DevKeys(path string, devProvider bool) (keys map[string]string, created []string, err error) {
 	keys, err = readEnvFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		keys, err = map[string]string{}, nil
@@ -214,7 +225,11 @@ func DevKeys(path string) (keys map[string]string, created []string, err error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, d := range devSecrets {
+	secrets := devSecrets
+	if devProvider {
+		secrets = append(slices.Clip(secrets), devProviderSecret)
+	}
+	for _, d := range secrets {
 		if keys[d.name] != "" {
 			continue
 		}
@@ -240,8 +255,15 @@ func DevKeys(path string) (keys map[string]string, created []string, err error) 
 	}
 	var sb strings.Builder
 	sb.WriteString("# Development keys and NATS passwords for `make run`, generated once. Never use these in production.\n")
-	for _, d := range devSecrets {
+	written := map[string]bool{}
+	for _, d := range secrets {
 		fmt.Fprintf(&sb, "%s=%s\n", d.name, keys[d.name])
+		written[d.name] = true
+	}
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		if !written[k] {
+			fmt.Fprintf(&sb, "%s=%s\n", k, keys[k])
+		}
 	}
 	if err := os.WriteFile(path, []byte(sb.String()), 0o600); err != nil {
 		return nil, nil, err

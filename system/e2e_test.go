@@ -32,7 +32,7 @@ func startBroker(t *testing.T, popts oidcprovider.Options) *systemtest.Broker {
 	return startBrokerEnv(t, popts, nil)
 }
 
-// startBrokerEnv is startBroker with env added to the services' environment.
+// startBrokerEnv is startBroker with extra environment for the services.
 func startBrokerEnv(t *testing.T, popts oidcprovider.Options, env map[string]string) *systemtest.Broker {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

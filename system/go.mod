@@ -20,21 +20,32 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
+	github.com/nexus-broker/nexus/client v0.0.0
 	github.com/nexus-broker/nexus/messages v0.0.0
+	github.com/nexus-broker/nexus/messages/schema v0.0.0
 	github.com/nexus-broker/nexus/services/admin v0.0.0
 	github.com/nexus-broker/nexus/services/handshake v0.0.0
 	github.com/nexus-broker/nexus/services/refresher v0.0.0
 	github.com/nexus-broker/nexus/services/vault v0.0.0
 	github.com/nexus-broker/nexus/shared v0.0.0
 	github.com/nexus-broker/nexus/testing/oidcprovider v0.0.0
+	github.com/redis/go-redis/v9 v9.23.0
 )
 
 require (
 	github.com/aws/aws-sdk-go-v2 v1.48.0 // indirect
 	github.com/aws/smithy-go v1.28.9 // indirect
+	github.com/bahlo/generic-list-go v0.2.0 // indirect
+	github.com/buger/jsonparser v1.1.2 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/go-json-experiment/json v1.27.2 // indirect
+	github.com/invopop/jsonschema v0.14.0 // indirect
+	github.com/pb33f/ordered-map/v2 v2.3.1 // indirect
 	github.com/sony/gobreaker/v2 v2.4.0 // indirect
+	go.yaml.in/yaml/v4 v4.0.0-rc.2 // indirect
+)
+
+require (
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/otel/log v1.47.0 // indirect
 )
@@ -97,7 +108,6 @@ require (
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.72.0
 	github.com/prometheus/procfs v0.22.0 // indirect
-	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/seatgeek/logrus-gelf-formatter v0.0.0-20210414080842-5b05eb8ff761 // indirect
 	github.com/shopspring/decimal v1.4.0 // indirect
@@ -142,3 +152,7 @@ require (
 	gopkg.in/ini.v1 v1.67.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
+
+replace github.com/nexus-broker/nexus/client => ../client
+
+replace github.com/nexus-broker/nexus/messages/schema => ../messages/schema

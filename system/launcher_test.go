@@ -123,22 +123,28 @@ func TestLauncherRefusesAtOnce(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			env := launcherEnv(t, dir)
+			env := launcherEnv(t, t.TempDir())
 			want := tc.change(t, env)
-			code, stdout, stderr := runBinary(t, bin, envList(env))
-			if code == 0 {
-				t.Fatalf("the launcher ran:\n%s%s", stdout, stderr)
-			}
-			for _, w := range want {
-				if !strings.Contains(stderr, w) {
-					t.Errorf("the message does not say %q:\n%s", w, stderr)
-				}
-			}
-			if _, err := os.Stat(env["NEXUS_DATA_DIR"]); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("the data dir was made (%v): the launcher got further than its checks", err)
-			}
+			refusedAtOnce(t, bin, env, want)
 		})
+	}
+}
+
+// refusedAtOnce runs the launcher with env: it must fail before anything
+// starts (no data dir made), saying every one of want.
+func refusedAtOnce(t *testing.T, bin string, env map[string]string, want []string) {
+	t.Helper()
+	code, stdout, stderr := runBinary(t, bin, envList(env))
+	if code == 0 {
+		t.Fatalf("the launcher ran:\n%s%s", stdout, stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("the message does not say %q:\n%s", w, stderr)
+		}
+	}
+	if _, err := os.Stat(env["NEXUS_DATA_DIR"]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the data dir was made (%v): the launcher got further than its checks", err)
 	}
 }
 

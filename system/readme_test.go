@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,7 +109,32 @@ func TestReadmeBlocks(t *testing.T) {
 // readmePorts are the development ports the README's commands name; the
 // test's launcher listens elsewhere (other tests and a developer's own make
 // run share the machine), and this is the only change made to a command.
-var readmePorts = regexp.MustCompile(`\b(localhost|127\.0\.0\.1):(8080|8081|8082|8083|9080|4322)\b`)
+var readmePorts = regexp.MustCompile(`\b(localhost|127\.0\.0\.1):(8080|8081|8082|8083|9080|4322|18090)\b`)
+
+// readmeDevProvider finds what the README's make run line for the
+// development provider sets (NEXUS_DEV_PROVIDER=..., its token lifetime),
+// so the test's launcher runs the provider as the README says.
+var readmeDevProvider = regexp.MustCompile(`\b(NEXUS_DEV_PROVIDER[A-Z_]*)=(\S+)`)
+
+// devProviderEnv is the development provider's variables from the README's
+// make run blocks, its address moved to a free port like every other.
+func devProviderEnv(t *testing.T, blocks []readmeBlock) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	for _, b := range blocks {
+		if b.marker != "runs-make" {
+			continue
+		}
+		for _, m := range readmeDevProvider.FindAllStringSubmatch(b.code, -1) {
+			env[m[1]] = m[2]
+		}
+	}
+	if env["NEXUS_DEV_PROVIDER"] == "" {
+		t.Fatal("README.md: no make run line starts the development provider (NEXUS_DEV_PROVIDER=...), which the offline walk-through needs")
+	}
+	env["NEXUS_DEV_PROVIDER"] = freeAddr(t)
+	return env
+}
 
 // failed reports output that says a command failed although it exited 0:
 // curl -s and nats req print an error reply and succeed.
@@ -137,10 +163,12 @@ func TestREADME(t *testing.T) {
 	bin := binary(t, "./system/cmd/nexus")
 	work := t.TempDir()
 	env := launcherEnv(t, work)
+	maps.Copy(env, devProviderEnv(t, blocks))
 	env["PATH"] = filepath.Dir(natsBin) + string(os.PathListSeparator) + env["PATH"]
 	ports := map[string]string{
 		"8080": env["HANDSHAKE_HTTP_ADDR"], "9080": env["HANDSHAKE_INTERNAL_HTTP_ADDR"], "8081": env["ADMIN_HTTP_ADDR"],
 		"8082": env["VAULT_HTTP_ADDR"], "8083": env["REFRESHER_HTTP_ADDR"], "4322": "127.0.0.1:" + env["NEXUS_NATS_PORT"],
+		"18090": env["NEXUS_DEV_PROVIDER"],
 	}
 	l := startLauncher(t, bin, env)
 

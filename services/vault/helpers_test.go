@@ -335,6 +335,16 @@ func wantCode(t *testing.T, err error, want *messages.Error) {
 	}
 }
 
+// changedOutOfBand tells every replica's cache that connection id changed,
+// as the vault's own transactions do (store.ChangesChannel), after a test
+// wrote its row behind the vault's back.
+func (e *env) changedOutOfBand(id string) {
+	e.t.Helper()
+	if _, err := e.pool.Exec(context.Background(), "select pg_notify($1, $2)", store.ChangesChannel, id); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // backoffPassed ends the connection's backoff after failed refreshes, as
 // the time passing would: its next refresh calls the provider.
 func (e *env) backoffPassed(id string) {

@@ -1,45 +1,58 @@
 package vault_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/vault/internal/store"
 )
 
 // TestEveryStateChangeInvalidates: every change to what tokens.get serves
 // empties the caches of every replica, from the store's commit, whatever
-// handler made it. The test watches the invalidation broadcast (what other
-// replicas act on) and checks this replica serves the new state at once.
+// handler made it. The test listens where other replicas do (the database's
+// change channel) and checks this replica serves the new state at once.
 func TestEveryStateChangeInvalidates(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
-	sub, err := e.nc.SubscribeSync(messages.Subject(messages.DefaultPrefix, messages.SubjectVaultInvalidate))
+	listener, err := pgx.Connect(context.Background(), e.dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.nc.Flush(); err != nil {
+	t.Cleanup(func() { _ = listener.Close(context.Background()) })
+	if _, err := listener.Exec(context.Background(), "listen "+store.ChangesChannel); err != nil {
 		t.Fatal(err)
+	}
+	next := func(d time.Duration) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		n, err := listener.WaitForNotification(ctx)
+		if err != nil {
+			return "", err
+		}
+		return n.Payload, nil
 	}
 	expect := func(what, body string) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			m, err := sub.NextMsg(time.Until(deadline))
+			got, err := next(time.Until(deadline))
 			if err != nil {
 				t.Fatalf("%s: no invalidation of %q: %v", what, body, err)
 			}
-			if string(m.Data) == body {
+			if got == body {
 				return
 			}
 		}
 	}
 	none := func(what string) {
 		t.Helper()
-		if m, err := sub.NextMsg(200 * time.Millisecond); err != nats.ErrTimeout {
-			t.Fatalf("%s: unexpected invalidation %q (%v)", what, m.Data, err)
+		if got, err := next(200 * time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%s: unexpected invalidation %q (%v)", what, got, err)
 		}
 	}
 	cached := func(id string) messages.Credential {

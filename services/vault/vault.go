@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -85,6 +84,10 @@ type Config struct {
 	// the user: REFRESH_REFUSALS (default 3) in a row over at least
 	// REFRESH_REFUSAL_WINDOW (default 5m). The zero value is the default.
 	Refusals refresh.Refusals
+	// CacheEntries is TOKEN_CACHE_ENTRIES (cache.DefaultMaxEntries when
+	// zero): how many connections' credentials tokens.get keeps in memory,
+	// sealed, about a kilobyte each.
+	CacheEntries int
 	// EndedRetention is ENDED_CONNECTION_RETENTION (default 720h, at least
 	// 1h): how long a failed, expired or revoked connection is kept after
 	// its last change before it is deleted. Zero means the default.
@@ -165,6 +168,7 @@ func LoadConfig(l *config.Loader) Config {
 		BreakerCoolDown:     l.Duration("PROVIDER_BREAKER_COOLDOWN", guard.DefaultCoolDown),
 
 		ProviderNetworks: egress.Load(l),
+		CacheEntries:     l.Int("TOKEN_CACHE_ENTRIES", cache.DefaultMaxEntries, 1),
 
 		GatewayKeys:        l.Keys(config.GatewayKeys, "the keys the Gateway presents", true),
 		CrossWorkspaceKeys: l.Keys(config.CrossWorkspaceKeys, "Gateway keys that may omit workspace_id", false),
@@ -210,38 +214,17 @@ func LoadConfig(l *config.Loader) Config {
 	return c
 }
 
-// invalidator empties the tokens.get caches of every replica: this one's at
-// once, the others' by a core-NATS broadcast on the invalidate subject (a
-// connection id, or "provider:" and a provider id). A lost broadcast costs at
-// most the cache's lifetime, under a second.
-type invalidator struct {
-	nc      *nats.Conn
-	cache   *cache.Cache
-	subject string
-	log     *slog.Logger
-}
-
-const providerPrefix = "provider:"
+// invalidator empties this replica's tokens.get cache after its own
+// commits, at once; every replica's, this one's included, hears the same
+// change from PostgreSQL (changes.go).
+type invalidator struct{ cache *cache.Cache }
 
 func (i invalidator) changed(c store.Change) {
-	body := c.ConnectionID
 	if c.ConnectionID != "" {
 		i.cache.Invalidate(c.ConnectionID)
-	} else {
-		i.cache.InvalidateProvider(c.ProviderID)
-		body = providerPrefix + c.ProviderID
-	}
-	if err := i.nc.Publish(i.subject, []byte(body)); err != nil {
-		i.log.Warn("invalidation broadcast failed; other replicas' caches expire within a second", "change", body, "err", err)
-	}
-}
-
-func (i invalidator) received(m *nats.Msg) {
-	if id, ok := strings.CutPrefix(string(m.Data), providerPrefix); ok {
-		i.cache.InvalidateProvider(id)
 		return
 	}
-	i.cache.Invalidate(string(m.Data))
+	i.cache.InvalidateProvider(c.ProviderID)
 }
 
 // callers are the keys the vault accepts, and who each names.
@@ -262,7 +245,6 @@ type Service struct {
 	identity *pgx.Conn
 	nc       *nats.Conn
 	svc      *natsx.Service
-	sub      *nats.Subscription
 	reg      *prometheus.Registry
 	audit    *audit.Sink
 	stop     context.CancelFunc
@@ -313,8 +295,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if s.nc, err = natsx.Connect(cfg.NATSURL, natsauth.Vault, log, natsx.TLS(cfg.Common)...); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
-	c := cache.New(cache.DefaultTTL, nil)
-	inv := invalidator{nc: s.nc, cache: c, subject: messages.Subject(cfg.Prefix, messages.SubjectVaultInvalidate), log: log}
+	c := cache.New(cache.Options{MaxEntries: cfg.CacheEntries})
+	inv := invalidator{cache: c}
 	outboxSubject := messages.Subject(cfg.Prefix, messages.SubjectVaultOutboxNotify)
 	every, ttl := cfg.KeysInterval, cfg.ReplicaTTL
 	if every <= 0 {
@@ -327,8 +309,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Now:         cfg.Now,
 		RefreshLead: cfg.RefreshLead,
 		ReplicaTTL:  ttl,
-		// Every commit that changes what is served empties the caches of
-		// every replica: the one place that does it.
+		// Every commit that changes what is served empties this
+		// replica's cache at once: the one place that does it.
 		Changed: inv.changed,
 		// Tell the relay at once; if this is lost, its poll finds the rows.
 		OnOutbox: func() { _ = s.nc.Publish(outboxSubject, nil) },
@@ -354,10 +336,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		log.Warn("another running vault has this VAULT_REPLICA_ID; refreshes a kill of this replica left are retried when their marks run out", "replica_id", cfg.ReplicaID)
 	}
 
-	// Plain subscription, not a queue group: every replica drops its entry.
-	if s.sub, err = s.nc.Subscribe(inv.subject, inv.received); err != nil {
-		return nil, fmt.Errorf("subscribe %s: %w", inv.subject, err)
-	}
 	// Credential releases are counted by group; every other audited request
 	// is a row of its own (internal/audit).
 	if s.audit, err = audit.New(st, audit.Options{Aggregate: []string{messages.SubjectTokensGet}, Interval: cfg.AuditInterval, Registerer: s.reg, Log: log}); err != nil {
@@ -417,7 +395,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if retention <= 0 {
 		retention = store.DefaultAuditRetention
 	}
-	s.wg.Add(6)
+	s.wg.Add(7)
+	go func() { defer s.wg.Done(); newChanges(s.pool, c, s.replica, log).run(sctx) }()
 	go func() {
 		defer s.wg.Done()
 		runRecovery(sctx, st, refresher, cfg.ReplicaID, boot, s.identity != nil, cfg.RecoveryInterval, cfg.Now, log)
@@ -466,9 +445,6 @@ func (s *Service) Close(ctx context.Context) error {
 			// Records it cannot write are counted and logged; they do not
 			// fail Close.
 			_ = s.audit.Close(ctx)
-		}
-		if s.sub != nil {
-			_ = s.sub.Unsubscribe()
 		}
 		natsx.Drain(ctx, s.nc)
 		if s.st != nil {

@@ -84,7 +84,7 @@ func Users(prefix string) []User {
 				p("v1.connections.get"), p("v1.connections.list"), p("v1.connections.revoke"), p("v1.connections.confirm"),
 				p("v1.tokens.get"), p("v1.tokens.refresh"), p("v1.vault.>"), inbox(Vault),
 			}, srv("vault")...),
-			Publish:   []string{p("v1.vault.invalidate"), p("v1.vault.outbox.notify")},
+			Publish:   []string{p("v1.vault.outbox.notify")},
 			Responder: true,
 		},
 		{

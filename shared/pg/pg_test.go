@@ -90,3 +90,53 @@ func TestConnectWithAnEncodedPassword(t *testing.T) {
 	}
 	pool.Close()
 }
+
+// TestUnavailable: what a dead connection, a terminated backend and a
+// server that does not answer return is Unavailable; a statement the
+// server refuses is not.
+func TestUnavailable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	url := testkit.Postgres(t)
+	pool, err := pg.Connect(ctx, url, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, "select * from no_such_table"); err == nil || pg.Unavailable(err) {
+		t.Errorf("a refused statement: %v, Unavailable = true", err)
+	}
+	if _, err := pool.Exec(ctx, "select 1/0"); err == nil || pg.Unavailable(err) {
+		t.Errorf("division by zero: %v, Unavailable = true", err)
+	}
+
+	// A backend terminated while it holds a session: the statements that
+	// use it next fail, and say so.
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid uint32
+	if err := conn.QueryRow(ctx, "select pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, "select pg_terminate_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		_, err = conn.Exec(ctx, "select 1")
+		if err == nil || !pg.Unavailable(err) {
+			t.Errorf("statement %d on a terminated backend: %v, Unavailable = false", i, err)
+		}
+	}
+	conn.Release()
+	if _, err := pool.Exec(ctx, "select 1"); err != nil {
+		t.Errorf("the pool after a terminated backend: %v", err)
+	}
+
+	// A server nothing listens for.
+	_, err = pg.Connect(ctx, "postgres://postgres@127.0.0.1:"+testkit.ClosedPort(t)+"/postgres?sslmode=disable", 1)
+	if err == nil || !pg.Unavailable(err) {
+		t.Errorf("a closed port: %v, Unavailable = false", err)
+	}
+}

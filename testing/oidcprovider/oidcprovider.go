@@ -6,8 +6,10 @@
 // detection, token revocation, token introspection, OpenID Connect id_tokens)
 // on top of fosite's in-memory storage. This package only adds the HTTP glue
 // fosite leaves to its user: the discovery document, the JWKS, an
-// auto-consenting login page, RFC 9207 "iss" on authorization responses, and
-// test controls (fault injection, counters, id_token tampering).
+// auto-consenting login (or, with Options.LoginPage, a sign-in and consent
+// page a person uses, for `make run`'s development provider), RFC 9207 "iss"
+// on authorization responses, and test controls (fault injection, counters,
+// id_token tampering).
 //
 // Behaviour worth knowing when writing tests against it:
 //
@@ -43,6 +45,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -67,6 +70,12 @@ type Client struct {
 	AuthMethod string
 	// Scopes the client may request, in addition to DefaultScopes.
 	Scopes []string
+	// RedirectURIPrefix, when set, makes every redirect URI that is this
+	// prefix followed by one path segment a registered one when an
+	// authorization request names it, as the broker's per-provider callback
+	// PUBLIC_URL/v1/callback/<provider id>, whose id admin assigns only
+	// once the provider is registered there.
+	RedirectURIPrefix string
 }
 
 // DefaultScopes are allowed for every client (and listed in the discovery
@@ -93,6 +102,13 @@ type Options struct {
 	// 127.0.0.0/8 address works on Linux (all of it is routed to lo), so
 	// tests can run a provider at an address the broker must refuse.
 	Addr string
+	// Listener, when set, is served instead of listening on Addr; the
+	// issuer is its address.
+	Listener net.Listener
+	// LoginPage makes /login a page a person answers (who they sign in as,
+	// and Allow or Deny for what the client asks) instead of signing
+	// Subject in at once (loginpage.go).
+	LoginPage bool
 }
 
 // SessionCookieName is the name of the provider's login session cookie.
@@ -122,7 +138,10 @@ type Server struct {
 	// RevokeAllGrants, so a refresh token's check-and-rotate is atomic.
 	grantMu sync.Mutex
 
+	loginPage bool
+
 	mu              sync.Mutex
+	prefixClients   map[string]Client // clients with a RedirectURIPrefix, by ID
 	sessions        map[string]string // session cookie value -> subject
 	logins          int
 	denyConsent     bool
@@ -169,9 +188,11 @@ func New(opts Options) (*Server, error) {
 	if opts.Addr == "" {
 		opts.Addr = "127.0.0.1:0"
 	}
-	ln, err := net.Listen("tcp", opts.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("oidcprovider: listen: %w", err)
+	ln := opts.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", opts.Addr); err != nil {
+			return nil, fmt.Errorf("oidcprovider: listen: %w", err)
+		}
 	}
 	issuer := "http://" + ln.Addr().String()
 
@@ -224,6 +245,8 @@ func New(opts Options) (*Server, error) {
 		signer:          signer,
 		hmac:            hmac,
 		config:          config,
+		loginPage:       opts.LoginPage,
+		prefixClients:   map[string]Client{},
 		sessions:        map[string]string{},
 		refreshUses:     map[string]int{},
 		serveErrChannel: make(chan error, 1),
@@ -233,6 +256,7 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc("GET /jwks", s.handleJWKS)
 	mux.HandleFunc("/authorize", s.handleAuthorize)
 	mux.HandleFunc("GET /login", s.handleLogin)
+	mux.HandleFunc("POST /login", s.handleLoginAnswer)
 	mux.HandleFunc("/token", s.handleToken)
 	mux.HandleFunc("/revoke", s.handleRevoke)
 	mux.HandleFunc("/introspect", s.handleIntrospect)
@@ -261,16 +285,38 @@ func (s *Server) Issuer() string { return s.issuer }
 // Subject is the user every authorization is granted for.
 func (s *Server) Subject() string { return s.subject }
 
+// AccessTokenLifespan is how long the access tokens it issues live.
+func (s *Server) AccessTokenLifespan() time.Duration {
+	return s.config.GetAccessTokenLifespan(context.Background())
+}
+
 // KeyID is the kid of the provider's signing key.
 func (s *Server) KeyID() string { return s.kid }
 
 // AddClient registers (or replaces) a client. It may be called at any time.
 func (s *Server) AddClient(c Client) error {
-	if c.ID == "" {
-		return errors.New("oidcprovider: client ID is required")
+	fc, err := fositeClient(c)
+	if err != nil {
+		return err
 	}
-	if len(c.RedirectURIs) == 0 {
-		return errors.New("oidcprovider: at least one redirect URI is required")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.prefixClients, c.ID)
+	if c.RedirectURIPrefix != "" {
+		c.RedirectURIs = slices.Clone(c.RedirectURIs)
+		s.prefixClients[c.ID] = c
+	}
+	s.store.setClient(fc)
+	return nil
+}
+
+// fositeClient is c as fosite stores it, once c is checked.
+func fositeClient(c Client) (*fosite.DefaultOpenIDConnectClient, error) {
+	if c.ID == "" {
+		return nil, errors.New("oidcprovider: client ID is required")
+	}
+	if len(c.RedirectURIs) == 0 && c.RedirectURIPrefix == "" {
+		return nil, errors.New("oidcprovider: at least one redirect URI (or a RedirectURIPrefix) is required")
 	}
 	method := c.AuthMethod
 	if method == "" {
@@ -280,12 +326,12 @@ func (s *Server) AddClient(c Client) error {
 	switch method {
 	case "client_secret_basic", "client_secret_post":
 		if c.Secret == "" {
-			return fmt.Errorf("oidcprovider: client %q: %s requires a secret", c.ID, method)
+			return nil, fmt.Errorf("oidcprovider: client %q: %s requires a secret", c.ID, method)
 		}
 	case "none":
 		public = true
 	default:
-		return fmt.Errorf("oidcprovider: client %q: unsupported auth method %q", c.ID, method)
+		return nil, fmt.Errorf("oidcprovider: client %q: unsupported auth method %q", c.ID, method)
 	}
 	var hashed []byte
 	if !public {
@@ -297,7 +343,7 @@ func (s *Server) AddClient(c Client) error {
 			scopes = append(scopes, sc)
 		}
 	}
-	s.store.setClient(&fosite.DefaultOpenIDConnectClient{
+	return &fosite.DefaultOpenIDConnectClient{
 		DefaultClient: &fosite.DefaultClient{
 			ID:            c.ID,
 			Secret:        hashed,
@@ -308,8 +354,35 @@ func (s *Server) AddClient(c Client) error {
 			Public:        public,
 		},
 		TokenEndpointAuthMethod: method,
-	})
-	return nil
+	}, nil
+}
+
+// redirectSegment is the one path segment after a client's
+// RedirectURIPrefix: a provider id, as admin makes them (prv_ and hex).
+var redirectSegment = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// admitRedirect registers the redirect URI of an authorization request for
+// its client when it is the client's RedirectURIPrefix and one segment, so
+// that fosite's exact match that follows accepts it.
+func (s *Server) admitRedirect(form url.Values) {
+	uri := form.Get("redirect_uri")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.prefixClients[form.Get("client_id")]
+	if !ok || slices.Contains(c.RedirectURIs, uri) {
+		return
+	}
+	rest, ok := strings.CutPrefix(uri, c.RedirectURIPrefix)
+	if !ok || !redirectSegment.MatchString(rest) {
+		return
+	}
+	c.RedirectURIs = append(c.RedirectURIs, uri)
+	fc, err := fositeClient(c)
+	if err != nil {
+		return // c was checked when it was added
+	}
+	s.prefixClients[c.ID] = c
+	s.store.setClient(fc)
 }
 
 // ---- test controls ----
@@ -540,7 +613,8 @@ func (s *Server) AuthorizeRequests() []url.Values {
 	return out
 }
 
-// Logins counts /login visits that established a session.
+// Logins counts /login visits that established a session (with
+// Options.LoginPage, the answers that allowed).
 func (s *Server) Logins() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -633,9 +707,9 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	s.mu.Lock()
 	s.authorizeReqs = append(s.authorizeReqs, cloneValues(r.Form))
-	deny := s.denyConsent
 	s.mu.Unlock()
 
+	s.admitRedirect(r.Form)
 	ar, err := s.provider.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		s.provider.WriteAuthorizeError(ctx, issWriter{w, s.issuer}, ar, err)
@@ -643,7 +717,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 
 	subject, ok := s.sessionSubject(r)
-	if !ok {
+	if !ok || s.loginPage {
 		next := s.issuer + r.URL.RequestURI()
 		if r.Method != http.MethodGet {
 			next = s.issuer + "/authorize?" + r.Form.Encode()
@@ -651,8 +725,17 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, s.issuer+"/login?next="+url.QueryEscape(next), http.StatusFound)
 		return
 	}
+	s.answerAuthorize(ctx, w, ar, subject, false)
+}
 
-	if deny {
+// answerAuthorize answers a valid authorization request of subject's: with
+// access_denied when the person denied it (or DenyConsent is set),
+// otherwise with a code granting everything that was asked for.
+func (s *Server) answerAuthorize(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, subject string, denied bool) {
+	s.mu.Lock()
+	denied = denied || s.denyConsent
+	s.mu.Unlock()
+	if denied {
 		s.provider.WriteAuthorizeError(ctx, issWriter{w, s.issuer}, ar,
 			fosite.ErrAccessDenied.WithHint("The resource owner denied the request."))
 		return
@@ -706,12 +789,15 @@ func (s *Server) sessionSubject(r *http.Request) (string, bool) {
 }
 
 // handleLogin logs the configured Subject in without asking anything, sets the
-// session cookie and sends the browser back to the authorization request.
+// session cookie and sends the browser back to the authorization request;
+// with Options.LoginPage it shows the page that asks instead.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
-	next := r.URL.Query().Get("next")
-	u, err := url.Parse(next)
-	if err != nil || (u.Host != "" && s.issuer != u.Scheme+"://"+u.Host) || u.Path != "/authorize" {
-		http.Error(w, "login: next must be this provider's /authorize URL", http.StatusBadRequest)
+	next, ok := loginNext(w, r, s.issuer)
+	if !ok {
+		return
+	}
+	if s.loginPage {
+		showLoginPage(w, http.StatusOK, loginPage{Request: next.Query(), Username: s.subject})
 		return
 	}
 	b := make([]byte, 32)
@@ -731,7 +817,18 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
 	})
-	http.Redirect(w, r, u.String(), http.StatusFound)
+	http.Redirect(w, r, next.String(), http.StatusFound)
+}
+
+// loginNext is the authorization request /login was sent from, its next
+// parameter; anything but this provider's /authorize is answered 400.
+func loginNext(w http.ResponseWriter, r *http.Request, issuer string) (*url.URL, bool) {
+	u, err := url.Parse(r.URL.Query().Get("next"))
+	if err != nil || (u.Host != "" && issuer != u.Scheme+"://"+u.Host) || u.Path != "/authorize" {
+		http.Error(w, "login: next must be this provider's /authorize URL", http.StatusBadRequest)
+		return nil, false
+	}
+	return u, true
 }
 
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {

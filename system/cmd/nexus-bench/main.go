@@ -38,6 +38,8 @@ func main() {
 	inflight := flag.Int("inflight", 64, "requests in flight for the throughput phase")
 	pgBase := flag.String("postgres", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL server for a temporary database")
 	redisURL := flag.String("redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
+	stored := flag.Int("stored", 1_000_000, "connections seeded (sealed, with COPY) for the working-set phases; 0 skips them")
+	readSet := flag.Int("working-set", 100_000, "connections of the stored ones the working-set phases read")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured phases to this file")
 	version := flag.Bool("version", false, "print the version and Go build information, then exit")
 	flag.Parse()
@@ -58,14 +60,19 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*duration, *latencyN, *inflight, *pgBase, *redisURL); err != nil {
+	if *stored > 0 && (*readSet <= 0 || *readSet > *stored) {
+		fmt.Fprintln(os.Stderr, "nexus-bench: -working-set must be between 1 and -stored")
+		os.Exit(2)
+	}
+	ws := workingSet{stored: *stored, read: *readSet}
+	if err := run(*duration, *latencyN, *inflight, *pgBase, *redisURL, ws); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "nexus-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(duration time.Duration, latencyN, inflight int, pgBase, redisURL string) error {
+func run(duration time.Duration, latencyN, inflight int, pgBase, redisURL string, ws workingSet) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "nexus-bench-")
 	if err != nil {
@@ -84,17 +91,20 @@ func run(duration time.Duration, latencyN, inflight int, pgBase, redisURL string
 	defer drop()
 
 	apiKey := "bench-key-" + randHex(12)
+	ws.dbURL, ws.key, ws.apiKey, ws.workspace = dbURL, randKey(), apiKey, "ws-bench"
 	b, err := systemtest.Start(ctx, systemtest.Infra{
 		NATSURL: ns.ClientURL(), DatabaseURL: dbURL, RedisURL: redisURL,
-		EncryptionKey: randKey(), StateKey: randKey(), APIKeys: []string{apiKey},
+		EncryptionKey: ws.key, StateKey: randKey(), APIKeys: []string{apiKey},
 	}, oidcprovider.Options{})
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	if _, err := b.RegisterOIDC(ctx, "bench"); err != nil {
+	registered, err := b.RegisterOIDC(ctx, "bench")
+	if err != nil {
 		return fmt.Errorf("register provider: %w", err)
 	}
+	ws.providerID = registered.ID
 	q, err := b.Connect(ctx, "bench", "ws-bench")
 	if err != nil || q.Get("status") != "active" {
 		return fmt.Errorf("consent: %v %v", q, err)
@@ -140,6 +150,15 @@ func run(duration time.Duration, latencyN, inflight int, pgBase, redisURL string
 	if err := natsx.DecodeReply(resp, &cred); err != nil || cred.AccessToken == "" {
 		return fmt.Errorf("tokens.get does not answer with a token: %v", err)
 	}
+	ws.tokenLen = len(cred.AccessToken)
+	var set []string
+	if ws.stored > 0 {
+		// Seeded before anything is measured: COPY's load on the machine
+		// is over by then.
+		if set, err = ws.seed(ctx); err != nil {
+			return err
+		}
+	}
 	// The same-size floor: a do-nothing responder whose reply has as many
 	// bytes as the real Credential, so that the ratio to it is the
 	// broker's own cost, not the bytes on the wire.
@@ -168,7 +187,7 @@ func run(duration time.Duration, latencyN, inflight int, pgBase, redisURL string
 			if err != nil {
 				return err
 			}
-			thr, err := throughput(client, p.mk, inflight, duration)
+			thr, err := throughput(client, p.mk, inflight, duration, 0)
 			if err != nil {
 				return err
 			}
@@ -189,7 +208,10 @@ func run(duration time.Duration, latencyN, inflight int, pgBase, redisURL string
 		p50, "<= 1.50", p50s, "<= 1.30", verdict(p50 <= 1.5 && p50s <= 1.3))
 	p99, p99s := float64(tk.lat.p99)/float64(fl.lat.p99), float64(tk.lat.p99)/float64(fs.lat.p99)
 	fmt.Printf("%-28s %12s %12s %12s %8.2f %10s %8.2f %10s\n", "p99 @1 in flight", us(fl.lat.p99), us(fs.lat.p99), us(tk.lat.p99), p99, "-", p99s, "-")
-	return nil
+	if ws.stored == 0 {
+		return nil
+	}
+	return ws.measure(client, messages.Subject(messages.DefaultPrefix, messages.SubjectTokensGet), set, fs, latencyN, inflight, duration)
 }
 
 // phase is one path measured: how to make its request, and its figures.
@@ -218,17 +240,25 @@ func latency(nc *nats.Conn, mk func() *nats.Msg, n int) (lat, error) {
 	return lat{p50: d[n/2], p99: d[n*99/100]}, nil
 }
 
-func throughput(nc *nats.Conn, mk func() *nats.Msg, inflight int, dur time.Duration) (float64, error) {
-	var done atomic.Int64
+// throughput runs inflight requests at a time for dur, or (n > 0) until n
+// requests have been made.
+func throughput(nc *nats.Conn, mk func() *nats.Msg, inflight int, dur time.Duration, n int64) (float64, error) {
+	var done, started atomic.Int64
 	var firstErr atomic.Value
 	deadline := time.Now().Add(dur)
+	more := func() bool {
+		if n > 0 {
+			return started.Add(1) <= n
+		}
+		return time.Now().Before(deadline)
+	}
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range inflight {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for time.Now().Before(deadline) {
+			for more() {
 				resp, err := nc.RequestMsg(mk(), 5*time.Second)
 				if err == nil && resp.Header.Get(messages.HeaderErrorCode) != "" {
 					err = fmt.Errorf("error reply: %s", resp.Data)

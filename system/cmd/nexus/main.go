@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -49,6 +50,10 @@ configuration, from the environment; unset values get the defaults shown:
   ALLOWED_RETURN_URLS           (http://127.0.0.1:3000,http://localhost:3000)
   PROVIDER_PRIVATE_NETWORKS     networks providers may be reached at, plain http included
                                 (127.0.0.0/8,::1/128: providers on this machine; empty in production)
+  NEXUS_DEV_PROVIDER            also run a development OpenID Connect provider at this loopback
+                                address, e.g. 127.0.0.1:18090 (off); client nexus-dev, its secret
+                                NEXUS_DEV_PROVIDER_CLIENT_SECRET generated into keys.env
+  NEXUS_DEV_PROVIDER_TOKEN_TTL  the lifetime of its access tokens (1h; at least 10s)
   ENCRYPTION_KEY, STATE_KEY, API_KEY (the Gateway's), ADMIN_API_KEY (operators'),
   HANDSHAKE_SERVICE_KEY, ADMIN_SERVICE_KEY, REFRESHER_SERVICE_KEY (the services'),
   NATS_<USER>_PASSWORD (each user of the embedded NATS server: vault, handshake, admin,
@@ -109,7 +114,9 @@ func launch(getenv system.Lookup) error {
 	}
 	defer release()
 	keysFile := filepath.Join(dataDir, "keys.env")
-	keys, created, err := system.DevKeys(keysFile)
+	devProvider := listeners[system.DevProviderListener]
+	delete(listeners, system.DevProviderListener)
+	keys, created, err := system.DevKeys(keysFile, devProvider != nil)
 	if err != nil {
 		return err
 	}
@@ -126,6 +133,10 @@ func launch(getenv system.Lookup) error {
 			strings.Join(created, ", "), keysFile,
 			envOr(lookup, config.GatewayKeys, ""), envOr(lookup, system.NATSPasswordVar(natsauth.Gateway), ""), natsauth.InboxPrefix(natsauth.Gateway),
 			envOr(lookup, config.OperatorKeys, ""), envOr(lookup, system.NATSPasswordVar(natsauth.Operator), ""), natsauth.InboxPrefix(natsauth.Operator))
+	}
+	if slices.Contains(created, system.DevProviderSecretVar) {
+		fmt.Printf("Development provider: the broker's client there is client_id %s, client_secret %s=%s (kept in %s too).\n\n",
+			system.DevProviderClientID, system.DevProviderSecretVar, envOr(lookup, system.DevProviderSecretVar, ""), keysFile)
 	}
 	log := logging.New(os.Stderr, envOr(lookup, "LOG_FORMAT", ""), envOr(lookup, "LOG_LEVEL", ""))
 
@@ -157,6 +168,17 @@ func launch(getenv system.Lookup) error {
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 	env["NATS_URL"] = ns.ClientURL()
 
+	devBanner := ""
+	if devProvider != nil {
+		p, err := system.StartDevProvider(lookup, devProvider)
+		if err != nil {
+			return err
+		}
+		defer p.Close() // after the broker: a revocation on the way out still reaches it
+		devBanner = fmt.Sprintf("  dev provider        %s  (OpenID Connect; client_id %s, client_secret %s in %s; access tokens live %s)\n",
+			p.Issuer(), system.DevProviderClientID, system.DevProviderSecretVar, keysFile, p.AccessTokenLifespan())
+	}
+
 	sys, err := system.Start(ctx, lookup, listeners, log)
 	if err != nil {
 		return err
@@ -168,10 +190,11 @@ func launch(getenv system.Lookup) error {
 		"  admin API           http://%s/v1/providers\n"+
 		"  vault               http://%s/healthz\n"+
 		"  refresher           http://%s/healthz\n"+
+		"%s"+
 		"The development keys, for another shell: set -a; . %s; set +a\n"+
 		"Press Ctrl-C to stop.\n",
 		ns.ClientURL(), public, sys.Listeners["handshake"].Addr(), sys.Listeners["handshake-internal"].Addr(),
-		sys.Listeners["admin"].Addr(), sys.Listeners["vault"].Addr(), sys.Listeners["refresher"].Addr(), keysFile)
+		sys.Listeners["admin"].Addr(), sys.Listeners["vault"].Addr(), sys.Listeners["refresher"].Addr(), devBanner, keysFile)
 	<-ctx.Done()
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/admin/internal/store"
+	"github.com/nexus-broker/nexus/shared/pg"
 )
 
 // notFound is the reply for a reference that names no provider.
@@ -14,8 +15,8 @@ func notFound(ref string) error {
 
 // storeErr turns store errors into the contract's errors: a name or alias
 // another provider holds is a conflict (409), not an invalid document. Errors that are
-// already *messages.Error (the vault's, through a push) pass unchanged;
-// anything else is internal.
+// already *messages.Error (the vault's, through a push) pass unchanged; a
+// database that does not answer is unavailable; anything else is internal.
 func storeErr(err error, ref string) error {
 	var (
 		e      *messages.Error
@@ -37,6 +38,8 @@ func storeErr(err error, ref string) error {
 		return messages.Errorf(messages.CodeConflict, "name or alias already in use")
 	case errors.Is(err, store.ErrStale):
 		return messages.Errorf(messages.CodeUnavailable, "the provider is being changed by another request; try again")
+	case pg.Unavailable(err):
+		return messages.Errorf(messages.CodeUnavailable, "the provider registry's database did not answer; try again")
 	}
 	return err
 }

@@ -81,7 +81,7 @@ func (r *Registry) List(ctx context.Context, req messages.ListProvidersRequest) 
 	}
 	page, err := r.store.List(ctx, req.Type, after, limit+1)
 	if err != nil {
-		return messages.ListProvidersReply{}, err
+		return messages.ListProvidersReply{}, storeErr(err, "")
 	}
 	reply := messages.ListProvidersReply{Providers: page}
 	if len(page) > limit {

@@ -97,11 +97,12 @@ func (h *Handler) confirmation(f *flow.Flow) *messages.Confirmation {
 }
 
 // fail marks the flow's connection failed at the vault. When the vault
-// does not answer (a replica killed, NATS failing over), the browser has
-// been told the consent failed while the connection is still pending: the
-// mark is retried in the background until the link expires (after which
-// the vault expires the connection itself), so what the app was told and
-// what connections.get says agree as soon as a vault answers again.
+// does not answer (a replica killed, NATS failing over) or answers
+// unavailable (its database failing over), the browser has been told the
+// consent failed while the connection is still pending: the mark is
+// retried in the background until the link expires (after which the vault
+// expires the connection itself), so what the app was told and what
+// connections.get says agree as soon as a vault can mark it.
 func (h *Handler) fail(f flow.Flow, code, message string) {
 	reason := messages.Reason{Code: code, Message: message}
 	ctx, cancel := context.WithTimeout(context.Background(), failTimeout)
@@ -111,9 +112,15 @@ func (h *Handler) fail(f flow.Flow, code, message string) {
 		return
 	}
 	h.d.Log.Warn("marking the connection failed did not work", "connection_id", f.ConnectionID, "reason", code, "err", err)
-	if errors.Is(err, natsx.ErrNoAnswer) {
+	if retryable(err) {
 		h.retries.start(func(ctx context.Context) { h.retryFail(ctx, f, reason) })
 	}
+}
+
+// retryable reports whether a vault that failed to mark a connection may
+// do it later: it did not answer, or answered unavailable.
+func retryable(err error) bool {
+	return errors.Is(err, natsx.ErrNoAnswer) || errors.Is(err, messages.ErrUnavailable)
 }
 
 // Backoff of the background retries of fail.
@@ -123,7 +130,7 @@ const (
 )
 
 // retryFail marks f's connection failed, retrying while the vault does not
-// answer, until the link expires or ctx ends.
+// answer or answers unavailable, until the link expires or ctx ends.
 func (h *Handler) retryFail(ctx context.Context, f flow.Flow, reason messages.Reason) {
 	for d := failRetryBase; h.d.Now().Before(f.ExpiresAt); d = min(2*d, failRetryMax) {
 		t := time.NewTimer(d)
@@ -140,7 +147,7 @@ func (h *Handler) retryFail(ctx context.Context, f flow.Flow, reason messages.Re
 		case err == nil:
 			h.d.Log.Info("connection marked failed after the vault came back", "connection_id", f.ConnectionID, "reason", reason.Code)
 			return
-		case !errors.Is(err, natsx.ErrNoAnswer):
+		case !retryable(err):
 			h.d.Log.Warn("marking the connection failed did not work", "connection_id", f.ConnectionID, "reason", reason.Code, "err", err)
 			return
 		}

@@ -135,12 +135,14 @@ func TestVaultFailed(t *testing.T) {
 	}
 }
 
-// silentVault does not answer its first misses calls to connections.fail,
-// as a vault killed mid-consent, then records them.
+// silentVault fails its first misses calls to connections.fail with
+// missErr (no answer, as from a vault killed mid-consent, when nil), then
+// records them.
 type silentVault struct {
 	failRecorder
-	misses int
-	calls  int
+	misses  int
+	missErr error
+	calls   int
 }
 
 func (v *silentVault) FailConnection(ctx context.Context, id string, reason messages.Reason) error {
@@ -148,6 +150,9 @@ func (v *silentVault) FailConnection(ctx context.Context, id string, reason mess
 	v.calls++
 	miss := v.calls <= v.misses
 	v.mu.Unlock()
+	if miss && v.missErr != nil {
+		return v.missErr
+	}
 	if miss {
 		return fmt.Errorf("vault.connections.fail: %w", natsx.ErrNoAnswer)
 	}
@@ -155,33 +160,53 @@ func (v *silentVault) FailConnection(ctx context.Context, id string, reason mess
 }
 
 // TestFailRetriedWhileTheVaultDoesNotAnswer: the browser is told the
-// consent failed; the vault, down at that moment, is told too once it
-// answers again, so the connection does not stay pending. Nothing is
-// retried past the link's expiry.
+// consent failed; the vault, down at that moment or unable to write (its
+// database failing over), is told too once it can mark it, so the
+// connection does not stay pending. Nothing is retried past the link's
+// expiry, nor after a refusal that is not unavailable.
 func TestFailRetriedWhileTheVaultDoesNotAnswer(t *testing.T) {
-	vault := &silentVault{misses: 2}
-	h, err := New(Deps{Vault: vault, PublicURL: &url.URL{Scheme: "https", Host: "hs.example.com"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := flow.Flow{ConnectionID: "conn-1", ExpiresAt: time.Now().Add(time.Minute)}
-	h.fail(f, "unavailable", "the authorization code could not be redeemed (unavailable)")
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		vault.mu.Lock()
-		n := len(vault.fails)
-		vault.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the connection was never marked failed (%d calls)", vault.calls)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	h.Close()
-	if vault.calls != 3 || vault.fails[0].ConnectionID != "conn-1" || vault.fails[0].Reason.Code != "unavailable" {
-		t.Fatalf("calls %d, fails %+v", vault.calls, vault.fails)
+	for _, tc := range []struct {
+		name    string
+		missErr error
+		calls   int
+	}{
+		{"no answer", nil, 3},
+		{"unavailable", messages.Errorf(messages.CodeUnavailable, "the vault's database did not answer; try again"), 3},
+		{"another refusal", messages.Errorf(messages.CodeNotFound, "connection not found"), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vault := &silentVault{misses: 2, missErr: tc.missErr}
+			h, err := New(Deps{Vault: vault, PublicURL: &url.URL{Scheme: "https", Host: "hs.example.com"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := flow.Flow{ConnectionID: "conn-1", ExpiresAt: time.Now().Add(time.Minute)}
+			h.fail(f, "unavailable", "the authorization code could not be redeemed (unavailable)")
+			if tc.calls == 1 {
+				// Given time for a retry, it makes none.
+				time.Sleep(failRetryBase + 500*time.Millisecond)
+			}
+			deadline := time.Now().Add(15 * time.Second)
+			for tc.calls > 1 {
+				vault.mu.Lock()
+				n := len(vault.fails)
+				vault.mu.Unlock()
+				if n == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the connection was never marked failed (%d calls)", vault.calls)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			h.Close()
+			if vault.calls != tc.calls {
+				t.Fatalf("calls %d, want %d", vault.calls, tc.calls)
+			}
+			if tc.calls > 1 && (vault.fails[0].ConnectionID != "conn-1" || vault.fails[0].Reason.Code != "unavailable") {
+				t.Fatalf("fails %+v", vault.fails)
+			}
+		})
 	}
 
 	// A link already expired: no retry (the vault expires the connection).

@@ -10,6 +10,7 @@ import (
 	"github.com/nexus-broker/nexus/services/vault/internal/refresh"
 	"github.com/nexus-broker/nexus/services/vault/internal/static"
 	"github.com/nexus-broker/nexus/services/vault/internal/store"
+	"github.com/nexus-broker/nexus/shared/pg"
 )
 
 // ContractError is the one place where the vault's errors become the
@@ -90,6 +91,8 @@ func (h *Handlers) ContractError(err error) error {
 		return messages.Errorf(messages.CodeUnavailable, "this vault replica cannot open the connection's secrets: they are sealed with a key it does not hold yet (a key rotation is under way); nothing was changed, try again")
 	case errors.Is(err, context.DeadlineExceeded):
 		return messages.Errorf(messages.CodeUnavailable, "the request timed out; try again")
+	case pg.Unavailable(err):
+		return messages.Errorf(messages.CodeUnavailable, "the vault's database did not answer; try again")
 	}
 	return err
 }

@@ -57,10 +57,11 @@ func (h *Handlers) getTokenFast(ctx context.Context, r messages.TokenRequest) (j
 	if !ok {
 		return nil, false, nil
 	}
-	if err := inWorkspace(e.Conn, r.WorkspaceID); err != nil {
-		return nil, true, err
+	if r.WorkspaceID != "" && e.WorkspaceID != r.WorkspaceID {
+		return nil, true, store.ErrNotFound
 	}
-	if e.Conn.ProviderType != messages.ProviderStatic && !refresh.Satisfies(e.Conn, refresh.Need{MinValid: minValid}, h.Now()) {
+	token := store.Connection{ExpiresAt: e.ExpiresAt, LastRefreshedAt: e.LastRefreshedAt}
+	if !e.Static && !refresh.Satisfies(token, refresh.Need{MinValid: minValid}, h.Now()) {
 		return nil, false, nil
 	}
 	return e.Reply, true, nil
@@ -73,13 +74,17 @@ func (h *Handlers) cacheReply(snap cache.Snapshot, c store.Connection, cred mess
 	if err != nil {
 		return nil, err
 	}
-	h.Cache.Put(snap, cache.Entry{Conn: c, Reply: reply})
+	h.Cache.Put(snap, cache.Entry{
+		ConnectionID: c.ID, ProviderID: c.ProviderID, WorkspaceID: c.WorkspaceID,
+		Static: c.ProviderType == messages.ProviderStatic, ExpiresAt: c.ExpiresAt, LastRefreshedAt: c.LastRefreshedAt,
+		Reply: reply,
+	})
 	return reply, nil
 }
 
 // tokens.get off the fast path: the row is read, refreshed first if the
 // token would expire within min_valid_seconds, and (when no refresh was
-// needed) cached for under a second.
+// needed) cached until the token expires (internal/cache).
 func (h *Handlers) getToken(ctx context.Context, r messages.TokenRequest) (json.RawMessage, error) {
 	if err := requireID(r.ConnectionID); err != nil {
 		return nil, err

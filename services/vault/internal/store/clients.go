@@ -140,11 +140,15 @@ func (s *Store) PutClient(ctx context.Context, c Client) (Client, error) {
 		events++
 	}
 	c.Health = &messages.ProviderHealth{Status: messages.ProviderHealthy}
+	// Its connections' cached replies carry the old strategy and name.
+	change := Change{ProviderID: c.ProviderID}
+	if err := notifyChange(ctx, tx, change); err != nil {
+		return Client{}, err
+	}
 	if err := commit(ctx, tx); err != nil {
 		return Client{}, err
 	}
-	// Its connections' cached replies carry the old strategy and name.
-	s.committed(Change{ProviderID: c.ProviderID}, events)
+	s.committed(change, events)
 	return c, nil
 }
 

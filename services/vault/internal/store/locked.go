@@ -54,12 +54,15 @@ func (s *Store) WithLock(ctx context.Context, id string, fn func(ctx context.Con
 	if !l.dirty {
 		return l.Conn, ferr
 	}
-	if err := commit(ctx, tx); err != nil {
-		return Connection{}, fmt.Errorf("commit: %w", err)
-	}
 	var c Change
 	if l.served {
 		c.ConnectionID = l.Conn.ID
+		if err := notifyChange(ctx, tx, c); err != nil {
+			return Connection{}, fmt.Errorf("notify: %w", err)
+		}
+	}
+	if err := commit(ctx, tx); err != nil {
+		return Connection{}, fmt.Errorf("commit: %w", err)
 	}
 	s.committed(c, l.events)
 	return l.Conn, ferr

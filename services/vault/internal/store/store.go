@@ -93,8 +93,9 @@ type Options struct {
 	OnOutbox func()
 	// Changed, when set, is called after every committed transaction that
 	// changed what the vault serves (a connection's status, tokens or
-	// credentials; a provider's registration), so caches drop it. It is the
-	// one place that tells them: no caller has to remember.
+	// credentials; a provider's registration), so this replica's cache drops
+	// it at once; the same transaction notified ChangesChannel, for every
+	// replica. It is the one place that tells them: no caller has to remember.
 	Changed func(Change)
 	// ReplicaTTL is how long a vault's row in vault.replicas counts as a
 	// running vault after its last renewal (DefaultReplicaTTL when zero).
