@@ -337,8 +337,8 @@ func call[Req, Reply any](ctx context.Context, e *endpoint, in Req, h func(conte
 
 // finish records the request (audited endpoints), sends the reply or the
 // error, records the duration and ends the request's span (nil with tracing
-// off). The audit record is taken before the
-// reply leaves, so a caller holding a reply knows its request is recorded.
+// off). The audit record is taken before the reply leaves, so a caller
+// holding a reply knows its request is recorded.
 // inline says the subscription's goroutine is answering, before micro's
 // handler returns: only then may micro's own error bookkeeping (req.Error)
 // be used.

@@ -12,7 +12,6 @@ package telemetry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -55,7 +54,7 @@ var active struct {
 // service (the resource's service.name unless OTEL_SERVICE_NAME says
 // otherwise), and returns what ends it: shutdown flushes the spans not yet
 // sent and, once every Setup of the process has shut down, puts the no-op
-// provider back. With tracing off it does nothing and shutdown is a no-op.
+// provider back; calling it again does nothing. With tracing off it does nothing and shutdown is a no-op.
 // While tracing is on, a further Setup shares it (its cfg is not read).
 func Setup(ctx context.Context, cfg config.Telemetry, service string) (shutdown func(context.Context) error, err error) {
 	if cfg.TracesURL == "" {
@@ -73,9 +72,8 @@ func Setup(ctx context.Context, cfg config.Telemetry, service string) (shutdown 
 	}
 	active.users++
 	var once sync.Once
-	return func(ctx context.Context) error {
-		err := errors.New("telemetry: shut down twice")
-		once.Do(func() { err = release(ctx) })
+	return func(ctx context.Context) (err error) {
+		once.Do(func() { err = release(ctx) }) // a second call changes nothing
 		return err
 	}, nil
 }
