@@ -21,6 +21,7 @@ import (
 	"github.com/nexus-broker/nexus/shared/config"
 	"github.com/nexus-broker/nexus/shared/httpserver"
 	"github.com/nexus-broker/nexus/shared/natsauth"
+	"github.com/nexus-broker/nexus/shared/telemetry"
 )
 
 // Lookup reads one configuration variable, like os.LookupEnv.
@@ -50,9 +51,10 @@ type System struct {
 	// HTTP listeners, by service name.
 	Listeners map[string]net.Listener
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	log    *slog.Logger
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	log        *slog.Logger
+	endTracing func(context.Context) error
 }
 
 // Start validates every service's configuration at once (each service reads
@@ -88,9 +90,14 @@ func Start(ctx context.Context, env Lookup, listeners map[string]net.Listener, l
 		}
 	}
 
+	// One process, one tracer provider (OTEL_*; off when unset), shared by
+	// the four services: their spans say which (nexus.service).
+	endTracing, err := telemetry.Setup(ctx, vcfg.Telemetry, "nexus")
+	if err != nil {
+		return nil, err
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &System{cancel: cancel, log: log, Listeners: map[string]net.Listener{}}
-	var err error
+	s := &System{cancel: cancel, log: log, Listeners: map[string]net.Listener{}, endTracing: endTracing}
 	if s.Vault, err = vault.Start(ctx, vcfg, log.With("service", "vault")); err != nil {
 		return nil, s.fail(fmt.Errorf("vault: %w", err))
 	}
@@ -157,7 +164,8 @@ func (s *System) fail(err error) error {
 	return errors.Join(err, s.Close(context.Background()))
 }
 
-// Close stops the HTTP servers, then the services in reverse order.
+// Close stops the HTTP servers, then the services in reverse order, then
+// sends the spans not yet sent.
 func (s *System) Close(ctx context.Context) error {
 	s.cancel() // Serve shuts each HTTP server down and closes its listener.
 	s.wg.Wait()
@@ -173,6 +181,9 @@ func (s *System) Close(ctx context.Context) error {
 	}
 	if s.Vault != nil {
 		errs = append(errs, s.Vault.Close(ctx))
+	}
+	if s.endTracing != nil {
+		errs = append(errs, s.endTracing(ctx))
 	}
 	return errors.Join(errs...)
 }

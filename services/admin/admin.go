@@ -89,6 +89,7 @@ type Service struct {
 	nc      *nats.Conn
 	svc     *natsx.Service
 	handler http.Handler
+	reg     *prometheus.Registry
 }
 
 // Start connects to PostgreSQL (applying admin's migrations) and NATS, and
@@ -123,6 +124,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	auditLog := audit.New(st, vault, log)
 	relay := keys.Relay{Client: vaultClient, Log: log}
 	prom := metrics.NewRegistry()
+	s.reg = prom
 	s.svc, err = natsx.NewService(s.nc, natsx.ServiceConfig{
 		Name:        "admin",
 		Version:     Version,
@@ -164,6 +166,10 @@ func (s *Service) routes(reg *registry.Registry, auditLog *audit.Log, relay keys
 	})
 	return mux
 }
+
+// Metrics is the service's Prometheus registry, what /metrics serves: the
+// deploy module's dashboard test checks its queries against it.
+func (s *Service) Metrics() *prometheus.Registry { return s.reg }
 
 // Handler serves /v1/providers, /v1/audit, /v1/keys and /v1/templates (bearer API key), /healthz,
 // /readyz and /metrics.

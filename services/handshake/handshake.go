@@ -333,6 +333,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	return s, nil
 }
 
+// Metrics is the service's Prometheus registry, what /metrics serves: the
+// deploy module's dashboard test checks its queries against it.
+func (s *Service) Metrics() *prometheus.Registry { return s.reg }
+
 // Handler serves the public browser edge: /v1/connect/{flow}, /v1/callback
 // and /healthz. Readiness and metrics are on InternalHandler, so the
 // internet sees neither dependency health nor traffic figures.

@@ -293,6 +293,10 @@ func newOwner() (string, error) {
 	return host + "-" + hex.EncodeToString(b), nil
 }
 
+// Metrics is the service's Prometheus registry, what /metrics serves: the
+// deploy module's dashboard test checks its queries against it.
+func (s *Service) Metrics() *prometheus.Registry { return s.reg }
+
 // Handler serves /healthz, /readyz (NATS and the stream) and /metrics.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()

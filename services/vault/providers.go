@@ -27,6 +27,8 @@ type providers struct {
 	guard  *guard.Guard
 	health healthStore
 	log    *slog.Logger
+	// metrics counts and times refreshes per provider (nil: not counted).
+	metrics *refreshMetrics
 }
 
 // healthStore records whether a provider's token endpoint accepts the
@@ -79,11 +81,13 @@ func (p providers) requestedConfig(ctx context.Context, cl store.Client, t provi
 // rotates the refresh token and answers after the caller's deadline would
 // leave the new token unsaved.
 func (p providers) Refresh(ctx context.Context, cl store.Client, refreshToken secret.Value) (store.Tokens, error) {
+	start := time.Now()
 	var t provider.Tokens
 	err := p.guard.DoWithin(ctx, cl.ProviderID, "token", provider.DefaultTimeout, func() (err error) {
 		t, err = p.c.Refresh(ctx, registration(cl), refreshToken)
 		return err
 	})
+	p.metrics.observe(cl.ProviderID, start, err)
 	p.noteHealth(ctx, cl, err)
 	return storedTokens(t, cl), err
 }

@@ -343,7 +343,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	// Every request to a provider-side URL goes through one egress guard.
 	out := egress.New(egress.Options{Private: cfg.ProviderNetworks})
-	prov := providers{c: provider.New(out, nil), health: st, log: log, guard: guard.New(guard.Config{
+	refreshes, err := newRefreshMetrics(s.reg)
+	if err != nil {
+		return nil, err
+	}
+	prov := providers{c: provider.New(out, nil), health: st, log: log, metrics: refreshes, guard: guard.New(guard.Config{
 		Concurrency: cfg.ProviderConcurrency, Trip: cfg.BreakerTrip, CoolDown: cfg.BreakerCoolDown, Log: log})}
 	limit, err := ratelimit.New(ratelimit.Options{
 		Endpoint: "tokens.refresh", Limits: cfg.RefreshLimits, Counter: st, Now: cfg.Now, Log: log, Registerer: s.reg,
@@ -355,9 +359,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if cfg.Refusals != (refresh.Refusals{}) {
 		refresher.SetRefusals(cfg.Refusals)
 	}
+	cacheCounts, err := api.NewCacheCounts(s.reg)
+	if err != nil {
+		return nil, err
+	}
 	h := api.New(api.Deps{Store: st, Provider: prov, Refresher: refresher, Cache: c, Log: log, Now: cfg.Now,
 		Verifier: static.NewVerifier(out, nil), Schemas: static.NewSchemas(), ProviderNetworks: cfg.ProviderNetworks,
-		RefreshLimit: limit, AuditLog: s.audit})
+		RefreshLimit: limit, AuditLog: s.audit, CacheCounts: cacheCounts})
 
 	if s.svc, err = natsx.NewService(s.nc, natsx.ServiceConfig{
 		Name:        Name,
@@ -405,6 +413,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	log.Info("vault started", "keys", keys)
 	return s, nil
 }
+
+// Metrics is the service's Prometheus registry, what /metrics serves: the
+// deploy module's dashboard test checks its queries against it.
+func (s *Service) Metrics() *prometheus.Registry { return s.reg }
 
 // Handler serves /healthz, /readyz (PostgreSQL and NATS) and /metrics.
 func (s *Service) Handler() http.Handler {

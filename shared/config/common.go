@@ -16,6 +16,8 @@ type Common struct {
 	// when unset) and this service's client certificate and key
 	// (NATS_CERT_FILE, NATS_KEY_FILE), for servers that verify clients.
 	NATSCAFile, NATSCertFile, NATSKeyFile string
+	// Telemetry is where traces go (OTEL_*); off when unset.
+	Telemetry Telemetry
 }
 
 // Common reads the variables every service needs. httpAddr is the service's
@@ -36,6 +38,7 @@ func (l *Loader) Common(httpAddr string) Common {
 	if (c.NATSCertFile == "") != (c.NATSKeyFile == "") {
 		l.Problem("NATS_CERT_FILE", "and NATS_KEY_FILE go together: a client certificate needs its key")
 	}
+	c.Telemetry = l.Telemetry()
 	return c
 }
 

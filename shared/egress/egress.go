@@ -109,7 +109,7 @@ func New(o Options) *Client {
 	return &Client{
 		private: o.Private,
 		hc: &http.Client{
-			Transport: rt,
+			Transport: newTracedTransport(rt),
 			Timeout:   o.Timeout,
 			// Never follow a redirect: Go would send the request again,
 			// form and Authorization header included, to wherever the

@@ -33,8 +33,9 @@ func (e noAnswerError) Unwrap() []error { return []error{e.err, ErrNoAnswer} }
 
 // Request sends req (JSON) to prefix+"."+subject and decodes the reply into
 // reply. An error reply comes back as a *messages.Error; no responder, or
-// no reply in time, as messages.ErrUnavailable and ErrNoAnswer.
-func (c *Client) Request(ctx context.Context, subject string, req, reply any) error {
+// no reply in time, as messages.ErrUnavailable and ErrNoAnswer. With tracing
+// on, the request is a span and carries its trace context in its headers.
+func (c *Client) Request(ctx context.Context, subject string, req, reply any) (err error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("encode %s request: %w", subject, err)
@@ -44,6 +45,29 @@ func (c *Client) Request(ctx context.Context, subject string, req, reply any) er
 	if c.APIKey != "" {
 		msg.Header.Set(messages.HeaderAPIKey, c.APIKey)
 	}
+	ctx, span := startRequest(ctx, msg.Subject, msg.Header)
+	if span != nil {
+		defer func() { endSpan(span, "", errorCode(err)) }()
+	}
+	return c.exchange(ctx, subject, msg, reply)
+}
+
+// errorCode is err's contract code for a span: "" for none, internal for
+// an error that is not the contract's.
+func errorCode(err error) string {
+	var me *messages.Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &me):
+		return string(me.Code)
+	default:
+		return string(messages.CodeInternal)
+	}
+}
+
+// exchange sends msg and reads the reply.
+func (c *Client) exchange(ctx context.Context, subject string, msg *nats.Msg, reply any) error {
 	resp, err := c.NC.RequestMsgWithContext(ctx, msg)
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {

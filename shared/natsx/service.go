@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/shared/apikey"
@@ -257,21 +258,22 @@ func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(context.
 	return g.AddEndpoint(name, micro.HandlerFunc(func(req micro.Request) {
 		start := time.Now()
 		caller, ok := s.cfg.Callers.Identify(req.Headers().Get(messages.HeaderAPIKey))
+		ctx, span := e.startHandling(context.Background(), req.Headers(), caller.Principal)
 		rec := AuditRecord{At: start, Caller: caller}
 		switch {
 		case !ok:
-			e.finish(req, &rec, nil, messages.Errorf(messages.CodeUnauthorized, "missing or invalid %s header", messages.HeaderAPIKey), true)
+			e.finish(req, &rec, span, nil, messages.Errorf(messages.CodeUnauthorized, "missing or invalid %s header", messages.HeaderAPIKey), true)
 			return
 		case !o.callers[caller.Principal]:
-			e.finish(req, &rec, nil, messages.Errorf(messages.CodeForbidden, "this key may not call %s", full), true)
+			e.finish(req, &rec, span, nil, messages.Errorf(messages.CodeForbidden, "this key may not call %s", full), true)
 			return
 		case len(req.Data()) > o.maxBytes:
-			e.finish(req, &rec, nil, messages.Errorf(messages.CodeInvalidRequest, "the request body is larger than %d bytes", o.maxBytes), true)
+			e.finish(req, &rec, span, nil, messages.Errorf(messages.CodeInvalidRequest, "the request body is larger than %d bytes", o.maxBytes), true)
 			return
 		}
 		var in Req
 		if err := Decode(req.Data(), &in); err != nil {
-			e.finish(req, &rec, nil, err, true)
+			e.finish(req, &rec, span, nil, err, true)
 			return
 		}
 		if e.audit != nil {
@@ -282,10 +284,10 @@ func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(context.
 				rec.Actor = a.AuditActor()
 			}
 		}
-		ctx := apikey.WithCaller(context.Background(), caller)
+		ctx = apikey.WithCaller(ctx, caller)
 		if fast != nil {
 			if reply, handled, err := callFast(ctx, e, in, fast); handled {
-				e.finish(req, &rec, reply, err, true)
+				e.finish(req, &rec, span, reply, err, true)
 				return
 			}
 		}
@@ -297,7 +299,7 @@ func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(context.
 			ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 			reply, err := call(ctx, e, in, h)
 			cancel()
-			e.finish(req, &pooled, reply, err, false)
+			e.finish(req, &pooled, span, reply, err, false)
 		}()
 	}), micro.WithEndpointSubject(last))
 }
@@ -334,12 +336,13 @@ func call[Req, Reply any](ctx context.Context, e *endpoint, in Req, h func(conte
 }
 
 // finish records the request (audited endpoints), sends the reply or the
-// error and records the duration. The audit record is taken before the
-// reply leaves, so a caller holding a reply knows its request is recorded.
+// error, records the duration and ends the request's span (nil with tracing
+// off). The audit record is taken before the reply leaves, so a caller
+// holding a reply knows its request is recorded.
 // inline says the subscription's goroutine is answering, before micro's
 // handler returns: only then may micro's own error bookkeeping (req.Error)
 // be used.
-func (e *endpoint) finish(req micro.Request, rec *AuditRecord, reply any, err error, inline bool) {
+func (e *endpoint) finish(req micro.Request, rec *AuditRecord, span trace.Span, reply any, err error, inline bool) {
 	var me *messages.Error
 	if err != nil {
 		me = e.contractError(err)
@@ -364,6 +367,7 @@ func (e *endpoint) finish(req micro.Request, rec *AuditRecord, reply any, err er
 	if e.s.duration != nil {
 		e.s.duration.WithLabelValues(e.subject, code).Observe(time.Since(rec.At).Seconds())
 	}
+	endSpan(span, rec.Caller.Principal, string(rec.Code))
 }
 
 // contractError is the one place where errors become the contract's: the

@@ -23,6 +23,7 @@ import (
 	"github.com/nexus-broker/nexus/shared/httpserver"
 	"github.com/nexus-broker/nexus/shared/logging"
 	"github.com/nexus-broker/nexus/shared/run/buildinfo"
+	"github.com/nexus-broker/nexus/shared/telemetry"
 )
 
 // Listener is an HTTP address and what is served there.
@@ -173,6 +174,19 @@ func LocalURL(addr, path string) (string, error) {
 func serve(name string, spec Spec, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Tracing, when OTEL_* asks for it, before the service and after it:
+	// the spans of its shutdown are sent too.
+	endTracing, err := telemetry.Setup(ctx, spec.Common.Telemetry, "nexus-"+name)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := endTracing(tctx); err != nil {
+			log.Warn("tracing", "err", err)
+		}
+	}()
 	svc, err := spec.Start(ctx, log)
 	if err != nil {
 		return fmt.Errorf("start: %w", err)

@@ -16,10 +16,14 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/refresher/internal/backoff"
 	"github.com/nexus-broker/nexus/services/refresher/internal/vaultapi"
 	"github.com/nexus-broker/nexus/shared/natsx"
+	"github.com/nexus-broker/nexus/shared/telemetry"
 )
 
 // Vault is what the loop asks of the vault.
@@ -154,6 +158,10 @@ func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 
 func (s *Scheduler) run(ctx context.Context, it messages.RefreshItem, timeout time.Duration) {
 	start := time.Now()
+	// Each run is a trace of its own (the claim that found it is not).
+	ctx, span := telemetry.Start(ctx, "github.com/nexus-broker/nexus/services/refresher/internal/schedule", "refresh",
+		trace.WithAttributes(attribute.String("nexus.provider_id", it.ProviderID)))
+	defer span.End()
 	reply, err := s.vault.RunRefresh(ctx, messages.RefreshRun{ConnectionID: it.ConnectionID, TokenVersion: it.TokenVersion}, timeout)
 	outcome := string(reply.Outcome)
 	if err != nil {
@@ -188,6 +196,7 @@ func (s *Scheduler) run(ctx context.Context, it messages.RefreshItem, timeout ti
 	}
 	s.cfg.Metrics.Outcomes.WithLabelValues(outcome).Inc()
 	s.cfg.Metrics.Duration.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+	span.SetAttributes(attribute.String("nexus.refresh_outcome", outcome))
 }
 
 // retrySoon defers a run that got no answer by the backoff's first delay:

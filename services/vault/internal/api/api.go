@@ -82,6 +82,8 @@ type Deps struct {
 
 	// RefreshLimit bounds tokens.refresh (nil for no limit).
 	RefreshLimit RateLimiter
+	// CacheCounts counts tokens.get's cache hits and misses (nil: not counted).
+	CacheCounts *CacheCounts
 }
 
 // Handlers answers the vault's subjects.
@@ -122,7 +124,7 @@ func (h *Handlers) Register(svc *natsx.Service) error {
 		natsx.Endpoint(svc, messages.SubjectConnectionsList, h.listConnections, gateway, audited),
 		natsx.Endpoint(svc, messages.SubjectConnectionsRevoke, h.revokeConnection, gateway, audited),
 		natsx.Endpoint(svc, messages.SubjectConnectionsConfirm, h.confirmConnection, gateway, audited),
-		natsx.FastEndpoint(svc, messages.SubjectTokensGet, h.getTokenFast, h.getToken, gateway, audited),
+		natsx.FastEndpoint(svc, messages.SubjectTokensGet, h.CacheCounts.count(h.getTokenFast), h.getToken, gateway, audited),
 		natsx.Endpoint(svc, messages.SubjectTokensRefresh, h.refreshToken, gateway, audited),
 		natsx.Endpoint(svc, messages.SubjectVaultConnectionsCreate, h.createConnection, handshake, audited),
 		natsx.Endpoint(svc, messages.SubjectVaultConnectionsFail, h.failConnection, handshake, audited),
