@@ -29,6 +29,12 @@ const (
 
 func startBroker(t *testing.T, popts oidcprovider.Options) *systemtest.Broker {
 	t.Helper()
+	return startBrokerEnv(t, popts, nil)
+}
+
+// startBrokerEnv is startBroker with extra environment for the services.
+func startBrokerEnv(t *testing.T, popts oidcprovider.Options, env map[string]string) *systemtest.Broker {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	natsURL, passwords := testkit.NATSWithUsers(t)
@@ -41,6 +47,7 @@ func startBroker(t *testing.T, popts oidcprovider.Options) *systemtest.Broker {
 		StateKey:           testkit.Key32(t),
 		APIKeys:            []string{gatewayKey, rotatedKey},
 		CrossWorkspaceKeys: []string{gatewayKey},
+		Env:                env,
 	}, popts)
 	if err != nil {
 		t.Fatalf("start broker: %v", err)
