@@ -90,7 +90,7 @@ func (b *browser) fail(format string, args ...any) {
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err == nil {
 		path := filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(b.t.Name())+".png")
 		if werr := os.WriteFile(path, shot, 0o644); werr == nil {
@@ -300,7 +300,7 @@ func TestConsoleBrowser(t *testing.T) {
 	t.Run("phone viewport", func(t *testing.T) {
 		br.t = t
 		br.do("emulate 390x844", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(3), chromedp.EmulateMobile))
-		for _, path := range []string{"/console/", "/console/providers", "/console/providers/new", "/console/providers/acme",
+		for _, path := range []string{"/console/", "/console/providers", "/console/providers/new", "/console/providers/new?template=zendesk", "/console/providers/acme",
 			"/console/connections", "/console/connections/" + needsUser, "/console/attention", "/console/events", "/console/audit", "/console/keys"} {
 			br.open(path)
 			if over := br.eval(`String(document.documentElement.scrollWidth - window.innerWidth)`); over != "0" && !strings.HasPrefix(over, "-") {
