@@ -2,6 +2,7 @@ package system_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -9,8 +10,13 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/shared/natsauth"
+	"github.com/nexus-broker/nexus/shared/natsx"
 	"github.com/nexus-broker/nexus/system/systemtest"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
 )
@@ -196,6 +202,64 @@ func TestConsoleHTTP(t *testing.T) {
 	}
 	if status := newConsoleClient(t, b).login(b.OperatorKey); status != http.StatusTooManyRequests {
 		t.Fatalf("the right key over the limit: %d, want 429 (the limit counts attempts, not failures)", status)
+	}
+}
+
+// TestConsoleAdminReach: what admin's key (the console's way to the
+// vault and the handshake) opens. handshake.begin only for a re-consent of
+// an existing connection without require_confirmation; no credential, by
+// the vault's key check as by NATS permissions.
+func TestConsoleAdminReach(t *testing.T) {
+	b := startBroker(t, oidcprovider.Options{})
+	ctx := ctxT(t)
+	if _, err := b.RegisterOIDC(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	id := connect(t, b, "ws-1")
+	nc, err := nats.Connect(b.Infra.NATSURL, nats.UserInfo(natsauth.Admin, b.Infra.NATSPasswords[natsauth.Admin]),
+		nats.CustomInboxPrefix(natsauth.InboxPrefix(natsauth.Admin)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	adminKey := b.Env["ADMIN_SERVICE_KEY"]
+	admin := &natsx.Client{NC: nc, Prefix: messages.DefaultPrefix, APIKey: adminKey}
+	returnURL := b.Agent.URL + "/return"
+
+	for _, tc := range []struct {
+		name string
+		req  messages.BeginRequest
+	}{
+		{"a new consent", messages.BeginRequest{Provider: "acme", WorkspaceID: "ws-1", ReturnURL: returnURL}},
+		{"a re-consent bound to a confirmation", messages.BeginRequest{Provider: "acme", WorkspaceID: "ws-1", ReturnURL: returnURL, ConnectionID: id, RequireConfirmation: true}},
+	} {
+		var out messages.BeginReply
+		if err := admin.Request(ctx, messages.SubjectHandshakeBegin, tc.req, &out); !errors.Is(err, messages.ErrForbidden) {
+			t.Fatalf("admin began %s: %v %+v, want forbidden", tc.name, err, out)
+		}
+	}
+	var link messages.BeginReply
+	if err := admin.Request(ctx, messages.SubjectHandshakeBegin, messages.BeginRequest{Provider: "acme", WorkspaceID: "ws-1", ReturnURL: returnURL, ConnectionID: id}, &link); err != nil || link.ConnectionID != id {
+		t.Fatalf("admin's re-consent: %v %+v", err, link)
+	}
+	// Another workspace's name for the connection: the vault knows none.
+	if err := admin.Request(ctx, messages.SubjectHandshakeBegin, messages.BeginRequest{Provider: "acme", WorkspaceID: "ws-2", ReturnURL: returnURL, ConnectionID: id}, &link); !errors.Is(err, messages.ErrNotFound) {
+		t.Fatalf("a re-consent in the wrong workspace: %v", err)
+	}
+
+	// No credential: the vault refuses admin's key on tokens.get (over the
+	// Gateway's own NATS user, so only the key check stands in the way)...
+	viaGateway := &natsx.Client{NC: b.NC, Prefix: messages.DefaultPrefix, APIKey: adminKey}
+	var cred messages.Credential
+	if err := viaGateway.Request(ctx, messages.SubjectTokensGet, messages.TokenRequest{ConnectionID: id, WorkspaceID: "ws-1"}, &cred); !errors.Is(err, messages.ErrForbidden) {
+		t.Fatalf("tokens.get with admin's key: %v, want forbidden", err)
+	}
+	// ... and admin's NATS user may not even ask: the server drops the
+	// request (a permissions violation), so no answer comes.
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := admin.Request(short, messages.SubjectTokensGet, messages.TokenRequest{ConnectionID: id, WorkspaceID: "ws-1"}, &cred); !errors.Is(err, natsx.ErrNoAnswer) || cred.AccessToken != "" {
+		t.Fatalf("admin's NATS user on tokens.get: %v, want no answer", err)
 	}
 }
 
