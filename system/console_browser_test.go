@@ -153,7 +153,35 @@ func (b *browser) forget() {
 func (b *browser) login(key string) {
 	b.t.Helper()
 	b.open("/console/login")
-	b.do("sign in", chromedp.SendKeys(chromedp.CSS("#key"), key), chromedp.Click(chromedp.CSS("#login button")), chromedp.WaitVisible(chromedp.CSS("h1")))
+	b.do("sign in", chromedp.SendKeys(chromedp.CSS("#key"), key), navigates(chromedp.Click(chromedp.CSS("#login button"))))
+}
+
+// navigates runs an action that leads to another page, and waits until
+// that page is loaded: the page before is marked, and the mark is gone
+// only from a new document.
+// While the page changes, an evaluation can fail (its context is gone):
+// such failures only mean "not yet".
+func navigates(a chromedp.Action[chromedp.Void]) chromedp.Action[chromedp.Void] {
+	mark := chromedp.Evaluate[bool](`window.__left = true`)
+	arrived := chromedp.Evaluate[bool](`!window.__left && document.readyState === "complete"`)
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		if _, err := mark(ctx, t); err != nil {
+			return chromedp.Void{}, err
+		}
+		if _, err := a(ctx, t); err != nil {
+			return chromedp.Void{}, err
+		}
+		for {
+			if ok, err := arrived(ctx, t); err == nil && ok {
+				return chromedp.Void{}, nil
+			}
+			select {
+			case <-ctx.Done():
+				return chromedp.Void{}, fmt.Errorf("the next page never loaded: %w", ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
 }
 
 // TestConsoleBrowser drives the console in headless Chromium against the
@@ -174,7 +202,7 @@ func TestConsoleBrowser(t *testing.T) {
 	needsUser := connect(t, b, "ws-1")
 	br := newBrowser(t, b.AdminURL)
 
-	t.Run("sign-in", func(t *testing.T) {
+	signedIn := t.Run("sign-in", func(t *testing.T) {
 		br.t = t
 		for name, key := range map[string]string{"wrong key": "not-a-key-of-this-broker", "Gateway key": gatewayKey} {
 			br.login(key)
@@ -193,6 +221,9 @@ func TestConsoleBrowser(t *testing.T) {
 		}
 		br.cleanPage("sign-in")
 	})
+	if !signedIn {
+		return // every page below needs the session
+	}
 
 	t.Run("provider from a template", func(t *testing.T) {
 		br.t = t
