@@ -166,7 +166,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		s.console, err = console.New(console.Options{
 			Registry: reg, Templates: cat, Audit: auditLog, Keys: relay,
 			Services: vaultClient, Events: js, Prefix: cfg.Prefix,
-			Callers: callers, Pool: s.pool, URL: cfg.PublicURL, LoginRate: cfg.ConsoleLoginRate,
+			Callers: callers, OperatorKeys: cfg.OperatorKeys, Pool: s.pool, URL: cfg.PublicURL, LoginRate: cfg.ConsoleLoginRate,
 			Registerer: prom, Log: log,
 		})
 	}

@@ -89,7 +89,11 @@ type Options struct {
 	Events jetstream.JetStream
 	Prefix string // the subject prefix
 	// Callers are the keys admin accepts; only an operator's signs in.
-	Callers *apikey.Set
+	// OperatorKeys are ADMIN_API_KEY's: a session lasts only while the key
+	// it was opened with is still one of them (a key removed in a rotation
+	// ends its sessions when admin restarts with the new list).
+	Callers      *apikey.Set
+	OperatorKeys []string
 	// Pool holds the sessions and the login counts (schema admin).
 	Pool *pgxpool.Pool
 	// URL is where operators open admin (ADMIN_PUBLIC_URL): its origin is
@@ -134,7 +138,13 @@ func New(o Options) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Console{o: o, sessions: &sessions{pool: o.Pool, now: o.Now}, limit: limit, pages: p}
+	live := map[string]bool{}
+	for _, k := range o.OperatorKeys {
+		if caller, ok := o.Callers.Identify(k); ok && caller.Principal == apikey.Operator {
+			live[caller.KeyID] = true
+		}
+	}
+	c := &Console{o: o, sessions: &sessions{pool: o.Pool, now: o.Now, live: live}, limit: limit, pages: p}
 	c.mux = c.routes()
 	return c, nil
 }

@@ -96,6 +96,11 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			// A session that ended (logout, expiry, its key removed) ends
+			// its stream too.
+			if _, _, err := c.current(r); err != nil {
+				return
+			}
 			if c.send(rc, w, ": heartbeat\n\n") != nil {
 				return
 			}

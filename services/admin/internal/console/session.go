@@ -38,6 +38,8 @@ type session struct {
 type sessions struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
+	// live are the ids of the operator keys configured now.
+	live map[string]bool
 }
 
 // randomToken is 32 random bytes, base64url.
@@ -68,7 +70,7 @@ func (s *sessions) create(ctx context.Context, keyID string) (string, session, e
 	return id, se, nil
 }
 
-// get reads the live session id names.
+// get reads the live session id names, if its key is still configured.
 func (s *sessions) get(ctx context.Context, id string) (session, error) {
 	if id == "" {
 		return session{}, errNoSession
@@ -81,6 +83,9 @@ func (s *sessions) get(ctx context.Context, id string) (session, error) {
 	}
 	if err != nil {
 		return session{}, fmt.Errorf("console: read session: %w", err)
+	}
+	if !s.live[se.KeyID] {
+		return session{}, errNoSession // opened with a key no longer configured
 	}
 	return se, nil
 }
