@@ -17,6 +17,8 @@ replace github.com/nexus-broker/nexus/services/refresher => ../services/refreshe
 replace github.com/nexus-broker/nexus/testing/oidcprovider => ../testing/oidcprovider
 
 require (
+	github.com/chromedp/cdproto v0.159.0
+	github.com/chromedp/chromedp v0.23.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
@@ -48,6 +50,13 @@ require (
 require (
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/otel/log v1.47.0 // indirect
+)
+
+require (
+	github.com/aws/aws-sdk-go-v2 v1.48.0 // indirect
+	github.com/aws/smithy-go v1.28.9 // indirect
+	github.com/go-json-experiment/json v1.27.2 // indirect
+	github.com/sony/gobreaker/v2 v2.4.0 // indirect
 )
 
 require (

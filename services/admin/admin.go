@@ -6,7 +6,8 @@
 // (NATS, and GET /v1/audit) reads those records with the vault's. It also
 // relays the vault's report on its encryption keys (v1.admin.keys.status,
 // GET /v1/keys), and serves the provider catalog providers can be created
-// from (v1.admin.providers.templates.*, GET /v1/templates).
+// from (v1.admin.providers.templates.*, GET /v1/templates), and the
+// operator web console under /console/ (internal/console).
 package admin
 
 import (
@@ -15,14 +16,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nexus-broker/nexus/services/admin/internal/audit"
 	"github.com/nexus-broker/nexus/services/admin/internal/catalog"
+	"github.com/nexus-broker/nexus/services/admin/internal/console"
 	"github.com/nexus-broker/nexus/services/admin/internal/httpapi"
 	"github.com/nexus-broker/nexus/services/admin/internal/keys"
 	"github.com/nexus-broker/nexus/services/admin/internal/natsapi"
@@ -37,6 +41,7 @@ import (
 	"github.com/nexus-broker/nexus/shared/natsauth"
 	"github.com/nexus-broker/nexus/shared/natsx"
 	"github.com/nexus-broker/nexus/shared/pg"
+	"github.com/nexus-broker/nexus/shared/ratelimit"
 )
 
 // Version is the micro service version.
@@ -58,10 +63,17 @@ type Config struct {
 	// discovery may reach although the egress guard refuses them by
 	// default, and the only ones plain http may reach.
 	ProviderNetworks egress.Networks
+	// PublicURL (ADMIN_PUBLIC_URL, optional) is where operators open admin:
+	// the console accepts forms from its origin only, and an https one
+	// makes its cookies Secure.
+	PublicURL *url.URL
+	// ConsoleLoginRate (CONSOLE_LOGIN_RATE) bounds console sign-in attempts
+	// per client address.
+	ConsoleLoginRate ratelimit.Rate
 }
 
-// LoadConfig reads the common variables, DATABASE_URL and
-// PROVIDER_PRIVATE_NETWORKS, nothing else. A DATABASE_URL that cannot be
+// LoadConfig reads the common variables, DATABASE_URL,
+// PROVIDER_PRIVATE_NETWORKS, ADMIN_PUBLIC_URL and CONSOLE_LOGIN_RATE, nothing else. A DATABASE_URL that cannot be
 // read is reported with the other problems, without its password.
 func LoadConfig(l *config.Loader) Config {
 	c := Config{
@@ -73,6 +85,10 @@ func LoadConfig(l *config.Loader) Config {
 		ServiceKeys:   l.Keys(config.AdminServiceKeys, "the key admin presents to the vault", true),
 
 		ProviderNetworks: egress.Load(l),
+		ConsoleLoginRate: ratelimit.Load(l, "CONSOLE_LOGIN_RATE", console.DefaultLoginRate),
+	}
+	if l.String("ADMIN_PUBLIC_URL", "") != "" {
+		c.PublicURL = l.URL("ADMIN_PUBLIC_URL", "", "http", "https")
 	}
 	if c.DatabaseURL != "" {
 		if err := pg.CheckURL(c.DatabaseURL); err != nil {
@@ -88,6 +104,7 @@ type Service struct {
 	pool    *pgxpool.Pool
 	nc      *nats.Conn
 	svc     *natsx.Service
+	console *console.Console
 	handler http.Handler
 	reg     *prometheus.Registry
 }
@@ -146,12 +163,26 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		_ = s.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
+	js, err := jetstream.New(s.nc)
+	if err == nil {
+		s.console, err = console.New(console.Options{
+			Registry: reg, Templates: cat, Audit: auditLog, Keys: relay,
+			Services: vaultClient, Events: js, Prefix: cfg.Prefix,
+			Callers: callers, OperatorKeys: cfg.OperatorKeys, Pool: s.pool, URL: cfg.PublicURL, LoginRate: cfg.ConsoleLoginRate,
+			Registerer: prom, Log: log,
+		})
+	}
+	if err != nil {
+		_ = s.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("admin: console: %w", err)
+	}
 	s.handler = s.routes(reg, auditLog, relay, cat, callers, prom)
 	return s, nil
 }
 
 func (s *Service) routes(reg *registry.Registry, auditLog *audit.Log, relay keys.Relay, cat *catalog.Catalog, callers *apikey.Set, prom *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle(console.Prefix, s.console.Handler())
 	api := httpserver.RequireBearer(callers, apikey.Operator, s.log, httpapi.New(reg, auditLog, s.log))
 	mux.Handle("/v1/providers", api)
 	mux.Handle("/v1/providers/", api)
@@ -171,8 +202,8 @@ func (s *Service) routes(reg *registry.Registry, auditLog *audit.Log, relay keys
 // deploy module's dashboard test checks its queries against it.
 func (s *Service) Metrics() *prometheus.Registry { return s.reg }
 
-// Handler serves /v1/providers, /v1/audit, /v1/keys and /v1/templates (bearer API key), /healthz,
-// /readyz and /metrics.
+// Handler serves /v1/providers, /v1/audit, /v1/keys and /v1/templates (bearer API key),
+// the console under /console/ (its own sign-in), /healthz, /readyz and /metrics.
 func (s *Service) Handler() http.Handler { return s.handler }
 
 // Close stops the endpoints, drains NATS and closes the pool.

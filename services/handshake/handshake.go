@@ -96,6 +96,10 @@ type Config struct {
 	// own, presented to the vault and admin (the first; the others are
 	// older ones during a rotation).
 	GatewayKeys, ServiceKeys []string
+	// AdminKeys (ADMIN_SERVICE_KEY, optional): admin's, which may begin a
+	// re-consent of an existing connection for the operator console (a
+	// link to hand its user), and nothing else.
+	AdminKeys []string
 
 	// ProviderNetworks (PROVIDER_PRIVATE_NETWORKS) are the networks
 	// discovery may reach although the egress guard refuses them by
@@ -135,6 +139,7 @@ func LoadConfig(l *config.Loader) Config {
 		RedisKeyPrefix:    l.String("REDIS_KEY_PREFIX", flow.DefaultPrefix),
 		GatewayKeys:       l.Keys(config.GatewayKeys, "the keys the Gateway presents", true),
 		ServiceKeys:       l.Keys(config.HandshakeServiceKeys, "the key the handshake presents to the vault and admin", true),
+		AdminKeys:         l.Keys(config.AdminServiceKeys, "the key admin presents to begin a re-consent for the console", false),
 		BeginLimits: ratelimit.Limits{
 			PerKey:       ratelimit.Load(l, "BEGIN_RATE_PER_KEY", DefaultBeginRatePerKey),
 			PerWorkspace: ratelimit.Load(l, "BEGIN_RATE_PER_WORKSPACE", DefaultBeginRatePerWorkspace),
@@ -314,7 +319,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Version:     Version,
 		Description: "Nexus Broker handshake: starts consents and receives provider callbacks",
 		Prefix:      cfg.Prefix,
-		Callers:     apikey.NewSet().Add(apikey.Gateway, cfg.GatewayKeys),
+		Callers:     apikey.NewSet().Add(apikey.Gateway, cfg.GatewayKeys).Add(apikey.Admin, cfg.AdminKeys),
 		Log:         log,
 		Registerer:  s.reg,
 	}); err != nil {

@@ -99,7 +99,17 @@ func Users(prefix string) []User {
 		{
 			Name:      Admin,
 			Subscribe: append([]string{p("v1.admin.>"), inbox(Admin)}, srv("admin")...),
-			Publish:   []string{p("v1.vault.clients.>"), p("v1.vault.audit.list"), p("v1.vault.keys.status")},
+			// The console's: connections read and revoked at the vault, a
+			// re-consent begun at the handshake, and the live events read
+			// through consumers of its own (any name, filtered to the event
+			// subjects, no acknowledgements: they are discarded when idle).
+			Publish: []string{
+				p("v1.vault.clients.>"), p("v1.vault.audit.list"), p("v1.vault.keys.status"),
+				p("v1.connections.get"), p("v1.connections.list"), p("v1.connections.revoke"), p("v1.handshake.begin"),
+				"$JS.API.INFO", "$JS.API.STREAM.INFO." + stream,
+				"$JS.API.CONSUMER.CREATE." + stream + ".*." + p("events.>"),
+				"$JS.API.CONSUMER.MSG.NEXT." + stream + ".*",
+			},
 			Responder: true,
 		},
 		{

@@ -64,13 +64,19 @@ func New(d Deps) *Handler {
 	return &Handler{d: d}
 }
 
-// Register adds the endpoint to svc.
+// Register adds the endpoint to svc. The Gateway begins any consent; admin
+// (the operator console) only a re-consent of an existing connection, whose
+// link the operator hands its user: the grant still goes to the vault, and
+// the tokens only ever to the Gateway.
 func (h *Handler) Register(svc *natsx.Service) error {
-	return natsx.Endpoint(svc, messages.SubjectHandshakeBegin, h.Begin, natsx.For(apikey.Gateway))
+	return natsx.Endpoint(svc, messages.SubjectHandshakeBegin, h.Begin, natsx.For(apikey.Gateway, apikey.Admin))
 }
 
 // Begin starts a consent.
 func (h *Handler) Begin(ctx context.Context, req messages.BeginRequest) (*messages.BeginReply, error) {
+	if natsx.CallerOf(ctx).Principal == apikey.Admin && (req.ConnectionID == "" || req.RequireConfirmation) {
+		return nil, messages.Errorf(messages.CodeForbidden, "admin may only begin a re-consent of an existing connection, without require_confirmation")
+	}
 	if err := checkRequest(&req); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,129 @@
+package console
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/nexus-broker/nexus/messages"
+)
+
+// serviceTimeout bounds a call to the vault or the handshake.
+const serviceTimeout = 10 * time.Second
+
+func (c *Console) request(ctx context.Context, subject string, req, reply any) error {
+	ctx, cancel := context.WithTimeout(ctx, serviceTimeout)
+	defer cancel()
+	return c.o.Services.Request(ctx, subject, req, reply)
+}
+
+// connectionsData is the connections page: the filters and one page.
+type connectionsData struct {
+	Workspace, Provider, Status string
+	Statuses                    []messages.ConnectionStatus
+	Page                        messages.ListConnectionsReply
+	// Next is the query of the next page, when there is one.
+	Next string
+}
+
+var statuses = []messages.ConnectionStatus{
+	messages.StatusPending, messages.StatusActive, messages.StatusAttentionRequired,
+	messages.StatusRevoked, messages.StatusFailed, messages.StatusExpired,
+}
+
+// connections lists connections by workspace, provider and status (the
+// vault's connections.list, which serves admin: no token material).
+func (c *Console) connections(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	d := connectionsData{Workspace: q.Get("workspace"), Provider: q.Get("provider"), Status: q.Get("status"), Statuses: statuses}
+	req := messages.ListConnectionsRequest{WorkspaceID: d.Workspace, Provider: d.Provider, Status: messages.ConnectionStatus(d.Status), Cursor: q.Get("cursor")}
+	if err := c.request(r.Context(), messages.SubjectConnectionsList, req, &d.Page); err != nil {
+		c.fail(w, r, "Connections", err)
+		return
+	}
+	if d.Page.NextCursor != "" {
+		next := url.Values{"workspace": {d.Workspace}, "provider": {d.Provider}, "status": {d.Status}, "cursor": {d.Page.NextCursor}}
+		d.Next = next.Encode()
+	}
+	c.render(w, r, http.StatusOK, "connections", d, view{Title: "Connections", Nav: "connections"})
+}
+
+// connectionData is one connection's page; Link is a re-consent link just made.
+type connectionData struct {
+	C    messages.Connection
+	Link *messages.BeginReply
+	// ReturnURL is the re-consent form's last value.
+	ReturnURL string
+}
+
+func (c *Console) getConnection(ctx context.Context, id string) (messages.Connection, error) {
+	var conn messages.Connection
+	err := c.request(ctx, messages.SubjectConnectionsGet, messages.ConnectionRef{ConnectionID: id}, &conn)
+	return conn, err
+}
+
+// connection inspects one connection: status, scopes, metadata, config, why
+// it needs attention. Connections carry no token material.
+func (c *Console) connection(w http.ResponseWriter, r *http.Request) {
+	conn, err := c.getConnection(r.Context(), r.PathValue("id"))
+	if err != nil {
+		c.fail(w, r, "Connection", err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "connection", connectionData{C: conn}, view{Title: "Connection", Nav: "connections", Notice: notice(r)})
+}
+
+// revoke revokes a connection (its secrets wiped, and revoked at the
+// provider where it can be); the page asked for a confirmation first
+// (the form's confirm box).
+func (c *Console) revoke(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if r.PostFormValue("confirm") != "yes" {
+		c.render(w, r, http.StatusBadRequest, "error", nil, view{Title: "Not revoked", Error: "Tick the confirmation box to revoke the connection."})
+		return
+	}
+	var conn messages.Connection
+	if err := c.request(r.Context(), messages.SubjectConnectionsRevoke, messages.ConnectionRef{ConnectionID: id}, &conn); err != nil {
+		c.fail(w, r, "Revoke", err)
+		return
+	}
+	c.o.Log.Info("console: connection revoked", "connection_id", conn.ConnectionID, "key_id", sessionOf(r.Context()).KeyID)
+	http.Redirect(w, r, Prefix+"connections/"+url.PathEscape(conn.ConnectionID)+"?notice=revoked", http.StatusSeeOther)
+}
+
+// attention is the queue of connections only their users can fix.
+func (c *Console) attention(w http.ResponseWriter, r *http.Request) {
+	var page messages.ListConnectionsReply
+	req := messages.ListConnectionsRequest{Status: messages.StatusAttentionRequired, Cursor: r.URL.Query().Get("cursor")}
+	if err := c.request(r.Context(), messages.SubjectConnectionsList, req, &page); err != nil {
+		c.fail(w, r, "Attention", err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "attention", page, view{Title: "Needs attention", Nav: "attention"})
+}
+
+// reconsent begins a re-consent of the connection (handshake.begin naming
+// it, as admin: the handshake lets admin begin nothing else) and shows the
+// link to hand its user. The link carries no credential; whoever opens it
+// first owns the consent, and the tokens it yields go to the vault and are
+// served only to the Gateway.
+func (c *Console) reconsent(w http.ResponseWriter, r *http.Request) {
+	conn, err := c.getConnection(r.Context(), r.PathValue("id"))
+	if err != nil {
+		c.fail(w, r, "Re-consent", err)
+		return
+	}
+	returnURL := strings.TrimSpace(r.PostFormValue("return_url"))
+	var link messages.BeginReply
+	if err := c.request(r.Context(), messages.SubjectHandshakeBegin, messages.BeginRequest{
+		Provider: conn.ProviderID, WorkspaceID: conn.WorkspaceID, ConnectionID: conn.ConnectionID, ReturnURL: returnURL,
+	}, &link); err != nil {
+		status, msg := c.describe(err)
+		c.render(w, r, status, "connection", connectionData{C: conn, ReturnURL: returnURL}, view{Title: "Connection", Nav: "connections", Error: msg})
+		return
+	}
+	c.o.Log.Info("console: re-consent begun", "connection_id", conn.ConnectionID, "key_id", sessionOf(r.Context()).KeyID)
+	c.render(w, r, http.StatusOK, "connection", connectionData{C: conn, Link: &link, ReturnURL: returnURL}, view{Title: "Connection", Nav: "connections"})
+}
