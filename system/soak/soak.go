@@ -1,0 +1,235 @@
+// Package soak runs the broker for a while with many connections whose
+// access tokens live briefly, two (or more) refreshers renewing them
+// against the loopback fosite provider with refresh-token rotation, and a
+// tokens.get load sampling the connections, and reports what it saw: how
+// fast the refreshers renewed and how far behind they fell, what tokens.get
+// served, and whether anything broke the broker's promises (an expired
+// token served, a token the provider refuses, a refresh token presented
+// twice). The nexus-soak command and the short soak of `make test` both
+// run it.
+//
+// The connections are seeded straight into the vault's database
+// (services/vault/seed) with refresh tokens minted at the provider, their
+// access tokens' expiries spread over one lifetime, so renewals run at a
+// steady rate from the start: at half the lifetime for a token that lives
+// less than twice REFRESH_LEAD_TIME (5 minutes), each connection is renewed
+// every TokenTTL/2, i.e. 2 × Connections / TokenTTL renewals a second.
+package soak
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nexus-broker/nexus/services/refresher"
+	"github.com/nexus-broker/nexus/services/vault/seed"
+	"github.com/nexus-broker/nexus/shared/config"
+	"github.com/nexus-broker/nexus/shared/natsauth"
+	"github.com/nexus-broker/nexus/system"
+	"github.com/nexus-broker/nexus/system/systemtest"
+	"github.com/nexus-broker/nexus/testing/oidcprovider"
+)
+
+// Config is one soak.
+type Config struct {
+	Connections int
+	// Duration is how long the load runs once the connections are seeded.
+	Duration time.Duration
+	// TokenTTL is the provider's access token lifetime.
+	TokenTTL time.Duration
+	// Refreshers is how many refresher replicas run (at least 1).
+	Refreshers int
+	// Rate is how many tokens.get a second the load sends, Workers at most
+	// in flight, each asking for MinValid of validity.
+	Rate, Workers int
+	MinValid      time.Duration
+	// Every is how often the database is looked at for lag (and a progress
+	// line written to Progress, when set).
+	Every    time.Duration
+	Progress io.Writer
+	Log      *slog.Logger
+}
+
+// Defaults for what a Config leaves zero.
+const (
+	DefaultRefreshers = 2
+	DefaultRate       = 200
+	DefaultWorkers    = 16
+	DefaultMinValid   = 5 * time.Second
+	DefaultEvery      = 5 * time.Second
+)
+
+// Workspace is where the seeded connections are.
+const Workspace = "ws-soak"
+
+// providerName is the provider the soak registers with admin.
+const providerName = "soak"
+
+// seededPrefix starts every seeded access token: they are not the
+// provider's, so the load checks only their expiry, not at the provider.
+const seededPrefix = "soak-seeded-"
+
+func (c *Config) defaults() error {
+	if c.Connections < 1 || c.Duration <= 0 || c.TokenTTL < 2*time.Second {
+		return fmt.Errorf("soak: need connections >= 1, a duration and a token TTL of at least 2s (got %d, %s, %s)", c.Connections, c.Duration, c.TokenTTL)
+	}
+	if c.MinValid == 0 {
+		c.MinValid = DefaultMinValid
+	}
+	if c.MinValid >= c.TokenTTL/2 {
+		return fmt.Errorf("soak: min valid %s must be under half the token TTL %s, where the refreshers renew", c.MinValid, c.TokenTTL)
+	}
+	for _, d := range []struct {
+		v   *int
+		def int
+	}{{&c.Refreshers, DefaultRefreshers}, {&c.Rate, DefaultRate}, {&c.Workers, DefaultWorkers}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+	if c.Every <= 0 {
+		c.Every = DefaultEvery
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Run starts the broker on infra (a fresh database; systemtest.Start fills
+// in the rest), seeds the connections, runs the load for c.Duration and
+// reports. An error means the soak could not run; a run that broke a
+// promise returns its report, whose Problems say which.
+func Run(ctx context.Context, infra systemtest.Infra, c Config) (*Report, error) {
+	if err := c.defaults(); err != nil {
+		return nil, err
+	}
+	progress := func(format string, args ...any) {
+		if c.Progress != nil {
+			fmt.Fprintf(c.Progress, format+"\n", args...)
+		}
+	}
+	infra.Log = c.Log
+	b, err := systemtest.Start(ctx, infra, oidcprovider.Options{AccessTokenLifespan: c.TokenTTL})
+	if err != nil {
+		return nil, fmt.Errorf("start broker: %w", err)
+	}
+	defer b.Close()
+	p, err := b.RegisterOIDC(ctx, providerName)
+	if err != nil {
+		return nil, fmt.Errorf("register provider: %w", err)
+	}
+	refreshers := []http.Handler{b.Sys.Refresher.Handler()}
+	for range c.Refreshers - 1 {
+		r, err := startRefresher(ctx, b, c.Log)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close(context.Background())
+		refreshers = append(refreshers, r.Handler())
+	}
+	pool, err := pgxpool.New(ctx, infra.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+
+	start := time.Now()
+	ids, err := seedConnections(ctx, b, pool, p.ID, c)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{Config: c, Seeding: time.Since(start)}
+	progress("seeded %d connections in %s (refresh tokens minted at the provider, access tokens expiring over the next %s)",
+		c.Connections, r.Seeding.Round(time.Millisecond), c.TokenTTL)
+
+	w := &watch{pool: pool, provider: b.Provider, every: c.Every, progress: progress}
+	l := newLoad(b, ids, c)
+	runCtx, cancel := context.WithTimeout(ctx, c.Duration)
+	defer cancel()
+	grants0 := b.Provider.RefreshGrants()
+	loadStart := time.Now()
+	done := l.run(runCtx)
+	if err := w.run(runCtx, l); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return nil, err
+	}
+	<-done
+	r.Elapsed = time.Since(loadStart)
+	r.Refreshes = b.Provider.RefreshGrants() - grants0
+	r.Lag = w.lag
+	r.Tokens = l.stats()
+	if r.Refreshers, err = outcomes(refreshers); err != nil {
+		return nil, err
+	}
+	r.Redemptions = redemptions(b.Provider)
+	if r.Final, err = final(ctx, pool); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// startRefresher runs one more refresher replica beside the broker's, with
+// its configuration, as another process would.
+func startRefresher(ctx context.Context, b *systemtest.Broker, log *slog.Logger) (*refresher.Service, error) {
+	cfg := refresher.LoadConfig(config.FromMap(b.Env))
+	if pw := b.Env[system.NATSPasswordVar(natsauth.Refresher)]; pw != "" {
+		cfg.NATSURL = system.WithNATSUser(cfg.NATSURL, natsauth.Refresher, pw)
+	}
+	r, err := refresher.Start(ctx, cfg, log.With("service", "refresher-2"))
+	if err != nil {
+		return nil, fmt.Errorf("second refresher: %w", err)
+	}
+	return r, nil
+}
+
+// seedConnections mints a refresh token at the provider for each
+// connection and seeds them, access tokens expiring evenly over the next
+// TokenTTL (the first at once: due at once).
+func seedConnections(ctx context.Context, b *systemtest.Broker, pool *pgxpool.Pool, providerID string, c Config) ([]string, error) {
+	scopes := []string{"openid", "offline_access", "profile"} // what RegisterOIDC asks for
+	refresh := make([]string, c.Connections)
+	for i := range refresh {
+		rt, err := b.Provider.MintRefreshToken(systemtest.ClientID, scopes)
+		if err != nil {
+			return nil, err
+		}
+		refresh[i] = rt
+	}
+	ring, err := seed.Keyring(b.Infra.EncryptionKey)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	return seed.Connections(ctx, pool, ring, seed.Spec{
+		ProviderID: providerID, WorkspaceID: Workspace, Count: c.Connections, Scopes: scopes,
+		Tokens: func(i int) (seed.Tokens, error) {
+			return seed.Tokens{Access: fmt.Sprintf("%s%d", seededPrefix, i), Refresh: refresh[i]}, nil
+		},
+		ExpiresAt: func(i int) time.Time { return now.Add(c.TokenTTL * time.Duration(i) / time.Duration(c.Connections)) },
+	})
+}
+
+// redemptions counts the refresh tokens the provider saw presented, and
+// those presented more than once.
+func redemptions(p *oidcprovider.Server) Redemptions {
+	var r Redemptions
+	for _, n := range p.RefreshTokenUses() {
+		r.Tokens++
+		if n > 1 {
+			r.Reused++
+		}
+	}
+	reuses := p.RefreshTokenReuses()
+	r.RotatedPresented = reuses.Within + reuses.Beyond
+	return r
+}
+
+// isSeeded reports whether an access token is one the soak seeded.
+func isSeeded(token string) bool { return strings.HasPrefix(token, seededPrefix) }
