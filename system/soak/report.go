@@ -129,8 +129,8 @@ func (r *Report) Problems() []string {
 func (r *Report) Print(w io.Writer) {
 	c, t := r.Config, r.Tokens
 	secs := r.Elapsed.Seconds()
-	fmt.Fprintf(w, "\nnexus-soak: %d connections, access tokens of %s (renewed at half life: %.1f/s expected), %d refreshers, tokens.get at %d/s asking %s of validity, for %s\n",
-		c.Connections, c.TokenTTL, 2*float64(c.Connections)/c.TokenTTL.Seconds(), c.Refreshers, c.Rate, c.MinValid, r.Elapsed.Round(time.Second))
+	fmt.Fprintf(w, "\nnexus-soak: %d connections, access tokens of %s (each renewed every %s: %.1f/s expected), %d refreshers, tokens.get at %d/s asking %s of validity, for %s\n",
+		c.Connections, c.TokenTTL, c.RenewEvery(), float64(c.Connections)/c.RenewEvery().Seconds(), c.Refreshers, c.Rate, c.MinValid, r.Elapsed.Round(time.Second))
 	fmt.Fprintf(w, "seeding: %s\n", r.Seeding.Round(time.Millisecond))
 	fmt.Fprintf(w, "refreshes: %d (%.1f/s) at the provider\n", r.Refreshes, float64(r.Refreshes)/secs)
 	for i, m := range r.Refreshers {

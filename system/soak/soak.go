@@ -9,11 +9,11 @@
 // run it.
 //
 // The connections are seeded straight into the vault's database
-// (services/vault/seed) with refresh tokens minted at the provider, their
-// access tokens' expiries spread over one lifetime, so renewals run at a
-// steady rate from the start: at half the lifetime for a token that lives
-// less than twice REFRESH_LEAD_TIME (5 minutes), each connection is renewed
-// every TokenTTL/2, i.e. 2 × Connections / TokenTTL renewals a second.
+// (services/vault/seed) with refresh tokens minted at the provider. Each
+// connection is renewed every TokenTTL - min(Lead, TokenTTL/2)
+// (Config.RenewEvery), and the seeded tokens expire when they make the
+// first renewals due evenly over one such period, so renewals run at
+// Connections / RenewEvery a second from the start.
 package soak
 
 import (
@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -44,12 +45,21 @@ type Config struct {
 	Duration time.Duration
 	// TokenTTL is the provider's access token lifetime.
 	TokenTTL time.Duration
+	// Lead is the vault's REFRESH_LEAD_TIME: a token is renewed this long
+	// before it expires, or at half its life when that is sooner.
+	Lead time.Duration
 	// Refreshers is how many refresher replicas run (at least 1).
 	Refreshers int
 	// Rate is how many tokens.get a second the load sends, Workers at most
 	// in flight, each asking for MinValid of validity.
 	Rate, Workers int
 	MinValid      time.Duration
+	// IDTokens grants the seeded connections openid, so every renewal
+	// brings an id_token the provider signs (RSA) and the vault verifies.
+	// The provider signs inside the lock that serialises its refresh
+	// grants, so this caps the renewals at what one core signs (about a
+	// third of the rate without, on this machine).
+	IDTokens bool
 	// Every is how often the database is looked at for lag (and a progress
 	// line written to Progress, when set).
 	Every    time.Duration
@@ -64,6 +74,7 @@ const (
 	DefaultWorkers    = 16
 	DefaultMinValid   = 5 * time.Second
 	DefaultEvery      = 5 * time.Second
+	DefaultLead       = 5 * time.Minute // the vault's own default
 )
 
 // Workspace is where the seeded connections are.
@@ -83,8 +94,11 @@ func (c *Config) defaults() error {
 	if c.MinValid == 0 {
 		c.MinValid = DefaultMinValid
 	}
-	if c.MinValid >= c.TokenTTL/2 {
-		return fmt.Errorf("soak: min valid %s must be under half the token TTL %s, where the refreshers renew", c.MinValid, c.TokenTTL)
+	if c.Lead <= 0 {
+		c.Lead = DefaultLead
+	}
+	if left := c.TokenTTL - c.RenewEvery(); c.MinValid >= left {
+		return fmt.Errorf("soak: min valid %s must be under the %s a token has left when it is renewed", c.MinValid, left)
 	}
 	for _, d := range []struct {
 		v   *int
@@ -103,6 +117,9 @@ func (c *Config) defaults() error {
 	return nil
 }
 
+// RenewEvery is how often the vault renews each connection's token.
+func (c Config) RenewEvery() time.Duration { return c.TokenTTL - min(c.Lead, c.TokenTTL/2) }
+
 // Run starts the broker on infra (a fresh database; systemtest.Start fills
 // in the rest), seeds the connections, runs the load for c.Duration and
 // reports. An error means the soak could not run; a run that broke a
@@ -117,6 +134,11 @@ func Run(ctx context.Context, infra systemtest.Infra, c Config) (*Report, error)
 		}
 	}
 	infra.Log = c.Log
+	infra.Env = maps.Clone(infra.Env)
+	if infra.Env == nil {
+		infra.Env = map[string]string{}
+	}
+	infra.Env["REFRESH_LEAD_TIME"] = c.Lead.String()
 	b, err := systemtest.Start(ctx, infra, oidcprovider.Options{AccessTokenLifespan: c.TokenTTL})
 	if err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
@@ -190,10 +212,13 @@ func startRefresher(ctx context.Context, b *systemtest.Broker, log *slog.Logger)
 }
 
 // seedConnections mints a refresh token at the provider for each
-// connection and seeds them, access tokens expiring evenly over the next
-// TokenTTL (the first at once: due at once).
+// connection and seeds them, with access tokens expiring when they make
+// the first renewals due evenly over the next RenewEvery.
 func seedConnections(ctx context.Context, b *systemtest.Broker, pool *pgxpool.Pool, providerID string, c Config) ([]string, error) {
-	scopes := []string{"openid", "offline_access", "profile"} // what RegisterOIDC asks for
+	scopes := []string{"offline_access", "profile"}
+	if c.IDTokens {
+		scopes = append(scopes, "openid")
+	}
 	refresh := make([]string, c.Connections)
 	for i := range refresh {
 		rt, err := b.Provider.MintRefreshToken(systemtest.ClientID, scopes)
@@ -212,8 +237,21 @@ func seedConnections(ctx context.Context, b *systemtest.Broker, pool *pgxpool.Po
 		Tokens: func(i int) (seed.Tokens, error) {
 			return seed.Tokens{Access: fmt.Sprintf("%s%d", seededPrefix, i), Refresh: refresh[i]}, nil
 		},
-		ExpiresAt: func(i int) time.Time { return now.Add(c.TokenTTL * time.Duration(i) / time.Duration(c.Connections)) },
+		ExpiresAt: func(i int) time.Time {
+			return now.Add(c.lifeDueIn(c.RenewEvery() * time.Duration(i+1) / time.Duration(c.Connections)))
+		},
+		RefreshLead: c.Lead,
 	})
+}
+
+// lifeDueIn is the life a token must have left to be due for renewal in
+// d: the vault renews Lead before expiry, or at half the life left when
+// that is sooner.
+func (c Config) lifeDueIn(d time.Duration) time.Duration {
+	if d < c.Lead {
+		return 2 * d
+	}
+	return d + c.Lead
 }
 
 // redemptions counts the refresh tokens the provider saw presented, and

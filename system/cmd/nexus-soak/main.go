@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/nexus-broker/nexus/shared/run/buildinfo"
@@ -24,14 +25,17 @@ func main() {
 	var c soak.Config
 	flag.IntVar(&c.Connections, "connections", 100_000, "connections seeded")
 	flag.DurationVar(&c.Duration, "duration", 5*time.Minute, "how long the load runs once they are seeded")
-	flag.DurationVar(&c.TokenTTL, "token-ttl", 20*time.Minute, "the provider's access token lifetime: each connection is renewed every half of it")
+	flag.DurationVar(&c.TokenTTL, "token-ttl", 20*time.Minute, "the provider's access token lifetime: each connection is renewed lead before it expires, or at half life")
+	flag.DurationVar(&c.Lead, "lead", soak.DefaultLead, "the vault's REFRESH_LEAD_TIME")
 	flag.IntVar(&c.Refreshers, "refreshers", soak.DefaultRefreshers, "refresher replicas")
 	flag.IntVar(&c.Rate, "rate", soak.DefaultRate, "tokens.get a second")
 	flag.IntVar(&c.Workers, "workers", soak.DefaultWorkers, "tokens.get in flight at most")
 	flag.DurationVar(&c.MinValid, "min-valid", soak.DefaultMinValid, "min_valid_seconds of each tokens.get")
+	flag.BoolVar(&c.IDTokens, "id-tokens", false, "grant openid: every renewal brings an id_token (the provider signs them one at a time)")
 	flag.DurationVar(&c.Every, "every", soak.DefaultEvery, "how often lag is looked at and progress printed")
 	pgBase := flag.String("postgres", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL server for a temporary database")
 	redisURL := flag.String("redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	verbose := flag.Bool("v", false, "log the services' warnings to stderr")
 	version := flag.Bool("version", false, "print the version and Go build information, then exit")
 	flag.Parse()
@@ -43,7 +47,13 @@ func main() {
 	if *verbose {
 		c.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	stop, err := startProfile(*cpuProfile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nexus-soak:", err)
+		os.Exit(2)
+	}
 	ok, err := run(c, *pgBase, *redisURL)
+	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "nexus-soak:", err)
 		os.Exit(2)
@@ -66,6 +76,23 @@ func run(c soak.Config, pgBase, redisURL string) (bool, error) {
 	}
 	r.Print(os.Stdout)
 	return len(r.Problems()) == 0, nil
+}
+
+// startProfile starts a CPU profile to path, when one is asked for, and
+// returns what stops it.
+func startProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func envOr(k, def string) string {
