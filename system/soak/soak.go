@@ -133,68 +133,106 @@ func Run(ctx context.Context, infra systemtest.Infra, c Config) (*Report, error)
 			fmt.Fprintf(c.Progress, format+"\n", args...)
 		}
 	}
+	rg, err := startRig(ctx, infra, c)
+	if err != nil {
+		return nil, err
+	}
+	defer rg.close()
+	start := time.Now()
+	ids, err := seedConnections(ctx, rg.b, rg.pool, rg.providerID, c)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{Config: c, Seeding: time.Since(start)}
+	progress("seeded %d connections in %s (refresh tokens minted at the provider, first renewals due over the next %s)",
+		c.Connections, r.Seeding.Round(time.Millisecond), c.RenewEvery())
+	if err := rg.measure(ctx, r, ids, progress); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// rig is the broker under soak: its provider registered, its refreshers
+// (the broker's and the extra replicas) and a pool on its database.
+type rig struct {
+	b          *systemtest.Broker
+	providerID string
+	refreshers []http.Handler // their HTTP handlers, for /metrics
+	pool       *pgxpool.Pool
+	closers    []func()
+}
+
+func startRig(ctx context.Context, infra systemtest.Infra, c Config) (_ *rig, err error) {
+	rg := &rig{}
+	defer func() {
+		if err != nil {
+			rg.close()
+		}
+	}()
 	infra.Log = c.Log
 	infra.Env = maps.Clone(infra.Env)
 	if infra.Env == nil {
 		infra.Env = map[string]string{}
 	}
 	infra.Env["REFRESH_LEAD_TIME"] = c.Lead.String()
-	b, err := systemtest.Start(ctx, infra, oidcprovider.Options{AccessTokenLifespan: c.TokenTTL})
-	if err != nil {
+	if rg.b, err = systemtest.Start(ctx, infra, oidcprovider.Options{AccessTokenLifespan: c.TokenTTL}); err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
-	defer b.Close()
-	p, err := b.RegisterOIDC(ctx, providerName)
+	rg.closers = append(rg.closers, rg.b.Close)
+	p, err := rg.b.RegisterOIDC(ctx, providerName)
 	if err != nil {
 		return nil, fmt.Errorf("register provider: %w", err)
 	}
-	refreshers := []http.Handler{b.Sys.Refresher.Handler()}
+	rg.providerID = p.ID
+	rg.refreshers = []http.Handler{rg.b.Sys.Refresher.Handler()}
 	for range c.Refreshers - 1 {
-		r, err := startRefresher(ctx, b, c.Log)
+		extra, err := startRefresher(ctx, rg.b, c.Log)
 		if err != nil {
 			return nil, err
 		}
-		defer r.Close(context.Background())
-		refreshers = append(refreshers, r.Handler())
+		rg.closers = append(rg.closers, func() { _ = extra.Close(context.Background()) })
+		rg.refreshers = append(rg.refreshers, extra.Handler())
 	}
-	pool, err := pgxpool.New(ctx, infra.DatabaseURL)
-	if err != nil {
+	if rg.pool, err = pgxpool.New(ctx, infra.DatabaseURL); err != nil {
 		return nil, err
 	}
-	defer pool.Close()
+	rg.closers = append(rg.closers, rg.pool.Close)
+	return rg, nil
+}
 
-	start := time.Now()
-	ids, err := seedConnections(ctx, b, pool, p.ID, c)
-	if err != nil {
-		return nil, err
+// close stops what startRig started, in reverse order.
+func (rg *rig) close() {
+	for i := len(rg.closers) - 1; i >= 0; i-- {
+		rg.closers[i]()
 	}
-	r := &Report{Config: c, Seeding: time.Since(start)}
-	progress("seeded %d connections in %s (refresh tokens minted at the provider, access tokens expiring over the next %s)",
-		c.Connections, r.Seeding.Round(time.Millisecond), c.TokenTTL)
+}
 
-	w := &watch{pool: pool, provider: b.Provider, every: c.Every, progress: progress}
-	l := newLoad(b, ids, c)
+// measure runs the load and the watch for r.Config.Duration and fills in
+// the rest of r.
+func (rg *rig) measure(ctx context.Context, r *Report, ids []string, progress func(string, ...any)) error {
+	c := r.Config
+	w := &watch{pool: rg.pool, provider: rg.b.Provider, every: c.Every, progress: progress}
+	l := newLoad(rg.b, ids, c)
 	runCtx, cancel := context.WithTimeout(ctx, c.Duration)
 	defer cancel()
-	grants0 := b.Provider.RefreshGrants()
-	loadStart := time.Now()
+	grants := rg.b.Provider.RefreshGrants()
+	start := time.Now()
 	done := l.run(runCtx)
-	if err := w.run(runCtx, l); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return nil, err
-	}
+	err := w.run(runCtx, l)
+	cancel() // the load stops too if the watch failed early
 	<-done
-	r.Elapsed = time.Since(loadStart)
-	r.Refreshes = b.Provider.RefreshGrants() - grants0
-	r.Lag = w.lag
-	r.Tokens = l.stats()
-	if r.Refreshers, err = outcomes(refreshers); err != nil {
-		return nil, err
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
 	}
-	r.Redemptions = redemptions(b.Provider)
-	if r.Final, err = final(ctx, pool); err != nil {
-		return nil, err
+	r.Elapsed = time.Since(start)
+	r.Refreshes = rg.b.Provider.RefreshGrants() - grants
+	r.Lag, r.Tokens = w.lag, l.stats()
+	if r.Refreshers, err = outcomes(rg.refreshers); err != nil {
+		return err
 	}
-	return r, nil
+	r.Redemptions = redemptions(rg.b.Provider)
+	r.Final, err = final(ctx, rg.pool)
+	return err
 }
 
 // startRefresher runs one more refresher replica beside the broker's, with
