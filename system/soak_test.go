@@ -23,10 +23,6 @@ import (
 // both refreshers renewed connections, and the provider accepted tokens
 // the load was served.
 func TestSoakShort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a 35-second soak")
-	}
-	t.Parallel()
 	in := systemtest.Infra{
 		NATSURL: testkit.NATS(t), DatabaseURL: testkit.Postgres(t), RedisURL: testkit.Redis(t),
 		EncryptionKey: testkit.Key32(t), StateKey: testkit.Key32(t), APIKeys: []string{gatewayKey},
