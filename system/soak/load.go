@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/system/systemtest"
 )
@@ -21,6 +23,7 @@ const requestTimeout = 10 * time.Second
 // flight, each for a connection picked at random, each answer checked.
 type load struct {
 	b        *systemtest.Broker
+	pool     *pgxpool.Pool // the vault's database, to see a refresh in flight
 	ids      []string
 	rate     int
 	workers  int
@@ -31,8 +34,8 @@ type load struct {
 	s  TokenStats
 }
 
-func newLoad(b *systemtest.Broker, ids []string, c Config) *load {
-	return &load{b: b, ids: ids, rate: c.Rate, workers: c.Workers, minValid: int(c.MinValid / time.Second),
+func newLoad(b *systemtest.Broker, pool *pgxpool.Pool, ids []string, c Config) *load {
+	return &load{b: b, pool: pool, ids: ids, rate: c.Rate, workers: c.Workers, minValid: int(c.MinValid / time.Second),
 		http: &http.Client{Timeout: requestTimeout}}
 }
 
@@ -85,8 +88,9 @@ func (l *load) sample(id string) {
 	expired := cred.ExpiresAt == nil || !cred.ExpiresAt.After(at)
 	seeded := isSeeded(cred.AccessToken)
 	var verdict checkVerdict
+	var replaced time.Duration
 	if !expired && !seeded {
-		verdict = l.check(id, cred.AccessToken)
+		verdict, replaced = l.check(id, cred.AccessToken)
 	}
 	l.count(func(s *TokenStats) {
 		s.Served++
@@ -98,6 +102,7 @@ func (l *load) sample(id string) {
 			s.Seeded++
 		default:
 			s.verdicts[verdict]++
+			s.Replaced = max(s.Replaced, replaced)
 		}
 	})
 }
@@ -118,35 +123,60 @@ type checkVerdict int
 const (
 	// accepted: the provider's userinfo answered 200.
 	accepted checkVerdict = iota
-	// superseded: refused, but the connection was refreshed between the
-	// answer and the check (the provider revokes a grant's access token
-	// when it rotates its refresh token): the vault now serves another.
+	// superseded: refused because the connection's grant was rotated.
+	// The provider revokes a grant's access token when it rotates the
+	// grant, before the vault has stored the new one and before its
+	// caches have dropped the old one: within recheckTries the vault
+	// serves a token the provider accepts, or a refresh of the
+	// connection is still in flight.
 	superseded
-	// refused: refused while the vault still serves it. A broken promise.
+	// refused: refused, and still served well after. A broken promise.
 	refused
 	// unchecked: the provider could not be asked (a transport error).
 	unchecked
 	verdicts
 )
 
-// check presents token at the provider's userinfo; a refusal is told
-// apart from a rotation that came in between by asking the vault again.
-func (l *load) check(id, token string) checkVerdict {
+// A refused token is asked for again recheckTries times, recheckPause
+// apart, before it counts as refused.
+const (
+	recheckTries = 10
+	recheckPause = 100 * time.Millisecond
+)
+
+// check presents a served token at the provider's userinfo; a refusal is
+// told apart from a rotation that came in between by asking the vault
+// again a moment later, and then whether a refresh is in flight.
+// It returns how long the refused token's replacement took to be served.
+func (l *load) check(id, token string) (checkVerdict, time.Duration) {
 	status, err := l.userinfo(token)
 	switch {
 	case err != nil:
-		return unchecked
+		return unchecked, 0
 	case status == http.StatusOK:
-		return accepted
+		return accepted, 0
 	}
-	again, err := l.get(id)
-	if err != nil {
-		return unchecked
+	refusedAt := time.Now()
+	for range recheckTries {
+		time.Sleep(recheckPause)
+		again, err := l.get(id)
+		if err != nil {
+			return unchecked, 0
+		}
+		if status, err := l.userinfo(again.AccessToken); err != nil {
+			return unchecked, 0
+		} else if status == http.StatusOK {
+			return superseded, time.Since(refusedAt)
+		}
 	}
-	if again.AccessToken != token {
-		return superseded
+	var inFlight bool
+	if err := l.pool.QueryRow(context.Background(), "select refresh_inflight_owner is not null from vault.connections where id = $1", id).Scan(&inFlight); err != nil {
+		return unchecked, 0
 	}
-	return refused
+	if inFlight {
+		return superseded, time.Since(refusedAt)
+	}
+	return refused, 0
 }
 
 func (l *load) userinfo(token string) (int, error) {
@@ -195,8 +225,10 @@ type TokenStats struct {
 	// Served answers with a token; Expired of them expired when they
 	// arrived; Seeded were still the seeded token (checked for expiry only).
 	Served, Expired, Seeded int
-	// The provider's verdict on the others (see checkVerdict).
+	// The provider's verdict on the others (see checkVerdict), and the
+	// longest a superseded token took to be replaced by one it accepts.
 	Accepted, Superseded, Refused, Unchecked int
+	Replaced                                 time.Duration
 	// Errors are error answers by code ("unavailable" also when none came in time).
 	Errors map[string]int
 	// Dropped ticks: every worker was busy, so the load ran under Rate.

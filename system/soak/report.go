@@ -117,7 +117,7 @@ func (r *Report) Problems() []string {
 		}
 	}
 	add(r.Tokens.Expired, "tokens.get answers with an expired token")
-	add(r.Tokens.Refused, "tokens served that the provider refuses (and the vault still serves)")
+	add(r.Tokens.Refused, "tokens served that the provider refuses, still served a second later with no refresh in flight")
 	add(r.Redemptions.Reused, "refresh tokens presented more than once")
 	add(r.Redemptions.RotatedPresented, "refresh grants that presented a rotated refresh token")
 	add(r.Final.NotActive, "connections no longer active")
@@ -138,9 +138,9 @@ func (r *Report) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "lag (worst of %d looks): %d due unclaimed, oldest due waited %.1fs, least life left in a stored token %.1fs\n",
 		r.Lag.Looks, r.Lag.Backlog, r.Lag.Overdue.Seconds(), r.Lag.Margin.Seconds())
-	fmt.Fprintf(w, "tokens.get: %d served (%.1f/s), p50 %s p99 %s; %d expired on arrival, %d still seeded; at the provider %d accepted, %d superseded by a rotation, %d refused, %d unchecked; errors %s, %d ticks dropped\n",
+	fmt.Fprintf(w, "tokens.get: %d served (%.1f/s), p50 %s p99 %s; %d expired on arrival, %d still seeded; at the provider %d accepted, %d superseded by a rotation (replaced within %s at most), %d refused, %d unchecked; errors %s, %d ticks dropped\n",
 		t.Served, float64(t.Served)/secs, t.P50.Round(10*time.Microsecond), t.P99.Round(10*time.Microsecond), t.Expired, t.Seeded,
-		t.Accepted, t.Superseded, t.Refused, t.Unchecked, formatCounts(t.Errors), t.Dropped)
+		t.Accepted, t.Superseded, t.Replaced.Round(time.Millisecond), t.Refused, t.Unchecked, formatCounts(t.Errors), t.Dropped)
 	fmt.Fprintf(w, "refresh tokens: %d presented, %d more than once, %d grants presented a rotated one\n",
 		r.Redemptions.Tokens, r.Redemptions.Reused, r.Redemptions.RotatedPresented)
 	fmt.Fprintf(w, "after: %d active (%d never renewed, %d with an expired stored token), %d not active\n",

@@ -212,7 +212,7 @@ func (rg *rig) close() {
 func (rg *rig) measure(ctx context.Context, r *Report, ids []string, progress func(string, ...any)) error {
 	c := r.Config
 	w := &watch{pool: rg.pool, provider: rg.b.Provider, every: c.Every, progress: progress}
-	l := newLoad(rg.b, ids, c)
+	l := newLoad(rg.b, rg.pool, ids, c)
 	runCtx, cancel := context.WithTimeout(ctx, c.Duration)
 	defer cancel()
 	grants := rg.b.Provider.RefreshGrants()
