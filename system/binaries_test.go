@@ -157,6 +157,7 @@ func TestBinaryFlags(t *testing.T) {
 		{"nexus", "./system/cmd/nexus", []string{"NEXUS_NATS_PORT", "NEXUS_DATA_DIR", "ADMIN_HTTP_ADDR", "VAULT_HTTP_ADDR", "HANDSHAKE_HTTP_ADDR", "HANDSHAKE_INTERNAL_HTTP_ADDR", "REFRESHER_HTTP_ADDR", "PUBLIC_URL", "DATABASE_URL", "PROVIDER_PRIVATE_NETWORKS", "NEXUS_DEV_PROVIDER", "NEXUS_DEV_PROVIDER_TOKEN_TTL"}, nil},
 		{"nexus-admin", "./services/admin/cmd/nexus-admin", []string{"ADMIN_URL", "ADMIN_API_KEY"}, nil},
 		{"nexus-bench", "./system/cmd/nexus-bench", nil, nil},
+		{"nexus-soak", "./system/cmd/nexus-soak", nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bin := binary(t, tc.pkg)

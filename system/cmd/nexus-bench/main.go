@@ -8,9 +8,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -22,7 +19,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 
 	"github.com/nexus-broker/nexus/messages"
@@ -74,28 +70,14 @@ func main() {
 
 func run(duration time.Duration, latencyN, inflight int, pgBase, redisURL string, ws workingSet) error {
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "nexus-bench-")
+	in, closeInfra, err := systemtest.Local(ctx, "nexus-bench", pgBase, redisURL)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ns, err := natsx.StartEmbedded(natsx.EmbeddedOptions{StoreDir: dir})
-	if err != nil {
-		return err
-	}
-	defer ns.Shutdown()
-	dbURL, drop, err := tempDatabase(ctx, pgBase)
-	if err != nil {
-		return err
-	}
-	defer drop()
-
-	apiKey := "bench-key-" + randHex(12)
-	ws.dbURL, ws.key, ws.apiKey, ws.workspace = dbURL, randKey(), apiKey, "ws-bench"
-	b, err := systemtest.Start(ctx, systemtest.Infra{
-		NATSURL: ns.ClientURL(), DatabaseURL: dbURL, RedisURL: redisURL,
-		EncryptionKey: ws.key, StateKey: randKey(), APIKeys: []string{apiKey},
-	}, oidcprovider.Options{})
+	defer closeInfra()
+	apiKey := in.APIKeys[0]
+	ws.dbURL, ws.key, ws.apiKey, ws.workspace = in.DatabaseURL, in.EncryptionKey, apiKey, "ws-bench"
+	b, err := systemtest.Start(ctx, in, oidcprovider.Options{})
 	if err != nil {
 		return err
 	}
@@ -112,7 +94,7 @@ func run(duration time.Duration, latencyN, inflight int, pgBase, redisURL string
 	connID := q.Get("connection_id")
 
 	// The floor: a responder that does nothing, on its own connection as a service has.
-	floorNC, err := nats.Connect(ns.ClientURL(), nats.Name("floor"))
+	floorNC, err := nats.Connect(in.NATSURL, nats.Name("floor"))
 	if err != nil {
 		return err
 	}
@@ -124,7 +106,7 @@ func run(duration time.Duration, latencyN, inflight int, pgBase, redisURL string
 		return err
 	}
 
-	client, err := nats.Connect(ns.ClientURL(), nats.Name("bench-gateway"))
+	client, err := nats.Connect(in.NATSURL, nats.Name("bench-gateway"))
 	if err != nil {
 		return err
 	}
@@ -286,39 +268,6 @@ func verdict(ok bool) string {
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d.Nanoseconds())/1e3) }
-
-func tempDatabase(ctx context.Context, base string) (string, func(), error) {
-	cfg, err := pgx.ParseConfig(base)
-	if err != nil {
-		return "", nil, err
-	}
-	admin, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return "", nil, fmt.Errorf("PostgreSQL at %s:%d: %w", cfg.Host, cfg.Port, err)
-	}
-	name := "nexus_bench_" + randHex(6)
-	if _, err := admin.Exec(ctx, "create database "+name); err != nil {
-		admin.Close(ctx)
-		return "", nil, err
-	}
-	drop := func() {
-		_, _ = admin.Exec(context.Background(), "drop database if exists "+name+" with (force)")
-		admin.Close(context.Background())
-	}
-	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name), drop, nil
-}
-
-func randKey() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
