@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -200,6 +199,3 @@ func connectNATS(getenv func(string) string) (*nats.Conn, error) {
 	}
 	return nc, nil
 }
-
-// errNoNATS wraps what connecting said, for commands that need JetStream.
-var errNoNATS = errors.New("events need NATS (they are not on admin's HTTP API)")
