@@ -37,7 +37,7 @@ const (
 	// whether a key rotation is complete (admin relays the vault's answer).
 	SubjectKeysStatus = "v1.admin.keys.status"
 	// The operators' view of connections (no token material): admin
-	// relays them to the vault's v1.vault.connections.{get,list,revoke}.
+	// relays them to the vault's v1.vault.operator.connections.{get,list,revoke}.
 	SubjectAdminConnectionsGet    = "v1.admin.connections.get"
 	SubjectAdminConnectionsList   = "v1.admin.connections.list"
 	SubjectAdminConnectionsRevoke = "v1.admin.connections.revoke"
@@ -67,9 +67,9 @@ const (
 	SubjectVaultKeysStatus = "v1.vault.keys.status"
 	// The vault's answers to admin's connections.{get,list,revoke}, for an
 	// operator (VaultConnectionRef, VaultListConnections).
-	SubjectVaultConnectionsGet    = "v1.vault.connections.get"
-	SubjectVaultConnectionsList   = "v1.vault.connections.list"
-	SubjectVaultConnectionsRevoke = "v1.vault.connections.revoke"
+	SubjectVaultOperatorConnectionsGet    = "v1.vault.operator.connections.get"
+	SubjectVaultOperatorConnectionsList   = "v1.vault.operator.connections.list"
+	SubjectVaultOperatorConnectionsRevoke = "v1.vault.operator.connections.revoke"
 
 	// Internal, refresher -> vault (refresh.go).
 	// SubjectVaultRefreshClaim: lease a batch of connections whose refresh is due.

@@ -136,7 +136,7 @@ type VaultClientRef struct {
 }
 
 // VaultConnectionRef names a connection an operator asks about or revokes
-// through admin (admin -> vault, vault.connections.get and .revoke). Actor
+// through admin (admin -> vault, vault.operator.connections.get and .revoke). Actor
 // is the key id of the operator's key (never the key), for the vault's
 // audit record.
 type VaultConnectionRef struct {
@@ -146,7 +146,7 @@ type VaultConnectionRef struct {
 }
 
 // VaultListConnections is an operator's connections.list through admin
-// (admin -> vault, vault.connections.list); Actor as in VaultConnectionRef.
+// (admin -> vault, vault.operator.connections.list); Actor as in VaultConnectionRef.
 type VaultListConnections struct {
 	WorkspaceID string           `json:"workspace_id,omitempty"`
 	Provider    string           `json:"provider,omitempty"`

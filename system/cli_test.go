@@ -153,7 +153,7 @@ strategy: {type: header, config: {header: X-Api-Key}}
 
 	// The vault's audit record of the revocation names the operator's key
 	// as the one admin acted for.
-	code, out = cli("audit", "-json", "-action", messages.SubjectVaultConnectionsRevoke)
+	code, out = cli("audit", "-json", "-action", messages.SubjectVaultOperatorConnectionsRevoke)
 	var audit messages.AuditListReply
 	if code != 0 || json.Unmarshal([]byte(out), &audit) != nil || len(audit.Records) != 1 ||
 		audit.Records[0].Principal != "admin" || audit.Records[0].ActorKeyID == "" || audit.Records[0].Target != id {

@@ -159,7 +159,7 @@ func TestDeployNATSPermissions(t *testing.T) {
 		// The operators' view of connections goes through admin; only admin
 		// reaches the vault's side of it, and no one but the Gateway reads
 		// a credential.
-		"nexus.v1.vault.connections.get", "nexus.v1.vault.connections.list", "nexus.v1.vault.connections.revoke",
+		"nexus.v1.vault.operator.connections.get", "nexus.v1.vault.operator.connections.list", "nexus.v1.vault.operator.connections.revoke",
 		"nexus.v1.admin.connections.revoke", "nexus.v1.tokens.get",
 		// Another reader's consumer, and a server-named ephemeral one (its
 		// name is in the body, where permissions cannot see it).

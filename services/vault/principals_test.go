@@ -16,7 +16,8 @@ func TestPrincipals(t *testing.T) {
 	c := e.connect(workspace)
 	keys := map[string]string{apikey.Gateway: apiKey, apikey.Handshake: handshakeKey, apikey.Admin: adminKey, apikey.Refresher: refresherKey}
 	for _, subject := range append(allSubjects, messages.SubjectVaultRefreshClaim, messages.SubjectVaultRefreshRun,
-		messages.SubjectVaultRefreshDefer, messages.SubjectVaultOutboxClaim, messages.SubjectVaultOutboxAck, messages.SubjectVaultKeysStatus) {
+		messages.SubjectVaultRefreshDefer, messages.SubjectVaultOutboxClaim, messages.SubjectVaultOutboxAck, messages.SubjectVaultKeysStatus,
+		messages.SubjectVaultOperatorConnectionsGet, messages.SubjectVaultOperatorConnectionsList, messages.SubjectVaultOperatorConnectionsRevoke) {
 		for principal, key := range keys {
 			if principal == callerOf(subject) {
 				continue

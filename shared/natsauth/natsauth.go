@@ -102,7 +102,7 @@ func Users(prefix string) []User {
 			Subscribe: append([]string{p("v1.admin.>"), inbox(Admin)}, srv("admin")...),
 			Publish: []string{
 				p("v1.vault.clients.>"), p("v1.vault.audit.list"), p("v1.vault.keys.status"),
-				p("v1.vault.connections.get"), p("v1.vault.connections.list"), p("v1.vault.connections.revoke"),
+				p("v1.vault.operator.connections.get"), p("v1.vault.operator.connections.list"), p("v1.vault.operator.connections.revoke"),
 			},
 			Responder: true,
 		},

@@ -1,6 +1,6 @@
 // Package connections relays operators' requests about connections to the
 // vault (v1.admin.connections.{get,list,revoke} on NATS, /v1/connections
-// over HTTP, to v1.vault.connections.*): the operators' view of
+// over HTTP, to v1.vault.operator.connections.*): the operators' view of
 // connections, which holds no token material. Admin adds the operator's key
 // id, so the vault's audit record names who asked; the vault keeps the
 // connections and answers.
@@ -30,21 +30,21 @@ type Relay struct {
 // Get is one connection.
 func (r Relay) Get(ctx context.Context, ref messages.ConnectionRef) (messages.Connection, error) {
 	var out messages.Connection
-	return out, r.ask(ctx, messages.SubjectVaultConnectionsGet, r.vaultRef(ctx, ref), &out)
+	return out, r.ask(ctx, messages.SubjectVaultOperatorConnectionsGet, r.vaultRef(ctx, ref), &out)
 }
 
 // Revoke revokes one connection (its secrets wiped, and revoked at the
 // provider where it can be), as the Gateway's connections.revoke does.
 func (r Relay) Revoke(ctx context.Context, ref messages.ConnectionRef) (messages.Connection, error) {
 	var out messages.Connection
-	return out, r.ask(ctx, messages.SubjectVaultConnectionsRevoke, r.vaultRef(ctx, ref), &out)
+	return out, r.ask(ctx, messages.SubjectVaultOperatorConnectionsRevoke, r.vaultRef(ctx, ref), &out)
 }
 
 // List is a page of connections, of every workspace unless the request
 // names one.
 func (r Relay) List(ctx context.Context, req messages.ListConnectionsRequest) (messages.ListConnectionsReply, error) {
 	var out messages.ListConnectionsReply
-	err := r.ask(ctx, messages.SubjectVaultConnectionsList, messages.VaultListConnections{
+	err := r.ask(ctx, messages.SubjectVaultOperatorConnectionsList, messages.VaultListConnections{
 		WorkspaceID: req.WorkspaceID, Provider: req.Provider, Status: req.Status, Limit: req.Limit, Cursor: req.Cursor,
 		Actor: apikey.CallerOf(ctx).KeyID,
 	}, &out)

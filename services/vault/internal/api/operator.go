@@ -7,7 +7,7 @@ import (
 )
 
 // The operators' view of connections, asked by admin for an operator
-// (v1.vault.connections.{get,list,revoke}): the Gateway's handlers, with
+// (v1.vault.operator.connections.{get,list,revoke}): the Gateway's handlers, with
 // the same replies (a Connection holds no token material) and the same
 // revocation, audited with admin's key and the operator's as the actor.
 // A request without workspace_id reaches every workspace: operators are
