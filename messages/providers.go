@@ -46,10 +46,11 @@ type Provider struct {
 	ClientSecret          string `json:"client_secret,omitempty"`
 	ClientSecretSet       bool   `json:"client_secret_set"`
 	// ClientSecretDigest is a salted, slow digest of the client secret
-	// admin last handed the vault (SecretDigest), set by the broker and
-	// shown to operators only: it lets a client tell whether the secret it
-	// holds is the one stored (MatchesSecretDigest) without sending it.
-	// Empty when no secret was sent since admin began keeping it.
+	// admin last handed the vault, set by the broker and shown to
+	// operators only ("argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<key>",
+	// salt and key in unpadded base64url): it lets a client tell whether the
+	// secret it holds is the one stored without sending it. Empty when no
+	// secret was sent since admin began keeping it.
 	ClientSecretDigest  string            `json:"client_secret_digest,omitempty"`
 	ClientAuthMethod    string            `json:"client_auth_method,omitempty"`
 	Scopes              []string          `json:"scopes"`

@@ -160,6 +160,12 @@ strategy: {type: header, config: {header: X-Api-Key}}
 		t.Errorf("the audit record of the operator's revocation: exit %d\n%s", code, out)
 	}
 
+	// Over HTTP too; revoking again changes nothing.
+	if code, out := cli("connections", "revoke", id, "-http", b.AdminURL, "-o", "json"); code != 0 ||
+		json.Unmarshal([]byte(out), &conn) != nil || conn.Status != messages.StatusRevoked {
+		t.Errorf("connections revoke -http: exit %d\n%s", code, out)
+	}
+
 	if code, out := cli("keys", "status", "-o", "json"); code != 0 || !json.Valid([]byte(out)) || !strings.Contains(out, `"rotation_complete": true`) {
 		t.Errorf("keys status -o json: exit %d\n%s", code, out)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/admin/internal/secretdigest"
 	"github.com/nexus-broker/nexus/shared/natsx"
 )
 
@@ -18,7 +19,7 @@ func TestClientSecretDigest(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	p := e.create(oauth2Provider("github", "digest-secret-1-0123456789"))
-	if !messages.MatchesSecretDigest(p.ClientSecretDigest, "digest-secret-1-0123456789") {
+	if !secretdigest.Matches(p.ClientSecretDigest, "digest-secret-1-0123456789") {
 		t.Fatalf("after create: digest %q is not the secret's", p.ClientSecretDigest)
 	}
 	update := func(patch string) (messages.Provider, error) {
@@ -31,11 +32,11 @@ func TestClientSecretDigest(t *testing.T) {
 		t.Fatalf("an update without a secret changed the digest: %v, %q", err, kept.ClientSecretDigest)
 	}
 	rotated, err := update(`{"client_secret": "digest-secret-2-0123456789"}`)
-	if err != nil || !messages.MatchesSecretDigest(rotated.ClientSecretDigest, "digest-secret-2-0123456789") ||
-		messages.MatchesSecretDigest(rotated.ClientSecretDigest, "digest-secret-1-0123456789") {
+	if err != nil || !secretdigest.Matches(rotated.ClientSecretDigest, "digest-secret-2-0123456789") ||
+		secretdigest.Matches(rotated.ClientSecretDigest, "digest-secret-1-0123456789") {
 		t.Fatalf("after a new secret: %v, %q", err, rotated.ClientSecretDigest)
 	}
-	if _, err := update(`{"client_secret_digest": "pbkdf2-sha256$1$AAAA$AAAA"}`); !errors.Is(err, messages.ErrInvalidRequest) {
+	if _, err := update(`{"client_secret_digest": "argon2id$v=19$m=8,t=1,p=1$AAAA$AAAA"}`); !errors.Is(err, messages.ErrInvalidRequest) {
 		t.Errorf("a patch setting the digest: %v, want invalid_request", err)
 	}
 	if same, err := update(`{"client_secret_digest": "` + rotated.ClientSecretDigest + `"}`); err != nil || same.ClientSecretDigest != rotated.ClientSecretDigest {

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/admin/internal/secretdigest"
 )
 
 // Apply's exit codes: nothing changed (nothing would, with -dry-run), or
@@ -199,7 +200,7 @@ func (c *cli) planOne(d *document, byName map[string]messages.Provider) (step, e
 	}
 	// The secret is write-only: the stored digest says whether the one
 	// read from its source is the one the vault holds.
-	if s.secret != "" && !messages.MatchesSecretDigest(cur.ClientSecretDigest, s.secret) {
+	if s.secret != "" && !secretdigest.Matches(cur.ClientSecretDigest, s.secret) {
 		s.changed = append(s.changed, "client_secret from "+d.secret.String())
 	}
 	s.action = actUpdate

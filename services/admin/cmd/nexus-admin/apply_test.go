@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/admin/internal/secretdigest"
 )
 
 // writeFile writes a document under dir.
@@ -72,7 +73,7 @@ func TestApply(t *testing.T) {
 	var zendesk messages.Provider
 	if code, out, _ := h.cli("", "get", "zendesk"); code != 0 || json.Unmarshal([]byte(out), &zendesk) != nil ||
 		zendesk.TokenEndpoint != "https://acme.zendesk.com/oauth/tokens" || !zendesk.ClientSecretSet ||
-		!messages.MatchesSecretDigest(zendesk.ClientSecretDigest, "zendesk-secret-0123456789") {
+		!secretdigest.Matches(zendesk.ClientSecretDigest, "zendesk-secret-0123456789") {
 		t.Errorf("zendesk from its template: %s", out)
 	}
 	if code, out, _ := h.cli("", "get", "openai"); code != 0 || !strings.Contains(out, `"properties": {

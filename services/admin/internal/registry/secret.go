@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/admin/internal/secretdigest"
 )
 
 // secret holds a client secret on its way to the vault. It prints as
@@ -24,12 +25,12 @@ func (secret) GoString() string { return "[redacted]" }
 func (secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("[redacted]")) }
 
 // digest is what the provider records of the secret
-// (messages.SecretDigest), or nothing for no secret.
+// (internal/secretdigest), or nothing for no secret.
 func (s secret) digest() (string, error) {
 	if s == "" {
 		return "", nil
 	}
-	d, err := messages.SecretDigest(string(s))
+	d, err := secretdigest.New(string(s))
 	if err != nil {
 		return "", fmt.Errorf("digest of the client secret: %w", err)
 	}

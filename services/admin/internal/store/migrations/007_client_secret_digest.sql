@@ -1,4 +1,4 @@
--- A salted, slow digest (messages.SecretDigest) of the client secret admin
+-- A salted, slow digest (services/admin/internal/secretdigest) of the client secret admin
 -- last handed the vault, so that an operator's tool can tell whether the
 -- secret it holds is the stored one without sending it. Never the secret.
 alter table admin.providers
