@@ -40,17 +40,24 @@ type Provider struct {
 
 	// OAuth2 / OIDC. For OIDC, Issuer alone is enough: discovery fills in the
 	// endpoints at registration (explicit ones, when given, must agree).
-	Issuer                string            `json:"issuer,omitempty"`
-	AuthorizationEndpoint string            `json:"authorization_endpoint,omitempty"`
-	TokenEndpoint         string            `json:"token_endpoint,omitempty"`
-	RevocationEndpoint    string            `json:"revocation_endpoint,omitempty"`
-	JWKSURI               string            `json:"jwks_uri,omitempty"`
-	ClientID              string            `json:"client_id,omitempty"`
-	ClientSecret          string            `json:"client_secret,omitempty"`
-	ClientSecretSet       bool              `json:"client_secret_set"`
-	ClientAuthMethod      string            `json:"client_auth_method,omitempty"`
-	Scopes                []string          `json:"scopes"`
-	AuthorizationParams   map[string]string `json:"authorization_params,omitempty"`
+	Issuer                string `json:"issuer,omitempty"`
+	AuthorizationEndpoint string `json:"authorization_endpoint,omitempty"`
+	TokenEndpoint         string `json:"token_endpoint,omitempty"`
+	RevocationEndpoint    string `json:"revocation_endpoint,omitempty"`
+	JWKSURI               string `json:"jwks_uri,omitempty"`
+	ClientID              string `json:"client_id,omitempty"`
+	ClientSecret          string `json:"client_secret,omitempty"`
+	ClientSecretSet       bool   `json:"client_secret_set"`
+	// ClientSecretDigest is a salted, slow digest of the client secret
+	// admin last handed the vault, set by the broker and shown to
+	// operators only ("argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<key>",
+	// salt and key in unpadded base64url): it lets a client tell whether the
+	// secret it holds is the one stored without sending it. Empty when no
+	// secret was sent since admin began keeping it.
+	ClientSecretDigest  string            `json:"client_secret_digest,omitempty"`
+	ClientAuthMethod    string            `json:"client_auth_method,omitempty"`
+	Scopes              []string          `json:"scopes"`
+	AuthorizationParams map[string]string `json:"authorization_params,omitempty"`
 	// DefaultTokenLifetimeSeconds is how long an access token is taken to
 	// live when the provider's token response has no expires_in; 0 means
 	// the vault's default (3600).

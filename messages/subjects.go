@@ -36,6 +36,11 @@ const (
 	// SubjectKeysStatus: what is sealed under each encryption key, and
 	// whether a key rotation is complete (admin relays the vault's answer).
 	SubjectKeysStatus = "v1.admin.keys.status"
+	// The operators' view of connections (no token material): admin
+	// relays them to the vault's v1.vault.operator.connections.{get,list,revoke}.
+	SubjectAdminConnectionsGet    = "v1.admin.connections.get"
+	SubjectAdminConnectionsList   = "v1.admin.connections.list"
+	SubjectAdminConnectionsRevoke = "v1.admin.connections.revoke"
 	// The provider catalog: templates providers.create can start from.
 	SubjectProvidersTemplatesList = "v1.admin.providers.templates.list"
 	SubjectProvidersTemplatesGet  = "v1.admin.providers.templates.get"
@@ -60,6 +65,11 @@ const (
 	SubjectVaultAuditList = "v1.vault.audit.list"
 	// SubjectVaultKeysStatus: the vault's answer to admin's keys.status.
 	SubjectVaultKeysStatus = "v1.vault.keys.status"
+	// The vault's answers to admin's connections.{get,list,revoke}, for an
+	// operator (VaultConnectionRef, VaultListConnections).
+	SubjectVaultOperatorConnectionsGet    = "v1.vault.operator.connections.get"
+	SubjectVaultOperatorConnectionsList   = "v1.vault.operator.connections.list"
+	SubjectVaultOperatorConnectionsRevoke = "v1.vault.operator.connections.revoke"
 
 	// Internal, refresher -> vault (refresh.go).
 	// SubjectVaultRefreshClaim: lease a batch of connections whose refresh is due.

@@ -134,3 +134,24 @@ type VaultClientsHealthReply struct {
 type VaultClientRef struct {
 	ProviderID string `json:"provider_id"`
 }
+
+// VaultConnectionRef names a connection an operator asks about or revokes
+// through admin (admin -> vault, vault.operator.connections.get and .revoke). Actor
+// is the key id of the operator's key (never the key), for the vault's
+// audit record.
+type VaultConnectionRef struct {
+	ConnectionID string `json:"connection_id"`
+	WorkspaceID  string `json:"workspace_id,omitempty"`
+	Actor        string `json:"actor_key_id,omitempty"`
+}
+
+// VaultListConnections is an operator's connections.list through admin
+// (admin -> vault, vault.operator.connections.list); Actor as in VaultConnectionRef.
+type VaultListConnections struct {
+	WorkspaceID string           `json:"workspace_id,omitempty"`
+	Provider    string           `json:"provider,omitempty"`
+	Status      ConnectionStatus `json:"status,omitempty"`
+	Limit       int              `json:"limit,omitempty"`
+	Cursor      string           `json:"cursor,omitempty"`
+	Actor       string           `json:"actor_key_id,omitempty"`
+}

@@ -316,7 +316,7 @@ func TestConsoleBrowser(t *testing.T) {
 		br.t = t
 		br.open("/console/audit")
 		log := br.text("#audit")
-		for _, action := range []string{messages.SubjectProvidersCreate, messages.SubjectConnectionsRevoke, messages.SubjectVaultConnectionsCreate} {
+		for _, action := range []string{messages.SubjectProvidersCreate, messages.SubjectVaultOperatorConnectionsRevoke, messages.SubjectVaultConnectionsCreate} {
 			if !strings.Contains(log, action) {
 				br.fail("the audit page has no %s record", action)
 			}

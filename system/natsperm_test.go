@@ -156,6 +156,15 @@ func TestDeployNATSPermissions(t *testing.T) {
 		"nexus.events.connection.active",
 		"$JS.API.STREAM.DELETE.NEXUS_EVENTS", "$JS.API.STREAM.PURGE.NEXUS_EVENTS",
 		"$JS.API.CONSUMER.DELETE.NEXUS_EVENTS.someone-else",
+		// The operators' view of connections goes through admin; only admin
+		// reaches the vault's side of it, and no one but the Gateway reads
+		// a credential.
+		"nexus.v1.vault.operator.connections.get", "nexus.v1.vault.operator.connections.list", "nexus.v1.vault.operator.connections.revoke",
+		"nexus.v1.admin.connections.revoke", "nexus.v1.tokens.get",
+		// Another reader's consumer, and a server-named ephemeral one (its
+		// name is in the body, where permissions cannot see it).
+		"$JS.API.CONSUMER.CREATE.NEXUS_EVENTS", "$JS.API.CONSUMER.CREATE.NEXUS_EVENTS.gateway",
+		"$JS.API.CONSUMER.MSG.NEXT.NEXUS_EVENTS.gateway", "$JS.API.CONSUMER.MSG.NEXT.NEXUS_EVENTS.billing",
 	}
 	for _, u := range natsauth.Users("nexus") {
 		t.Run(u.Name, func(t *testing.T) {

@@ -161,10 +161,12 @@ func TestREADME(t *testing.T) {
 	}
 
 	bin := binary(t, "./system/cmd/nexus")
+	// The README's nexus-admin commands find it on PATH, as it says.
+	adminBin := binary(t, "./services/admin/cmd/nexus-admin")
 	work := t.TempDir()
 	env := launcherEnv(t, work)
 	maps.Copy(env, devProviderEnv(t, blocks))
-	env["PATH"] = filepath.Dir(natsBin) + string(os.PathListSeparator) + env["PATH"]
+	env["PATH"] = filepath.Dir(adminBin) + string(os.PathListSeparator) + filepath.Dir(natsBin) + string(os.PathListSeparator) + env["PATH"]
 	ports := map[string]string{
 		"8080": env["HANDSHAKE_HTTP_ADDR"], "9080": env["HANDSHAKE_INTERNAL_HTTP_ADDR"], "8081": env["ADMIN_HTTP_ADDR"],
 		"8082": env["VAULT_HTTP_ADDR"], "8083": env["REFRESHER_HTTP_ADDR"], "4322": "127.0.0.1:" + env["NEXUS_NATS_PORT"],

@@ -5,9 +5,11 @@
 // returns them. Every change to a provider is audited with it; audit.list
 // (NATS, and GET /v1/audit) reads those records with the vault's. It also
 // relays the vault's report on its encryption keys (v1.admin.keys.status,
-// GET /v1/keys), and serves the provider catalog providers can be created
-// from (v1.admin.providers.templates.*, GET /v1/templates), and the
-// operator web console under /console/ (internal/console).
+// GET /v1/keys) and the operators' view of connections
+// (v1.admin.connections.*, /v1/connections), and serves the provider
+// catalog providers can be created from (v1.admin.providers.templates.*,
+// GET /v1/templates) and the operator web console under /console/
+// (internal/console).
 package admin
 
 import (
@@ -21,12 +23,12 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nexus-broker/nexus/services/admin/internal/audit"
 	"github.com/nexus-broker/nexus/services/admin/internal/catalog"
 	"github.com/nexus-broker/nexus/services/admin/internal/console"
+	"github.com/nexus-broker/nexus/services/admin/internal/connections"
 	"github.com/nexus-broker/nexus/services/admin/internal/httpapi"
 	"github.com/nexus-broker/nexus/services/admin/internal/keys"
 	"github.com/nexus-broker/nexus/services/admin/internal/natsapi"
@@ -140,6 +142,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	reg := registry.New(st, vault, discovery.New(egress.New(egress.Options{Private: cfg.ProviderNetworks})), cat, cfg.ProviderNetworks, log)
 	auditLog := audit.New(st, vault, log)
 	relay := keys.Relay{Client: vaultClient, Log: log}
+	conns := connections.Relay{Client: vaultClient, Log: log}
 	prom := metrics.NewRegistry()
 	s.reg = prom
 	s.svc, err = natsx.NewService(s.nc, natsx.ServiceConfig{
@@ -152,7 +155,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Registerer:  prom,
 	})
 	if err == nil {
-		err = errors.Join(natsapi.Register(s.svc, reg, auditLog), natsapi.RegisterKeys(s.svc, relay), natsapi.RegisterTemplates(s.svc, cat))
+		err = errors.Join(natsapi.Register(s.svc, reg, auditLog), natsapi.RegisterKeys(s.svc, relay), natsapi.RegisterTemplates(s.svc, cat),
+			natsapi.RegisterConnections(s.svc, conns))
 	}
 	if err == nil {
 		// The endpoints are subscribed once Start returns, so a request
@@ -163,24 +167,21 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		_ = s.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
-	js, err := jetstream.New(s.nc)
-	if err == nil {
-		s.console, err = console.New(console.Options{
-			Registry: reg, Templates: cat, Audit: auditLog, Keys: relay,
-			Services: vaultClient, Events: js, Prefix: cfg.Prefix,
-			Callers: callers, OperatorKeys: cfg.OperatorKeys, Pool: s.pool, URL: cfg.PublicURL, LoginRate: cfg.ConsoleLoginRate,
-			Registerer: prom, Log: log,
-		})
-	}
+	s.console, err = console.New(console.Options{
+		Registry: reg, Templates: cat, Audit: auditLog, Keys: relay, Connections: conns,
+		Services: vaultClient, Events: s.nc, Prefix: cfg.Prefix,
+		Callers: callers, OperatorKeys: cfg.OperatorKeys, Pool: s.pool, URL: cfg.PublicURL, LoginRate: cfg.ConsoleLoginRate,
+		Registerer: prom, Log: log,
+	})
 	if err != nil {
 		_ = s.Close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("admin: console: %w", err)
 	}
-	s.handler = s.routes(reg, auditLog, relay, cat, callers, prom)
+	s.handler = s.routes(reg, auditLog, relay, conns, cat, callers, prom)
 	return s, nil
 }
 
-func (s *Service) routes(reg *registry.Registry, auditLog *audit.Log, relay keys.Relay, cat *catalog.Catalog, callers *apikey.Set, prom *prometheus.Registry) http.Handler {
+func (s *Service) routes(reg *registry.Registry, auditLog *audit.Log, relay keys.Relay, conns connections.Relay, cat *catalog.Catalog, callers *apikey.Set, prom *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(console.Prefix, s.console.Handler())
 	api := httpserver.RequireBearer(callers, apikey.Operator, s.log, httpapi.New(reg, auditLog, s.log))
@@ -188,6 +189,9 @@ func (s *Service) routes(reg *registry.Registry, auditLog *audit.Log, relay keys
 	mux.Handle("/v1/providers/", api)
 	mux.Handle("/v1/audit", api)
 	mux.Handle("/v1/keys", httpserver.RequireBearer(callers, apikey.Operator, s.log, httpapi.NewKeys(relay, s.log)))
+	connAPI := httpserver.RequireBearer(callers, apikey.Operator, s.log, httpapi.NewConnections(conns, s.log))
+	mux.Handle("/v1/connections", connAPI)
+	mux.Handle("/v1/connections/", connAPI)
 	templates := httpserver.RequireBearer(callers, apikey.Operator, s.log, httpapi.NewTemplates(cat, s.log))
 	mux.Handle("/v1/templates", templates)
 	mux.Handle("/v1/templates/", templates)
@@ -202,8 +206,8 @@ func (s *Service) routes(reg *registry.Registry, auditLog *audit.Log, relay keys
 // deploy module's dashboard test checks its queries against it.
 func (s *Service) Metrics() *prometheus.Registry { return s.reg }
 
-// Handler serves /v1/providers, /v1/audit, /v1/keys and /v1/templates (bearer API key),
-// the console under /console/ (its own sign-in), /healthz, /readyz and /metrics.
+// Handler serves /v1/providers, /v1/audit, /v1/keys, /v1/connections and /v1/templates (bearer API
+// key), the console under /console/ (its own sign-in), /healthz, /readyz and /metrics.
 func (s *Service) Handler() http.Handler { return s.handler }
 
 // Close stops the endpoints, drains NATS and closes the pool.

@@ -64,7 +64,8 @@ func callerOf(subject string) string {
 	switch {
 	case strings.HasPrefix(subject, "v1.vault.connections."), subject == messages.SubjectVaultExchange, subject == messages.SubjectVaultStaticStore:
 		return apikey.Handshake
-	case strings.HasPrefix(subject, "v1.vault.clients."), subject == messages.SubjectVaultAuditList, strings.HasPrefix(subject, "v1.vault.keys."):
+	case strings.HasPrefix(subject, "v1.vault.clients."), subject == messages.SubjectVaultAuditList, strings.HasPrefix(subject, "v1.vault.keys."),
+		strings.HasPrefix(subject, "v1.vault.operator."):
 		return apikey.Admin
 	case strings.HasPrefix(subject, "v1.vault.refresh."), strings.HasPrefix(subject, "v1.vault.outbox."):
 		return apikey.Refresher

@@ -10,19 +10,18 @@ import (
 
 // TestPrincipals: every subject serves only its callers. The Gateway's key
 // opens no internal subject, no service's key opens the Gateway's subjects
-// nor another service's (but admin's the connections' reads and revocation,
-// for the operator console), and the answer is forbidden, not a partial
+// nor another service's, and the answer is forbidden, not a partial
 // success.
 func TestPrincipals(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
 	c := e.connect(workspace)
 	keys := map[string]string{apikey.Gateway: apiKey, apikey.Handshake: handshakeKey, apikey.Admin: adminKey, apikey.Refresher: refresherKey}
-	console := map[string]bool{messages.SubjectConnectionsGet: true, messages.SubjectConnectionsList: true, messages.SubjectConnectionsRevoke: true}
 	for _, subject := range append(allSubjects, messages.SubjectVaultRefreshClaim, messages.SubjectVaultRefreshRun,
-		messages.SubjectVaultRefreshDefer, messages.SubjectVaultOutboxClaim, messages.SubjectVaultOutboxAck, messages.SubjectVaultKeysStatus) {
+		messages.SubjectVaultRefreshDefer, messages.SubjectVaultOutboxClaim, messages.SubjectVaultOutboxAck, messages.SubjectVaultKeysStatus,
+		messages.SubjectVaultOperatorConnectionsGet, messages.SubjectVaultOperatorConnectionsList, messages.SubjectVaultOperatorConnectionsRevoke) {
 		for principal, key := range keys {
-			if principal == callerOf(subject) || (principal == apikey.Admin && console[subject]) {
+			if principal == callerOf(subject) {
 				continue
 			}
 			t.Run(subject+" as "+principal, func(t *testing.T) {
@@ -34,10 +33,10 @@ func TestPrincipals(t *testing.T) {
 	if got := e.get(c.ConnectionID); got.Status != messages.StatusActive {
 		t.Fatalf("refused requests changed the connection: %s", got.Status)
 	}
-	// Admin reads a connection in any workspace (it is no Gateway key held to one).
+	// Admin reads a connection in any workspace, on the operators' subject.
 	var got messages.Connection
-	if err := e.as[apikey.Admin].Request(context.Background(), messages.SubjectConnectionsGet, messages.ConnectionRef{ConnectionID: c.ConnectionID}, &got); err != nil || got.ConnectionID != c.ConnectionID {
-		t.Fatalf("connections.get as admin: %v %+v", err, got)
+	if err := e.as[apikey.Admin].Request(context.Background(), messages.SubjectVaultOperatorConnectionsGet, messages.VaultConnectionRef{ConnectionID: c.ConnectionID}, &got); err != nil || got.ConnectionID != c.ConnectionID {
+		t.Fatalf("vault.operator.connections.get as admin: %v %+v", err, got)
 	}
 }
 
@@ -69,10 +68,5 @@ func TestWorkspacesFailClosed(t *testing.T) {
 	}
 	if got := e.get(c.ConnectionID); got.Status != messages.StatusActive {
 		t.Fatalf("refused requests changed the connection: %s", got.Status)
-	}
-	// Admin reads a connection in any workspace (it is no Gateway key held to one).
-	var got messages.Connection
-	if err := e.as[apikey.Admin].Request(context.Background(), messages.SubjectConnectionsGet, messages.ConnectionRef{ConnectionID: c.ConnectionID}, &got); err != nil || got.ConnectionID != c.ConnectionID {
-		t.Fatalf("connections.get as admin: %v %+v", err, got)
 	}
 }

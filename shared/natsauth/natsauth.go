@@ -30,6 +30,11 @@ const (
 	EventReader = "billing"
 )
 
+// OperatorTail is the name of the operator's ephemeral consumer of
+// NEXUS_EVENTS (nexus-admin events tail without -durable); its durable one
+// is named after the user, as every reader's.
+const OperatorTail = "operator-tail"
+
 // Names lists every user, services first.
 var Names = []string{Vault, Handshake, Admin, Refresher, Gateway, Operator, EventReader}
 
@@ -57,18 +62,14 @@ func Users(prefix string) []User {
 		return []string{"$SRV.PING", "$SRV.INFO", "$SRV.STATS", "$SRV.*." + name, "$SRV.*." + name + ".>"}
 	}
 	inbox := func(user string) string { return InboxPrefix(user) + ".>" }
-	consumer := func(name string) []string {
-		return []string{
-			"$JS.API.INFO",
-			"$JS.API.STREAM.INFO." + stream,
-			"$JS.API.CONSUMER.CREATE." + stream + "." + name,
-			"$JS.API.CONSUMER.CREATE." + stream + "." + name + ".>",
-			"$JS.API.CONSUMER.DURABLE.CREATE." + stream + "." + name,
-			"$JS.API.CONSUMER.INFO." + stream + "." + name,
-			"$JS.API.CONSUMER.DELETE." + stream + "." + name,
-			"$JS.API.CONSUMER.MSG.NEXT." + stream + "." + name,
-			"$JS.ACK." + stream + "." + name + ".>",
+	// consumer is what a reader needs to read the stream through the
+	// consumers named: create, read and delete them, pull and acknowledge.
+	consumer := func(names ...string) []string {
+		out := []string{"$JS.API.INFO", "$JS.API.STREAM.INFO." + stream}
+		for _, name := range names {
+			out = append(out, consumerOf(name)...)
 		}
+		return out
 	}
 	contract := []string{
 		p("v1.handshake.begin"),
@@ -98,17 +99,15 @@ func Users(prefix string) []User {
 		},
 		{
 			Name:      Admin,
-			Subscribe: append([]string{p("v1.admin.>"), inbox(Admin)}, srv("admin")...),
-			// The console's: connections read and revoked at the vault, a
-			// re-consent begun at the handshake, and the live events read
-			// through consumers of its own (any name, filtered to the event
-			// subjects, no acknowledgements: they are discarded when idle).
+			Subscribe: append([]string{p("v1.admin.>"), p("events.>"), inbox(Admin)}, srv("admin")...),
+			// Admin reads and revokes connections for operators at the
+			// vault (the operators' view: no token material), begins a
+			// console's re-consent at the handshake, and reads the live
+			// events as they are published, with no JetStream API at all.
 			Publish: []string{
 				p("v1.vault.clients.>"), p("v1.vault.audit.list"), p("v1.vault.keys.status"),
-				p("v1.connections.get"), p("v1.connections.list"), p("v1.connections.revoke"), p("v1.handshake.begin"),
-				"$JS.API.INFO", "$JS.API.STREAM.INFO." + stream,
-				"$JS.API.CONSUMER.CREATE." + stream + ".*." + p("events.>"),
-				"$JS.API.CONSUMER.MSG.NEXT." + stream + ".*",
+				p("v1.vault.operator.connections.get"), p("v1.vault.operator.connections.list"), p("v1.vault.operator.connections.revoke"),
+				p("v1.handshake.begin"),
 			},
 			Responder: true,
 		},
@@ -129,8 +128,14 @@ func Users(prefix string) []User {
 			Subscribe: []string{inbox(Gateway)},
 		},
 		{
+			// Admin's subjects, micro discovery, and NEXUS_EVENTS through two
+			// consumers of its own (nexus-admin events tail): its durable
+			// "operator" and the ephemeral OperatorTail. Consumer names are
+			// the only thing NATS permissions can restrict a consumer by, so
+			// the names are fixed: an operator can neither read nor change
+			// the Gateway's or a reader's consumer.
 			Name:      Operator,
-			Publish:   []string{p("v1.admin.>"), "$SRV.>"},
+			Publish:   append([]string{p("v1.admin.>"), "$SRV.>"}, consumer(Operator, OperatorTail)...),
 			Subscribe: []string{inbox(Operator)},
 		},
 		{
@@ -138,6 +143,19 @@ func Users(prefix string) []User {
 			Publish:   consumer(EventReader),
 			Subscribe: []string{inbox(EventReader)},
 		},
+	}
+}
+
+// consumerOf is what a reader may do with its consumer name on the stream.
+func consumerOf(name string) []string {
+	return []string{
+		"$JS.API.CONSUMER.CREATE." + stream + "." + name,
+		"$JS.API.CONSUMER.CREATE." + stream + "." + name + ".>",
+		"$JS.API.CONSUMER.DURABLE.CREATE." + stream + "." + name,
+		"$JS.API.CONSUMER.INFO." + stream + "." + name,
+		"$JS.API.CONSUMER.DELETE." + stream + "." + name,
+		"$JS.API.CONSUMER.MSG.NEXT." + stream + "." + name,
+		"$JS.ACK." + stream + "." + name + ".>",
 	}
 }
 

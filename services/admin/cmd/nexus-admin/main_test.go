@@ -25,9 +25,15 @@ const (
 	serviceKey = "cli-test-admin-service-key-0123"
 )
 
-// TestCLI runs every subcommand against a real admin service (PostgreSQL,
-// NATS) whose vault is a minimal responder on the same NATS.
-func TestCLI(t *testing.T) {
+// harness is a real admin service (PostgreSQL, NATS) whose vault is a
+// minimal responder on the same NATS, and the CLI run in-process against it.
+type harness struct {
+	env     map[string]string
+	secrets chan string // what the vault was handed, in order
+}
+
+func startHarness(t *testing.T) *harness {
+	t.Helper()
 	natsURL := testkit.NATS(t)
 	nc := testkit.Conn(t, natsURL)
 	vault, err := natsx.NewService(nc, natsx.ServiceConfig{Name: "vault", Version: "0.0.1", Callers: apikey.NewSet().Add(apikey.Admin, []string{serviceKey})})
@@ -35,9 +41,11 @@ func TestCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = vault.Stop() })
-	secrets := make(chan string, 10)
+	h := &harness{secrets: make(chan string, 100)}
 	_ = natsx.Endpoint(vault, messages.SubjectVaultClientsPut, func(_ context.Context, c messages.VaultClient) (messages.VaultClientReply, error) {
-		secrets <- c.ClientSecret
+		if c.ClientSecret != "" {
+			h.secrets <- c.ClientSecret
+		}
 		return messages.VaultClientReply{ProviderID: c.ProviderID, ClientSecretSet: c.ClientSecret != ""}, nil
 	}, natsx.For(apikey.Admin))
 	_ = natsx.Endpoint(vault, messages.SubjectVaultClientsDelete, func(context.Context, messages.VaultClientRef) (messages.VaultClientReply, error) {
@@ -69,15 +77,24 @@ func TestCLI(t *testing.T) {
 	t.Cleanup(func() { _ = svc.Close(context.Background()) })
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(srv.Close)
+	h.env = map[string]string{"ADMIN_URL": srv.URL, "ADMIN_API_KEY": key + ",other-key-0123456789", "NATS_URL": natsURL}
+	return h
+}
 
-	env := map[string]string{"ADMIN_URL": srv.URL, "ADMIN_API_KEY": key + ",other-key-0123456789"}
-	cli := func(stdin string, args ...string) (int, string, string) {
-		var out, errOut bytes.Buffer
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		code := run(ctx, args, func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &errOut)
-		return code, out.String(), errOut.String()
-	}
+// cli runs the CLI with the harness's environment and returns its exit
+// code, stdout and stderr.
+func (h *harness) cli(stdin string, args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	code := run(ctx, args, func(k string) string { return h.env[k] }, strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// TestCLI runs every provider, audit and keys subcommand against the harness.
+func TestCLI(t *testing.T) {
+	h := startHarness(t)
+	env, cli, secrets := h.env, h.cli, h.secrets
 
 	code, out, stderr := cli(`{"name":"github","aliases":["gh"],"type":"oauth2","authorization_endpoint":"https://github.com/login/oauth/authorize",
 		"token_endpoint":"https://github.com/login/oauth/access_token","client_id":"abc","client_secret":"cli-secret-1"}`, "create")
@@ -146,10 +163,17 @@ func TestCLI(t *testing.T) {
 	if code, _, stderr := cli("", "audit", "-since", "yesterday"); code != 1 || !strings.Contains(stderr, "-since") {
 		t.Errorf("audit -since yesterday: %d %s", code, stderr)
 	}
-	// keys status: the vault's report, relayed.
-	code, out, stderr = cli("", "keys", "status")
-	var ks messages.KeysStatus
-	if code != 0 || json.Unmarshal([]byte(out), &ks) != nil || ks.NewestKeyID != "0a0b0c0d" || ks.Keys[0].Rows["vault.connections.refresh_token"] != 7 {
+	// keys status: the vault's report, relayed, as JSON over NATS and over
+	// HTTP, and as a table.
+	for _, transport := range [][]string{nil, {"-http", env["ADMIN_URL"]}} {
+		code, out, stderr = cli("", append([]string{"keys", "status", "-o", "json"}, transport...)...)
+		var ks messages.KeysStatus
+		if code != 0 || json.Unmarshal([]byte(out), &ks) != nil || ks.NewestKeyID != "0a0b0c0d" || ks.Keys[0].Rows["vault.connections.refresh_token"] != 7 {
+			t.Errorf("keys status -o json %v: %d %s %s", transport, code, out, stderr)
+		}
+	}
+	if code, out, stderr := cli("", "keys", "status"); code != 0 || !strings.Contains(out, "newest key 0a0b0c0d") ||
+		!strings.Contains(out, "vault.connections.refresh_token 7") {
 		t.Errorf("keys status: %d %s %s", code, out, stderr)
 	}
 	if code, _, stderr := cli("", "keys"); code != 1 || !strings.Contains(stderr, "status") {

@@ -42,7 +42,7 @@ var paramName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
 
 // reserved are the provider document's members a template may not set: the
 // operator's (the client), and the broker's.
-var reserved = []string{"id", "name", "aliases", "client_id", "client_secret", "client_secret_set", "callback_path",
+var reserved = []string{"id", "name", "aliases", "client_id", "client_secret", "client_secret_set", "client_secret_digest", "callback_path",
 	"template", "params", "health", "created_at", "updated_at"}
 
 // samples are the values tried, in order, for a param without a default

@@ -51,8 +51,8 @@ type homeData struct {
 
 // home is the overview page.
 func (c *Console) home(w http.ResponseWriter, r *http.Request) {
-	var page messages.ListConnectionsReply
-	if err := c.request(r.Context(), messages.SubjectConnectionsList, messages.ListConnectionsRequest{Status: messages.StatusAttentionRequired}, &page); err != nil {
+	page, err := c.o.Connections.List(r.Context(), messages.ListConnectionsRequest{Status: messages.StatusAttentionRequired})
+	if err != nil {
 		c.fail(w, r, "Overview", err)
 		return
 	}

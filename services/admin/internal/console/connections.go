@@ -39,7 +39,8 @@ func (c *Console) connections(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := connectionsData{Workspace: q.Get("workspace"), Provider: q.Get("provider"), Status: q.Get("status"), Statuses: statuses}
 	req := messages.ListConnectionsRequest{WorkspaceID: d.Workspace, Provider: d.Provider, Status: messages.ConnectionStatus(d.Status), Cursor: q.Get("cursor")}
-	if err := c.request(r.Context(), messages.SubjectConnectionsList, req, &d.Page); err != nil {
+	var err error
+	if d.Page, err = c.o.Connections.List(r.Context(), req); err != nil {
 		c.fail(w, r, "Connections", err)
 		return
 	}
@@ -59,9 +60,7 @@ type connectionData struct {
 }
 
 func (c *Console) getConnection(ctx context.Context, id string) (messages.Connection, error) {
-	var conn messages.Connection
-	err := c.request(ctx, messages.SubjectConnectionsGet, messages.ConnectionRef{ConnectionID: id}, &conn)
-	return conn, err
+	return c.o.Connections.Get(ctx, messages.ConnectionRef{ConnectionID: id})
 }
 
 // connection inspects one connection: status, scopes, metadata, config, why
@@ -84,8 +83,8 @@ func (c *Console) revoke(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, http.StatusBadRequest, "error", nil, view{Title: "Not revoked", Error: "Tick the confirmation box to revoke the connection."})
 		return
 	}
-	var conn messages.Connection
-	if err := c.request(r.Context(), messages.SubjectConnectionsRevoke, messages.ConnectionRef{ConnectionID: id}, &conn); err != nil {
+	conn, err := c.o.Connections.Revoke(r.Context(), messages.ConnectionRef{ConnectionID: id})
+	if err != nil {
 		c.fail(w, r, "Revoke", err)
 		return
 	}
@@ -95,9 +94,9 @@ func (c *Console) revoke(w http.ResponseWriter, r *http.Request) {
 
 // attention is the queue of connections only their users can fix.
 func (c *Console) attention(w http.ResponseWriter, r *http.Request) {
-	var page messages.ListConnectionsReply
 	req := messages.ListConnectionsRequest{Status: messages.StatusAttentionRequired, Cursor: r.URL.Query().Get("cursor")}
-	if err := c.request(r.Context(), messages.SubjectConnectionsList, req, &page); err != nil {
+	page, err := c.o.Connections.List(r.Context(), req)
+	if err != nil {
 		c.fail(w, r, "Attention", err)
 		return
 	}

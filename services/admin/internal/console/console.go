@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nexus-broker/nexus/messages"
@@ -77,16 +77,33 @@ type Requester interface {
 	Request(ctx context.Context, subject string, req, reply any) error
 }
 
+// Connections reads and revokes connections as operators see them
+// (internal/connections, over the vault's operator subjects).
+type Connections interface {
+	Get(ctx context.Context, ref messages.ConnectionRef) (messages.Connection, error)
+	List(ctx context.Context, req messages.ListConnectionsRequest) (messages.ListConnectionsReply, error)
+	Revoke(ctx context.Context, ref messages.ConnectionRef) (messages.Connection, error)
+}
+
+// EventSource subscribes to the events' subjects (a *nats.Conn).
+type EventSource interface {
+	ChanSubscribe(subject string, ch chan *nats.Msg) (*nats.Subscription, error)
+}
+
 // Options are the console's collaborators and settings.
 type Options struct {
 	Registry  Registry
 	Templates Templates
 	Audit     AuditLog
 	Keys      Keys
-	// Services reaches the vault and the handshake.
+	// Connections is the operators' view of connections at the vault (no
+	// token material; the vault's audit names the session's operator key).
+	Connections Connections
+	// Services reaches the handshake, for re-consent links.
 	Services Requester
-	// Events reads NEXUS_EVENTS for the live page.
-	Events jetstream.JetStream
+	// Events delivers the live events as the relay publishes them (a core
+	// NATS subscription: admin has no JetStream API).
+	Events EventSource
 	Prefix string // the subject prefix
 	// Callers are the keys admin accepts; only an operator's signs in.
 	// OperatorKeys are ADMIN_API_KEY's: a session lasts only while the key
@@ -124,7 +141,7 @@ func New(o Options) (*Console, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if o.Registry == nil || o.Templates == nil || o.Audit == nil || o.Keys == nil || o.Services == nil || o.Events == nil || o.Callers == nil || o.Pool == nil {
+	if o.Registry == nil || o.Templates == nil || o.Audit == nil || o.Keys == nil || o.Connections == nil || o.Services == nil || o.Events == nil || o.Callers == nil || o.Pool == nil {
 		return nil, errors.New("console: every collaborator is required")
 	}
 	limit, err := ratelimit.New(ratelimit.Options{

@@ -2,12 +2,11 @@ package console
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 
 	"github.com/nexus-broker/nexus/messages"
 )
@@ -16,12 +15,13 @@ import (
 const (
 	// heartbeat keeps proxies from closing a quiet stream.
 	heartbeat = 15 * time.Second
-	// consumerIdle: the server deletes a console's consumer this long after
-	// its page went away (admin may create consumers, not delete them).
-	consumerIdle = 30 * time.Second
 	// writeWindow is how long one write to the browser may take (the
 	// server's WriteTimeout would otherwise end the stream).
 	writeWindow = 10 * time.Second
+	// backlog is how many events may wait for a slow browser; beyond it
+	// the subscription drops them (NATS counts them as dropped), and the
+	// page misses a few rather than holding admin's memory.
+	backlog = 256
 )
 
 // events is the live page; its script (static/events.js) opens the stream.
@@ -36,33 +36,21 @@ type liveEvent struct {
 	Event   json.RawMessage `json:"event"`
 }
 
-// stream sends lifecycle and provider events as they arrive, from a
-// consumer of NEXUS_EVENTS of this page's own (new events only, no
-// acknowledgements, in memory).
+// stream sends lifecycle and provider events as the relay publishes them:
+// a core NATS subscription to the events' subjects, so the console needs no
+// consumer of NEXUS_EVENTS (admin's NATS user may not touch the stream's
+// consumers, which belong to the Gateway and downstream readers). It shows
+// what happens while the page is open, not what happened before.
 func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	cons, err := c.o.Events.CreateConsumer(ctx, messages.StreamEvents, jetstream.ConsumerConfig{
-		Name:              "console_" + randomToken()[:22],
-		DeliverPolicy:     jetstream.DeliverNewPolicy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		FilterSubject:     messages.Subject(c.o.Prefix, "events.>"),
-		InactiveThreshold: consumerIdle,
-		MemoryStorage:     true,
-		Replicas:          1,
-	})
+	arrived := make(chan *nats.Msg, backlog)
+	subscription, err := c.o.Events.ChanSubscribe(messages.Subject(c.o.Prefix, "events.>"), arrived)
 	if err != nil {
-		c.o.Log.Warn("console: events consumer", "err", err)
+		c.o.Log.Warn("console: events subscription", "err", err)
 		http.Error(w, "the event stream is unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	msgs, err := cons.Messages(jetstream.PullHeartbeat(5 * time.Second))
-	if err != nil {
-		c.o.Log.Warn("console: events consumer", "err", err)
-		http.Error(w, "the event stream is unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	defer msgs.Stop()
-	go func() { <-ctx.Done(); msgs.Stop() }()
+	defer func() { _ = subscription.Unsubscribe() }()
 
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -71,24 +59,6 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 	if err := c.send(rc, w, ": ready\n\n"); err != nil {
 		return
 	}
-	arrived := make(chan jetstream.Msg)
-	go func() {
-		defer close(arrived)
-		for {
-			m, err := msgs.Next()
-			if err != nil {
-				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					c.o.Log.Warn("console: events stream ended", "err", err)
-				}
-				return
-			}
-			select {
-			case arrived <- m:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	for {
@@ -104,11 +74,8 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 			if c.send(rc, w, ": heartbeat\n\n") != nil {
 				return
 			}
-		case m, ok := <-arrived:
-			if !ok {
-				return
-			}
-			b, err := json.Marshal(liveEvent{Subject: m.Subject(), Event: json.RawMessage(m.Data())})
+		case m := <-arrived:
+			b, err := json.Marshal(liveEvent{Subject: m.Subject, Event: json.RawMessage(m.Data)})
 			if err != nil { // a body that is not JSON: not one of the broker's events
 				continue
 			}

@@ -42,8 +42,11 @@ func Register(svc *natsx.Service, reg Registry, audit AuditLog) error {
 			// The handshake reads a provider at every handshake.begin; the
 			// vault's word on its health is for operators, and would add a
 			// vault call to each consent.
+			// Nor is the client secret's digest: the handshake gets none.
 			if natsx.CallerOf(ctx).Principal == apikey.Handshake {
-				return reg.Find(ctx, ref)
+				p, err := reg.Find(ctx, ref)
+				p.ClientSecretDigest = ""
+				return p, err
 			}
 			return reg.Get(ctx, ref)
 		}, natsx.For(apikey.Operator, apikey.Handshake)),

@@ -19,7 +19,7 @@ func audit(ctx context.Context, action string, changed []string) store.Audit {
 
 // unaudited are the broker's own fields of a provider document, and the
 // write-only secret (which changed reports by newSecret alone).
-var unaudited = map[string]bool{"id": true, "client_secret": true, "client_secret_set": true, "created_at": true, "updated_at": true}
+var unaudited = map[string]bool{"id": true, "client_secret": true, "client_secret_set": true, "client_secret_digest": true, "created_at": true, "updated_at": true}
 
 // changed names the fields of a provider document whose values differ
 // between before and after (the zero Provider before a create), in document

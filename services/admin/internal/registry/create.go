@@ -12,7 +12,8 @@ import (
 // discovery), reporting every problem at once, stores it and hands its
 // client registration, secret included, to the vault, all or nothing. The
 // reply never carries the secret. Of the broker's fields, id is refused;
-// client_secret_set, created_at and updated_at are ignored, so a document
+// client_secret_set, client_secret_digest, created_at and updated_at are
+// ignored, so a document
 // read from another provider can be reused without its id. A document
 // naming a catalog template is filled from it first (fromTemplate).
 func (r *Registry) Create(ctx context.Context, doc json.RawMessage) (messages.Provider, error) {
@@ -35,6 +36,9 @@ func (r *Registry) Create(ctx context.Context, doc json.RawMessage) (messages.Pr
 	normalize(&p)
 	ps = append(ps, r.check(ctx, &p, sec != "", false, true)...)
 	if err := ps.err(); err != nil {
+		return messages.Provider{}, err
+	}
+	if p.ClientSecretDigest, err = sec.digest(); err != nil {
 		return messages.Provider{}, err
 	}
 	p.ID = newID()

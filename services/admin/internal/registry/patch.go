@@ -12,7 +12,7 @@ import (
 // fixedFields are set by the broker (template and params when the provider
 // is created): a patch may carry them only with the values they have, so
 // that a document read with get can be edited and sent back whole.
-var fixedFields = []string{"id", "created_at", "updated_at", "client_secret_set", "template", "params"}
+var fixedFields = []string{"id", "created_at", "updated_at", "client_secret_set", "client_secret_digest", "template", "params"}
 
 // parsePatch reads a JSON merge patch, which must be a JSON object.
 func parsePatch(raw json.RawMessage) (map[string]any, error) {
@@ -48,6 +48,9 @@ func checkFixed(cur messages.Provider, patch map[string]any, newSecret bool) (pr
 		if b, isBool := v.(bool); !isBool || (b != cur.ClientSecretSet && !(b && newSecret)) {
 			ps.add("client_secret_set", "is set by the broker (whether the vault holds a client secret); send client_secret to set one")
 		}
+	}
+	if v, ok := patch["client_secret_digest"]; ok && v != cur.ClientSecretDigest && !(v == nil && cur.ClientSecretDigest == "") {
+		ps.add("client_secret_digest", "is set by the broker (a digest of the client secret sent last); send client_secret to change it")
 	}
 	if v, ok := patch["callback_path"]; ok && v != cur.CallbackPath {
 		ps.add("callback_path", "is set by the broker (from the provider's id, or /v1/callback with shared_callback)")

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/admin/internal/secretdigest"
 )
 
 // secret holds a client secret on its way to the vault. It prints as
@@ -22,6 +23,19 @@ func (secret) GoString() string { return "[redacted]" }
 
 // Format covers every other verb.
 func (secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("[redacted]")) }
+
+// digest is what the provider records of the secret
+// (internal/secretdigest), or nothing for no secret.
+func (s secret) digest() (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	d, err := secretdigest.New(string(s))
+	if err != nil {
+		return "", fmt.Errorf("digest of the client secret: %w", err)
+	}
+	return d, nil
+}
 
 // takeSecret moves the client secret out of p, so that nothing downstream of
 // validation (the store above all) ever holds it.

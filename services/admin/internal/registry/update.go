@@ -24,7 +24,8 @@ const maxUpdateAttempts = 3
 // the stored endpoints are dropped and rediscovered, except those the patch
 // sets explicitly to new values (which override discovery, as on create).
 //
-// The broker's fields (id, created_at, updated_at, client_secret_set) may
+// The broker's fields (id, created_at, updated_at, client_secret_set,
+// client_secret_digest) may
 // be in the patch with the values they have, so a document from get can be
 // edited and sent back whole; an updated_at other than the stored one is a
 // conflict (the provider changed since it was read).
@@ -102,6 +103,11 @@ func (r *Registry) prepare(ctx context.Context, cur messages.Provider, patch map
 	ps = append(ps, r.check(ctx, &next, sec != "", cur.ClientSecretSet, discover)...)
 	if err := ps.err(); err != nil {
 		return messages.Provider{}, "", err
+	}
+	if sec != "" {
+		if next.ClientSecretDigest, err = sec.digest(); err != nil {
+			return messages.Provider{}, "", err
+		}
 	}
 	return next, sec, nil
 }

@@ -21,7 +21,7 @@ const selectProvider = `select p.id, p.name, p.type, p.issuer, p.authorization_e
 	p.revocation_endpoint, p.jwks_uri, p.client_id, p.client_auth_method, p.scopes, p.authorization_params,
 	p.credential_schema, p.strategy, p.verification, p.client_secret_set, p.created_at, p.updated_at,
 	p.default_token_lifetime_seconds, p.iss_parameter_supported, p.shared_callback, p.quirks, p.template, p.params,
-	coalesce((select array_agg(a.alias order by a.alias) from admin.provider_aliases a where a.provider_id = p.id), '{}')
+	p.client_secret_digest, coalesce((select array_agg(a.alias order by a.alias) from admin.provider_aliases a where a.provider_id = p.id), '{}')
 	from admin.providers p `
 
 // byRef matches a provider by id, name or alias ($1).
@@ -76,7 +76,7 @@ func scanProvider(r pgx.Row) (messages.Provider, error) {
 	err := r.Scan(&p.ID, &p.Name, &typ, &p.Issuer, &p.AuthorizationEndpoint, &p.TokenEndpoint,
 		&p.RevocationEndpoint, &p.JWKSURI, &p.ClientID, &p.ClientAuthMethod, &p.Scopes, &params,
 		&schema, &p.Strategy, &p.Verification, &p.ClientSecretSet, &created, &updated, &p.DefaultTokenLifetimeSeconds,
-		&p.IssParameterSupported, &p.SharedCallback, &p.Quirks, &p.Template, &values, &p.Aliases)
+		&p.IssParameterSupported, &p.SharedCallback, &p.Quirks, &p.Template, &values, &p.ClientSecretDigest, &p.Aliases)
 	if err != nil {
 		return messages.Provider{}, err
 	}

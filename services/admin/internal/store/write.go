@@ -35,8 +35,8 @@ func (s *Store) Create(ctx context.Context, p messages.Provider, push Push, a Au
 		_, err := tx.Exec(ctx, `insert into admin.providers (id, name, type, issuer, authorization_endpoint, token_endpoint,
 			revocation_endpoint, jwks_uri, client_id, client_auth_method, scopes, authorization_params, credential_schema,
 			strategy, verification, client_secret_set, created_at, updated_at, default_token_lifetime_seconds,
-			iss_parameter_supported, shared_callback, quirks, template, params)
-			values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16, false, $15, $15, $17, $18, $19, $20, $21, $22)`,
+			iss_parameter_supported, shared_callback, quirks, template, params, client_secret_digest)
+			values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16, false, $15, $15, $17, $18, $19, $20, $21, $22, $23)`,
 			columns(p, now)...)
 		if err != nil {
 			return uniqueViolation(err)
@@ -83,7 +83,7 @@ func (s *Store) Update(ctx context.Context, p messages.Provider, readAt time.Tim
 			token_endpoint = $6, revocation_endpoint = $7, jwks_uri = $8, client_id = $9, client_auth_method = $10,
 			scopes = $11, authorization_params = $12, credential_schema = $13, strategy = $14, updated_at = $15,
 			verification = $16, default_token_lifetime_seconds = $17, iss_parameter_supported = $18, shared_callback = $19,
-			quirks = $20, template = $21, params = $22
+			quirks = $20, template = $21, params = $22, client_secret_digest = $23
 			where id = $1`, columns(p, now)...)
 		if err != nil {
 			return uniqueViolation(err)
@@ -142,8 +142,8 @@ func finish(ctx context.Context, tx pgx.Tx, p messages.Provider, push Push, out 
 	return err
 }
 
-// columns are the values of $1..$22 in Create and Update. Note what is not
-// here: the client secret.
+// columns are the values of $1..$23 in Create and Update. Note what is not
+// here: the client secret (only its digest).
 func columns(p messages.Provider, now time.Time) []any {
 	params := p.AuthorizationParams
 	if params == nil {
@@ -163,7 +163,7 @@ func columns(p messages.Provider, now time.Time) []any {
 	}
 	return []any{p.ID, p.Name, string(p.Type), p.Issuer, p.AuthorizationEndpoint, p.TokenEndpoint,
 		p.RevocationEndpoint, p.JWKSURI, p.ClientID, p.ClientAuthMethod, scopes, params, schema, p.Strategy, now, p.Verification,
-		p.DefaultTokenLifetimeSeconds, p.IssParameterSupported, p.SharedCallback, p.Quirks, p.Template, values}
+		p.DefaultTokenLifetimeSeconds, p.IssParameterSupported, p.SharedCallback, p.Quirks, p.Template, values, p.ClientSecretDigest}
 }
 
 // nameLockKey names the transaction-scoped advisory lock that serialises

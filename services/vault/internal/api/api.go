@@ -118,14 +118,11 @@ func (h *Handlers) Register(svc *natsx.Service) error {
 	handshake := natsx.For(apikey.Handshake)
 	admin := natsx.For(apikey.Admin)
 	refresher := natsx.For(apikey.Refresher)
-	// Admin reads and revokes connections for the operator console; what it
-	// reads carries no token material (messages.Connection).
-	gatewayOrAdmin := natsx.For(apikey.Gateway, apikey.Admin)
 	audited := natsx.Audited()
 	return errors.Join(
-		natsx.Endpoint(svc, messages.SubjectConnectionsGet, h.getConnection, gatewayOrAdmin, audited),
-		natsx.Endpoint(svc, messages.SubjectConnectionsList, h.listConnections, gatewayOrAdmin, audited),
-		natsx.Endpoint(svc, messages.SubjectConnectionsRevoke, h.revokeConnection, gatewayOrAdmin, audited),
+		natsx.Endpoint(svc, messages.SubjectConnectionsGet, h.getConnection, gateway, audited),
+		natsx.Endpoint(svc, messages.SubjectConnectionsList, h.listConnections, gateway, audited),
+		natsx.Endpoint(svc, messages.SubjectConnectionsRevoke, h.revokeConnection, gateway, audited),
 		natsx.Endpoint(svc, messages.SubjectConnectionsConfirm, h.confirmConnection, gateway, audited),
 		natsx.FastEndpoint(svc, messages.SubjectTokensGet, h.CacheCounts.count(h.getTokenFast), h.getToken, gateway, audited),
 		natsx.Endpoint(svc, messages.SubjectTokensRefresh, h.refreshToken, gateway, audited),
@@ -138,6 +135,9 @@ func (h *Handlers) Register(svc *natsx.Service) error {
 		natsx.Endpoint(svc, messages.SubjectVaultClientsHealth, h.clientsHealth, admin),
 		natsx.Endpoint(svc, messages.SubjectVaultAuditList, h.listAudit, admin),
 		natsx.Endpoint(svc, messages.SubjectVaultKeysStatus, h.keysStatus, admin),
+		natsx.Endpoint(svc, messages.SubjectVaultOperatorConnectionsGet, h.operatorGetConnection, admin, audited),
+		natsx.Endpoint(svc, messages.SubjectVaultOperatorConnectionsList, h.operatorListConnections, admin, audited),
+		natsx.Endpoint(svc, messages.SubjectVaultOperatorConnectionsRevoke, h.operatorRevokeConnection, admin, audited),
 		natsx.Endpoint(svc, messages.SubjectVaultRefreshClaim, h.claimRefresh, refresher),
 		natsx.Endpoint(svc, messages.SubjectVaultRefreshRun, h.runRefresh, refresher),
 		natsx.Endpoint(svc, messages.SubjectVaultRefreshDefer, h.deferRefresh, refresher),
