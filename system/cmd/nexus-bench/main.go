@@ -160,23 +160,8 @@ func run(duration time.Duration, latencyN, inflight int, pgBase, redisURL string
 			return err
 		}
 	}
-	// Floor and real phases alternate, twice each, so drift in the machine
-	// (GC, other load) falls on all; the figures are the means.
-	const rounds = 2
-	for range rounds {
-		for _, p := range phases {
-			l, err := latency(client, p.mk, latencyN)
-			if err != nil {
-				return err
-			}
-			thr, err := throughput(client, p.mk, inflight, duration, 0)
-			if err != nil {
-				return err
-			}
-			p.lat.p50 += l.p50 / rounds
-			p.lat.p99 += l.p99 / rounds
-			p.thr += thr / rounds
-		}
+	if err := measure(client, phases, latencyN, inflight, duration); err != nil {
+		return err
 	}
 	fl, fs, tk := phases[0], phases[1], phases[2]
 
@@ -194,6 +179,29 @@ func run(duration time.Duration, latencyN, inflight int, pgBase, redisURL string
 		return nil
 	}
 	return ws.measure(client, messages.Subject(messages.DefaultPrefix, messages.SubjectTokensGet), set, fs, latencyN, inflight, duration)
+}
+
+// measure runs each phase's latency and throughput measurements. The
+// phases alternate, twice each, so drift in the machine (GC, other load)
+// falls on all; the figures are the means.
+func measure(client *nats.Conn, phases []*phase, latencyN, inflight int, duration time.Duration) error {
+	const rounds = 2
+	for range rounds {
+		for _, p := range phases {
+			l, err := latency(client, p.mk, latencyN)
+			if err != nil {
+				return err
+			}
+			thr, err := throughput(client, p.mk, inflight, duration, 0)
+			if err != nil {
+				return err
+			}
+			p.lat.p50 += l.p50 / rounds
+			p.lat.p99 += l.p99 / rounds
+			p.thr += thr / rounds
+		}
+	}
+	return nil
 }
 
 // phase is one path measured: how to make its request, and its figures.

@@ -133,21 +133,8 @@ func (w workingSet) measure(client *nats.Conn, subject string, set []string, siz
 	fmt.Printf("first read of the %d connections (every one a cache miss, from PostgreSQL): %.0f req/s, %s\n", len(set), coldThr, time.Since(start).Round(100*time.Millisecond))
 
 	phases := []*phase{{mk: uniform.mk(subject)}, {mk: zipf.mk(subject)}}
-	const rounds = 2
-	for range rounds {
-		for _, p := range phases {
-			l, err := latency(client, p.mk, latencyN)
-			if err != nil {
-				return err
-			}
-			thr, err := throughput(client, p.mk, inflight, duration, 0)
-			if err != nil {
-				return err
-			}
-			p.lat.p50 += l.p50 / rounds
-			p.lat.p99 += l.p99 / rounds
-			p.thr += thr / rounds
-		}
+	if err := measure(client, phases, latencyN, inflight, duration); err != nil {
+		return err
 	}
 	fmt.Printf("\nworking set: %d of %d stored connections\n", len(set), w.stored)
 	fmt.Printf("%-28s %12s %12s %8s %10s\n", "", "same-size", "tokens.get", "ratio", "target")
