@@ -63,7 +63,7 @@ func TestKeysStatus(t *testing.T) {
 	check("HTTP", ks)
 
 	code, stdout, stderr := runBinary(t, binary(t, "./services/admin/cmd/nexus-admin"),
-		[]string{"PATH=/usr/bin:/bin", "ADMIN_URL=" + b.AdminURL, "ADMIN_API_KEY=" + b.OperatorKey}, "keys", "status")
+		[]string{"PATH=/usr/bin:/bin", "ADMIN_API_KEY=" + b.OperatorKey}, "keys", "status", "--http", b.AdminURL, "-o", "json")
 	ks = messages.KeysStatus{}
 	if code != 0 || json.Unmarshal([]byte(stdout), &ks) != nil {
 		t.Fatalf("nexus-admin keys status: exit %d\n%s%s", code, stdout, stderr)

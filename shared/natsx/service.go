@@ -97,8 +97,13 @@ type Service struct {
 	cfg      ServiceConfig
 	svc      micro.Service
 	sem      chan struct{}
-	wg       sync.WaitGroup
 	duration *prometheus.HistogramVec
+
+	// run counts the pool's handlers in flight; stopping (under runMu) ends
+	// new ones, so Stop's Wait never races a handler's Add.
+	runMu    sync.Mutex
+	stopping bool
+	run      sync.WaitGroup
 
 	mu     sync.Mutex
 	counts map[string]*endpointCounts // by endpoint name
@@ -291,11 +296,14 @@ func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(context.
 				return
 			}
 		}
+		if !s.enter() {
+			e.finish(req, &rec, span, nil, messages.Errorf(messages.CodeUnavailable, "this replica is stopping; try again"), true)
+			return
+		}
 		s.sem <- struct{}{}
-		s.wg.Add(1)
 		pooled := rec // only the pool's copy leaves this goroutine
 		go func() {
-			defer func() { <-s.sem; s.wg.Done() }()
+			defer func() { <-s.sem; s.run.Done() }()
 			ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 			reply, err := call(ctx, e, in, h)
 			cancel()
@@ -440,8 +448,24 @@ func (s *Service) Stats() micro.Stats { return s.svc.Stats() }
 // Stop removes the endpoints and waits for the handlers in flight.
 func (s *Service) Stop() error {
 	err := s.svc.Stop()
-	s.wg.Wait()
+	s.runMu.Lock()
+	s.stopping = true
+	s.runMu.Unlock()
+	s.run.Wait()
 	return err
+}
+
+// enter counts a handler into the pool, unless the service is stopping: a
+// request the drained subscription still delivers after Stop is answered
+// unavailable (another replica, or this one restarted, serves its retry).
+func (s *Service) enter() bool {
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.run.Add(1)
+	return true
 }
 
 // Decode reads a JSON request body into v. An empty body is read as {} (a
