@@ -27,8 +27,8 @@ import (
 
 	"github.com/nexus-broker/nexus/services/admin/internal/audit"
 	"github.com/nexus-broker/nexus/services/admin/internal/catalog"
-	"github.com/nexus-broker/nexus/services/admin/internal/console"
 	"github.com/nexus-broker/nexus/services/admin/internal/connections"
+	"github.com/nexus-broker/nexus/services/admin/internal/console"
 	"github.com/nexus-broker/nexus/services/admin/internal/httpapi"
 	"github.com/nexus-broker/nexus/services/admin/internal/keys"
 	"github.com/nexus-broker/nexus/services/admin/internal/natsapi"

@@ -146,7 +146,7 @@ func New(o Options) (*Console, error) {
 	}
 	limit, err := ratelimit.New(ratelimit.Options{
 		Endpoint: "console.login", Limits: ratelimit.Limits{PerKey: o.LoginRate},
-		Counter: pgCounter{o.Pool}, Now: o.Now, Log: o.Log, Registerer: o.Registerer,
+		Counter: loginCounts(o.Pool), Now: o.Now, Log: o.Log, Registerer: o.Registerer,
 	})
 	if err != nil {
 		return nil, err

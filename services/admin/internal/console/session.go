@@ -55,13 +55,17 @@ func hashID(id string) []byte {
 }
 
 // create starts a session for the operator key keyID and returns its id
-// (the cookie's value). Sessions that ended are deleted on the way.
+// (the cookie's value). Sessions that ended, and sign-in counts of windows
+// that ended, are deleted on the way.
 func (s *sessions) create(ctx context.Context, keyID string) (string, session, error) {
 	now := s.now().UTC()
 	id := randomToken()
 	se := session{CSRF: randomToken(), KeyID: keyID, ExpiresAt: now.Add(SessionTTL)}
 	if _, err := s.pool.Exec(ctx, `delete from admin.console_sessions where expires_at < $1`, now); err != nil {
 		return "", session{}, fmt.Errorf("console: prune sessions: %w", err)
+	}
+	if _, err := loginCounts(s.pool).Prune(ctx, now); err != nil {
+		return "", session{}, fmt.Errorf("console: prune sign-in counts: %w", err)
 	}
 	if _, err := s.pool.Exec(ctx, `insert into admin.console_sessions (id_hash, csrf_token, key_id, created_at, expires_at) values ($1, $2, $3, $4, $5)`,
 		hashID(id), se.CSRF, se.KeyID, now, se.ExpiresAt); err != nil {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,52 +11,19 @@ import (
 
 var _ ratelimit.Counter = (*Store)(nil)
 
-// countRequestSQL counts a request in window $1 [$2, $3) unless it already
-// holds $4; no row comes back when it does. A row of an older window starts
-// again from 1; a replica whose clock is a little behind counts into the
-// newer window it finds.
-const countRequestSQL = `insert into vault.rate_limits as r (key, window_start, window_end, count) values ($1, $2, $3, 1)
-	on conflict (key) do update set
-		count = case when r.window_start < excluded.window_start then 1 else r.count + 1 end,
-		window_start = greatest(r.window_start, excluded.window_start),
-		window_end = greatest(r.window_end, excluded.window_end)
-	where r.window_start < excluded.window_start or r.count < $4
-	returning count`
+// rateLimits are the vault's counts, in vault.rate_limits.
+func (s *Store) rateLimits() ratelimit.Postgres {
+	return ratelimit.Postgres{Pool: s.pool, Table: pgx.Identifier{"vault", "rate_limits"}}
+}
 
-// CountRequest counts one request in every window or in none (one
-// transaction: one upsert per window, rolled back when any is full), and
-// returns the indexes of the full ones. Callers give the windows in the same
-// order of scopes, so that concurrent requests lock the rows in one order.
+// CountRequest counts one request in every window or in none
+// (ratelimit.Postgres), in vault.rate_limits, across replicas.
 func (s *Store) CountRequest(ctx context.Context, windows []ratelimit.Window) ([]int, error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer rollback(ctx, tx)
-	var full []int
-	for i, w := range windows {
-		var n int
-		err := tx.QueryRow(ctx, countRequestSQL, w.Key, w.Start.UTC(), w.End.UTC(), w.Limit).Scan(&n)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			full = append(full, i)
-		case err != nil:
-			return nil, err
-		}
-	}
-	if len(full) > 0 {
-		return full, nil // rolled back: nothing counted
-	}
-	return nil, tx.Commit(ctx)
+	return s.rateLimits().CountRequest(ctx, windows)
 }
 
 // PruneRateLimits deletes the counts of windows that ended before cutoff, at
 // most 10,000 a call, and returns how many it deleted.
 func (s *Store) PruneRateLimits(ctx context.Context, cutoff time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `delete from vault.rate_limits where key in (
-		select key from vault.rate_limits where window_end < $1 limit 10000)`, cutoff.UTC())
-	if err != nil {
-		return 0, err
-	}
-	return tag.RowsAffected(), nil
+	return s.rateLimits().Prune(ctx, cutoff)
 }
