@@ -77,6 +77,37 @@ func readmeBlocks(r io.Reader) ([]readmeBlock, error) {
 	return blocks, sc.Err()
 }
 
+// TestCIRunsTheReadmeTestCommand: .ci/run is a script bash accepts whose one
+// make invocation is `make test`, the README's test command, after its
+// setup (an edit once ran a stray make of several targets before it).
+func TestCIRunsTheReadmeTestCommand(t *testing.T) {
+	const script = "../.ci/run"
+	if out, err := exec.Command("bash", "-n", script).CombinedOutput(); err != nil {
+		t.Fatalf("bash -n .ci/run: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var makes []string
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "make ") || line == "make" {
+			makes = append(makes, line)
+		}
+	}
+	if len(makes) != 1 || makes[0] != "make test" {
+		t.Fatalf(".ci/run runs %q, want exactly [make test]", makes)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "make test") {
+		t.Fatal("the README does not name make test")
+	}
+}
+
 func TestReadmeBlocks(t *testing.T) {
 	for _, tc := range []struct {
 		name, in string
