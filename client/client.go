@@ -18,6 +18,8 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/nexus-broker/nexus/messages"
 )
@@ -155,6 +157,16 @@ func (c *Client) attempt(ctx context.Context, subject string, body []byte, reply
 	msg := nats.NewMsg(messages.Subject(c.prefix, subject))
 	msg.Data = body
 	msg.Header.Set(messages.HeaderAPIKey, c.apiKey)
+	// The caller's trace, if it has one, goes on in W3C traceparent (the
+	// broker's spans join it); with OpenTelemetry not set up this writes
+	// nothing.
+	// Keys as the propagator writes them (traceparent, lower case): NATS
+	// headers keep their case.
+	trace := propagation.MapCarrier{}
+	otel.GetTextMapPropagator().Inject(ctx, trace)
+	for k, v := range trace {
+		msg.Header.Set(k, v)
+	}
 	resp, err := c.nc.RequestMsgWithContext(ctx, msg)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):

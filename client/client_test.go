@@ -12,6 +12,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/nexus-broker/nexus/client"
 	"github.com/nexus-broker/nexus/messages"
@@ -221,6 +224,37 @@ func TestConfiguredOnce(t *testing.T) {
 	reply, err := gw.HandshakeBegin(t.Context(), messages.BeginRequest{Provider: "github", WorkspaceID: "ws-1", ReturnURL: "http://localhost/done", RequireConfirmation: true})
 	if err != nil || reply.ConnectionID != "conn-9" {
 		t.Fatalf("begin: %+v %v", reply, err)
+	}
+}
+
+// TestTraceContextPropagated: a request made in a traced context carries
+// the caller's trace in traceparent, so the broker's spans join it; one made
+// without a trace carries none.
+func TestTraceContextPropagated(t *testing.T) {
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	t.Cleanup(func() { otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator()) })
+	nc := connect(t)
+	seen := make(chan string, 2)
+	answer(t, nc, messages.DefaultPrefix, messages.SubjectConnectionsGet, func(_ int, req micro.Request) any {
+		seen <- req.Headers().Get("traceparent")
+		return messages.Connection{ConnectionID: "conn-1"}
+	})
+	gw := newClient(t, nc)
+	traceID, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	spanID, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	traced := trace.ContextWithSpanContext(t.Context(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: traceID, SpanID: spanID, TraceFlags: trace.FlagsSampled}))
+	if _, err := gw.ConnectionsGet(traced, messages.ConnectionRef{ConnectionID: "conn-1", WorkspaceID: "ws-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := <-seen, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"; got != want {
+		t.Fatalf("traceparent %q, want %q", got, want)
+	}
+	if _, err := gw.ConnectionsGet(t.Context(), messages.ConnectionRef{ConnectionID: "conn-1", WorkspaceID: "ws-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-seen; got != "" {
+		t.Fatalf("an untraced request carried traceparent %q", got)
 	}
 }
 
