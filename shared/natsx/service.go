@@ -365,17 +365,21 @@ func (e *endpoint) finish(req micro.Request, rec *AuditRecord, span trace.Span, 
 		rec.Subject = e.relative
 		e.audit(*rec)
 	}
+	// The request is counted and its span ended before the reply goes out,
+	// so a caller that has its answer finds both done.
 	code := "ok"
 	if me != nil {
-		e.fail(req, me, inline)
 		code = string(me.Code)
-	} else if rerr := respondJSON(req, reply); rerr != nil {
-		e.s.cfg.Log.Error("reply failed", "subject", e.subject, "err", rerr)
 	}
 	if e.s.duration != nil {
 		e.s.duration.WithLabelValues(e.subject, code).Observe(time.Since(rec.At).Seconds())
 	}
 	endSpan(span, rec.Caller.Principal, string(rec.Code))
+	if me != nil {
+		e.fail(req, me, inline)
+	} else if rerr := respondJSON(req, reply); rerr != nil {
+		e.s.cfg.Log.Error("reply failed", "subject", e.subject, "err", rerr)
+	}
 }
 
 // contractError is the one place where errors become the contract's: the

@@ -32,8 +32,11 @@ func TestTraceContext(t *testing.T) {
 	t.Cleanup(func() { _ = end(context.Background()) })
 	url := testkit.NATS(t)
 	callers := apikey.NewSet().Add(apikey.Gateway, []string{key}).Add(apikey.Refresher, []string{serviceKey})
+	var conns []*nats.Conn
 	start := func(name string) *natsx.Service {
-		svc, err := natsx.NewService(testkit.Conn(t, url), natsx.ServiceConfig{Name: name, Version: "1.0.0", Callers: callers,
+		nc := testkit.Conn(t, url)
+		conns = append(conns, nc)
+		svc, err := natsx.NewService(nc, natsx.ServiceConfig{Name: name, Version: "1.0.0", Callers: callers,
 			Errors: func(err error) error { return messages.Errorf(messages.CodeNotActive, "mapped") }})
 		if err != nil {
 			t.Fatal(err)
@@ -59,6 +62,12 @@ func TestTraceContext(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The endpoints' subscriptions reach the server before any request.
+	for _, nc := range conns {
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	gateway := testkit.Conn(t, url)
 	send := func(subject, traceparent, name string) {
 		t.Helper()
