@@ -81,7 +81,9 @@ func (c *cli) events(ctx context.Context, fs *flag.FlagSet, args []string) error
 				return err
 			}
 			if *durable != "" {
-				if err := msg.Ack(); err != nil {
+				// Confirmed by the server before the next: a tail that
+				// exits at --count must not leave its acks unsent.
+				if err := msg.DoubleAck(ctx); err != nil {
 					cancel()
 					return fmt.Errorf("acknowledging an event: %w", err)
 				}
