@@ -653,17 +653,7 @@ func TestNATSCluster(t *testing.T) {
 		t.Fatalf("%s: %d replicas, cluster %+v; want 3 with a leader", messages.StreamEvents, info.Config.Replicas, info.Cluster)
 	}
 
-	l := startLoad(t, b, ids, 4)
-	fault := time.Now()
-	t.Cleanup(func() {
-		if t.Failed() {
-			l.report(t, fault)
-		}
-	})
-	waitFor(t, "the load to be served", 20*time.Second, func() bool {
-		ok, _, cycles := l.snapshot(time.Time{})
-		return ok >= 50 && cycles >= 1
-	})
+	l, faultAt := serveLoad(t, b, ids)
 
 	// Kill the stream's leader.
 	var victim *natsNode
@@ -675,7 +665,8 @@ func TestNATSCluster(t *testing.T) {
 	if victim == nil {
 		t.Fatalf("the stream's leader %q is none of the nodes", info.Cluster.Leader)
 	}
-	fault = time.Now()
+	*faultAt = time.Now()
+	fault := *faultAt
 	victim.stop()
 	t.Logf("killed %s, the leader of %s, at %s", victim.name, messages.StreamEvents, fault.Format("15:04:05.000"))
 
@@ -735,18 +726,9 @@ func TestNATSRestartUnderLoad(t *testing.T) {
 	ids := connectN(t, b, 3)
 	cons := eventsConsumer(t, b)
 
-	l := startLoad(t, b, ids, 4)
-	fault := time.Now()
-	t.Cleanup(func() {
-		if t.Failed() {
-			l.report(t, fault)
-		}
-	})
-	waitFor(t, "the load to be served", 20*time.Second, func() bool {
-		ok, _, cycles := l.snapshot(time.Time{})
-		return ok >= 50 && cycles >= 1
-	})
-	fault = time.Now()
+	l, faultAt := serveLoad(t, b, ids)
+	*faultAt = time.Now()
+	fault := *faultAt
 	n.stop()
 	t.Logf("stopped the NATS server at %s", fault.Format("15:04:05.000"))
 	// Down long enough for requests to fail at their deadline.
