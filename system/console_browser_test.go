@@ -265,7 +265,7 @@ func TestConsoleBrowser(t *testing.T) {
 			br.fail("after revoking: status %q", got)
 		}
 		var c messages.Connection
-		if err := b.Gateway.Request(ctx, messages.SubjectConnectionsGet, messages.ConnectionRef{ConnectionID: toRevoke}, &c); err != nil || c.Status != messages.StatusRevoked {
+		if err := b.Gateway.Request(ctxT(t), messages.SubjectConnectionsGet, messages.ConnectionRef{ConnectionID: toRevoke}, &c); err != nil || c.Status != messages.StatusRevoked {
 			br.fail("the vault has the connection %s (%v)", c.Status, err)
 		}
 		br.cleanPage("connections")
