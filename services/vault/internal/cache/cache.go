@@ -138,9 +138,11 @@ func New(o Options) *Cache {
 }
 
 // Fresh reports whether the cache has been confirmed within Window.
-func (c *Cache) Fresh() bool {
+func (c *Cache) Fresh() bool { return c.freshAt(c.now()) }
+
+func (c *Cache) freshAt(now time.Time) bool {
 	at := c.confirmed.Load()
-	return at != 0 && c.now().UnixNano()-at < int64(c.window)
+	return at != 0 && now.UnixNano()-at < int64(c.window)
 }
 
 // Confirmed is the sending time of the latest probe heard (zero: none
@@ -168,13 +170,14 @@ func (c *Cache) Confirm(sent time.Time) {
 // Get returns the live entry for id, with its reply opened, while the cache
 // is fresh.
 func (c *Cache) Get(id string) (Entry, bool) {
-	if !c.Fresh() {
+	now := c.now()
+	if !c.freshAt(now) {
 		return Entry{}, false
 	}
 	c.mu.RLock()
 	it, ok := c.items[id]
 	c.mu.RUnlock()
-	if !ok || it.tomb != 0 || !c.now().Before(it.expires) {
+	if !ok || it.tomb != 0 || !now.Before(it.expires) {
 		return Entry{}, false
 	}
 	reply, err := c.open(it.e.Reply, id)
