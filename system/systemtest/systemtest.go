@@ -74,8 +74,9 @@ type Broker struct {
 
 	mu        sync.Mutex
 	redirects []string // of the broker's client at Provider
-	// PublicURL is the handshake edge; AdminURL the operator API.
-	PublicURL, AdminURL string
+	// PublicURL is the handshake edge; AdminURL the operator API;
+	// VaultURL the vault's HTTP edge (health and /metrics).
+	PublicURL, AdminURL, VaultURL string
 	Agent               *Agent
 	Env                 map[string]string
 
@@ -113,6 +114,7 @@ func Start(ctx context.Context, in Infra, popts oidcprovider.Options) (*Broker, 
 	}
 	b.PublicURL = "http://" + listeners["handshake"].Addr().String()
 	b.AdminURL = "http://" + listeners["admin"].Addr().String()
+	b.VaultURL = "http://" + listeners["vault"].Addr().String()
 	b.redirects = []string{b.PublicURL + messages.SharedCallbackPath}
 	if err := p.AddClient(oidcprovider.Client{ID: ClientID, Secret: ClientSecret, RedirectURIs: b.redirects}); err != nil {
 		return fail(err)

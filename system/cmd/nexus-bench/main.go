@@ -7,16 +7,21 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,9 +34,11 @@ import (
 )
 
 func main() {
-	duration := flag.Duration("duration", 5*time.Second, "how long each throughput phase runs")
-	latencyN := flag.Int("n", 20000, "requests in each one-in-flight latency phase")
-	inflight := flag.Int("inflight", 64, "requests in flight for the throughput phase")
+	var pl plan
+	flag.IntVar(&pl.rounds, "rounds", 6, "how many times the phases alternate; the figures are over all rounds")
+	flag.DurationVar(&pl.duration, "duration", 2*time.Second, "how long each throughput phase runs in each round")
+	flag.IntVar(&pl.latencyN, "n", 24000, "requests in each path's one-in-flight latency phases, over all rounds")
+	flag.IntVar(&pl.inflight, "inflight", 64, "requests in flight for the throughput phase")
 	pgBase := flag.String("postgres", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL server for a temporary database")
 	redisURL := flag.String("redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
 	stored := flag.Int("stored", 1_000_000, "connections seeded (sealed, with COPY) for the working-set phases; 0 skips them")
@@ -61,14 +68,18 @@ func main() {
 		os.Exit(2)
 	}
 	ws := workingSet{stored: *stored, read: *readSet}
-	if err := run(*duration, *latencyN, *inflight, *pgBase, *redisURL, ws); err != nil {
+	if pl.rounds < 1 || pl.latencyN < pl.rounds || pl.inflight < 1 {
+		fmt.Fprintln(os.Stderr, "nexus-bench: -rounds, -inflight must be at least 1, and -n at least -rounds")
+		os.Exit(2)
+	}
+	if err := run(pl, *pgBase, *redisURL, ws); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "nexus-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(duration time.Duration, latencyN, inflight int, pgBase, redisURL string, ws workingSet) error {
+func run(pl plan, pgBase, redisURL string, ws workingSet) error {
 	ctx := context.Background()
 	in, closeInfra, err := systemtest.Local(ctx, "nexus-bench", pgBase, redisURL)
 	if err != nil {
@@ -160,16 +171,25 @@ func run(duration time.Duration, latencyN, inflight int, pgBase, redisURL string
 			return err
 		}
 	}
-	if err := measure(client, phases, latencyN, inflight, duration); err != nil {
+	missed := cacheMisses(b.VaultURL)
+	if err := measure(client, phases, pl); err != nil {
 		return err
 	}
+	missed = cacheMisses(b.VaultURL) - missed
 	fl, fs, tk := phases[0], phases[1], phases[2]
 
 	fmt.Printf("nexus-bench: tokens.get vs its floors (do-nothing NATS responders replying empty and with %d bytes, the Credential's size), same server and client, GOMAXPROCS=%d\n\n", len(sized), runtimeProcs())
 	fmt.Printf("%-28s %12s %12s %12s %8s %10s %8s %10s\n", "", "floor", "same-size", "tokens.get", "ratio", "target", "ratio", "target")
 	tr, trs := tk.thr/fl.thr, tk.thr/fs.thr
-	fmt.Printf("%-28s %12.0f %12.0f %12.0f %8.2f %10s %8.2f %10s %s\n", fmt.Sprintf("throughput @%d (req/s)", inflight),
+	fmt.Printf("%-28s %12.0f %12.0f %12.0f %8.2f %10s %8.2f %10s %s\n", fmt.Sprintf("throughput @%d (req/s)", pl.inflight),
 		fl.thr, fs.thr, tk.thr, tr, ">= 0.80", trs, ">= 0.90", verdict(tr >= 0.8 && trs >= 0.9))
+	cf, cs, ct := fl.cpuPerRequest(), fs.cpuPerRequest(), tk.cpuPerRequest()
+	fmt.Printf("%-28s %12s %12s %12s %8.2f %10s %8.2f %10s\n", fmt.Sprintf("CPU per request @%d", pl.inflight), us1(cf), us1(cs), us1(ct),
+		float64(cf)/float64(ct), "-", float64(cs)/float64(ct), "-")
+	if fs.syscalls > 0 {
+		fmt.Printf("%-28s %12.2f %12.2f %12.2f\n", "syscalls per request", fl.syscallsPerRequest(), fs.syscallsPerRequest(), tk.syscallsPerRequest())
+	}
+	fmt.Printf("%-28s %12s %12s %12d\n", "cache misses", "", "", missed)
 	p50, p50s := float64(tk.lat.p50)/float64(fl.lat.p50), float64(tk.lat.p50)/float64(fs.lat.p50)
 	fmt.Printf("%-28s %12s %12s %12s %8.2f %10s %8.2f %10s %s\n", "p50 @1 in flight", us(fl.lat.p50), us(fs.lat.p50), us(tk.lat.p50),
 		p50, "<= 1.50", p50s, "<= 1.30", verdict(p50 <= 1.5 && p50s <= 1.3))
@@ -178,27 +198,40 @@ func run(duration time.Duration, latencyN, inflight int, pgBase, redisURL string
 	if ws.stored == 0 {
 		return nil
 	}
-	return ws.measure(client, messages.Subject(messages.DefaultPrefix, messages.SubjectTokensGet), set, fs, latencyN, inflight, duration)
+	return ws.measure(client, messages.Subject(messages.DefaultPrefix, messages.SubjectTokensGet), set, fs, pl)
+}
+
+// plan is how long and how often the phases run.
+type plan struct {
+	rounds   int           // how many times the phases alternate
+	duration time.Duration // each throughput phase, per round
+	latencyN int           // each path's one-in-flight requests, over all rounds
+	inflight int           // requests in flight for throughput
 }
 
 // measure runs each phase's latency and throughput measurements. The
-// phases alternate, twice each, so drift in the machine (GC, other load)
-// falls on all; the figures are the means.
-func measure(client *nats.Conn, phases []*phase, latencyN, inflight int, duration time.Duration) error {
-	const rounds = 2
-	for range rounds {
+// phases alternate, in short rounds, so drift in the machine (GC, a
+// neighbour's load) falls on all alike; the figures are the means over the
+// rounds.
+func measure(client *nats.Conn, phases []*phase, pl plan) error {
+	n := pl.latencyN / pl.rounds
+	for range pl.rounds {
 		for _, p := range phases {
-			l, err := latency(client, p.mk, latencyN)
+			l, err := latency(client, p.mk, n)
 			if err != nil {
 				return err
 			}
-			thr, err := throughput(client, p.mk, inflight, duration, 0)
+			cpu, calls := processCPU(), ioSyscalls()
+			thr, done, err := throughput(client, p.mk, pl.inflight, pl.duration, 0)
 			if err != nil {
 				return err
 			}
-			p.lat.p50 += l.p50 / rounds
-			p.lat.p99 += l.p99 / rounds
-			p.thr += thr / rounds
+			p.cpu += processCPU() - cpu
+			p.syscalls += ioSyscalls() - calls
+			p.requests += done
+			p.lat.p50 += l.p50 / time.Duration(pl.rounds)
+			p.lat.p99 += l.p99 / time.Duration(pl.rounds)
+			p.thr += thr / float64(pl.rounds)
 		}
 	}
 	return nil
@@ -209,9 +242,85 @@ type phase struct {
 	mk  func() *nats.Msg
 	lat lat
 	thr float64
+	// cpu is the process's CPU time (user and system, every goroutine:
+	// client, NATS server and broker) over the throughput phases, and
+	// requests about how many they answered: their quotient is the CPU a
+	// request costs, which a neighbour's load on a shared machine moves far
+	// less than it moves throughput.
+	cpu      time.Duration
+	requests int64
+	// syscalls is how many read and write system calls the process made
+	// over the throughput phases (Linux; 0 elsewhere): per request, it
+	// says how well messages were batched into reads and writes.
+	syscalls int64
 }
 
 type lat struct{ p50, p99 time.Duration }
+
+// cpuPerRequest is the CPU time one request of the throughput phases cost
+// the whole process.
+func (p *phase) cpuPerRequest() time.Duration {
+	if p.requests == 0 {
+		return 0
+	}
+	return p.cpu / time.Duration(p.requests)
+}
+
+// syscallsPerRequest is syscalls over requests (see phase.syscalls).
+func (p *phase) syscallsPerRequest() float64 {
+	if p.requests == 0 {
+		return 0
+	}
+	return float64(p.syscalls) / float64(p.requests)
+}
+
+// ioSyscalls is the process's count of read and write system calls so far,
+// from /proc/self/io; 0 where there is none.
+func ioSyscalls() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, line := range strings.Split(string(b), "\n") {
+		if name, v, ok := strings.Cut(line, ": "); ok && (name == "syscr" || name == "syscw") {
+			c, _ := strconv.ParseInt(v, 10, 64)
+			n += c
+		}
+	}
+	return n
+}
+
+// cacheMisses is the vault's count of tokens.get reads that missed its
+// cache (nexus_vault_token_cache_total{result="miss"}), from its /metrics;
+// -1 when it cannot be read.
+func cacheMisses(vaultURL string) int64 {
+	resp, err := http.Get(vaultURL + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), `nexus_vault_token_cache_total{result="miss"} `); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return -1
+			}
+			return int64(n)
+		}
+	}
+	return -1
+}
+
+// processCPU is the CPU time the process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 func latency(nc *nats.Conn, mk func() *nats.Msg, n int) (lat, error) {
 	d := make([]time.Duration, n)
@@ -231,8 +340,8 @@ func latency(nc *nats.Conn, mk func() *nats.Msg, n int) (lat, error) {
 }
 
 // throughput runs inflight requests at a time for dur, or (n > 0) until n
-// requests have been made.
-func throughput(nc *nats.Conn, mk func() *nats.Msg, inflight int, dur time.Duration, n int64) (float64, error) {
+// requests have been made, returning the rate and how many were answered.
+func throughput(nc *nats.Conn, mk func() *nats.Msg, inflight int, dur time.Duration, n int64) (float64, int64, error) {
 	var done, started atomic.Int64
 	var firstErr atomic.Value
 	deadline := time.Now().Add(dur)
@@ -263,9 +372,9 @@ func throughput(nc *nats.Conn, mk func() *nats.Msg, inflight int, dur time.Durat
 	}
 	wg.Wait()
 	if err, ok := firstErr.Load().(error); ok {
-		return 0, err
+		return 0, 0, err
 	}
-	return float64(done.Load()) / time.Since(start).Seconds(), nil
+	return float64(done.Load()) / time.Since(start).Seconds(), done.Load(), nil
 }
 
 func verdict(ok bool) string {
@@ -275,7 +384,8 @@ func verdict(ok bool) string {
 	return "MISSED"
 }
 
-func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d.Nanoseconds())/1e3) }
+func us(d time.Duration) string  { return fmt.Sprintf("%.0fµs", float64(d.Nanoseconds())/1e3) }
+func us1(d time.Duration) string { return fmt.Sprintf("%.1fµs", float64(d.Nanoseconds())/1e3) }
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {

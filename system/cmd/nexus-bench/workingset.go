@@ -117,7 +117,7 @@ func heapInUse() uint64 {
 
 // measure reads the working set through once (the cache's misses), then
 // measures each order as the hot phase is measured.
-func (w workingSet) measure(client *nats.Conn, subject string, set []string, sized *phase, latencyN, inflight int, duration time.Duration) error {
+func (w workingSet) measure(client *nats.Conn, subject string, set []string, sized *phase, pl plan) error {
 	uniform, zipf := w.sequences(set)
 	before := heapInUse()
 	cold := &sequence{bodies: uniform.bodies, order: make([]int32, len(set)), apiKey: w.apiKey}
@@ -125,7 +125,7 @@ func (w workingSet) measure(client *nats.Conn, subject string, set []string, siz
 		cold.order[i] = int32(i)
 	}
 	start := time.Now()
-	coldThr, err := throughput(client, cold.mk(subject), inflight, 0, int64(len(set)))
+	coldThr, _, err := throughput(client, cold.mk(subject), pl.inflight, 0, int64(len(set)))
 	if err != nil {
 		return fmt.Errorf("first read of the working set: %w", err)
 	}
@@ -133,7 +133,7 @@ func (w workingSet) measure(client *nats.Conn, subject string, set []string, siz
 	fmt.Printf("first read of the %d connections (every one a cache miss, from PostgreSQL): %.0f req/s, %s\n", len(set), coldThr, time.Since(start).Round(100*time.Millisecond))
 
 	phases := []*phase{{mk: uniform.mk(subject)}, {mk: zipf.mk(subject)}}
-	if err := measure(client, phases, latencyN, inflight, duration); err != nil {
+	if err := measure(client, phases, pl); err != nil {
 		return err
 	}
 	fmt.Printf("\nworking set: %d of %d stored connections\n", len(set), w.stored)
@@ -141,7 +141,8 @@ func (w workingSet) measure(client *nats.Conn, subject string, set []string, siz
 	for i, name := range []string{"uniform", "zipf (s=1.1)"} {
 		p := phases[i]
 		r := p.thr / sized.thr
-		fmt.Printf("%-28s %12.0f %12.0f %8.2f %10s %s\n", name+fmt.Sprintf(" @%d (req/s)", inflight), sized.thr, p.thr, r, ">= 0.50", verdict(r >= 0.5))
+		fmt.Printf("%-28s %12.0f %12.0f %8.2f %10s %s\n", name+fmt.Sprintf(" @%d (req/s)", pl.inflight), sized.thr, p.thr, r, ">= 0.50", verdict(r >= 0.5))
+		fmt.Printf("%-28s %12s %12s %8.2f\n", name+" CPU per request", us1(sized.cpuPerRequest()), us1(p.cpuPerRequest()), float64(sized.cpuPerRequest())/float64(p.cpuPerRequest()))
 		fmt.Printf("%-28s %12s %12s %8.2f\n", name+" p50 @1", us(sized.lat.p50), us(p.lat.p50), float64(p.lat.p50)/float64(sized.lat.p50))
 		fmt.Printf("%-28s %12s %12s %8.2f\n", name+" p99 @1", us(sized.lat.p99), us(p.lat.p99), float64(p.lat.p99)/float64(sized.lat.p99))
 	}
