@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/nexus-broker/nexus/services/admin"
+	"github.com/nexus-broker/nexus/services/admin/internal/console"
 	"github.com/nexus-broker/nexus/shared/config"
 )
 
@@ -132,5 +136,53 @@ func TestConsoleSessions(t *testing.T) {
 	}
 	if secure == nil || !secure.Secure || !secure.HttpOnly || secure.SameSite != http.SameSiteStrictMode || secure.Domain != "" || secure.Path != "/" {
 		t.Fatalf("https session cookie: %v", cookies)
+	}
+}
+
+// TestConsoleSessionIdle: a session that opened no page for SessionIdle
+// ends, one used within it goes on and its use is recorded; the sessions
+// are aged in their table, as time would.
+func TestConsoleSessionIdle(t *testing.T) {
+	e := setup(t)
+	signIn := func() *http.Cookie {
+		status, cookies := consoleSignIn(t, e.http.URL, e.http.URL, apiKey)
+		for _, ck := range cookies {
+			if ck.Name == "nexus_console" && status == http.StatusSeeOther {
+				return ck
+			}
+		}
+		t.Fatalf("sign-in: %d %v", status, cookies)
+		return nil
+	}
+	idle, used := signIn(), signIn()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	age := func(ck *http.Cookie, d time.Duration) {
+		t.Helper()
+		sum := sha256.Sum256([]byte(ck.Value))
+		tag, err := conn.Exec(ctx, `update admin.console_sessions set last_seen_at = now() - make_interval(secs => $2) where id_hash = $1`, sum[:], d.Seconds())
+		if err != nil || tag.RowsAffected() != 1 {
+			t.Fatalf("age the session: %v (%d rows)", err, tag.RowsAffected())
+		}
+	}
+	age(idle, console.SessionIdle+time.Minute)
+	age(used, console.SessionIdle-time.Minute)
+	if got := consoleGet(t, e.http.URL, "/console/providers", idle); got != http.StatusSeeOther {
+		t.Fatalf("a session idle for longer than %s: %d, want 303 to sign in", console.SessionIdle, got)
+	}
+	if got := consoleGet(t, e.http.URL, "/console/providers", used); got != http.StatusOK {
+		t.Fatalf("a session used %s ago: %d, want 200", console.SessionIdle-time.Minute, got)
+	}
+	var since time.Duration
+	sum := sha256.Sum256([]byte(used.Value))
+	if err := conn.QueryRow(ctx, `select extract(epoch from now() - last_seen_at)::float8 * 1e9 from admin.console_sessions where id_hash = $1`, sum[:]).Scan(&since); err != nil {
+		t.Fatal(err)
+	}
+	if since > time.Minute {
+		t.Fatalf("opening a page did not record the session's use: last seen %s ago", since)
 	}
 }

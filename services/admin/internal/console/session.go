@@ -18,6 +18,10 @@ import (
 // is done with it: an operator signs in again at least once a working day.
 const SessionTTL = 8 * time.Hour
 
+// SessionIdle ends a session sooner: one that opened no page for this long
+// (a laptop left signed in) needs a new sign-in.
+const SessionIdle = 30 * time.Minute
+
 // errNoSession: the cookie names no live session (unknown, expired or
 // logged out).
 var errNoSession = errors.New("console: no such session")
@@ -55,33 +59,38 @@ func hashID(id string) []byte {
 }
 
 // create starts a session for the operator key keyID and returns its id
-// (the cookie's value). Sessions that ended, and sign-in counts of windows
-// that ended, are deleted on the way.
+// (the cookie's value). Sessions that ended or went idle, and sign-in
+// counts of windows that ended, are deleted on the way.
 func (s *sessions) create(ctx context.Context, keyID string) (string, session, error) {
 	now := s.now().UTC()
 	id := randomToken()
 	se := session{CSRF: randomToken(), KeyID: keyID, ExpiresAt: now.Add(SessionTTL)}
-	if _, err := s.pool.Exec(ctx, `delete from admin.console_sessions where expires_at < $1`, now); err != nil {
+	if _, err := s.pool.Exec(ctx, `delete from admin.console_sessions where expires_at < $1 or last_seen_at < $2`, now, now.Add(-SessionIdle)); err != nil {
 		return "", session{}, fmt.Errorf("console: prune sessions: %w", err)
 	}
 	if _, err := loginCounts(s.pool).Prune(ctx, now); err != nil {
 		return "", session{}, fmt.Errorf("console: prune sign-in counts: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, `insert into admin.console_sessions (id_hash, csrf_token, key_id, created_at, expires_at) values ($1, $2, $3, $4, $5)`,
+	if _, err := s.pool.Exec(ctx, `insert into admin.console_sessions (id_hash, csrf_token, key_id, created_at, expires_at, last_seen_at) values ($1, $2, $3, $4, $5, $4)`,
 		hashID(id), se.CSRF, se.KeyID, now, se.ExpiresAt); err != nil {
 		return "", session{}, fmt.Errorf("console: create session: %w", err)
 	}
 	return id, se, nil
 }
 
-// get reads the live session id names, if its key is still configured.
+// get reads the live session id names, if its key is still configured,
+// and marks it used: live means neither past SessionTTL from its sign-in
+// nor SessionIdle from its last use.
 func (s *sessions) get(ctx context.Context, id string) (session, error) {
 	if id == "" {
 		return session{}, errNoSession
 	}
+	now := s.now().UTC()
 	var se session
-	err := s.pool.QueryRow(ctx, `select csrf_token, key_id, expires_at from admin.console_sessions where id_hash = $1 and expires_at > $2`,
-		hashID(id), s.now().UTC()).Scan(&se.CSRF, &se.KeyID, &se.ExpiresAt)
+	err := s.pool.QueryRow(ctx, `update admin.console_sessions set last_seen_at = $2
+		where id_hash = $1 and expires_at > $2 and last_seen_at > $3
+		returning csrf_token, key_id, expires_at`,
+		hashID(id), now, now.Add(-SessionIdle)).Scan(&se.CSRF, &se.KeyID, &se.ExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return session{}, errNoSession
 	}
