@@ -66,7 +66,7 @@ func (c *Console) setCookie(w http.ResponseWriter, r *http.Request, name, value 
 	})
 }
 
-// current is the session the request's cookie names.
+// current is the session the request's cookie names, marked used.
 func (c *Console) current(r *http.Request) (string, session, error) {
 	ck, err := r.Cookie(c.cookieName(r, sessionCookie, secureSessionCookie))
 	if err != nil {
@@ -74,6 +74,17 @@ func (c *Console) current(r *http.Request) (string, session, error) {
 	}
 	se, err := c.sessions.get(r.Context(), ck.Value)
 	return ck.Value, se, err
+}
+
+// signedIn reports whether the request's session is still live, without
+// marking it used (sessions.check).
+func (c *Console) signedIn(r *http.Request) bool {
+	ck, err := r.Cookie(c.cookieName(r, sessionCookie, secureSessionCookie))
+	if err != nil {
+		return false
+	}
+	_, err = c.sessions.check(r.Context(), ck.Value)
+	return err == nil
 }
 
 // withSession puts the session and the operator it speaks for in the

@@ -66,9 +66,10 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			// A session that ended (logout, expiry, its key removed) ends
-			// its stream too.
-			if _, _, err := c.current(r); err != nil {
+			// A session that ended (logout, expiry, idleness, its key
+			// removed) ends its stream too; the stream itself is not a use
+			// of the session, or a page left open would never go idle.
+			if !c.signedIn(r) {
 				return
 			}
 			if c.send(rc, w, ": heartbeat\n\n") != nil {

@@ -82,15 +82,28 @@ func (s *sessions) create(ctx context.Context, keyID string) (string, session, e
 // and marks it used: live means neither past SessionTTL from its sign-in
 // nor SessionIdle from its last use.
 func (s *sessions) get(ctx context.Context, id string) (session, error) {
+	return s.read(ctx, id, `update admin.console_sessions set last_seen_at = $2
+		where id_hash = $1 and expires_at > $2 and last_seen_at > $3
+		returning csrf_token, key_id, expires_at`)
+}
+
+// check is get without marking the session used: for what the browser does
+// by itself (the live stream's heartbeat), which must not keep an
+// unattended session alive.
+func (s *sessions) check(ctx context.Context, id string) (session, error) {
+	return s.read(ctx, id, `select csrf_token, key_id, expires_at from admin.console_sessions
+		where id_hash = $1 and expires_at > $2 and last_seen_at > $3`)
+}
+
+// read runs query, given the session's hash, now and the idle limit, for
+// the live session id names.
+func (s *sessions) read(ctx context.Context, id, query string) (session, error) {
 	if id == "" {
 		return session{}, errNoSession
 	}
 	now := s.now().UTC()
 	var se session
-	err := s.pool.QueryRow(ctx, `update admin.console_sessions set last_seen_at = $2
-		where id_hash = $1 and expires_at > $2 and last_seen_at > $3
-		returning csrf_token, key_id, expires_at`,
-		hashID(id), now, now.Add(-SessionIdle)).Scan(&se.CSRF, &se.KeyID, &se.ExpiresAt)
+	err := s.pool.QueryRow(ctx, query, hashID(id), now, now.Add(-SessionIdle)).Scan(&se.CSRF, &se.KeyID, &se.ExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return session{}, errNoSession
 	}
