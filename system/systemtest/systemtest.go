@@ -77,8 +77,8 @@ type Broker struct {
 	// PublicURL is the handshake edge; AdminURL the operator API;
 	// VaultURL the vault's HTTP edge (health and /metrics).
 	PublicURL, AdminURL, VaultURL string
-	Agent               *Agent
-	Env                 map[string]string
+	Agent                         *Agent
+	Env                           map[string]string
 
 	closers []func()
 }
