@@ -179,7 +179,7 @@ func TestConsoleSessionIdle(t *testing.T) {
 	}
 	var since time.Duration
 	sum := sha256.Sum256([]byte(used.Value))
-	if err := conn.QueryRow(ctx, `select extract(epoch from now() - last_seen_at)::float8 * 1e9 from admin.console_sessions where id_hash = $1`, sum[:]).Scan(&since); err != nil {
+	if err := conn.QueryRow(ctx, `select (extract(epoch from now() - last_seen_at) * 1e9)::bigint from admin.console_sessions where id_hash = $1`, sum[:]).Scan(&since); err != nil {
 		t.Fatal(err)
 	}
 	if since > time.Minute {
