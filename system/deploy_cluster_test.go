@@ -150,9 +150,23 @@ func checkComposeCluster(t *testing.T, raw []byte, natsDir string) []string {
 	// the cluster's NATS.
 	replicas := map[string]int{}
 	replicaIDs := map[string]string{}
+	// What the single-node shape sets for each service, every replica
+	// sets too (a variable added to one shape only is a feature missing
+	// from the other).
+	single := map[string]map[string]string{}
+	for _, s := range doc.Services {
+		if svc := s.Build.Args["SERVICE"]; svc != "" && !inCluster(s) {
+			single[svc] = s.Environment
+		}
+	}
 	for name, s := range doc.Services {
 		if !inCluster(s) {
 			continue
+		}
+		for k := range single[s.Build.Args["SERVICE"]] {
+			if _, ok := s.Environment[k]; !ok {
+				bad(name, "does not set %s, which the single-node %s sets", k, s.Build.Args["SERVICE"])
+			}
 		}
 		for dep := range s.DependsOn {
 			if slices.Contains(singleNode, dep) {
