@@ -125,7 +125,9 @@ func launch(getenv system.Lookup) error {
 			env[k] = v
 		}
 	}
-	if len(created) > 0 {
+	// The keys are printed once, when made; a development provider turned
+	// on later makes only its own secret, and reprints nothing else.
+	if slices.ContainsFunc(created, func(k string) bool { return k != system.DevProviderSecretVar }) {
 		fmt.Printf("\nDevelopment mode: new keys and NATS passwords (%s) generated and kept in %s (mode 0600).\n"+
 			"Losing ENCRYPTION_KEY makes every stored connection unrecoverable. Do not use these in production.\n\n"+
 			"    the Gateway:   API_KEY=%s  (NATS user gateway, password %s, inbox prefix %s)\n"+
