@@ -24,27 +24,31 @@ const (
 	probeInterval = 200 * time.Millisecond
 	listenSilence = 5 * time.Second
 	listenRetry   = time.Second
-	// listenerName is the listener's application_name in pg_stat_activity.
+	// listenerName is the listener's application_name in pg_stat_activity,
+	// proberName its probes' session's.
 	listenerName = "nexus-vault-changes"
+	proberName   = "nexus-vault-probes"
 )
 
 // changes keeps this replica's tokens.get cache in step with every replica's
 // commits. It LISTENs on store.ChangesChannel, dropping what each
 // notification names, and on a probe channel of its own: each probe it sends
-// (a notification through the pool, a transaction like any other) comes back
-// after every change committed before it, so receiving a probe sent at T
-// confirms the cache up to T (cache.Confirm). The listener is written here
+// (a notification, a transaction like any other) comes back after every
+// change committed before it, so receiving a probe sent at T confirms the
+// cache up to T (cache.Confirm). Probes go out on a second session of their
+// own, not through the pool: a pool busy with a burst of cache misses must
+// not delay them past the cache's window, or the cache would switch itself
+// off just when it saves the most. The listener is written here
 // rather than with a LISTEN library because its probes decide both the
 // cache's freshness and when a silent connection must be replaced.
 type changes struct {
 	// connect opens the listener's own session (not a pool connection:
-	// LISTEN belongs to a session, and it stays open).
-	connect func(ctx context.Context) (*pgx.Conn, error)
-	// probe sends payload on channel, as its own transaction.
-	probe   func(ctx context.Context, channel, payload string) error
-	cache   *cache.Cache
-	channel string // this replica's probe channel
-	log     *slog.Logger
+	// LISTEN belongs to a session, and it stays open); connectProber the
+	// session its probes go out on.
+	connect, connectProber func(ctx context.Context) (*pgx.Conn, error)
+	cache                  *cache.Cache
+	channel                string // this replica's probe channel
+	log                    *slog.Logger
 
 	every, silence, retry time.Duration
 
@@ -65,16 +69,15 @@ func newChanges(pool *pgxpool.Pool, c *cache.Cache, replica string, log *slog.Lo
 	cfg.RuntimeParams["tcp_keepalives_idle"] = "30"
 	cfg.RuntimeParams["tcp_keepalives_interval"] = "10"
 	cfg.RuntimeParams["tcp_keepalives_count"] = "3"
+	prober := cfg.Copy()
+	prober.RuntimeParams["application_name"] = proberName
 	return &changes{
-		connect: func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cfg.Copy()) },
-		probe: func(ctx context.Context, channel, payload string) error {
-			_, err := pool.Exec(ctx, "select pg_notify($1, $2)", channel, payload)
-			return err
-		},
-		cache:   c,
-		channel: probeChannel(replica),
-		log:     log,
-		every:   probeInterval, silence: listenSilence, retry: listenRetry,
+		connect:       func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cfg.Copy()) },
+		connectProber: func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, prober.Copy()) },
+		cache:         c,
+		channel:       probeChannel(replica),
+		log:           log,
+		every:         probeInterval, silence: listenSilence, retry: listenRetry,
 		sent: map[uint64]time.Time{},
 	}
 }
@@ -112,8 +115,8 @@ func (ch *changes) run(ctx context.Context) {
 var errSilent = errors.New("no probe came back: the listener's connection is silent")
 
 // listen runs one session: LISTEN, flush what may have been missed, then
-// apply notifications while probes go out, until the session fails or goes
-// silent.
+// apply notifications while probes go out, until the session (or its
+// prober's) fails or goes silent.
 func (ch *changes) listen(ctx context.Context) error {
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -121,11 +124,12 @@ func (ch *changes) listen(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		_ = conn.Close(cctx)
-	}()
+	defer closeSession(ctx, conn)
+	prober, err := ch.connectProber(sctx)
+	if err != nil {
+		return fmt.Errorf("connect the prober: %w", err)
+	}
+	defer closeSession(ctx, prober)
 	for _, c := range []string{store.ChangesChannel, ch.channel} {
 		if _, err := conn.Exec(sctx, "listen "+pgx.Identifier{c}.Sanitize()); err != nil {
 			return fmt.Errorf("listen %s: %w", c, err)
@@ -141,7 +145,7 @@ func (ch *changes) listen(ctx context.Context) error {
 
 	done := make(chan struct{})
 	defer func() { cancel(nil); <-done }()
-	go func() { defer close(done); ch.sendProbes(sctx, cancel) }()
+	go func() { defer close(done); ch.sendProbes(sctx, prober, cancel) }()
 	for {
 		n, err := conn.WaitForNotification(sctx)
 		if err != nil {
@@ -167,9 +171,17 @@ func (ch *changes) apply(c store.Change) {
 	ch.cache.InvalidateProvider(c.ProviderID)
 }
 
-// sendProbes sends a probe every interval, and ends the session (cancel)
-// when none has come back for the silence limit.
-func (ch *changes) sendProbes(ctx context.Context, cancel context.CancelCauseFunc) {
+// closeSession closes a session of the listener's, within a second.
+func closeSession(ctx context.Context, conn *pgx.Conn) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	_ = conn.Close(cctx)
+}
+
+// sendProbes sends a probe on prober every interval, and ends the session
+// (cancel) when none has come back for the silence limit, or the prober's
+// session failed (the next session opens another).
+func (ch *changes) sendProbes(ctx context.Context, prober *pgx.Conn, cancel context.CancelCauseFunc) {
 	t := time.NewTicker(ch.every)
 	defer t.Stop()
 	for {
@@ -189,9 +201,13 @@ func (ch *changes) sendProbes(ctx context.Context, cancel context.CancelCauseFun
 			return
 		}
 		pctx, pcancel := context.WithTimeout(ctx, ch.silence)
-		err := ch.probe(pctx, ch.channel, strconv.FormatUint(seq, 10))
+		_, err := prober.Exec(pctx, "select pg_notify($1, $2)", ch.channel, strconv.FormatUint(seq, 10))
 		pcancel()
 		if err != nil && ctx.Err() == nil {
+			if prober.IsClosed() {
+				cancel(fmt.Errorf("the probes' session: %w", err))
+				return
+			}
 			ch.log.Debug("vault change probe failed", "err", err)
 		}
 	}

@@ -244,3 +244,28 @@ func pipe(dst, src net.Conn, frozen *atomic.Bool) {
 		}
 	}
 }
+
+// TestChangesProbesBypassThePool: with every connection of the vault's
+// pool taken (a burst of cache misses), probes still come back and keep
+// the cache confirmed: they have a session of their own.
+func TestChangesProbesBypassThePool(t *testing.T) {
+	t.Parallel()
+	cfg, err := pgxpool.ParseConfig(testkit.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	busy, err := pool.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Release()
+	c := startChanges(t, pool, time.Second, nil)
+	confirmedSince(t, c, time.Now())
+	confirmedSince(t, c, time.Now().Add(cache.DefaultWindow))
+}
