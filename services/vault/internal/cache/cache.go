@@ -283,17 +283,39 @@ func (c *Cache) Flush() {
 	clear(c.providerTombs)
 }
 
+// sweepBatch is how many expired entries Sweep drops per hold of the
+// write lock.
+const sweepBatch = 1024
+
 // Sweep drops expired entries and invalidations older than any read that
-// may still Put; run it periodically to bound memory.
+// may still Put; run it periodically to bound memory. It finds them under
+// the read lock, which tokens.get's reads share, and takes the write lock
+// only to drop them a batch at a time: a sweep of a full cache does not
+// stall the hot path for the length of the walk.
 func (c *Cache) Sweep() {
 	now := c.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	var expired []string
+	c.mu.RLock()
 	for id, it := range c.items {
 		if !now.Before(it.expires) {
-			delete(c.items, id)
+			expired = append(expired, id)
 		}
 	}
+	c.mu.RUnlock()
+	for len(expired) > 0 {
+		batch := expired[:min(sweepBatch, len(expired))]
+		expired = expired[len(batch):]
+		c.mu.Lock()
+		for _, id := range batch {
+			// Put or Invalidate may have replaced it since the walk.
+			if it, ok := c.items[id]; ok && !now.Before(it.expires) {
+				delete(c.items, id)
+			}
+		}
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for id, t := range c.providerTombs {
 		if now.Sub(t.at) >= tombAge {
 			delete(c.providerTombs, id)
