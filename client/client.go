@@ -104,7 +104,7 @@ func (c *Client) backoff() backoff.BackOff {
 		return &backoff.StopBackOff{}
 	}
 	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval = c.initial, c.max
+	b.InitialInterval, b.MaxInterval, b.Multiplier = c.initial, c.max, 2 // doubling, as WithBackOff says
 	return b
 }
 

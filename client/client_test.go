@@ -270,4 +270,7 @@ func TestNewRefuses(t *testing.T) {
 			t.Errorf("%q does not name %q", err, want)
 		}
 	}
+	if _, err := client.New(nil, "k", client.WithBackOff(2*time.Second, time.Second)); err == nil || !strings.Contains(err.Error(), "backoff") {
+		t.Errorf("a backoff whose first wait exceeds its maximum: %v", err)
+	}
 }

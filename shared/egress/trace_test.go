@@ -24,6 +24,7 @@ func TestTracedRequestKeepsSecretsOut(t *testing.T) {
 		querySecret  = "qs5d1c0e9b7a44"
 		headerSecret = "hd8e2f4a6c1b55"
 		bodySecret   = "bd3b7d9f1e2a66"
+		userSecret   = "us9a4c2e7f1d77"
 	)
 	otlp := testkit.OTLP(t, "127.0.0.1:0")
 	end, err := telemetry.Setup(context.Background(), config.Telemetry{TracesURL: otlp.URL + "/v1/traces", Sampler: "always_on"}, "egress-test")
@@ -40,7 +41,8 @@ func TestTracedRequestKeepsSecretsOut(t *testing.T) {
 		w.Write([]byte(`{}`))
 	})
 	c := egress.New(egress.Options{Private: networks(t, loopback1)})
-	req, err := http.NewRequest(http.MethodPost, srv.URL+"/token?api_key="+querySecret+"#frag",
+	withUser := strings.Replace(srv.URL, "http://", "http://client:"+userSecret+"@", 1)
+	req, err := http.NewRequest(http.MethodPost, withUser+"/token?api_key="+querySecret+"#frag",
 		strings.NewReader(url.Values{"refresh_token": {bodySecret}}.Encode()))
 	if err != nil {
 		t.Fatal(err)
@@ -77,10 +79,10 @@ func TestTracedRequestKeepsSecretsOut(t *testing.T) {
 	}
 	t.Logf("client span %q: %v", s.Name, s.Attributes)
 	if full := s.Attributes["url.full"]; full != srv.URL+"/token" {
-		t.Errorf("url.full = %q, want the URL without its query and fragment", full)
+		t.Errorf("url.full = %q, want the URL without its user, query and fragment", full)
 	}
 	for k, v := range s.Attributes {
-		for _, secret := range []string{querySecret, headerSecret, bodySecret} {
+		for _, secret := range []string{querySecret, headerSecret, bodySecret, userSecret} {
 			if leak := testkit.Leak(k+"="+v, secret); leak != "" {
 				t.Errorf("span attribute %s shows %q of a secret", k, leak)
 			}
