@@ -133,6 +133,10 @@ func TestConsoleHTTP(t *testing.T) {
 	if status, _, _ := c.post("/console/login", c.origin, url.Values{"key": {b.OperatorKey}}); status != http.StatusForbidden || c.sessionCookie() != nil {
 		t.Fatalf("sign-in without the form's token: %d", status)
 	}
+	c.token("/console/login") // the login cookie is set; a token made up is not its value
+	if status, _, _ := c.post("/console/login", c.origin, url.Values{"csrf": {"made-up-login-token"}, "key": {b.OperatorKey}}); status != http.StatusForbidden || c.sessionCookie() != nil {
+		t.Fatalf("sign-in with a token that is not the login cookie's: %d", status)
+	}
 	if status, _, _ := c.post("/console/login", "http://evil.example", url.Values{"csrf": {c.token("/console/login")}, "key": {b.OperatorKey}}); status != http.StatusForbidden || c.sessionCookie() != nil {
 		t.Fatalf("sign-in from another origin: %d", status)
 	}
