@@ -22,6 +22,7 @@ import (
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/services/refresher"
 	"github.com/nexus-broker/nexus/shared/natsauth"
+	"github.com/nexus-broker/nexus/shared/natsx"
 	"github.com/nexus-broker/nexus/system"
 	"github.com/nexus-broker/nexus/system/systemtest"
 	"github.com/nexus-broker/nexus/testing/oidcprovider"
@@ -78,8 +79,11 @@ func TestKillVaultAndRefresher(t *testing.T) {
 	db := pgConn(t, b.Infra.DatabaseURL)
 
 	l, fault := serveLoad(t, b, ids)
-	vk := k.killVault(t, rng, db, b.Provider)
+	vk := k.killVault(t, rng, db, b.Provider, b.Gateway, ids)
 	*fault = vk.at
+	if !vk.survivorServed {
+		t.Errorf("no tokens.get sent while %s was down was answered: the other replica did not serve", vk.replica)
+	}
 	l.servedAgain(t, vk.restarted, vk.replica+"'s restart")
 	windows := []faultWindow{{what: "vault " + vk.replica + " killed", from: vk.at, to: time.Now()}}
 	// The Gateway's requests do not go through the refresher: its window
@@ -256,13 +260,19 @@ type vaultKill struct {
 	at, restarted         time.Time
 	inFlight              map[string]int64
 	usesBefore, usesAfter map[string]int
+	// survivorServed: a tokens.get sent after the kill, before the
+	// restart, was answered (by the other replica). The load's own
+	// requests cannot show it: its few workers tend to be waiting on the
+	// busy replica when it is killed, until their deadline.
+	survivorServed bool
 }
 
 // killVault kills one vault replica at a random moment of the storm when
 // it has refreshes in flight, reads the refreshes it left, starts it again
 // and waits until each of those refreshes is done (the connection
-// refreshed since, or no longer active).
-func (k *killBroker) killVault(t *testing.T, rng *rand.Rand, db *pgx.Conn, op *oidcprovider.Server) vaultKill {
+// refreshed since, or no longer active). Before the restart it asks for
+// some of ids' tokens through gw, to see the other replica answer.
+func (k *killBroker) killVault(t *testing.T, rng *rand.Rand, db *pgx.Conn, op *oidcprovider.Server, gw *natsx.Client, ids []string) vaultKill {
 	t.Helper()
 	i := rng.IntN(len(k.vaults))
 	vk := vaultKill{replica: killVaults[i]}
@@ -274,6 +284,13 @@ func (k *killBroker) killVault(t *testing.T, rng *rand.Rand, db *pgx.Conn, op *o
 	vk.inFlight = refreshesInFlight(t, db, vk.replica)
 	t.Logf("killed %s (SIGKILL) %s into the storm (%s), at %s, with %d refreshes in flight", vk.replica, delay.Round(time.Millisecond), busy, vk.at.Format("15:04:05.000"), len(vk.inFlight))
 	vk.usesBefore = op.RefreshTokenUses()
+	for try := 0; try < 5 && !vk.survivorServed; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		var cred messages.Credential
+		err := gw.Request(ctx, messages.SubjectTokensGet, messages.TokenRequest{ConnectionID: ids[rng.IntN(len(ids))], WorkspaceID: "ws-1"}, &cred)
+		cancel()
+		vk.survivorServed = err == nil && cred.AccessToken != ""
+	}
 	k.restart(k.vaults[i])
 	vk.restarted = time.Now()
 	t.Logf("%s ready again %s after its kill", vk.replica, vk.restarted.Sub(vk.at).Round(time.Millisecond))
