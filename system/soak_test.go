@@ -19,7 +19,8 @@ import (
 // minute, so the renewals run from the first second. It holds the soak's
 // promises: no tokens.get answer carries an expired token or one the
 // provider refuses while the vault still serves it, no refresh token is
-// presented twice, every connection stays active, no request fails; and
+// presented twice, every connection stays active, no request fails, no
+// stored token expires before the refreshers renew it; and
 // both refreshers renewed connections, and the provider accepted tokens
 // the load was served.
 func TestSoakShort(t *testing.T) {

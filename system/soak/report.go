@@ -122,6 +122,17 @@ func (r *Report) Problems() []string {
 	add(r.Redemptions.RotatedPresented, "refresh grants that presented a rotated refresh token")
 	add(r.Final.NotActive, "connections no longer active")
 	add(r.Tokens.ErrorCount(), "tokens.get error answers")
+	// The refreshers keep up by themselves, not only because tokens.get
+	// refreshes on demand: no stored token of an active connection expired
+	// while watched or at the end, and (once every seeded token has
+	// expired) each connection was renewed at least once.
+	if r.Lag.Looks > 0 && r.Lag.Margin < 0 {
+		p = append(p, fmt.Sprintf("a stored access token expired %.1fs before the refreshers renewed it", -r.Lag.Margin.Seconds()))
+	}
+	add(r.Final.Expired, "active connections whose stored access token expired, unrenewed")
+	if r.Elapsed >= r.Config.TokenTTL {
+		add(r.Final.NeverRenewed, "active connections never renewed although their seeded token expired")
+	}
 	return p
 }
 
