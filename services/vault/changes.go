@@ -156,19 +156,11 @@ func (ch *changes) listen(ctx context.Context) error {
 		}
 		switch n.Channel {
 		case store.ChangesChannel:
-			ch.apply(store.ParseChange(n.Payload))
+			applyChange(ch.cache, store.ParseChange(n.Payload))
 		case ch.channel:
 			ch.heardProbe(n.Payload)
 		}
 	}
-}
-
-func (ch *changes) apply(c store.Change) {
-	if c.ConnectionID != "" {
-		ch.cache.Invalidate(c.ConnectionID)
-		return
-	}
-	ch.cache.InvalidateProvider(c.ProviderID)
 }
 
 // closeSession closes a session of the listener's, within a second.

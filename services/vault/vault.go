@@ -214,17 +214,15 @@ func LoadConfig(l *config.Loader) Config {
 	return c
 }
 
-// invalidator empties this replica's tokens.get cache after its own
-// commits, at once; every replica's, this one's included, hears the same
-// change from PostgreSQL (changes.go).
-type invalidator struct{ cache *cache.Cache }
-
-func (i invalidator) changed(c store.Change) {
-	if c.ConnectionID != "" {
-		i.cache.Invalidate(c.ConnectionID)
+// applyChange drops what a committed change makes stale from c: the
+// store calls it after this replica's own commits, at once, and the change
+// listener (changes.go) for every replica's, this one's included.
+func applyChange(c *cache.Cache, ch store.Change) {
+	if ch.ConnectionID != "" {
+		c.Invalidate(ch.ConnectionID)
 		return
 	}
-	i.cache.InvalidateProvider(c.ProviderID)
+	c.InvalidateProvider(ch.ProviderID)
 }
 
 // callers are the keys the vault accepts, and who each names.
@@ -296,7 +294,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		return nil, fmt.Errorf("nats: %w", err)
 	}
 	c := cache.New(cache.Options{MaxEntries: cfg.CacheEntries})
-	inv := invalidator{cache: c}
 	outboxSubject := messages.Subject(cfg.Prefix, messages.SubjectVaultOutboxNotify)
 	every, ttl := cfg.KeysInterval, cfg.ReplicaTTL
 	if every <= 0 {
@@ -311,7 +308,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		ReplicaTTL:  ttl,
 		// Every commit that changes what is served empties this
 		// replica's cache at once: the one place that does it.
-		Changed: inv.changed,
+		Changed: func(ch store.Change) { applyChange(c, ch) },
 		// Tell the relay at once; if this is lost, its poll finds the rows.
 		OnOutbox: func() { _ = s.nc.Publish(outboxSubject, nil) },
 	})

@@ -118,8 +118,12 @@ func newProvider(ctx context.Context, cfg config.Telemetry, service string) (*sd
 	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithSampler(sampler(cfg))), nil
 }
 
-// sampler is OTEL_TRACES_SAMPLER's sampler (config checked the name).
+// sampler is OTEL_TRACES_SAMPLER's sampler (config checked the name);
+// none named is the specification's default, parentbased_always_on.
 func sampler(cfg config.Telemetry) sdktrace.Sampler {
+	if cfg.Sampler == "" {
+		cfg.Sampler = "parentbased_always_on"
+	}
 	var root sdktrace.Sampler
 	switch strings.TrimPrefix(cfg.Sampler, "parentbased_") {
 	case "always_off":

@@ -178,15 +178,16 @@ func (h *Handlers) connection(ctx context.Context, id, workspaceID string) (stor
 	if err != nil {
 		return store.Connection{}, err
 	}
-	if err := inWorkspace(c, workspaceID); err != nil {
+	if err := inWorkspace(c.WorkspaceID, workspaceID); err != nil {
 		return store.Connection{}, err
 	}
 	return c, nil
 }
 
-// inWorkspace answers not_found for a connection of another workspace.
-func inWorkspace(c store.Connection, workspaceID string) error {
-	if workspaceID != "" && c.WorkspaceID != workspaceID {
+// inWorkspace answers not_found for a connection (of workspace has) asked
+// for in another workspace (asked; empty for a cross-workspace key).
+func inWorkspace(has, asked string) error {
+	if asked != "" && has != asked {
 		return store.ErrNotFound
 	}
 	return nil

@@ -260,7 +260,7 @@ func (h *Handlers) confirmConnection(ctx context.Context, r messages.ConfirmRequ
 	}
 	now := h.Now()
 	c, err := h.Store.WithLock(ctx, r.ConnectionID, func(ctx context.Context, l *store.Locked) error {
-		if err := inWorkspace(l.Conn, r.WorkspaceID); err != nil {
+		if err := inWorkspace(l.Conn.WorkspaceID, r.WorkspaceID); err != nil {
 			return err
 		}
 		err := l.Confirm(ctx, r.Confirmation, now)

@@ -57,8 +57,8 @@ func (h *Handlers) getTokenFast(ctx context.Context, r messages.TokenRequest) (j
 	if !ok {
 		return nil, false, nil
 	}
-	if r.WorkspaceID != "" && e.WorkspaceID != r.WorkspaceID {
-		return nil, true, store.ErrNotFound
+	if err := inWorkspace(e.WorkspaceID, r.WorkspaceID); err != nil {
+		return nil, true, err
 	}
 	token := store.Connection{ExpiresAt: e.ExpiresAt, LastRefreshedAt: e.LastRefreshedAt}
 	if !e.Static && !refresh.Satisfies(token, refresh.Need{MinValid: minValid}, h.Now()) {
@@ -103,7 +103,7 @@ func (h *Handlers) getToken(ctx context.Context, r messages.TokenRequest) (json.
 	if err != nil {
 		return nil, err
 	}
-	if err := inWorkspace(c, r.WorkspaceID); err != nil {
+	if err := inWorkspace(c.WorkspaceID, r.WorkspaceID); err != nil {
 		return nil, err
 	}
 	if err := c.Serveable(); err != nil {
