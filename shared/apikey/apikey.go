@@ -95,7 +95,7 @@ func (s *Set) Identify(presented string) (Caller, bool) {
 	if s == nil || presented == "" {
 		return Caller{}, false
 	}
-	d := sha256.Sum256([]byte(presented))
+	d := digest(presented)
 	found := -1
 	for i := range s.entries {
 		if subtle.ConstantTimeCompare(d[:], s.entries[i].digest[:]) == 1 {
@@ -106,6 +106,17 @@ func (s *Set) Identify(presented string) (Caller, bool) {
 		return Caller{}, false
 	}
 	return s.entries[found].caller, true
+}
+
+// digest is the SHA-256 of key, hashed from a copy on the stack when the
+// key is of a usual length: every request is identified, and the hot path
+// allocates nothing it can avoid.
+func digest(key string) [sha256.Size]byte {
+	var buf [128]byte
+	if len(key) <= len(buf) {
+		return sha256.Sum256(append(buf[:0], key...))
+	}
+	return sha256.Sum256([]byte(key))
 }
 
 // LogValue keeps keys out of logs: only how many there are of each.
@@ -135,14 +146,32 @@ func Outgoing(keys []string) string {
 
 type callerKey struct{}
 
+// callerContext carries a request's caller: one allocation per request,
+// where context.WithValue would make two (the context and the boxed Caller).
+type callerContext struct {
+	context.Context
+	caller Caller
+}
+
+// Value answers callerKey with the callerContext itself (a pointer, which
+// boxes without allocating); CallerOf reads the caller from it.
+func (c *callerContext) Value(key any) any {
+	if key == (callerKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
 // WithCaller returns ctx carrying the caller of the request it serves.
 func WithCaller(ctx context.Context, c Caller) context.Context {
-	return context.WithValue(ctx, callerKey{}, c)
+	return &callerContext{Context: ctx, caller: c}
 }
 
 // CallerOf is who made the request ctx serves (the zero Caller when none
 // was recorded).
 func CallerOf(ctx context.Context) Caller {
-	c, _ := ctx.Value(callerKey{}).(Caller)
-	return c
+	if c, ok := ctx.Value(callerKey{}).(*callerContext); ok {
+		return c.caller
+	}
+	return Caller{}
 }

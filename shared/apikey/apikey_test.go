@@ -2,9 +2,11 @@ package apikey
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestIdentify(t *testing.T) {
@@ -45,6 +47,43 @@ func TestIdentify(t *testing.T) {
 	var nilSet *Set
 	if _, ok := nilSet.Identify("x"); ok {
 		t.Error("an empty set accepted a key")
+	}
+	// Keys longer than the stack copy digest hashes are identified alike.
+	long := strings.Repeat("k", 200)
+	s.Add(Admin, []string{long})
+	if c, ok := s.Identify(long); !ok || c.Principal != Admin {
+		t.Errorf("a 200-byte key: %+v, %v", c, ok)
+	}
+	if _, ok := s.Identify(long[:199]); ok {
+		t.Error("a prefix of a long key was accepted")
+	}
+}
+
+// TestCallerOf: the caller is found through every context derived from
+// the one that carries it, values above and below it stay readable, and a
+// context without one has the zero Caller.
+func TestCallerOf(t *testing.T) {
+	type other struct{}
+	want := Caller{Principal: Gateway, KeyID: "0123456789abcdef", CrossWorkspace: true}
+	ctx := WithCaller(context.WithValue(context.Background(), other{}, "below"), want)
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, other{}, "above"), time.Minute)
+	defer cancel()
+	if got := CallerOf(ctx); got != want {
+		t.Errorf("CallerOf = %+v, want %+v", got, want)
+	}
+	if v := ctx.Value(other{}); v != "above" {
+		t.Errorf("a value set above the caller: %v", v)
+	}
+	if v := WithCaller(context.WithValue(context.Background(), other{}, "below"), want).Value(other{}); v != "below" {
+		t.Errorf("a value set below the caller: %v", v)
+	}
+	if got := CallerOf(context.Background()); got != (Caller{}) {
+		t.Errorf("no caller recorded, CallerOf = %+v", got)
+	}
+	// A later WithCaller wins (the console's session inside an HTTP request).
+	inner := Caller{Principal: Operator, KeyID: "fedcba9876543210"}
+	if got := CallerOf(WithCaller(ctx, inner)); got != inner {
+		t.Errorf("CallerOf after a second WithCaller = %+v", got)
 	}
 }
 

@@ -1,9 +1,11 @@
 package natsx_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +50,7 @@ func TestEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Stop() })
-	fast := func(ctx context.Context, r echoReq) (echoReply, bool, error) {
+	fast := func(ctx context.Context, r echoReq, _ []byte) (echoReply, bool, error) {
 		if natsx.CallerOf(ctx).Principal != apikey.Gateway {
 			return echoReply{}, true, errors.New("the fast path does not know its caller")
 		}
@@ -146,6 +148,44 @@ func TestEndpoints(t *testing.T) {
 		if data.Errors[code] != n {
 			t.Errorf("errors by code %v, want %v", data.Errors, want)
 			break
+		}
+	}
+}
+
+// TestFastReplyBuffer: a fast path that builds its reply in the buffer it
+// is given gets an empty buffer of ReplyBufferSize bytes, all zero (the
+// reply of the request before, longer, is gone), and its reply goes out
+// whole; one longer than the buffer outgrows it.
+func TestFastReplyBuffer(t *testing.T) {
+	nc := testkit.Conn(t, testkit.NATS(t))
+	svc, err := natsx.NewService(nc, natsx.ServiceConfig{Name: "raw", Version: "1.0.0", Callers: apikey.NewSet().Add(apikey.Gateway, []string{key})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	fast := func(_ context.Context, r echoReq, buf []byte) (json.RawMessage, bool, error) {
+		if len(buf) != 0 || cap(buf) != natsx.ReplyBufferSize {
+			return nil, true, fmt.Errorf("buffer of length %d, capacity %d", len(buf), cap(buf))
+		}
+		if i := bytes.IndexFunc(buf[:cap(buf)], func(r rune) bool { return r != 0 }); i >= 0 {
+			return nil, true, fmt.Errorf("the buffer still holds an earlier reply at %d", i)
+		}
+		buf = append(buf, `{"hello":"`...)
+		buf = append(buf, r.Name...)
+		return append(buf, `"}`...), true, nil
+	}
+	slow := func(context.Context, echoReq) (json.RawMessage, error) { return nil, errors.New("not the slow path") }
+	if err := natsx.FastEndpoint(svc, "v1.raw.say", fast, slow, natsx.For(apikey.Gateway)); err != nil {
+		t.Fatal(err)
+	}
+	client := &natsx.Client{NC: nc, Prefix: messages.DefaultPrefix, APIKey: key}
+	for _, name := range []string{strings.Repeat("long-", 100), "short", strings.Repeat("x", natsx.ReplyBufferSize), "after"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var out echoReply
+		err := client.Request(ctx, "v1.raw.say", echoReq{Name: name}, &out)
+		cancel()
+		if err != nil || out.Hello != name {
+			t.Fatalf("reply for a name of %d bytes: %q, %v", len(name), out.Hello, err)
 		}
 	}
 }

@@ -235,7 +235,12 @@ func Endpoint[Req, Reply any](s *Service, subject string, h func(context.Context
 // reports not handled and the request goes on to h in the pool. Answering
 // inline lets NATS batch the replies into fewer writes: it is how a hot path
 // stays close to the floor of a do-nothing responder.
-func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(context.Context, Req) (reply Reply, handled bool, err error), h func(context.Context, Req) (Reply, error), opts ...Option) error {
+//
+// fast is given buf, an empty buffer of ReplyBufferSize bytes' capacity,
+// to build a json.RawMessage reply in (appending to it) without
+// allocating: once the reply has been sent, buf is cleared and reused for
+// another request, so nothing fast returns may point into it but the reply.
+func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(ctx context.Context, req Req, buf []byte) (reply Reply, handled bool, err error), h func(context.Context, Req) (Reply, error), opts ...Option) error {
 	o := endpointOptions{callers: map[string]bool{}, maxBytes: s.cfg.MaxRequestBytes}
 	for _, opt := range opts {
 		opt(&o)
@@ -294,11 +299,15 @@ func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(context.
 			}
 		}
 		ctx = apikey.WithCaller(ctx, caller)
-		if fast != nil {
-			if reply, handled, err := callFast(ctx, e, in, fast); handled {
-				e.finish(req, &rec, span, reply, err, true)
-				return
+		if fast != nil && e.tryFast(req, &rec, span, func(buf []byte) ([]byte, bool, error) {
+			reply, handled, err := callFast(ctx, e, in, buf, fast)
+			if !handled {
+				return nil, false, nil
 			}
+			body, err := settle(e, &rec, reply, err)
+			return body, true, err
+		}) {
+			return
 		}
 		if !s.enter() {
 			e.finish(req, &rec, span, nil, messages.Errorf(messages.CodeUnavailable, "this replica is stopping; try again"), true)
@@ -311,7 +320,8 @@ func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(context.
 			ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 			reply, err := call(ctx, e, in, h)
 			cancel()
-			e.finish(req, &pooled, span, reply, err, false)
+			body, err := settle(e, &pooled, reply, err)
+			e.finish(req, &pooled, span, body, err, false)
 		}()
 	}), micro.WithEndpointSubject(last))
 }
@@ -329,46 +339,90 @@ type endpoint struct {
 	relative string
 }
 
-func callFast[Req, Reply any](ctx context.Context, e *endpoint, in Req, fast func(context.Context, Req) (Reply, bool, error)) (reply any, handled bool, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			e.s.cfg.Log.Error("handler panic", "subject", e.subject, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			reply, handled, err = nil, true, fmt.Errorf("panic in handler")
-		}
-	}()
-	rep, handled, err := fast(ctx, in)
-	return rep, handled, err
+// ReplyBufferSize is the capacity of the buffer a fast path is given to
+// build its reply in: a Credential with a long access token fits.
+const ReplyBufferSize = 4 << 10
+
+// replyBuffers are the fast paths' reply buffers (*[]byte), each cleared
+// before it goes back.
+var replyBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, ReplyBufferSize)
+	return &b
+}}
+
+// tryFast runs a fast path (answer) with a reply buffer and, when it
+// handled the request, sends what it answered, reporting true. The buffer
+// is reused only after the reply is out: nats.go copies a reply into the
+// connection's write buffer before Respond returns (or into its reconnect
+// buffer), so the next request's reply cannot be built over this one's.
+func (e *endpoint) tryFast(req micro.Request, rec *AuditRecord, span trace.Span, answer func(buf []byte) (body []byte, handled bool, err error)) bool {
+	bp := replyBuffers.Get().(*[]byte)
+	body, handled, err := answer((*bp)[:0])
+	if handled {
+		e.finish(req, rec, span, body, err, true)
+	}
+	clear((*bp)[:cap(*bp)])
+	replyBuffers.Put(bp)
+	return handled
 }
 
-func call[Req, Reply any](ctx context.Context, e *endpoint, in Req, h func(context.Context, Req) (Reply, error)) (reply any, err error) {
+func callFast[Req, Reply any](ctx context.Context, e *endpoint, in Req, buf []byte, fast func(context.Context, Req, []byte) (Reply, bool, error)) (reply Reply, handled bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			e.s.cfg.Log.Error("handler panic", "subject", e.subject, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			reply, err = nil, fmt.Errorf("panic in handler")
+			var zero Reply
+			reply, handled, err = zero, true, fmt.Errorf("panic in handler")
+		}
+	}()
+	return fast(ctx, in, buf)
+}
+
+func call[Req, Reply any](ctx context.Context, e *endpoint, in Req, h func(context.Context, Req) (Reply, error)) (reply Reply, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.s.cfg.Log.Error("handler panic", "subject", e.subject, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			var zero Reply
+			reply, err = zero, fmt.Errorf("panic in handler")
 		}
 	}()
 	return h(ctx, in)
 }
 
-// finish records the request (audited endpoints), sends the reply or the
-// error, records the duration and ends the request's span (nil with tracing
-// off). The audit record is taken before the reply leaves, so a caller
-// holding a reply knows its request is recorded.
+// settle is what a handler's answer sends: its reply encoded (a
+// json.RawMessage as it is), and for an audited endpoint what the reply
+// names, when it names something (the connection a request created), in
+// rec. A reply that cannot be encoded is an error.
+func settle[Reply any](e *endpoint, rec *AuditRecord, reply Reply, err error) ([]byte, error) {
+	if err != nil {
+		return nil, err
+	}
+	if raw, ok := any(reply).(json.RawMessage); ok {
+		return raw, nil
+	}
+	if e.audit != nil {
+		if t, ok := any(reply).(AuditTargeter); ok {
+			if target, ws := t.AuditTarget(); target != "" {
+				rec.Target, rec.Workspace = target, ws
+			}
+		}
+	}
+	return json.Marshal(reply)
+}
+
+// finish records the request (audited endpoints), sends the encoded reply
+// (settle) or the error, records the duration and ends the request's span
+// (nil with tracing off). The audit record is taken before the reply
+// leaves, so a caller holding a reply knows its request is recorded.
 // inline says the subscription's goroutine is answering, before micro's
 // handler returns: only then may micro's own error bookkeeping (req.Error)
 // be used.
-func (e *endpoint) finish(req micro.Request, rec *AuditRecord, span trace.Span, reply any, err error, inline bool) {
+func (e *endpoint) finish(req micro.Request, rec *AuditRecord, span trace.Span, body []byte, err error, inline bool) {
 	var me *messages.Error
 	if err != nil {
 		me = e.contractError(err)
 		rec.Code = me.Code
 	}
 	if e.audit != nil {
-		if t, ok := reply.(AuditTargeter); ok && err == nil {
-			if target, ws := t.AuditTarget(); target != "" {
-				rec.Target, rec.Workspace = target, ws
-			}
-		}
 		rec.Subject = e.relative
 		e.audit(*rec)
 	}
@@ -387,7 +441,7 @@ func (e *endpoint) finish(req micro.Request, rec *AuditRecord, span trace.Span, 
 	endSpan(span, rec.Caller.Principal, string(rec.Code))
 	if me != nil {
 		e.fail(req, me, inline)
-	} else if rerr := respondJSON(req, reply); rerr != nil {
+	} else if rerr := req.Respond(body); rerr != nil {
 		e.s.cfg.Log.Error("reply failed", "subject", e.subject, "err", rerr)
 	}
 }
@@ -443,17 +497,6 @@ func (e *endpoint) fail(req micro.Request, me *messages.Error, inline bool) {
 	if rerr != nil {
 		e.s.cfg.Log.Error("error reply failed", "subject", e.subject, "err", rerr)
 	}
-}
-
-func respondJSON(req micro.Request, v any) error {
-	if raw, ok := v.(json.RawMessage); ok {
-		return req.Respond(raw)
-	}
-	body, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return req.Respond(body)
 }
 
 // Stats is micro's view of the service: what $SRV.STATS answers.

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,25 +42,12 @@ func main() {
 	redisURL := flag.String("redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
 	stored := flag.Int("stored", 1_000_000, "connections seeded (sealed, with COPY) for the working-set phases; 0 skips them")
 	readSet := flag.Int("working-set", 100_000, "connections of the stored ones the working-set phases read")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured phases to this file")
+	profileDir := flag.String("profiles", "", "write a CPU profile of each throughput phase (its rounds merged) to DIR/<phase>.prof")
 	version := flag.Bool("version", false, "print the version and Go build information, then exit")
 	flag.Parse()
 	if *version {
 		fmt.Print(buildinfo.Text("nexus-bench"))
 		return
-	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "nexus-bench:", err)
-			os.Exit(1)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(os.Stderr, "nexus-bench:", err)
-			os.Exit(1)
-		}
-		defer pprof.StopCPUProfile()
 	}
 	if *stored > 0 && (*readSet <= 0 || *readSet > *stored) {
 		fmt.Fprintln(os.Stderr, "nexus-bench: -working-set must be between 1 and -stored")
@@ -72,8 +58,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "nexus-bench: -rounds, -inflight must be at least 1, and -n at least -rounds")
 		os.Exit(2)
 	}
-	if err := run(pl, *pgBase, *redisURL, ws); err != nil {
-		pprof.StopCPUProfile()
+	pl.profiles = &profiles{dir: *profileDir}
+	err := run(pl, *pgBase, *redisURL, ws)
+	if err == nil {
+		err = pl.profiles.write()
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "nexus-bench:", err)
 		os.Exit(1)
 	}
@@ -165,7 +155,7 @@ func run(pl plan, pgBase, redisURL string, ws workingSet) error {
 	sizedFloor := mk("bench.floor.sized")
 
 	// Warm up every path, then measure each phase, floors first.
-	phases := []*phase{{mk: floor}, {mk: sizedFloor}, {mk: tokens}}
+	phases := []*phase{{name: "floor", mk: floor}, {name: "same-size", mk: sizedFloor}, {name: "tokens", mk: tokens}}
 	for _, p := range phases {
 		if _, err := latency(client, p.mk, 2000); err != nil {
 			return err
@@ -192,6 +182,7 @@ func run(pl plan, pgBase, redisURL string, ws workingSet) error {
 	if fs.syscalls > 0 {
 		fmt.Printf("%-28s %12.2f %12.2f %12.2f\n", "syscalls per request", fl.syscallsPerRequest(), fs.syscallsPerRequest(), tk.syscallsPerRequest())
 	}
+	fmt.Printf("%-28s %12.1f %12.1f %12.1f\n", "heap allocations per request", fl.allocsPerRequest(), fs.allocsPerRequest(), tk.allocsPerRequest())
 	fmt.Printf("%-28s %12s %12s %12s\n", "cache misses", "", "", missed)
 	p50, p50s := float64(tk.lat.p50)/float64(fl.lat.p50), float64(tk.lat.p50)/float64(fs.lat.p50)
 	fmt.Printf("%-28s %12s %12s %12s %8.2f %10s %8.2f %10s %s\n", "p50 @1 in flight", us(fl.lat.p50), us(fs.lat.p50), us(tk.lat.p50),
@@ -210,6 +201,7 @@ type plan struct {
 	duration time.Duration // each throughput phase, per round
 	latencyN int           // each path's one-in-flight requests, over all rounds
 	inflight int           // requests in flight for throughput
+	profiles *profiles     // CPU profiles of the throughput phases
 }
 
 // measure runs each phase's latency and throughput measurements. The
@@ -224,13 +216,20 @@ func measure(client *nats.Conn, phases []*phase, pl plan) error {
 			if err != nil {
 				return err
 			}
-			cpu, calls := processCPU(), ioSyscalls()
+			if err := pl.profiles.start(); err != nil {
+				return err
+			}
+			cpu, calls, allocs := processCPU(), ioSyscalls(), mallocs()
 			thr, done, err := throughput(client, p.mk, pl.inflight, pl.duration, 0)
 			if err != nil {
 				return err
 			}
+			if err := pl.profiles.stop(p.name); err != nil {
+				return err
+			}
 			p.cpu += processCPU() - cpu
 			p.syscalls += ioSyscalls() - calls
+			p.allocs += mallocs() - allocs
 			p.requests += done
 			p.lat.p50 += l.p50 / time.Duration(pl.rounds)
 			p.lat.p99 += l.p99 / time.Duration(pl.rounds)
@@ -242,9 +241,10 @@ func measure(client *nats.Conn, phases []*phase, pl plan) error {
 
 // phase is one path measured: how to make its request, and its figures.
 type phase struct {
-	mk  func() *nats.Msg
-	lat lat
-	thr float64
+	name string // of its profile (plan.profiles)
+	mk   func() *nats.Msg
+	lat  lat
+	thr  float64
 	// cpu is the process's CPU time (user and system, every goroutine:
 	// client, NATS server and broker) over the throughput phases, and
 	// requests how many they answered: their quotient is the CPU a request
@@ -255,6 +255,10 @@ type phase struct {
 	// over the throughput phases (Linux; 0 elsewhere): per request, it
 	// says how well messages were batched into reads and writes.
 	syscalls int64
+	// allocs is how many heap objects the process allocated over the
+	// throughput phases: per request, the garbage each one leaves the
+	// collector.
+	allocs uint64
 }
 
 type lat struct{ p50, p99 time.Duration }
@@ -274,6 +278,21 @@ func (p *phase) syscallsPerRequest() float64 {
 		return 0
 	}
 	return float64(p.syscalls) / float64(p.requests)
+}
+
+// allocsPerRequest is allocs over requests (see phase.allocs).
+func (p *phase) allocsPerRequest() float64 {
+	if p.requests == 0 {
+		return 0
+	}
+	return float64(p.allocs) / float64(p.requests)
+}
+
+// mallocs is how many heap objects the process has allocated so far.
+func mallocs() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.Mallocs
 }
 
 // ioSyscalls is the process's count of read and write system calls so far,

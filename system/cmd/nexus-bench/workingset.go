@@ -132,7 +132,7 @@ func (w workingSet) measure(client *nats.Conn, subject string, set []string, siz
 	warm := heapInUse()
 	fmt.Printf("first read of the %d connections (every one a cache miss, from PostgreSQL): %.0f req/s, %s\n", len(set), coldThr, time.Since(start).Round(100*time.Millisecond))
 
-	phases := []*phase{{mk: uniform.mk(subject)}, {mk: zipf.mk(subject)}}
+	phases := []*phase{{name: "uniform", mk: uniform.mk(subject)}, {name: "zipf", mk: zipf.mk(subject)}}
 	if err := measure(client, phases, pl); err != nil {
 		return err
 	}

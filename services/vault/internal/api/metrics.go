@@ -30,15 +30,15 @@ func NewCacheCounts(reg prometheus.Registerer) (*CacheCounts, error) {
 	return &CacheCounts{hits: vec.WithLabelValues("hit"), misses: vec.WithLabelValues("miss")}, nil
 }
 
-type fastTokens func(context.Context, messages.TokenRequest) (json.RawMessage, bool, error)
+type fastTokens func(context.Context, messages.TokenRequest, []byte) (json.RawMessage, bool, error)
 
 // count wraps tokens.get's fast path; with no counts it is fast itself.
 func (c *CacheCounts) count(fast fastTokens) fastTokens {
 	if c == nil {
 		return fast
 	}
-	return func(ctx context.Context, r messages.TokenRequest) (json.RawMessage, bool, error) {
-		reply, handled, err := fast(ctx, r)
+	return func(ctx context.Context, r messages.TokenRequest, buf []byte) (json.RawMessage, bool, error) {
+		reply, handled, err := fast(ctx, r, buf)
 		switch {
 		case !handled:
 			c.misses.Inc()

@@ -43,9 +43,10 @@ func minValidity(v *int) (time.Duration, error) {
 
 // getTokenFast is tokens.get's hot path, run inline on the subscription: a
 // cached credential that meets min_valid_seconds is served without touching
-// the database or starting a goroutine. Anything else (a miss, a token about
-// to expire) goes to getToken in the pool.
-func (h *Handlers) getTokenFast(ctx context.Context, r messages.TokenRequest) (json.RawMessage, bool, error) {
+// the database or starting a goroutine, opened into buf (natsx.FastEndpoint
+// clears and reuses it once the reply is sent). Anything else (a miss, a
+// token about to expire) goes to getToken in the pool.
+func (h *Handlers) getTokenFast(ctx context.Context, r messages.TokenRequest, buf []byte) (json.RawMessage, bool, error) {
 	minValid, err := minValidity(r.MinValidSeconds)
 	if err != nil {
 		return nil, true, err
@@ -53,7 +54,7 @@ func (h *Handlers) getTokenFast(ctx context.Context, r messages.TokenRequest) (j
 	if err := requireWorkspace(ctx, r.WorkspaceID); err != nil {
 		return nil, true, err
 	}
-	e, ok := h.Cache.Get(r.ConnectionID)
+	e, ok := h.Cache.Lookup(r.ConnectionID, buf)
 	if !ok {
 		return nil, false, nil
 	}

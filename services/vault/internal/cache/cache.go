@@ -28,6 +28,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Defaults for Options.
@@ -169,7 +170,12 @@ func (c *Cache) Confirm(sent time.Time) {
 
 // Get returns the live entry for id, with its reply opened, while the cache
 // is fresh.
-func (c *Cache) Get(id string) (Entry, bool) {
+func (c *Cache) Get(id string) (Entry, bool) { return c.Lookup(id, nil) }
+
+// Lookup is Get with the reply opened into buf (appended to buf[:0], which
+// it outgrows only for a reply longer than its capacity): the hot path opens
+// into a buffer it reuses once the reply is sent.
+func (c *Cache) Lookup(id string, buf []byte) (Entry, bool) {
 	now := c.now()
 	if !c.freshAt(now) {
 		return Entry{}, false
@@ -180,7 +186,7 @@ func (c *Cache) Get(id string) (Entry, bool) {
 	if !ok || it.tomb != 0 || !now.Before(it.expires) {
 		return Entry{}, false
 	}
-	reply, err := c.open(it.e.Reply, id)
+	reply, err := c.open(buf[:0], it.e.Reply, id)
 	if err != nil {
 		return Entry{}, false
 	}
@@ -335,10 +341,15 @@ func (c *Cache) Len() int {
 func (c *Cache) seal(reply []byte, id string) []byte {
 	nonce := make([]byte, c.aead.NonceSize(), c.aead.NonceSize()+len(reply)+c.aead.Overhead())
 	binary.BigEndian.PutUint64(nonce[len(nonce)-8:], c.nonce.Add(1))
-	return c.aead.Seal(nonce, nonce, reply, []byte(id))
+	return c.aead.Seal(nonce, nonce, reply, bound(id))
 }
 
-func (c *Cache) open(sealed []byte, id string) ([]byte, error) {
+func (c *Cache) open(dst, sealed []byte, id string) ([]byte, error) {
 	n := c.aead.NonceSize()
-	return c.aead.Open(nil, sealed[:n], sealed[n:], []byte(id))
+	return c.aead.Open(dst, sealed[:n], sealed[n:], bound(id))
 }
+
+// bound is id's bytes as the additional data an entry is sealed with,
+// without a copy: the AEAD only reads its additional data, and a string's
+// bytes are never written.
+func bound(id string) []byte { return unsafe.Slice(unsafe.StringData(id), len(id)) }

@@ -242,3 +242,28 @@ func TestSealed(t *testing.T) {
 		t.Fatal("an entry opened under another connection's id")
 	}
 }
+
+// TestLookupOpensIntoTheBuffer: Lookup opens the reply into the buffer it
+// is given, from its start, whatever the buffer held; a buffer too small
+// is outgrown, not overrun.
+func TestLookupOpensIntoTheBuffer(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	c := confirmed(clk, Options{})
+	c.Put(c.Begin(), entry("a"))
+	buf := append(make([]byte, 0, 256), "left over from another reply"...)
+	e, ok := c.Lookup("a", buf)
+	if !ok || string(e.Reply) != reply {
+		t.Fatalf("Lookup: %q, %v", e.Reply, ok)
+	}
+	if &e.Reply[0] != &buf[:1][0] {
+		t.Error("the reply was not opened into the buffer given")
+	}
+	small := make([]byte, 0, 4)
+	if e, ok := c.Lookup("a", small); !ok || string(e.Reply) != reply || string(small[:4]) != "\x00\x00\x00\x00" {
+		t.Fatalf("Lookup into a small buffer: %q, %v, buffer %q", e.Reply, ok, small[:4])
+	}
+	clk.t = clk.t.Add(DefaultWindow)
+	if _, ok := c.Lookup("a", buf); ok {
+		t.Fatal("Lookup served a window after the last confirmation")
+	}
+}
