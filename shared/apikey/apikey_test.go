@@ -48,14 +48,24 @@ func TestIdentify(t *testing.T) {
 	if _, ok := nilSet.Identify("x"); ok {
 		t.Error("an empty set accepted a key")
 	}
-	// Keys longer than the stack copy digest hashes are identified alike.
-	long := strings.Repeat("k", 200)
+	// What the zero padding of the comparison must not let through: a key
+	// with NULs appended, or a prefix, of a short key or of one longer than
+	// Identify's copy on the stack; each key is still found after a longer
+	// one widens the set.
+	long := strings.Repeat("k", 300)
 	s.Add(Admin, []string{long})
-	if c, ok := s.Identify(long); !ok || c.Principal != Admin {
-		t.Errorf("a 200-byte key: %+v, %v", c, ok)
+	for _, k := range []string{"gateway-key-current", long} {
+		if _, ok := s.Identify(k); !ok {
+			t.Errorf("a key of %d bytes is not found", len(k))
+		}
+		for _, near := range []string{k + "\x00", k[:len(k)-1], k + "x", k + strings.Repeat("\x00", 400)} {
+			if _, ok := s.Identify(near); ok {
+				t.Errorf("a near miss of a %d-byte key (%d bytes) was accepted", len(k), len(near))
+			}
+		}
 	}
-	if _, ok := s.Identify(long[:199]); ok {
-		t.Error("a prefix of a long key was accepted")
+	if c, _ := s.Identify(long); c.Principal != Admin {
+		t.Errorf("the long key names %q", c.Principal)
 	}
 }
 

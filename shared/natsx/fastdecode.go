@@ -123,16 +123,24 @@ func plainString(data []byte, i int) (from, to int, ok bool) {
 	if i >= len(data) || data[i] != '"' {
 		return 0, 0, false
 	}
-	for j := i + 1; j < len(data); j++ {
-		switch c := data[j]; {
-		case c == '"':
-			return i + 1, j, true
-		case c == '\\' || c < 0x20 || c > 0x7e:
-			return 0, 0, false
-		}
+	j := i + 1
+	for j < len(data) && plainByte[data[j]] {
+		j++
+	}
+	if j < len(data) && data[j] == '"' {
+		return i + 1, j, true
 	}
 	return 0, 0, false
 }
+
+// plainByte is true for the bytes a plain string holds: printable ASCII
+// but the quote and the backslash.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // smallInt reads a JSON integer at data[i] of at most maxFastDigits digits,
 // without sign, fraction or exponent.

@@ -241,25 +241,34 @@ func Endpoint[Req, Reply any](s *Service, subject string, h func(context.Context
 // allocating: once the reply has been sent, buf is cleared and reused for
 // another request, so nothing fast returns may point into it but the reply.
 func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(ctx context.Context, req Req, buf []byte) (reply Reply, handled bool, err error), h func(context.Context, Req) (Reply, error), opts ...Option) error {
+	e, err := s.newEndpoint(subject, opts)
+	if err != nil {
+		return err
+	}
+	g := s.svc.AddGroup(messages.Subject(s.cfg.Prefix, e.group))
+	return g.AddEndpoint(e.name, handler(e, fast, h), micro.WithEndpointSubject(e.last))
+}
+
+// newEndpoint sets up the handling state of an endpoint for subject.
+func (s *Service) newEndpoint(subject string, opts []Option) (*endpoint, error) {
 	o := endpointOptions{callers: map[string]bool{}, maxBytes: s.cfg.MaxRequestBytes}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if len(o.callers) == 0 {
-		return fmt.Errorf("endpoint %s serves no caller: name them with natsx.For", subject)
+		return nil, fmt.Errorf("endpoint %s serves no caller: name them with natsx.For", subject)
 	}
 	i := strings.LastIndexByte(subject, '.')
 	if i < 0 {
-		return fmt.Errorf("subject %q has no group", subject)
+		return nil, fmt.Errorf("subject %q has no group", subject)
 	}
-	group, last := subject[:i], subject[i+1:]
 	name := strings.ReplaceAll(strings.TrimPrefix(subject, "v1."), ".", "-")
 	full := messages.Subject(s.cfg.Prefix, subject)
 	s.mu.Lock()
 	counts := &endpointCounts{errors: map[messages.ErrorCode]int{}}
 	s.counts[name] = counts
 	s.mu.Unlock()
-	e := &endpoint{s: s, subject: full, counts: counts}
+	e := &endpoint{s: s, opts: o, subject: full, group: subject[:i], last: subject[i+1:], name: name, counts: counts}
 	if s.duration != nil {
 		e.okDuration = s.duration.WithLabelValues(full, "ok")
 	}
@@ -267,8 +276,14 @@ func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(ctx cont
 		e.audit = s.cfg.Audit
 		e.relative = subject
 	}
-	g := s.svc.AddGroup(messages.Subject(s.cfg.Prefix, group))
-	return g.AddEndpoint(name, micro.HandlerFunc(func(req micro.Request) {
+	return e, nil
+}
+
+// handler answers e's requests: the key, the body's size and its decoding
+// checked inline, then fast (when set) inline, else h in the pool.
+func handler[Req, Reply any](e *endpoint, fast func(context.Context, Req, []byte) (Reply, bool, error), h func(context.Context, Req) (Reply, error)) micro.HandlerFunc {
+	s, o := e.s, e.opts
+	return func(req micro.Request) {
 		start := time.Now()
 		caller, ok := s.cfg.Callers.Identify(req.Headers().Get(messages.HeaderAPIKey))
 		ctx, span := e.startHandling(context.Background(), req.Headers(), caller.Principal)
@@ -278,7 +293,7 @@ func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(ctx cont
 			e.finish(req, &rec, span, nil, messages.Errorf(messages.CodeUnauthorized, "missing or invalid %s header", messages.HeaderAPIKey), true)
 			return
 		case !o.callers[caller.Principal]:
-			e.finish(req, &rec, span, nil, messages.Errorf(messages.CodeForbidden, "this key may not call %s", full), true)
+			e.finish(req, &rec, span, nil, messages.Errorf(messages.CodeForbidden, "this key may not call %s", e.subject), true)
 			return
 		case len(req.Data()) > o.maxBytes:
 			e.finish(req, &rec, span, nil, messages.Errorf(messages.CodeInvalidRequest, "the request body is larger than %d bytes", o.maxBytes), true)
@@ -323,14 +338,16 @@ func FastEndpoint[Req, Reply any](s *Service, subject string, fast func(ctx cont
 			body, err := settle(e, &pooled, reply, err)
 			e.finish(req, &pooled, span, body, err, false)
 		}()
-	}), micro.WithEndpointSubject(last))
+	}
 }
 
 // endpoint is one subject's handling state.
 type endpoint struct {
-	s       *Service
-	subject string
-	counts  *endpointCounts
+	s    *Service
+	opts endpointOptions
+	// subject is the full subject; group, last and name are micro's.
+	subject, group, last, name string
+	counts                     *endpointCounts
 	// okDuration is the duration histogram's series for a success, looked
 	// up once (nil without a Registerer).
 	okDuration prometheus.Observer
@@ -357,11 +374,17 @@ var replyBuffers = sync.Pool{New: func() any {
 // buffer), so the next request's reply cannot be built over this one's.
 func (e *endpoint) tryFast(req micro.Request, rec *AuditRecord, span trace.Span, answer func(buf []byte) (body []byte, handled bool, err error)) bool {
 	bp := replyBuffers.Get().(*[]byte)
-	body, handled, err := answer((*bp)[:0])
+	buf := (*bp)[:cap(*bp)]
+	body, handled, err := answer(buf[:0])
 	if handled {
 		e.finish(req, rec, span, body, err, true)
 	}
-	clear((*bp)[:cap(*bp)])
+	// A reply built in the buffer is all that was written there (a reply
+	// that outgrew it may have left a part): clear that much.
+	if len(body) > 0 && &body[0] == &buf[0] {
+		buf = buf[:len(body)]
+	}
+	clear(buf)
 	replyBuffers.Put(bp)
 	return handled
 }

@@ -206,12 +206,14 @@ type plan struct {
 
 // measure runs each phase's latency and throughput measurements. The
 // phases alternate, in short rounds, so drift in the machine (GC, a
-// neighbour's load) falls on all alike; the figures are the means over the
-// rounds.
+// neighbour's load) falls on all alike, and each round starts with the
+// next phase, so none always runs first or last; the figures are the means
+// over the rounds.
 func measure(client *nats.Conn, phases []*phase, pl plan) error {
 	n := pl.latencyN / pl.rounds
-	for range pl.rounds {
-		for _, p := range phases {
+	for round := range pl.rounds {
+		for i := range phases {
+			p := phases[(round+i)%len(phases)]
 			l, err := latency(client, p.mk, n)
 			if err != nil {
 				return err
