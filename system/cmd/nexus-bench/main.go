@@ -34,8 +34,8 @@ import (
 
 func main() {
 	var pl plan
-	flag.IntVar(&pl.rounds, "rounds", 6, "how many times the phases alternate; the figures are over all rounds")
-	flag.DurationVar(&pl.duration, "duration", 2*time.Second, "how long each throughput phase runs in each round")
+	flag.IntVar(&pl.rounds, "rounds", 15, "how many times the phases alternate; the figures are over all rounds")
+	flag.DurationVar(&pl.duration, "duration", time.Second, "how long each throughput phase runs in each round")
 	flag.IntVar(&pl.latencyN, "n", 24000, "requests in each path's one-in-flight latency phases, over all rounds")
 	flag.IntVar(&pl.inflight, "inflight", 64, "requests in flight for the throughput phase")
 	pgBase := flag.String("postgres", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL server for a temporary database")
