@@ -7,8 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/shared/pg"
@@ -48,7 +50,15 @@ func (s *Store) InsertAudit(ctx context.Context, entries []AuditEntry) error {
 	}
 	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{Schema, "audit"}, auditColumns, pgx.CopyFromSlice(len(entries), func(i int) ([]any, error) {
 		e := entries[i]
-		return []any{e.ID, e.At, e.LastAt, e.Count, e.Principal, e.KeyID, e.ActorKeyID, e.Action, e.Target, e.WorkspaceID, e.Outcome}, nil
+		// The id goes as a UUID, not as its text: COPY is binary, and pgx
+		// turns text into a uuid only after failing to encode it as one
+		// (an error made and dropped per row, a third of the write's cost
+		// when a working set of many connections is read).
+		id, err := uuid.Parse(e.ID)
+		if err != nil {
+			return nil, fmt.Errorf("%w: id %q is not a UUID", ErrAuditRejected, e.ID)
+		}
+		return []any{pgtype.UUID{Bytes: id, Valid: true}, e.At, e.LastAt, e.Count, e.Principal, e.KeyID, e.ActorKeyID, e.Action, e.Target, e.WorkspaceID, e.Outcome}, nil
 	}))
 	var pe *pgconn.PgError
 	// Class 22 (data exception) and 23 (integrity constraint violation):
