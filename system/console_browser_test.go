@@ -316,7 +316,9 @@ func TestConsoleBrowser(t *testing.T) {
 		br.t = t
 		br.open("/console/audit")
 		log := br.text("#audit")
-		for _, action := range []string{messages.SubjectProvidersCreate, messages.SubjectVaultOperatorConnectionsRevoke, messages.SubjectVaultConnectionsCreate} {
+		// handshake.begin is admin's record of the re-consent link, naming
+		// the operator (the vault's record of the consent names admin).
+		for _, action := range []string{messages.SubjectProvidersCreate, messages.SubjectVaultOperatorConnectionsRevoke, messages.SubjectVaultConnectionsCreate, messages.SubjectHandshakeBegin} {
 			if !strings.Contains(log, action) {
 				br.fail("the audit page has no %s record", action)
 			}

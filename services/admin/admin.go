@@ -168,7 +168,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		return nil, err
 	}
 	s.console, err = console.New(console.Options{
-		Registry: reg, Templates: cat, Audit: auditLog, Keys: relay, Connections: conns,
+		Registry: reg, Templates: cat, Audit: auditLog, Reconsents: st, Keys: relay, Connections: conns,
 		Services: vaultClient, Events: s.nc, Prefix: cfg.Prefix,
 		Callers: callers, OperatorKeys: cfg.OperatorKeys, Pool: s.pool, URL: cfg.PublicURL, LoginRate: cfg.ConsoleLoginRate,
 		Registerer: prom, Log: log,

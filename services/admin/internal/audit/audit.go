@@ -61,16 +61,13 @@ func (l *Log) List(ctx context.Context, r messages.AuditListRequest) (messages.A
 	}
 	limit := r.PageLimit()
 	r.Limit = limit
-	var own []messages.AuditRecord
-	ownMore := false
-	// Admin's records name no workspace: a filter by one selects none.
-	if r.WorkspaceID == "" {
-		f := store.AuditFilter{Since: r.Since, Until: r.Until, Principal: r.Principal, KeyID: r.KeyID, Target: r.Target, Action: r.Action, Limit: limit}
-		f.BeforeAt, f.BeforeID, _ = messages.DecodeAuditCursor(r.Cursor)
-		var err error
-		if own, ownMore, err = l.store.ListAudit(ctx, f); err != nil {
-			return messages.AuditListReply{}, err
-		}
+	// Of admin's records only re-consents name a workspace: a filter by
+	// one selects those of its connections.
+	f := store.AuditFilter{Since: r.Since, Until: r.Until, Principal: r.Principal, KeyID: r.KeyID, Target: r.Target, WorkspaceID: r.WorkspaceID, Action: r.Action, Limit: limit}
+	f.BeforeAt, f.BeforeID, _ = messages.DecodeAuditCursor(r.Cursor)
+	own, ownMore, err := l.store.ListAudit(ctx, f)
+	if err != nil {
+		return messages.AuditListReply{}, err
 	}
 	vctx, cancel := context.WithTimeout(ctx, vaultTimeout)
 	defer cancel()

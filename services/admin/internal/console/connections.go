@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/admin/internal/store"
+	"github.com/nexus-broker/nexus/shared/apikey"
 )
 
 // serviceTimeout bounds a call to the vault or the handshake.
@@ -104,10 +106,11 @@ func (c *Console) attention(w http.ResponseWriter, r *http.Request) {
 }
 
 // reconsent begins a re-consent of the connection (handshake.begin naming
-// it, as admin: the handshake lets admin begin nothing else) and shows the
-// link to hand its user. The link carries no credential; whoever opens it
-// first owns the consent, and the tokens it yields go to the vault and are
-// served only to the Gateway.
+// it, as admin: the handshake lets admin begin nothing else), records it in
+// admin's audit log with the session's operator, and shows the link to hand
+// its user: a link whose record could not be written is not shown. The link
+// carries no credential; whoever opens it first owns the consent, and the
+// tokens it yields go to the vault and are served only to the Gateway.
 func (c *Console) reconsent(w http.ResponseWriter, r *http.Request) {
 	conn, err := c.getConnection(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -123,6 +126,13 @@ func (c *Console) reconsent(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, status, "connection", connectionData{C: conn, ReturnURL: returnURL}, view{Title: "Connection", Nav: "connections", Error: msg})
 		return
 	}
-	c.o.Log.Info("console: re-consent begun", "connection_id", conn.ConnectionID, "key_id", sessionOf(r.Context()).KeyID)
+	keyID := sessionOf(r.Context()).KeyID
+	if err := c.o.Reconsents.RecordReconsent(r.Context(), store.Audit{Principal: apikey.Operator, KeyID: keyID}, conn); err != nil {
+		c.o.Log.Error("console: the re-consent could not be recorded; its link is not shown", "connection_id", conn.ConnectionID, "err", err)
+		c.render(w, r, http.StatusServiceUnavailable, "connection", connectionData{C: conn, ReturnURL: returnURL},
+			view{Title: "Connection", Nav: "connections", Error: "The re-consent could not be recorded in the audit log, so its link is not shown. Try again."})
+		return
+	}
+	c.o.Log.Info("console: re-consent begun", "connection_id", conn.ConnectionID, "key_id", keyID)
 	c.render(w, r, http.StatusOK, "connection", connectionData{C: conn, Link: &link, ReturnURL: returnURL}, view{Title: "Connection", Nav: "connections"})
 }

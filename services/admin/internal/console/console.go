@@ -29,6 +29,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nexus-broker/nexus/services/admin/internal/store"
+
 	"github.com/nexus-broker/nexus/messages"
 	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/ratelimit"
@@ -60,10 +62,19 @@ type Templates interface {
 	Get(ctx context.Context, ref messages.TemplateRef) (messages.Template, error)
 }
 
-// AuditLog is admin's audit.list (internal/audit).
+// AuditLog is admin's audit.list (internal/audit), and where a re-consent
+// link made in the console is recorded with the operator who made it
+// (internal/store).
 type AuditLog interface {
 	List(ctx context.Context, r messages.AuditListRequest) (messages.AuditListReply, error)
 }
+
+// ReconsentLog records who made a re-consent link (internal/store).
+type ReconsentLog interface {
+	RecordReconsent(ctx context.Context, a store.Audit, conn messages.Connection) error
+}
+
+var _ ReconsentLog = (*store.Store)(nil)
 
 // Keys is the vault's keys report (internal/keys).
 type Keys interface {
@@ -95,7 +106,10 @@ type Options struct {
 	Registry  Registry
 	Templates Templates
 	Audit     AuditLog
-	Keys      Keys
+	// Reconsents records each re-consent link with its operator: the
+	// vault's record of the consent names admin, which asked for it.
+	Reconsents ReconsentLog
+	Keys       Keys
 	// Connections is the operators' view of connections at the vault (no
 	// token material; the vault's audit names the session's operator key).
 	Connections Connections
@@ -141,7 +155,7 @@ func New(o Options) (*Console, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if o.Registry == nil || o.Templates == nil || o.Audit == nil || o.Keys == nil || o.Connections == nil || o.Services == nil || o.Events == nil || o.Callers == nil || o.Pool == nil {
+	if o.Registry == nil || o.Templates == nil || o.Audit == nil || o.Reconsents == nil || o.Keys == nil || o.Connections == nil || o.Services == nil || o.Events == nil || o.Callers == nil || o.Pool == nil {
 		return nil, errors.New("console: every collaborator is required")
 	}
 	limit, err := ratelimit.New(ratelimit.Options{

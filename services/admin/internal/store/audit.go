@@ -29,12 +29,24 @@ func writeAudit(ctx context.Context, tx pgx.Tx, a Audit, p messages.Provider, at
 	return err
 }
 
+// RecordReconsent records that a (an operator) began a re-consent of conn:
+// a link to hand its user, made in the console. The vault's record of the
+// consent names the service that asked for it (admin); this one names the
+// operator.
+func (s *Store) RecordReconsent(ctx context.Context, a Audit, conn messages.Connection) error {
+	_, err := s.pool.Exec(ctx, `insert into admin.audit (at, principal, key_id, action, provider_id, provider_name, connection_id, workspace_id)
+		values ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		s.clock(), a.Principal, a.KeyID, messages.SubjectHandshakeBegin, conn.ProviderID, conn.Provider, conn.ConnectionID, conn.WorkspaceID)
+	return err
+}
+
 // AuditFilter selects audit records; zero fields select everything.
 type AuditFilter struct {
 	Since, Until time.Time // at >= Since, at < Until
 	Principal    string
 	KeyID        string
-	Target       string // a provider's id or name
+	Target       string // a provider's id or name, or a connection's id
+	WorkspaceID  string // the workspace of a connection's records
 	Action       string
 	// BeforeAt and BeforeID (a UUID): only records after this one in list
 	// order (at, id descending), the cursor of the previous page.
@@ -56,14 +68,17 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]messages.AuditR
 	w.Equal("principal", f.Principal)
 	w.Equal("key_id", f.KeyID)
 	w.Equal("action", f.Action)
+	w.Equal("workspace_id", f.WorkspaceID)
 	if f.Target != "" {
 		a := w.Arg(f.Target)
-		w.Add("(provider_id = " + a + " or provider_name = " + a + ")")
+		// What a record names as its target: a re-consent its connection,
+		// a provider change its provider.
+		w.Add("(connection_id = " + a + " or (connection_id = '' and (provider_id = " + a + " or provider_name = " + a + ")))")
 	}
 	if f.BeforeID != "" {
 		w.Add("(at, id) < (" + w.Arg(f.BeforeAt.UTC()) + ", " + w.Arg(f.BeforeID) + "::uuid)")
 	}
-	q := "select id::text, at, principal, key_id, action, provider_id, provider_name, changed from admin.audit" +
+	q := "select id::text, at, principal, key_id, action, provider_id, provider_name, changed, connection_id, workspace_id from admin.audit" +
 		w.String() + " order by at desc, id desc limit " + w.Arg(f.Limit+1)
 	rows, err := s.pool.Query(ctx, q, w.Args...)
 	if err != nil {
@@ -71,7 +86,11 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]messages.AuditR
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (messages.AuditRecord, error) {
 		var a messages.AuditRecord
-		err := r.Scan(&a.ID, &a.At, &a.Principal, &a.KeyID, &a.Action, &a.Target, &a.ProviderName, &a.Changed)
+		var connectionID string
+		err := r.Scan(&a.ID, &a.At, &a.Principal, &a.KeyID, &a.Action, &a.Target, &a.ProviderName, &a.Changed, &connectionID, &a.WorkspaceID)
+		if connectionID != "" {
+			a.Target = connectionID // a re-consent names its connection, as the vault's records do
+		}
 		a.At = a.At.UTC()
 		a.LastAt, a.Count, a.Outcome = a.At, 1, messages.OutcomeOK
 		return a, err
