@@ -11,6 +11,16 @@ const DefaultPrefix = "nexus"
 // ones between the broker's own services, and the event subjects. Names are
 // relative to the prefix; Subject builds the full name.
 
+// GatewaySubjects are the contract's request/reply subjects, every one the
+// Gateway may call: handshake.begin (the handshake's), then the vault's.
+func GatewaySubjects() []string {
+	return []string{
+		SubjectHandshakeBegin,
+		SubjectConnectionsGet, SubjectConnectionsList, SubjectConnectionsRevoke, SubjectConnectionsConfirm,
+		SubjectTokensGet, SubjectTokensRefresh,
+	}
+}
+
 // Request/reply subjects.
 const (
 	// Gateway-facing.

@@ -14,6 +14,8 @@ import (
 	"slices"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/nexus-broker/nexus/messages"
 )
 
 // The users.
@@ -71,20 +73,18 @@ func Users(prefix string) []User {
 		}
 		return out
 	}
-	contract := []string{
-		p("v1.handshake.begin"),
-		p("v1.connections.get"), p("v1.connections.list"), p("v1.connections.revoke"), p("v1.connections.confirm"),
-		p("v1.tokens.get"), p("v1.tokens.refresh"),
+	var contract []string
+	for _, s := range messages.GatewaySubjects() {
+		contract = append(contract, p(s))
 	}
+	// The vault answers every contract subject but the handshake's.
+	vaultContract := slices.DeleteFunc(slices.Clone(contract), func(s string) bool { return s == p(messages.SubjectHandshakeBegin) })
 	return []User{
 		{
 			Name: Vault,
 			// The Gateway's contract subjects the vault answers, its own
 			// internal subjects, and its replicas' broadcasts.
-			Subscribe: append([]string{
-				p("v1.connections.get"), p("v1.connections.list"), p("v1.connections.revoke"), p("v1.connections.confirm"),
-				p("v1.tokens.get"), p("v1.tokens.refresh"), p("v1.vault.>"), inbox(Vault),
-			}, srv("vault")...),
+			Subscribe: append(append(vaultContract, p("v1.vault.>"), inbox(Vault)), srv("vault")...),
 			Publish:   []string{p("v1.vault.outbox.notify")},
 			Responder: true,
 		},
