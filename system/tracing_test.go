@@ -1,6 +1,7 @@
 package system_test
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -186,6 +187,19 @@ func TestTracing(t *testing.T) {
 				if strings.Contains(v, secret) || strings.Contains(v, url.QueryEscape(secret)) {
 					t.Errorf("span %s %q: attribute %s holds secret #%d of the list", s.Kind, s.Name, k, i)
 				}
+			}
+		}
+	}
+	// And anywhere else in what was exported (span names, events, status
+	// messages, resources): protobuf carries strings as they are.
+	bodies := otlp.Bodies()
+	if len(bodies) == 0 {
+		t.Fatal("no export was received")
+	}
+	for n, body := range bodies {
+		for i, secret := range secrets {
+			if secret != "" && (bytes.Contains(body, []byte(secret)) || bytes.Contains(body, []byte(url.QueryEscape(secret)))) {
+				t.Errorf("export %d holds secret #%d of the list", n, i)
 			}
 		}
 	}

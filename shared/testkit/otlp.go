@@ -24,6 +24,7 @@ type OTLPReceiver struct {
 	mu      sync.Mutex
 	spans   []Span
 	exports int
+	bodies  [][]byte
 }
 
 // Span is one exported span, flattened: the service is its resource's
@@ -63,6 +64,7 @@ func (r *OTLPReceiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	r.exports++
+	r.bodies = append(r.bodies, body)
 	for _, rs := range export.ResourceSpans {
 		service := attributes(rs.GetResource().GetAttributes())["service.name"]
 		for _, ss := range rs.ScopeSpans {
@@ -103,6 +105,15 @@ func anyValue(v *commonpb.AnyValue) string {
 	default:
 		return v.String()
 	}
+}
+
+// Bodies is every export received so far, as it came (protobuf): every
+// string a span carries (its name, attributes, events, status, resource)
+// is in it as it was exported, for tests that look for what must not be.
+func (r *OTLPReceiver) Bodies() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.bodies...)
 }
 
 // Spans is every span received so far.
