@@ -185,7 +185,7 @@ func (ch *changes) sendProbes(ctx context.Context, prober *pgx.Conn, cancel cont
 		ch.mu.Lock()
 		ch.seq++
 		seq := ch.seq
-		ch.sent[seq] = time.Now() // before the probe commits: any change before it is older
+		ch.sent[seq] = ch.cache.Now() // before the probe commits: any change before it is older
 		silent := time.Since(ch.heard) > ch.silence
 		ch.mu.Unlock()
 		if silent {

@@ -293,7 +293,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if s.nc, err = natsx.Connect(cfg.NATSURL, natsauth.Vault, log, natsx.TLS(cfg.Common)...); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
-	c := cache.New(cache.Options{MaxEntries: cfg.CacheEntries})
+	// The vault's clock, which the change listener's probes read through
+	// the cache, and tokens.get's checks with it.
+	c := cache.New(cache.Options{MaxEntries: cfg.CacheEntries, Now: cfg.Now})
 	outboxSubject := messages.Subject(cfg.Prefix, messages.SubjectVaultOutboxNotify)
 	every, ttl := cfg.KeysInterval, cfg.ReplicaTTL
 	if every <= 0 {

@@ -54,7 +54,8 @@ func (h *Handlers) getTokenFast(ctx context.Context, r messages.TokenRequest, bu
 	if err := requireWorkspace(ctx, r.WorkspaceID); err != nil {
 		return nil, true, err
 	}
-	e, ok := h.Cache.Lookup(r.ConnectionID, buf)
+	now := h.Now() // the cache's clock too (vault.Start)
+	e, ok := h.Cache.Lookup(r.ConnectionID, now, buf)
 	if !ok {
 		return nil, false, nil
 	}
@@ -62,7 +63,7 @@ func (h *Handlers) getTokenFast(ctx context.Context, r messages.TokenRequest, bu
 		return nil, true, err
 	}
 	token := store.Connection{ExpiresAt: e.ExpiresAt, LastRefreshedAt: e.LastRefreshedAt}
-	if !e.Static && !refresh.Satisfies(token, refresh.Need{MinValid: minValid}, h.Now()) {
+	if !e.Static && !refresh.Satisfies(token, refresh.Need{MinValid: minValid}, now) {
 		return nil, false, nil
 	}
 	return e.Reply, true, nil

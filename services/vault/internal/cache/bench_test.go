@@ -18,7 +18,7 @@ func BenchmarkLookup(b *testing.B) {
 	buf := make([]byte, 0, 4096)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := c.Lookup(id, buf); !ok {
+		if _, ok := c.Lookup(id, now, buf); !ok {
 			b.Fatal("miss")
 		}
 	}

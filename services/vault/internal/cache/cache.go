@@ -138,6 +138,10 @@ func New(o Options) *Cache {
 		items: map[string]item{}, providerTombs: map[string]providerTomb{}}
 }
 
+// Now reads the cache's clock (Options.Now). The times given to Confirm
+// and Lookup are read from it.
+func (c *Cache) Now() time.Time { return c.now() }
+
 // Fresh reports whether the cache has been confirmed within Window.
 func (c *Cache) Fresh() bool { return c.freshAt(c.now()) }
 
@@ -170,13 +174,14 @@ func (c *Cache) Confirm(sent time.Time) {
 
 // Get returns the live entry for id, with its reply opened, while the cache
 // is fresh.
-func (c *Cache) Get(id string) (Entry, bool) { return c.Lookup(id, nil) }
+func (c *Cache) Get(id string) (Entry, bool) { return c.Lookup(id, c.now(), nil) }
 
-// Lookup is Get with the reply opened into buf (appended to buf[:0], which
-// it outgrows only for a reply longer than its capacity): the hot path opens
-// into a buffer it reuses once the reply is sent.
-func (c *Cache) Lookup(id string, buf []byte) (Entry, bool) {
-	now := c.now()
+// Lookup is Get at now, read from the cache's clock (Now, Options.Now),
+// with the reply opened into buf (appended to buf[:0], which it outgrows
+// only for a reply longer than its capacity): the hot path reads the clock
+// once for the lookup and its own checks, and opens into a buffer it reuses
+// once the reply is sent.
+func (c *Cache) Lookup(id string, now time.Time, buf []byte) (Entry, bool) {
 	if !c.freshAt(now) {
 		return Entry{}, false
 	}

@@ -251,7 +251,7 @@ func TestLookupOpensIntoTheBuffer(t *testing.T) {
 	c := confirmed(clk, Options{})
 	c.Put(c.Begin(), entry("a"))
 	buf := append(make([]byte, 0, 256), "left over from another reply"...)
-	e, ok := c.Lookup("a", buf)
+	e, ok := c.Lookup("a", clk.t, buf)
 	if !ok || string(e.Reply) != reply {
 		t.Fatalf("Lookup: %q, %v", e.Reply, ok)
 	}
@@ -259,11 +259,11 @@ func TestLookupOpensIntoTheBuffer(t *testing.T) {
 		t.Error("the reply was not opened into the buffer given")
 	}
 	small := make([]byte, 0, 4)
-	if e, ok := c.Lookup("a", small); !ok || string(e.Reply) != reply || string(small[:4]) != "\x00\x00\x00\x00" {
+	if e, ok := c.Lookup("a", clk.t, small); !ok || string(e.Reply) != reply || string(small[:4]) != "\x00\x00\x00\x00" {
 		t.Fatalf("Lookup into a small buffer: %q, %v, buffer %q", e.Reply, ok, small[:4])
 	}
 	clk.t = clk.t.Add(DefaultWindow)
-	if _, ok := c.Lookup("a", buf); ok {
+	if _, ok := c.Lookup("a", clk.t, buf); ok {
 		t.Fatal("Lookup served a window after the last confirmation")
 	}
 }
