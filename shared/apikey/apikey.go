@@ -102,10 +102,11 @@ func (s *Set) Len() int {
 
 // Identify returns the caller presented names. presented is compared in
 // constant time with every accepted key, word by word over the longest
-// key's length, lengths included: neither what an accepted key holds nor its
-// length, nor how much of it presented matches, nor which key matched
-// changes the work done. (The set holds the keys themselves, as the
-// process's configuration does; the comparison is a tenth of what hashing
+// key's length, lengths included: the work depends only on how many keys
+// there are and on that longest length (rounded up to a word), never on
+// what a key holds, on its own length, on how much of it presented matches,
+// or on which key matched. (The set holds the keys themselves, as the
+// process's configuration does; the comparison is a quarter of what hashing
 // the presented key first would cost every request.)
 func (s *Set) Identify(presented string) (Caller, bool) {
 	if s == nil || presented == "" || s.width == 0 {
