@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math/rand/v2"
 	"net"
@@ -393,24 +392,11 @@ func (k *killBroker) refresherMetric(sample string) float64 {
 	return metricValue(strings.TrimSuffix(k.ready[k.refresher], "/readyz")+"/metrics", sample)
 }
 
-// metricValue reads one sample of a Prometheus text page (0 when absent).
+// metricValue reads one sample of a Prometheus text page (0 when absent
+// or unreadable: the callers wait for it to move).
 func metricValue(url, sample string) float64 {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	page, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(page), "\n") {
-		if v, ok := strings.CutPrefix(line, sample+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return 0
+	v, _, _ := systemtest.MetricSample(url, sample)
+	return v
 }
 
 // faultWindow is a fault, from its kill until the broker worked again: the

@@ -7,12 +7,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"runtime"
 	"slices"
@@ -318,22 +316,11 @@ func ioSyscalls() int64 {
 // cache (nexus_vault_token_cache_total{result="miss"}), from its /metrics;
 // -1 when it cannot be read.
 func cacheMisses(vaultURL string) int64 {
-	resp, err := http.Get(vaultURL + "/metrics")
-	if err != nil {
+	v, found, err := systemtest.MetricSample(vaultURL+"/metrics", `nexus_vault_token_cache_total{result="miss"}`)
+	if err != nil || !found {
 		return -1
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), `nexus_vault_token_cache_total{result="miss"} `); ok {
-			n, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return -1
-			}
-			return int64(n)
-		}
-	}
-	return -1
+	return int64(v)
 }
 
 // processCPU is the CPU time the process has used, user and system.
