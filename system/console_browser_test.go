@@ -2,6 +2,8 @@ package system_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -322,6 +324,12 @@ func TestConsoleBrowser(t *testing.T) {
 			if !strings.Contains(log, action) {
 				br.fail("the audit page has no %s record", action)
 			}
+		}
+		// The re-consent's record names the operator's key and the connection.
+		sum := sha256.Sum256([]byte(b.OperatorKey))
+		row := br.eval(`Array.from(document.querySelectorAll("#audit tbody tr")).map(r => r.innerText).filter(t => t.includes("` + messages.SubjectHandshakeBegin + `")).join("\n")`)
+		if !strings.Contains(row, "operator") || !strings.Contains(row, hex.EncodeToString(sum[:8])) || !strings.Contains(row, needsUser) || !strings.Contains(row, "ws-1") {
+			br.fail("the re-consent's record %q: want the operator, its key id, the connection and ws-1", row)
 		}
 		br.open("/console/keys")
 		if got := br.text("#keys-summary"); !strings.Contains(got, "Newest key") {

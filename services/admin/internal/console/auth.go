@@ -66,24 +66,27 @@ func (c *Console) setCookie(w http.ResponseWriter, r *http.Request, name, value 
 	})
 }
 
-// current is the session the request's cookie names, marked used.
-func (c *Console) current(r *http.Request) (string, session, error) {
+// sessionID is the session id the request's cookie holds ("" for none:
+// no session has it).
+func (c *Console) sessionID(r *http.Request) string {
 	ck, err := r.Cookie(c.cookieName(r, sessionCookie, secureSessionCookie))
 	if err != nil {
-		return "", session{}, errNoSession
+		return ""
 	}
-	se, err := c.sessions.get(r.Context(), ck.Value)
-	return ck.Value, se, err
+	return ck.Value
+}
+
+// current is the session the request's cookie names, marked used.
+func (c *Console) current(r *http.Request) (string, session, error) {
+	id := c.sessionID(r)
+	se, err := c.sessions.get(r.Context(), id)
+	return id, se, err
 }
 
 // signedIn reports whether the request's session is still live, without
 // marking it used (sessions.check).
 func (c *Console) signedIn(r *http.Request) bool {
-	ck, err := r.Cookie(c.cookieName(r, sessionCookie, secureSessionCookie))
-	if err != nil {
-		return false
-	}
-	_, err = c.sessions.check(r.Context(), ck.Value)
+	_, err := c.sessions.check(r.Context(), c.sessionID(r))
 	return err == nil
 }
 

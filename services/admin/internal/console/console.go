@@ -29,9 +29,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/nexus-broker/nexus/services/admin/internal/store"
-
 	"github.com/nexus-broker/nexus/messages"
+	"github.com/nexus-broker/nexus/services/admin/internal/store"
 	"github.com/nexus-broker/nexus/shared/apikey"
 	"github.com/nexus-broker/nexus/shared/ratelimit"
 )
@@ -62,9 +61,7 @@ type Templates interface {
 	Get(ctx context.Context, ref messages.TemplateRef) (messages.Template, error)
 }
 
-// AuditLog is admin's audit.list (internal/audit), and where a re-consent
-// link made in the console is recorded with the operator who made it
-// (internal/store).
+// AuditLog is admin's audit.list (internal/audit).
 type AuditLog interface {
 	List(ctx context.Context, r messages.AuditListRequest) (messages.AuditListReply, error)
 }
