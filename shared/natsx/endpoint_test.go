@@ -189,3 +189,25 @@ func TestFastReplyBuffer(t *testing.T) {
 		}
 	}
 }
+
+// TestUnencodableReply: a reply that cannot be encoded is answered
+// internal, not left without an answer until the caller's deadline.
+func TestUnencodableReply(t *testing.T) {
+	nc := testkit.Conn(t, testkit.NATS(t))
+	svc, err := natsx.NewService(nc, natsx.ServiceConfig{Name: "enc", Version: "1.0.0", Callers: apikey.NewSet().Add(apikey.Gateway, []string{key})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	h := func(context.Context, echoReq) (map[string]any, error) { return map[string]any{"f": func() {}}, nil }
+	if err := natsx.Endpoint(svc, "v1.enc.say", h, natsx.For(apikey.Gateway)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var out map[string]any
+	err = (&natsx.Client{NC: nc, Prefix: messages.DefaultPrefix, APIKey: key}).Request(ctx, "v1.enc.say", echoReq{Name: "x"}, &out)
+	if !errors.Is(err, messages.ErrInternal) {
+		t.Fatalf("err = %v, want internal", err)
+	}
+}
